@@ -1,0 +1,77 @@
+//===- MoEAttrs.h - MoE dialect attributes ----------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEATTRS_H
+#define MOE_DIALECT_MOE_IR_MOEATTRS_H
+
+#include "mlir/IR/Attributes.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/OpImplementation.h"
+
+#include "moe/Dialect/MoE/IR/MoEEnums.h.inc"
+
+namespace mlir {
+namespace moe {
+
+struct RoutingConfig;
+
+namespace detail {
+/// Parsers and printers of the float parameters of MoE attributes.
+FailureOr<APFloat> parseF32Param(AsmParser &parser);
+void printF32Param(AsmPrinter &printer, const APFloat &value);
+FailureOr<APFloat> parseF64Param(AsmParser &parser);
+void printF64Param(AsmPrinter &printer, const APFloat &value);
+} // namespace detail
+
+} // namespace moe
+} // namespace mlir
+
+#include "moe/Dialect/MoE/IR/MoEAttrInterfaces.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoEAttrs.h.inc"
+
+namespace mlir {
+namespace moe {
+
+/// Everything that decides how a routing op routes: the expert space, the
+/// slot count `K`, scoring, strategy, normalisation, scale, the optional
+/// capacity and groups, and which optional operands are present.
+struct RoutingConfig {
+  ExpertSpaceAttr experts;
+  int64_t k = 0;
+  Scoring scoring = Scoring::softmax;
+  RoutingStrategyAttrInterface strategy;
+  Normalize normalize = Normalize::none;
+  float scale = 1.0f;
+  CapacityAttr capacity;
+  GroupsAttr groups;
+  bool hasKPerToken = false;
+  bool hasSelectionBias = false;
+};
+
+/// Parses a routing strategy written without the `#moe.` prefix
+/// (`top_k`, `top_p<p = 0.9>`, ...).
+ParseResult parseStrategyAttr(AsmParser &parser,
+                              RoutingStrategyAttrInterface &strategy);
+/// Prints a routing strategy without the `#moe.` prefix.
+void printStrategyAttr(AsmPrinter &printer,
+                       RoutingStrategyAttrInterface strategy);
+
+/// Returns `ceil(factor * numerator / denominator)` computed exactly (no
+/// rounding of the product), as the contract requires for capacities:
+/// `C = ceilOfScaledRatio(cf, T * K, E)` and, for expert choice,
+/// `min(T, ceilOfScaledRatio(cf, T, E))`. Returns 0 for a factor that is not
+/// positive or a non-positive numerator or denominator, and saturates at
+/// INT64_MAX (also for an infinite factor).
+int64_t ceilOfScaledRatio(double factor, int64_t numerator,
+                          int64_t denominator);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_DIALECT_MOE_IR_MOEATTRS_H

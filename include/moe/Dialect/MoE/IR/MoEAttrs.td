@@ -1,0 +1,215 @@
+//===- MoEAttrs.td - MoE dialect attributes ----------------*- tablegen -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEATTRS_TD
+#define MOE_DIALECT_MOE_IR_MOEATTRS_TD
+
+include "moe/Dialect/MoE/IR/MoEBase.td"
+include "moe/Dialect/MoE/IR/MoEEnums.td"
+include "moe/Dialect/MoE/IR/MoEInterfaces.td"
+include "mlir/IR/AttrTypeBase.td"
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+// A float parameter in f32 semantics: it is compared against f32 scores, so
+// it is rounded to f32 once, when the attribute is created. Stored as an
+// APFloat so that uniquing is bitwise (NaN, -0).
+def MoE_F32Param : APFloatParameter<"a 32-bit float"> {
+  let parser = "::mlir::moe::detail::parseF32Param($_parser)";
+  let printer = "::mlir::moe::detail::printF32Param($_printer, $_self)";
+}
+
+// A float parameter in f64 semantics (capacity factors: the contract
+// computes capacities from the f64 value, exactly).
+def MoE_F64Param : APFloatParameter<"a 64-bit float"> {
+  let parser = "::mlir::moe::detail::parseF64Param($_parser)";
+  let printer = "::mlir::moe::detail::printF64Param($_printer, $_self)";
+}
+
+class MoE_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<MoE_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+//===----------------------------------------------------------------------===//
+// Expert space
+//===----------------------------------------------------------------------===//
+
+def MoE_ExpertSpaceAttr : MoE_Attr<"ExpertSpace", "experts"> {
+  let summary = "the experts a layer routes over, by kind";
+  let description = [{
+    A layer routes over `S = compute + null + copy + const` experts, indexed
+    in that order:
+
+    | indices | kind | contribution of a slot with weight `w` for token `x` |
+    |---|---|---|
+    | `[0, E)` | compute | `w * FFN_e(x)` |
+    | next `null` | null (AdaMoE null / MoE++ zero expert) | `0`, and no work at all |
+    | next `copy` | copy (MoE++) | `w * x` |
+    | next `const` | constant (MoE++) | `w * (a1 * x + a2 * v_i)`, `[a1, a2] = softmax(x @ Wc_i)` |
+
+    Counts that are zero are omitted in the textual form.
+
+    Example:
+
+    ```mlir
+    #moe.experts<compute = 8>                        // plain MoE, S = 8
+    #moe.experts<compute = 8, null = 4>              // AdaMoE, S = 12
+    #moe.experts<compute = 8, null = 1, copy = 1, const = 2>  // MoE++
+    ```
+  }];
+  let parameters = (ins
+    "int64_t":$compute,
+    DefaultValuedParameter<"int64_t", "0">:$numNull,
+    DefaultValuedParameter<"int64_t", "0">:$numCopy,
+    DefaultValuedParameter<"int64_t", "0">:$numConst
+  );
+  let assemblyFormat = [{
+    `<` `compute` `=` $compute (`,` `null` `=` $numNull^)?
+        (`,` `copy` `=` $numCopy^)? (`,` `const` `=` $numConst^)? `>`
+  }];
+  let extraClassDeclaration = [{
+    /// Number of compute experts, `E`.
+    int64_t getNumCompute() const { return getCompute(); }
+    /// Router width `S`: all experts, compute and zero-computation.
+    int64_t getNumExperts() const {
+      return getCompute() + getNumNull() + getNumCopy() + getNumConst();
+    }
+    /// True when there are only compute experts (`S == E`).
+    bool isComputeOnly() const { return getNumExperts() == getCompute(); }
+    /// First index of each kind of zero-computation expert.
+    int64_t getNullBegin() const { return getCompute(); }
+    int64_t getCopyBegin() const { return getNullBegin() + getNumNull(); }
+    int64_t getConstBegin() const { return getCopyBegin() + getNumCopy(); }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Routing strategies
+//===----------------------------------------------------------------------===//
+
+class MoE_StrategyAttr<string name, string attrMnemonic,
+                       list<string> overridden = []>
+    : MoE_Attr<name, attrMnemonic, [DeclareAttrInterfaceMethods<
+          MoE_RoutingStrategyAttrInterface,
+          !listconcat(["verifyRouting"], overridden)>]>;
+
+def MoE_TopKAttr : MoE_StrategyAttr<"TopK", "top_k"> {
+  let summary = "every token keeps its K best experts";
+  let description = [{
+    `n = K` for every token.
+
+    Example: `strategy = top_k`.
+  }];
+}
+
+def MoE_TopPAttr : MoE_StrategyAttr<"TopP", "top_p"> {
+  let summary = "keep the shortest prefix whose scores sum to at least p";
+  let description = [{
+    Top-p (nucleus) routing (arXiv 2403.07652). The scores of the sorted
+    experts are summed sequentially in f32; `n` is the first count at which
+    the running sum is `>= p`, or `K` if `p == 1` or the sum never reaches
+    `p`. Requires `0 < p <= 1`.
+
+    Example: `strategy = top_p<p = 0.6>`.
+  }];
+  let parameters = (ins MoE_F32Param:$p);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def MoE_AdaptiveAttr : MoE_StrategyAttr<"Adaptive", "adaptive"> {
+  let summary = "keep experts whose score is within tau of the best";
+  let description = [{
+    Adaptive gating (arXiv 2310.07188, generalised from top-2): the longest
+    prefix of the sorted experts whose members pass
+    `s[o_1] - s[o_i] <= tau`. `n >= 1` unless the best score is NaN, when
+    `n = 0`. Requires `tau >= 0`.
+
+    Example: `strategy = adaptive<tau = 0.1>`.
+  }];
+  let parameters = (ins MoE_F32Param:$tau);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def MoE_ThresholdAttr : MoE_StrategyAttr<"Threshold", "threshold"> {
+  let summary = "keep experts whose score is at least tau, at least k_min";
+  let description = [{
+    Threshold routing (DynMoE, arXiv 2405.14297; ReMoE-style gating):
+    `n = max(k_min, length of the longest prefix with s[o_i] >= tau)`.
+    Requires a finite `tau` (it may be negative) and `0 <= k_min <= K`.
+
+    Example: `strategy = threshold<tau = 0.05, k_min = 1>`.
+  }];
+  let parameters = (ins MoE_F32Param:$tau, "int64_t":$k_min);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def MoE_DynamicKAttr : MoE_StrategyAttr<"DynamicK", "dynamic_k",
+                                        ["usesKPerToken"]> {
+  let summary = "a per-token count computed by the model";
+  let description = [{
+    DA-MoE style (arXiv 2409.06669): `n = clamp(k_per_token[t], 0, K)`. The
+    importance computation that produces `k_per_token` stays ordinary tensor
+    ops in the graph. The `k_per_token` operand is present if and only if the
+    strategy is `dynamic_k`.
+
+    Example: `strategy = dynamic_k`.
+  }];
+}
+
+def MoE_ExpertChoiceAttr : MoE_StrategyAttr<"ExpertChoice", "expert_choice",
+                                            ["dependsOnAllTokens"]> {
+  let summary = "every expert picks its best tokens";
+  let description = [{
+    Expert choice (arXiv 2202.09368): each compute expert picks the
+    `C = min(T, ceil(capacity_factor * T / E))` tokens with the highest
+    scores; a token's slots are the experts that picked it, ordered by score,
+    truncated to `K`. A token may get no expert at all. Requires `S = E`,
+    `capacity_factor > 0`, and no `selection_bias`, `capacity` or `groups`.
+
+    Example: `strategy = expert_choice<capacity_factor = 2.0>`.
+  }];
+  let parameters = (ins MoE_F64Param:$capacity_factor);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+//===----------------------------------------------------------------------===//
+// Capacity and groups
+//===----------------------------------------------------------------------===//
+
+def MoE_CapacityAttr : MoE_Attr<"Capacity", "capacity"> {
+  let summary = "a per-expert limit on the slots it serves";
+  let description = [{
+    Each compute expert keeps at most `C = ceil(factor * T * K / E)` of the
+    slots that chose it (the exact ceiling of the product with `factor` as an
+    f64). The priority decides which slots stay; dropped slots become empty
+    and each token's remaining slots are compacted to the front, in order.
+    Requires `factor > 0`.
+
+    Example: `capacity = <factor = 1.25, priority = score>`.
+  }];
+  let parameters = (ins MoE_F64Param:$factor,
+                        EnumParameter<MoE_CapacityPriority>:$priority);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def MoE_GroupsAttr : MoE_Attr<"Groups", "groups"> {
+  let summary = "group-limited routing (DeepSeek-V3)";
+  let description = [{
+    The `E` experts are split into `n` contiguous groups; a group's score is
+    the sum of its two largest selection keys; only the experts of the `top`
+    best groups can be selected. Requires `S = E`, `E % n == 0`,
+    `E / n >= 2`, `1 <= top <= n` and `K <= top * E / n`.
+
+    Example: `groups = <n = 8, top = 4>`.
+  }];
+  let parameters = (ins "int64_t":$n, "int64_t":$top);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

@@ -1,0 +1,34 @@
+//===- MoEOps.h - MoE dialect operations ------------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_H
+#define MOE_DIALECT_MOE_IR_MOEOPS_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+
+namespace mlir {
+namespace moe {
+namespace detail {
+/// Verifies the routing rules of the semantics contract (section 3) for any
+/// op that implements RoutingOpInterface.
+LogicalResult verifyRoutingOp(Operation *op);
+} // namespace detail
+} // namespace moe
+} // namespace mlir
+
+#include "moe/Dialect/MoE/IR/MoEOpInterfaces.h.inc"
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.h.inc"
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_H

@@ -1,0 +1,428 @@
+//===- MoEOps.td - MoE dialect operations ------------------*- tablegen -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_TD
+#define MOE_DIALECT_MOE_IR_MOEOPS_TD
+
+include "moe/Dialect/MoE/IR/MoEBase.td"
+include "moe/Dialect/MoE/IR/MoEAttrs.td"
+include "moe/Dialect/MoE/IR/MoEEnums.td"
+include "moe/Dialect/MoE/IR/MoEInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/OpBase.td"
+
+class MoE_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+  // Operand ranks and element types are checked by the C++ verifiers, so
+  // that every message names the operand and what was expected.
+  let hasVerifier = 1;
+}
+
+// The routing attributes shared by `moe.route` and `moe.layer`.
+defvar MoE_RoutingAttrs = (ins
+  MoE_ExpertSpaceAttr:$experts,
+  I64Attr:$k,
+  DefaultValuedAttr<MoE_ScoringAttr, "::mlir::moe::Scoring::softmax">:$scoring,
+  MoE_RoutingStrategyAttrInterface:$strategy,
+  DefaultValuedAttr<MoE_NormalizeAttr, "::mlir::moe::Normalize::none">:$normalize,
+  DefaultValuedAttr<F32Attr, "1.0f">:$scale,
+  OptionalAttr<MoE_CapacityAttr>:$capacity,
+  OptionalAttr<MoE_GroupsAttr>:$groups
+);
+
+defvar MoE_RoutingFormat = [{
+  `experts` `=` $experts `k` `=` $k (`scoring` `=` `` $scoring^)?
+  `strategy` `=` custom<Strategy>($strategy)
+  (`normalize` `=` `` $normalize^)? (`scale` `=` $scale^)?
+  (`capacity` `=` $capacity^)? (`groups` `=` $groups^)?
+}];
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+def MoE_GateOp : MoE_Op<"gate"> {
+  let summary = "router projection: logits = x @ w (+ b)";
+  let description = [{
+    Computes the router logits `logits[T,S] = x[T,H] @ w[H,S] (+ b[S])`,
+    accumulating in f32 whatever the input element type.
+
+    * `x`: `tensor<T x H x f32|f16|bf16>`
+    * `w`: `tensor<H x S x f32|f16|bf16>`
+    * `bias` (optional): `tensor<S x f32|f16|bf16>`
+    * result: `tensor<T x S x f32>`
+
+    Example:
+
+    ```mlir
+    %logits = moe.gate %x, %w bias(%b : tensor<12xf32>)
+        : tensor<?x64xf32>, tensor<64x12xf32> -> tensor<?x12xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$x, AnyRankedTensor:$w,
+                       Optional<AnyRankedTensor>:$bias);
+  let results = (outs AnyRankedTensor:$logits);
+  let assemblyFormat = [{
+    $x `,` $w (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict
+    `:` type($x) `,` type($w) `->` type($logits)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// RouteOp
+//===----------------------------------------------------------------------===//
+
+def MoE_RouteOp : MoE_Op<"route", [
+    AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
+  let summary = "choose each token's experts and their weights";
+  let description = [{
+    Routes every token over the expert space `experts` and returns, per
+    token, up to `K` slots: `ids[T,K]` (i32) and `weights[T,K]` (f32). For
+    each token:
+
+    1. scores `s = scoring(logits[t])` in f32 (`softmax`, `sigmoid`, `none`);
+    2. selection keys `u = s + selection_bias` (the bias changes *which*
+       experts are picked, never their weights);
+    3. with `groups`, only experts of the best groups are selectable;
+    4. the selectable experts are sorted by `u` descending (ties: lower index
+       first; NaN keys last, among themselves by index; `-0 == +0`);
+    5. the strategy decides the count `n_t <= K` (`top_k`, `top_p`,
+       `adaptive`, `threshold`, `dynamic_k`, `expert_choice`);
+    6. slot `j < n_t` holds the `j`-th expert and its score; the other slots
+       are empty (`id = -1`, weight `0`): valid slots always come first;
+    7. with `capacity`, each compute expert keeps at most `C` slots, dropped
+       slots become empty and each token's slots are compacted;
+    8. weights are normalised (`none`, `selected`, `non_null`) and multiplied
+       by `scale`.
+
+    Operands: `logits: tensor<T x S x f32>`; `k_per_token: tensor<T x i32>`
+    (present if and only if the strategy is `dynamic_k`);
+    `selection_bias: tensor<S x f32>` (optional, not with `expert_choice`).
+    Results: `ids: tensor<T x K x i32>`, `weights: tensor<T x K x f32>`.
+
+    Example (AdaMoE: 8 compute and 4 null experts, top-4, weights
+    renormalised over the real experts):
+
+    ```mlir
+    %ids, %weights = moe.route %logits
+        experts = <compute = 8, null = 4> k = 4 strategy = top_k
+        normalize = non_null
+        : tensor<?x12xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+    ```
+
+    Top-p routing with a DeepSeek-style selection bias:
+
+    ```mlir
+    %ids, %weights = moe.route %logits bias(%b : tensor<16xf32>)
+        experts = <compute = 16> k = 4 scoring = sigmoid
+        strategy = top_p<p = 0.7> normalize = selected scale = 2.5
+        : tensor<?x16xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$logits,
+                            Optional<AnyRankedTensor>:$k_per_token,
+                            Optional<AnyRankedTensor>:$selection_bias),
+                       MoE_RoutingAttrs);
+  let results = (outs AnyRankedTensor:$ids, AnyRankedTensor:$weights);
+  let assemblyFormat = !strconcat([{
+    $logits (`k_per_token` `(` $k_per_token^ `:` type($k_per_token) `)`)?
+    (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+  }], MoE_RoutingFormat, [{
+    attr-dict `:` type($logits) `->` type($ids) `,` type($weights)
+  }]);
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+def MoE_DispatchOp : MoE_Op<"dispatch"> {
+  let summary = "gather the compute slots' tokens into rows sorted by expert";
+  let description = [{
+    A stable counting sort of the compute slots. Only slots whose id is a
+    compute expert (`0 <= id < num_experts`) are dispatched; every other id
+    (null, copy, constant, empty, or out of range) dispatches nothing. Rows
+    are ordered by expert, then token, then slot.
+
+    * `x: tensor<T x H x f32|f16|bf16>`, `ids: tensor<T x K x i32>`
+    * `rows: tensor<R x H>` (same element type as `x`): `R` is normally
+      dynamic (`R = offsets[E]`, data dependent); a static `R_max` gives the
+      padded form, where rows past `offsets[E]` are unspecified and slots that
+      do not fit are not dispatched
+    * `offsets: tensor<(E+1) x i32>`: expert `e` owns rows
+      `[offsets[e], offsets[e+1])`
+    * `slot_rows: tensor<T x K x i32>`: the row of each slot, or `-1`
+
+    Example:
+
+    ```mlir
+    %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = 8
+        : tensor<?x64xf32>, tensor<?x4xi32>
+        -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$x, AnyRankedTensor:$ids,
+                       I64Attr:$num_experts);
+  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
+                      AnyRankedTensor:$slot_rows);
+  let assemblyFormat = [{
+    $x `,` $ids `num_experts` `=` $num_experts attr-dict
+    `:` type($x) `,` type($ids) `->` type($rows) `,` type($offsets) `,`
+    type($slot_rows)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// GroupedMatmulOp
+//===----------------------------------------------------------------------===//
+
+def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
+  let summary = "ragged dot: each row segment times its expert's matrix";
+  let description = [{
+    `out[r] = lhs[r, :] @ rhs[e(r), :, :]` where
+    `offsets[e(r)] <= r < offsets[e(r) + 1]`. Rows at or past `offsets[E]` are
+    zero. An empty group is legal and costs nothing. Offsets are sanitised
+    before use (`o[0] = 0`, `o[e+1] = clamp(o[e+1], o[e], R)`), so no input
+    values can make it read or write out of bounds. Accumulates in f32.
+
+    * `lhs: tensor<R x Kd x f32|f16|bf16>`, `rhs: tensor<E x Kd x N x
+      f32|f16|bf16>`, `offsets: tensor<(E+1) x i32>`
+    * result: `tensor<R x N>` with the element type of `lhs`
+
+    Example:
+
+    ```mlir
+    %h = moe.grouped_matmul %rows, %w_up, %offsets
+        : tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>
+        -> tensor<?x128xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs,
+                       AnyRankedTensor:$offsets);
+  let results = (outs AnyRankedTensor:$out);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $offsets attr-dict
+    `:` type($lhs) `,` type($rhs) `,` type($offsets) `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertFFNOp
+//===----------------------------------------------------------------------===//
+
+def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
+  let summary = "each expert's feed-forward network on its segment of rows";
+  let description = [{
+    For the rows `r` of expert `e` (`offsets[e] <= r < offsets[e+1]`):
+
+    * gated (SwiGLU family):
+      `y = (act(r @ w_gate[e]) * (r @ w_up[e])) @ w_down[e]`
+    * not gated: `y = act(r @ w_up[e] + b_up[e]) @ w_down[e] + b_down[e]`
+
+    Rows at or past `offsets[E]` are zero; an expert with no rows costs
+    nothing. `w_gate` is present if and only if `gated`; the biases only when
+    not gated. Defined as (and decomposable into) `moe.grouped_matmul` plus
+    elementwise ops; intermediates are rounded to the rows' element type.
+
+    * `rows: tensor<R x H x f32|f16|bf16>`, `offsets: tensor<(E+1) x i32>`
+    * `w_up`, `w_gate`: `tensor<E x H x F>`, `w_down: tensor<E x F x H>`
+    * `b_up: tensor<E x F>`, `b_down: tensor<E x H>`
+    * result: `tensor<R x H>` with the element type of `rows`
+
+    Example:
+
+    ```mlir
+    %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<8x64x128xf32>)
+        gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>)
+        activation = silu gated
+        : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
+                       AnyRankedTensor:$w_up,
+                       Optional<AnyRankedTensor>:$w_gate,
+                       AnyRankedTensor:$w_down,
+                       Optional<AnyRankedTensor>:$b_up,
+                       Optional<AnyRankedTensor>:$b_down,
+                       DefaultValuedAttr<MoE_ActivationAttr,
+                           "::mlir::moe::Activation::silu">:$activation,
+                       UnitAttr:$gated);
+  let results = (outs AnyRankedTensor:$y);
+  let assemblyFormat = [{
+    $rows `,` $offsets
+    `up` `(` $w_up `:` type($w_up) `)`
+    (`gate` `(` $w_gate^ `:` type($w_gate) `)`)?
+    `down` `(` $w_down `:` type($w_down) `)`
+    (`up_bias` `(` $b_up^ `:` type($b_up) `)`)?
+    (`down_bias` `(` $b_down^ `:` type($b_down) `)`)?
+    `activation` `=` `` $activation (`gated` $gated^)? attr-dict
+    `:` type($rows) `,` type($offsets) `->` type($y)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments]> {
+  let summary = "weighted sum of each token's slots, in slot order";
+  let description = [{
+    `out[t] = sum over j = 0 .. K-1, in that order, of weights[t,j] * c(t,j)`
+    accumulated in f32 from +0.0, where `c` is
+
+    * `y[slot_rows[t,j]]` for a compute slot,
+    * `x[t]` for a copy expert,
+    * `a1 * x[t] + a2 * v[i]` with `[a1, a2] = softmax(x[t] @ Wc[i])` for
+      constant expert `i`,
+    * nothing for null and empty slots, out-of-range ids, and compute slots
+      whose `slot_rows` is outside `[0, R)` (so a NaN weight on them never
+      reaches the output).
+
+    The order is fixed, so the result is deterministic (no atomics).
+
+    * `y: tensor<R x H>`, `slot_rows`, `ids: tensor<T x K x i32>`,
+      `weights: tensor<T x K x f32>`, `x: tensor<T x H>`
+    * `const_proj` (`Wc: tensor<N_const x H x 2>`) and `const_values`
+      (`v: tensor<N_const x H>`): present if and only if the expert space has
+      constant experts
+    * result: `tensor<T x H>` with the element type of `x`
+
+    Example:
+
+    ```mlir
+    %out = moe.combine %y, %slot_rows, %ids, %weights, %x
+        experts = <compute = 8, copy = 1>
+        : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
+          tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$y, AnyRankedTensor:$slot_rows,
+                       AnyRankedTensor:$ids, AnyRankedTensor:$weights,
+                       AnyRankedTensor:$x,
+                       Optional<AnyRankedTensor>:$const_proj,
+                       Optional<AnyRankedTensor>:$const_values,
+                       MoE_ExpertSpaceAttr:$experts);
+  let results = (outs AnyRankedTensor:$out);
+  let assemblyFormat = [{
+    $y `,` $slot_rows `,` $ids `,` $weights `,` $x
+    (`const_proj` `(` $const_proj^ `:` type($const_proj) `)`)?
+    (`const_values` `(` $const_values^ `:` type($const_values) `)`)?
+    `experts` `=` $experts attr-dict
+    `:` type($y) `,` type($slot_rows) `,` type($ids) `,` type($weights) `,`
+    type($x) `->` type($out)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+def MoE_LayerOp : MoE_Op<"layer", [
+    AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
+  let summary = "a whole sparse MoE block";
+  let description = [{
+    `y = combine(expert_ffn(dispatch(x, route(gate(x)))))`, carrying every
+    attribute of its parts. Exporters emit this op; `moe-decompose-layer`
+    expands it into `moe.gate`, `moe.route`, `moe.dispatch`,
+    `moe.expert_ffn` and `moe.combine`. Shared (always-on) experts stay
+    ordinary dense ops beside it.
+
+    Operands (`T` tokens, hidden size `H`, FFN size `F`, `E` compute
+    experts, router width `S`):
+
+    | operand | type | |
+    |---|---|---|
+    | `x` | `tensor<T x H>` | |
+    | `router` | `tensor<H x S>` | router weights |
+    | `router_bias` | `tensor<S>` | optional |
+    | `k_per_token` | `tensor<T x i32>` | iff `dynamic_k` |
+    | `bias` | `tensor<S x f32>` | optional selection bias |
+    | `up`, `gate` | `tensor<E x H x F>` | `gate` iff `gated` |
+    | `down` | `tensor<E x F x H>` | |
+    | `up_bias`, `down_bias` | `tensor<E x F>`, `tensor<E x H>` | only when not gated |
+    | `const_proj`, `const_values` | `tensor<N_const x H x 2>`, `tensor<N_const x H>` | iff constant experts |
+
+    The result has the type of `x`.
+
+    Example (AdaMoE layer):
+
+    ```mlir
+    %y = moe.layer %x router(%wr : tensor<64x12xf32>)
+        up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>)
+        down(%wd : tensor<8x128x64xf32>)
+        experts = <compute = 8, null = 4> k = 4 strategy = top_k
+        normalize = non_null activation = silu gated
+        : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$x,
+                            AnyRankedTensor:$w_router,
+                            Optional<AnyRankedTensor>:$b_router,
+                            Optional<AnyRankedTensor>:$k_per_token,
+                            Optional<AnyRankedTensor>:$selection_bias,
+                            AnyRankedTensor:$w_up,
+                            Optional<AnyRankedTensor>:$w_gate,
+                            AnyRankedTensor:$w_down,
+                            Optional<AnyRankedTensor>:$b_up,
+                            Optional<AnyRankedTensor>:$b_down,
+                            Optional<AnyRankedTensor>:$const_proj,
+                            Optional<AnyRankedTensor>:$const_values),
+                       MoE_RoutingAttrs,
+                       (ins DefaultValuedAttr<MoE_ActivationAttr,
+                                "::mlir::moe::Activation::silu">:$activation,
+                            UnitAttr:$gated));
+  let results = (outs AnyRankedTensor:$y);
+  let assemblyFormat = !strconcat([{
+    $x `router` `(` $w_router `:` type($w_router) `)`
+    (`router_bias` `(` $b_router^ `:` type($b_router) `)`)?
+    (`k_per_token` `(` $k_per_token^ `:` type($k_per_token) `)`)?
+    (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+    `up` `(` $w_up `:` type($w_up) `)`
+    (`gate` `(` $w_gate^ `:` type($w_gate) `)`)?
+    `down` `(` $w_down `:` type($w_down) `)`
+    (`up_bias` `(` $b_up^ `:` type($b_up) `)`)?
+    (`down_bias` `(` $b_down^ `:` type($b_down) `)`)?
+    (`const_proj` `(` $const_proj^ `:` type($const_proj) `)`)?
+    (`const_values` `(` $const_values^ `:` type($const_values) `)`)?
+  }], MoE_RoutingFormat, [{
+    `activation` `=` `` $activation (`gated` $gated^)? attr-dict
+    `:` type($x) `->` type($y)
+  }]);
+}
+
+//===----------------------------------------------------------------------===//
+// AuxLossOp
+//===----------------------------------------------------------------------===//
+
+def MoE_AuxLossOp : MoE_Op<"aux_loss"> {
+  let summary = "Switch load-balancing loss over all experts";
+  let description = [{
+    For training graphs: `L = S * sum_i f_i * P_i` over all `S` experts, where
+    `f_i = count_i / max(1, number of valid slots)` and
+    `P_i = (sum_t scores[t,i]) / max(1, T)`. A slot is valid, and counted,
+    when `0 <= id < S`. This is how AdaMoE balances the use of null experts.
+
+    * `scores: tensor<T x S x f32>`, `ids: tensor<T x K x i32>`
+    * result: `tensor<f32>`
+
+    Example:
+
+    ```mlir
+    %loss = moe.aux_loss %scores, %ids
+        : tensor<?x12xf32>, tensor<?x4xi32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$scores, AnyRankedTensor:$ids);
+  let results = (outs AnyRankedTensor:$loss);
+  let assemblyFormat = [{
+    $scores `,` $ids attr-dict `:` type($scores) `,` type($ids) `->`
+    type($loss)
+  }];
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

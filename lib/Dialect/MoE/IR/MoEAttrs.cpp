@@ -1,0 +1,215 @@
+//===- MoEAttrs.cpp - MoE dialect attributes --------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/APFloat.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "moe/Dialect/MoE/IR/MoEAttrInterfaces.cpp.inc"
+#include "moe/Dialect/MoE/IR/MoEEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
+
+void MoEDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Float parameters
+//===----------------------------------------------------------------------===//
+
+// Floats are parsed in the semantics they are stored in, so that a
+// hexadecimal literal is read as that type's bit pattern (this is how
+// non-finite values are written) and printing round-trips exactly.
+static FailureOr<APFloat> parseFloatIn(AsmParser &parser,
+                                       const llvm::fltSemantics &semantics) {
+  APFloat value(semantics);
+  if (parser.parseFloat(semantics, value))
+    return failure();
+  return value;
+}
+
+FailureOr<APFloat> mlir::moe::detail::parseF32Param(AsmParser &parser) {
+  return parseFloatIn(parser, APFloat::IEEEsingle());
+}
+
+FailureOr<APFloat> mlir::moe::detail::parseF64Param(AsmParser &parser) {
+  return parseFloatIn(parser, APFloat::IEEEdouble());
+}
+
+void mlir::moe::detail::printF32Param(AsmPrinter &printer,
+                                      const APFloat &value) {
+  printer.printFloat(value);
+}
+
+void mlir::moe::detail::printF64Param(AsmPrinter &printer,
+                                      const APFloat &value) {
+  printer.printFloat(value);
+}
+
+//===----------------------------------------------------------------------===//
+// Strategy parsing and printing without the dialect prefix
+//===----------------------------------------------------------------------===//
+
+ParseResult mlir::moe::parseStrategyAttr(AsmParser &parser,
+                                         RoutingStrategyAttrInterface &strategy) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef mnemonic;
+  Attribute attr;
+  OptionalParseResult parsed =
+      generatedAttributeParser(parser, &mnemonic, Type(), attr);
+  if (parsed.has_value() && failed(*parsed))
+    return failure();
+  strategy = llvm::dyn_cast_if_present<RoutingStrategyAttrInterface>(attr);
+  if (!parsed.has_value() || !strategy)
+    return parser.emitError(loc)
+           << "expected a routing strategy (top_k, top_p, adaptive, "
+              "threshold, dynamic_k or expert_choice), got '"
+           << mnemonic << "'";
+  return success();
+}
+
+void mlir::moe::printStrategyAttr(AsmPrinter &printer,
+                                  RoutingStrategyAttrInterface strategy) {
+  (void)generatedAttributePrinter(strategy, printer);
+}
+
+//===----------------------------------------------------------------------===//
+// Exact capacity arithmetic
+//===----------------------------------------------------------------------===//
+
+int64_t mlir::moe::ceilOfScaledRatio(double factor, int64_t numerator,
+                                     int64_t denominator) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (!(factor > 0.0) || numerator <= 0 || denominator <= 0)
+    return 0;
+  if (std::isinf(factor))
+    return kMax;
+  // factor = mantissa * 2^exponent exactly, with a 53-bit integer mantissa.
+  int exponent = 0;
+  double fraction = std::frexp(factor, &exponent);
+  auto mantissa = static_cast<uint64_t>(std::ldexp(fraction, 53));
+  exponent -= 53;
+  using u128 = unsigned __int128;
+  // numerator < 2^63 and mantissa < 2^53 overflow 128 bits only in theory;
+  // saturate if the product does not fit.
+  u128 product = static_cast<u128>(mantissa) * static_cast<u128>(numerator);
+  if (numerator != 0 && product / static_cast<u128>(numerator) != mantissa)
+    return kMax;
+  u128 scaled;
+  if (exponent >= 0) {
+    if (exponent >= 64 || (product >> (127 - exponent)) != 0)
+      return kMax;
+    scaled = product << exponent;
+  } else {
+    // ceil(ceil(a / b) / c) == ceil(a / (b * c)) for positive integers.
+    int shift = -exponent;
+    if (shift >= 128) {
+      scaled = 1;
+    } else {
+      u128 mask = (static_cast<u128>(1) << shift) - 1;
+      scaled = (product >> shift) + ((product & mask) != 0 ? 1 : 0);
+    }
+  }
+  u128 den = static_cast<u128>(denominator);
+  u128 result = scaled / den + (scaled % den != 0 ? 1 : 0);
+  if (result > static_cast<u128>(kMax))
+    return kMax;
+  return static_cast<int64_t>(result);
+}
+
+//===----------------------------------------------------------------------===//
+// Strategy verification
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+TopKAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                        const RoutingConfig &config) const {
+  return success();
+}
+
+LogicalResult
+TopPAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                        const RoutingConfig &config) const {
+  float p = getP().convertToFloat();
+  if (!(p > 0.0f && p <= 1.0f))
+    return emitError() << "strategy top_p expects 0 < p <= 1, got p = " << p;
+  return success();
+}
+
+LogicalResult
+AdaptiveAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                            const RoutingConfig &config) const {
+  float tau = getTau().convertToFloat();
+  if (!(tau >= 0.0f))
+    return emitError() << "strategy adaptive expects tau >= 0, got tau = "
+                       << tau;
+  return success();
+}
+
+LogicalResult
+ThresholdAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                             const RoutingConfig &config) const {
+  float tau = getTau().convertToFloat();
+  if (!std::isfinite(tau))
+    return emitError() << "strategy threshold expects a finite tau, got tau = "
+                       << tau;
+  int64_t kMin = getKMin();
+  if (kMin < 0 || kMin > config.k)
+    return emitError() << "strategy threshold expects 0 <= k_min <= K = "
+                       << config.k << ", got k_min = " << kMin;
+  return success();
+}
+
+LogicalResult
+DynamicKAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                            const RoutingConfig &config) const {
+  return success();
+}
+
+bool DynamicKAttr::usesKPerToken() const { return true; }
+
+LogicalResult
+ExpertChoiceAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
+                                const RoutingConfig &config) const {
+  double cf = getCapacityFactor().convertToDouble();
+  if (!(cf > 0.0))
+    return emitError() << "strategy expert_choice expects capacity_factor > "
+                          "0, got capacity_factor = "
+                       << cf;
+  if (!config.experts.isComputeOnly())
+    return emitError() << "strategy expert_choice requires an expert space "
+                          "of compute experts only (S = E), got S = "
+                       << config.experts.getNumExperts()
+                       << ", E = " << config.experts.getCompute();
+  if (config.hasSelectionBias)
+    return emitError() << "strategy expert_choice does not accept operand "
+                          "'selection_bias'; expected no selection bias";
+  if (config.capacity)
+    return emitError() << "strategy expert_choice does not accept attribute "
+                          "'capacity'; expected no capacity (the strategy "
+                          "sets its own)";
+  if (config.groups)
+    return emitError() << "strategy expert_choice does not accept attribute "
+                          "'groups'; expected no groups";
+  return success();
+}
+
+bool ExpertChoiceAttr::dependsOnAllTokens() const { return true; }

@@ -1,0 +1,372 @@
+//===- MoEOps.cpp - MoE dialect operations ----------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Verifiers implement the rules of section 3 of the semantics contract. Each
+// message names the op, the operand or attribute, and the expected value.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "OperandChecker.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using mlir::moe::detail::Dim;
+using mlir::moe::detail::ElementKind;
+using mlir::moe::detail::OperandChecker;
+
+//===----------------------------------------------------------------------===//
+// Custom directives
+//===----------------------------------------------------------------------===//
+
+static ParseResult parseStrategy(OpAsmParser &parser,
+                                 RoutingStrategyAttrInterface &strategy) {
+  return parseStrategyAttr(parser, strategy);
+}
+
+static void printStrategy(OpAsmPrinter &printer, Operation *,
+                          RoutingStrategyAttrInterface strategy) {
+  printStrategyAttr(printer, strategy);
+}
+
+#include "moe/Dialect/MoE/IR/MoEOpInterfaces.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Shared rules
+//===----------------------------------------------------------------------===//
+
+/// An expert space needs at least one compute expert and no negative count.
+static LogicalResult verifyExpertSpace(Operation *op, ExpertSpaceAttr experts) {
+  if (experts.getCompute() < 1 || experts.getNumNull() < 0 ||
+      experts.getNumCopy() < 0 || experts.getNumConst() < 0)
+    return op->emitOpError()
+           << "attribute 'experts' expects at least one compute expert and "
+              "non-negative counts, got "
+           << experts;
+  return success();
+}
+
+/// `w_gate` is present if and only if the FFN is gated; the biases only when
+/// it is not.
+static LogicalResult verifyGatedOperands(Operation *op, bool gated,
+                                         Value wGate, Value bUp, Value bDown) {
+  if (gated && !wGate)
+    return op->emitOpError()
+           << "operand 'w_gate' is required when 'gated' is set";
+  if (!gated && wGate)
+    return op->emitOpError() << "operand 'w_gate' is only accepted when "
+                                "'gated' is set; expected no 'w_gate'";
+  if (gated && (bUp || bDown))
+    return op->emitOpError()
+           << "operand '" << (bUp ? "b_up" : "b_down")
+           << "' is only accepted when the FFN is not gated; expected no "
+              "biases with 'gated'";
+  return success();
+}
+
+/// The constant experts' operands are present if and only if the expert
+/// space has constant experts.
+static LogicalResult verifyConstantOperands(Operation *op,
+                                            ExpertSpaceAttr experts,
+                                            Value constProj,
+                                            Value constValues) {
+  int64_t numConst = experts.getNumConst();
+  if (numConst > 0) {
+    if (!constProj || !constValues)
+      return op->emitOpError()
+             << "operand '" << (constProj ? "const_values" : "const_proj")
+             << "' is required: the expert space " << experts << " has "
+             << numConst << " constant expert(s)";
+    return success();
+  }
+  if (constProj || constValues)
+    return op->emitOpError()
+           << "operand '" << (constProj ? "const_proj" : "const_values")
+           << "' is only accepted when the expert space has constant "
+              "experts, got "
+           << experts;
+  return success();
+}
+
+template <typename OpT>
+static RoutingConfig buildRoutingConfig(OpT op) {
+  RoutingConfig config;
+  config.experts = op.getExperts();
+  config.k = op.getKAttr().getInt();
+  config.scoring = op.getScoring();
+  config.strategy = op.getStrategy();
+  config.normalize = op.getNormalize();
+  config.scale = op.getScale().convertToFloat();
+  config.capacity = op.getCapacityAttr();
+  config.groups = op.getGroupsAttr();
+  config.hasKPerToken = static_cast<bool>(op.getKPerToken());
+  config.hasSelectionBias = static_cast<bool>(op.getSelectionBias());
+  return config;
+}
+
+LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
+  RoutingConfig config = llvm::cast<RoutingOpInterface>(op).getRoutingConfig();
+  if (failed(verifyExpertSpace(op, config.experts)))
+    return failure();
+  int64_t numExperts = config.experts.getNumExperts();
+  int64_t numCompute = config.experts.getCompute();
+  if (config.k < 1 || config.k > numExperts)
+    return op->emitOpError()
+           << "attribute 'k' expects 1 <= k <= S = " << numExperts
+           << " (all experts of " << config.experts << "), got k = "
+           << config.k;
+
+  auto emitError = [op]() { return op->emitOpError(); };
+  if (failed(config.strategy.verifyRouting(emitError, config)))
+    return failure();
+
+  StringRef strategyName = config.strategy.getStrategyName();
+  if (config.strategy.usesKPerToken() && !config.hasKPerToken)
+    return op->emitOpError() << "operand 'k_per_token' is required by "
+                                "strategy "
+                             << strategyName;
+  if (!config.strategy.usesKPerToken() && config.hasKPerToken)
+    return op->emitOpError()
+           << "operand 'k_per_token' is only accepted with strategy "
+              "dynamic_k, got strategy "
+           << strategyName;
+
+  if (CapacityAttr capacity = config.capacity) {
+    if (!(capacity.getFactor().convertToDouble() > 0.0))
+      return op->emitOpError()
+             << "attribute 'capacity' expects factor > 0, got factor = "
+             << capacity.getFactor().convertToDouble();
+  }
+
+  if (GroupsAttr groups = config.groups) {
+    int64_t n = groups.getN();
+    int64_t top = groups.getTop();
+    if (!config.experts.isComputeOnly())
+      return op->emitOpError()
+             << "attribute 'groups' requires an expert space of compute "
+                "experts only (S = E), got S = "
+             << numExperts << ", E = " << numCompute;
+    if (n < 1 || numCompute % n != 0)
+      return op->emitOpError()
+             << "attribute 'groups' expects n >= 1 dividing E = "
+             << numCompute << ", got n = " << n;
+    if (numCompute / n < 2)
+      return op->emitOpError()
+             << "attribute 'groups' expects at least 2 experts per group "
+                "(E / n >= 2), got E / n = "
+             << numCompute / n;
+    if (top < 1 || top > n)
+      return op->emitOpError() << "attribute 'groups' expects 1 <= top <= n = "
+                               << n << ", got top = " << top;
+    int64_t reachable = top * (numCompute / n);
+    if (config.k > reachable)
+      return op->emitOpError()
+             << "attribute 'k' expects k <= top * E / n = " << reachable
+             << " (the experts of the kept groups), got k = " << config.k;
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GateOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GateOp::verify() {
+  OperandChecker c(*this);
+  return success(
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("w", getW(), {"H", "S"}, ElementKind::Float)) &&
+      succeeded(c.operand("bias", getBias(), {"S"}, ElementKind::Float)) &&
+      succeeded(
+          c.result("logits", getLogits(), {"T", "S"}, ElementKind::F32)));
+}
+
+//===----------------------------------------------------------------------===//
+// RouteOp
+//===----------------------------------------------------------------------===//
+
+RoutingConfig RouteOp::getRoutingConfig() { return buildRoutingConfig(*this); }
+
+LogicalResult RouteOp::verify() {
+  // The routing rules were checked by RoutingOpInterface.
+  OperandChecker c(*this);
+  c.bind("S", getExperts().getNumExperts(), "attribute 'experts'");
+  c.bind("K", getKAttr().getInt(), "attribute 'k'");
+  return success(
+      succeeded(
+          c.operand("logits", getLogits(), {"T", "S"}, ElementKind::F32)) &&
+      succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
+                          ElementKind::I32)) &&
+      succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
+                          ElementKind::F32)) &&
+      succeeded(c.result("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(
+          c.result("weights", getWeights(), {"T", "K"}, ElementKind::F32)));
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::verify() {
+  int64_t numExperts = getNumExpertsAttr().getInt();
+  if (numExperts < 1)
+    return emitOpError() << "attribute 'num_experts' expects at least 1 "
+                            "compute expert, got "
+                         << numExperts;
+  OperandChecker c(*this);
+  c.bind("E", numExperts, "attribute 'num_experts'");
+  return success(
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(c.result("rows", getRows(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "rows", getRows(), "x", getX())) &&
+      succeeded(c.result("offsets", getOffsets(), {Dim("E", 1)},
+                         ElementKind::I32)) &&
+      succeeded(c.result("slot_rows", getSlotRows(), {"T", "K"},
+                         ElementKind::I32)));
+}
+
+//===----------------------------------------------------------------------===//
+// GroupedMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedMatmulOp::verify() {
+  OperandChecker c(*this);
+  return success(
+      succeeded(c.operand("rhs", getRhs(), {"E", "Kd", "N"},
+                          ElementKind::Float)) &&
+      succeeded(c.operand("lhs", getLhs(), {"R", "Kd"}, ElementKind::Float)) &&
+      succeeded(c.operand("offsets", getOffsets(), {Dim("E", 1)},
+                          ElementKind::I32)) &&
+      succeeded(c.result("out", getOut(), {"R", "N"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "out", getOut(), "lhs", getLhs())));
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertFFNOp
+//===----------------------------------------------------------------------===//
+
+/// The expert weights of an FFN: `w_up`, `w_gate` `[E,H,F]`, `w_down`
+/// `[E,F,H]`, `b_up` `[E,F]`, `b_down` `[E,H]`.
+template <typename OpT>
+static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
+  return success(
+      succeeded(c.operand("w_up", op.getWUp(), {"E", "H", "F"},
+                          ElementKind::Float)) &&
+      succeeded(c.operand("w_gate", op.getWGate(), {"E", "H", "F"},
+                          ElementKind::Float)) &&
+      succeeded(c.operand("w_down", op.getWDown(), {"E", "F", "H"},
+                          ElementKind::Float)) &&
+      succeeded(
+          c.operand("b_up", op.getBUp(), {"E", "F"}, ElementKind::Float)) &&
+      succeeded(
+          c.operand("b_down", op.getBDown(), {"E", "H"}, ElementKind::Float)));
+}
+
+LogicalResult ExpertFFNOp::verify() {
+  if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),
+                                 getBDown())))
+    return failure();
+  OperandChecker c(*this);
+  return success(
+      succeeded(c.operand("rows", getRows(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(verifyExpertWeights(c, *this)) &&
+      succeeded(c.operand("offsets", getOffsets(), {Dim("E", 1)},
+                          ElementKind::I32)) &&
+      succeeded(c.result("y", getY(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "y", getY(), "rows", getRows())));
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+/// The constant experts' `Wc[N_const,H,2]` and `v[N_const,H]`.
+template <typename OpT>
+static LogicalResult verifyConstantShapes(OperandChecker &c, OpT op) {
+  return success(
+      succeeded(c.operand("const_proj", op.getConstProj(),
+                          {"N_const", "H", Dim::literal(2)},
+                          ElementKind::Float)) &&
+      succeeded(c.operand("const_values", op.getConstValues(),
+                          {"N_const", "H"}, ElementKind::Float)));
+}
+
+LogicalResult CombineOp::verify() {
+  ExpertSpaceAttr experts = getExperts();
+  if (failed(verifyExpertSpace(*this, experts)) ||
+      failed(verifyConstantOperands(*this, experts, getConstProj(),
+                                    getConstValues())))
+    return failure();
+  OperandChecker c(*this);
+  c.bind("N_const", experts.getNumConst(), "attribute 'experts'");
+  return success(
+      succeeded(c.operand("y", getY(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("slot_rows", getSlotRows(), {"T", "K"},
+                          ElementKind::I32)) &&
+      succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(
+          c.operand("weights", getWeights(), {"T", "K"}, ElementKind::F32)) &&
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(verifyConstantShapes(c, *this)) &&
+      succeeded(c.result("out", getOut(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "out", getOut(), "x", getX())));
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+RoutingConfig LayerOp::getRoutingConfig() { return buildRoutingConfig(*this); }
+
+LogicalResult LayerOp::verify() {
+  // The routing rules were checked by RoutingOpInterface.
+  ExpertSpaceAttr experts = getExperts();
+  if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),
+                                 getBDown())) ||
+      failed(verifyConstantOperands(*this, experts, getConstProj(),
+                                    getConstValues())))
+    return failure();
+  OperandChecker c(*this);
+  c.bind("S", experts.getNumExperts(), "attribute 'experts'");
+  c.bind("E", experts.getCompute(), "attribute 'experts'");
+  c.bind("N_const", experts.getNumConst(), "attribute 'experts'");
+  return success(
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("w_router", getWRouter(), {"H", "S"},
+                          ElementKind::Float)) &&
+      succeeded(
+          c.operand("b_router", getBRouter(), {"S"}, ElementKind::Float)) &&
+      succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
+                          ElementKind::I32)) &&
+      succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
+                          ElementKind::F32)) &&
+      succeeded(verifyExpertWeights(c, *this)) &&
+      succeeded(verifyConstantShapes(c, *this)) &&
+      succeeded(c.result("y", getY(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "y", getY(), "x", getX())));
+}
+
+//===----------------------------------------------------------------------===//
+// AuxLossOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AuxLossOp::verify() {
+  OperandChecker c(*this);
+  return success(
+      succeeded(
+          c.operand("scores", getScores(), {"T", "S"}, ElementKind::F32)) &&
+      succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(c.result("loss", getLoss(), {}, ElementKind::F32)));
+}

@@ -1,0 +1,124 @@
+//===- OperandChecker.cpp - Shape and type checks for verifiers -*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "OperandChecker.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::moe::detail;
+
+static bool isAccepted(Type type, ElementKind kind) {
+  switch (kind) {
+  case ElementKind::Float:
+    return type.isF32() || type.isF16() || type.isBF16();
+  case ElementKind::F32:
+    return type.isF32();
+  case ElementKind::I32:
+    return type.isSignlessInteger(32);
+  }
+  return false;
+}
+
+static llvm::StringRef describe(ElementKind kind) {
+  switch (kind) {
+  case ElementKind::Float:
+    return "f32|f16|bf16";
+  case ElementKind::F32:
+    return "f32";
+  case ElementKind::I32:
+    return "i32";
+  }
+  return "";
+}
+
+static std::string describeDim(const Dim &dim) {
+  if (dim.symbol.empty())
+    return std::to_string(dim.offset);
+  std::string text = dim.symbol.str();
+  if (dim.offset > 0)
+    text += "+" + std::to_string(dim.offset);
+  else if (dim.offset < 0)
+    text += std::to_string(dim.offset);
+  return text;
+}
+
+/// Renders the expected type, e.g. `tensor<T x H x f32|f16|bf16>`.
+static std::string describeShape(llvm::ArrayRef<Dim> dims, ElementKind kind) {
+  std::string text = "tensor<";
+  for (const Dim &dim : dims)
+    text += describeDim(dim) + " x ";
+  text += describe(kind).str() + ">";
+  return text;
+}
+
+void OperandChecker::bind(llvm::StringRef symbol, int64_t value,
+                          llvm::StringRef source) {
+  bindings[symbol] = Binding{value, source.str()};
+}
+
+LogicalResult OperandChecker::check(llvm::StringRef role, llvm::StringRef name,
+                                    Value value, llvm::ArrayRef<Dim> dims,
+                                    ElementKind kind) {
+  if (!value)
+    return success();
+  auto type = llvm::dyn_cast<RankedTensorType>(value.getType());
+  if (!type || type.getRank() != static_cast<int64_t>(dims.size()) ||
+      !isAccepted(type.getElementType(), kind))
+    return op->emitOpError()
+           << role << " '" << name << "' must be a "
+           << describeShape(dims, kind) << ", got " << value.getType();
+
+  for (auto [index, dim] : llvm::enumerate(dims)) {
+    if (type.isDynamicDim(index))
+      continue;
+    int64_t size = type.getDimSize(index);
+    if (dim.symbol.empty()) {
+      if (size != dim.offset)
+        return op->emitOpError()
+               << role << " '" << name << "' dimension " << index
+               << " must be " << dim.offset << ", got " << size;
+      continue;
+    }
+    auto it = bindings.find(dim.symbol);
+    if (it == bindings.end()) {
+      if (size - dim.offset < 0)
+        return op->emitOpError()
+               << role << " '" << name << "' dimension " << index
+               << " must be " << describeDim(dim) << " >= " << dim.offset
+               << ", got " << size;
+      std::string source;
+      llvm::raw_string_ostream os(source);
+      os << "dimension " << index << " of " << role << " '" << name << "'";
+      bind(dim.symbol, size - dim.offset, source);
+      continue;
+    }
+    int64_t expected = it->second.value + dim.offset;
+    if (size != expected)
+      return op->emitOpError()
+             << role << " '" << name << "' dimension " << index << " must be "
+             << describeDim(dim) << " = " << expected << " (" << dim.symbol
+             << " from " << it->second.source << "), got " << size;
+  }
+  return success();
+}
+
+LogicalResult OperandChecker::sameElementType(llvm::StringRef role,
+                                              llvm::StringRef name,
+                                              Value value,
+                                              llvm::StringRef referenceName,
+                                              Value reference) {
+  Type expected = llvm::cast<ShapedType>(reference.getType()).getElementType();
+  Type actual = llvm::cast<ShapedType>(value.getType()).getElementType();
+  if (actual != expected)
+    return op->emitOpError()
+           << role << " '" << name << "' must have element type " << expected
+           << " (the element type of '" << referenceName << "'), got "
+           << actual;
+  return success();
+}

@@ -1,0 +1,94 @@
+//===- DecomposeLayer.cpp - Expand moe.layer into its parts -----*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Transforms/Transforms.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#define DEBUG_TYPE "moe-decompose-layer"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_MOEDECOMPOSELAYERPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// layer -> gate, route, dispatch, expert_ffn, combine.
+struct DecomposeLayer : OpRewritePattern<LayerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LayerOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto xType = llvm::cast<RankedTensorType>(op.getX().getType());
+    int64_t numTokens = xType.getDimSize(0);
+    int64_t hidden = xType.getDimSize(1);
+    Type rowType = xType.getElementType();
+    ExpertSpaceAttr experts = op.getExperts();
+    int64_t numCompute = experts.getCompute();
+    int64_t k = op.getKAttr().getInt();
+    Type f32 = rewriter.getF32Type();
+    Type i32 = rewriter.getI32Type();
+
+    auto logitsType =
+        RankedTensorType::get({numTokens, experts.getNumExperts()}, f32);
+    Value logits = GateOp::create(rewriter, loc, logitsType, op.getX(),
+                                  op.getWRouter(), op.getBRouter());
+
+    auto slotType = [&](Type element) {
+      return RankedTensorType::get({numTokens, k}, element);
+    };
+    auto route = RouteOp::create(
+        rewriter, loc, slotType(i32), slotType(f32), logits,
+        op.getKPerToken(), op.getSelectionBias(), op.getExpertsAttr(),
+        op.getKAttr(), op.getScoringAttr(), op.getStrategy(),
+        op.getNormalizeAttr(), op.getScaleAttr(), op.getCapacityAttr(),
+        op.getGroupsAttr());
+
+    auto rowsType =
+        RankedTensorType::get({ShapedType::kDynamic, hidden}, rowType);
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, rowsType, RankedTensorType::get({numCompute + 1}, i32),
+        slotType(i32), op.getX(), route.getIds(),
+        rewriter.getI64IntegerAttr(numCompute));
+
+    Value y = ExpertFFNOp::create(
+        rewriter, loc, rowsType, dispatch.getRows(), dispatch.getOffsets(),
+        op.getWUp(), op.getWGate(), op.getWDown(), op.getBUp(), op.getBDown(),
+        op.getActivationAttr(), op.getGatedAttr());
+
+    rewriter.replaceOpWithNewOp<CombineOp>(
+        op, op.getY().getType(), y, dispatch.getSlotRows(), route.getIds(),
+        route.getWeights(), op.getX(), op.getConstProj(),
+        op.getConstValues(), op.getExpertsAttr());
+    return success();
+  }
+};
+
+struct MoEDecomposeLayerPass
+    : moe::impl::MoEDecomposeLayerPassBase<MoEDecomposeLayerPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateDecomposeLayerPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateDecomposeLayerPatterns(RewritePatternSet &patterns) {
+  patterns.add<DecomposeLayer>(patterns.getContext());
+}

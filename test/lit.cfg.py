@@ -1,0 +1,47 @@
+# -*- Python -*-
+# lit configuration of the moe-mlir test suite.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "MOE"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moe_obj_root, "test")
+
+# Inputs of other tests, the pytest suite (run by pytest, not lit) and the
+# downstream project used by Install/ are not tests themselves.
+config.excludes = ["Inputs", "python", "CMakeLists.txt", "lit.cfg.py",
+                   "lit.site.cfg.py"]
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
+config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
+config.substitutions.append(("%mlir_dir", config.mlir_dir))
+config.substitutions.append(("%cmake", config.cmake_command))
+config.substitutions.append(("%cmake_generator", config.cmake_generator))
+config.substitutions.append(("%cxx", config.cxx_compiler))
+config.substitutions.append(("%c_compiler", config.c_compiler))
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(
+    ("%moe_plugin", os.path.join(config.moe_lib_dir, "MoEPlugin.so")))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+# moe-opt and the test programs come from the build tree; FileCheck, not,
+# split-file and the stock mlir-opt from the LLVM toolchain.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
+tools = [
+    "moe-opt",
+    "moe-capi-test",
+    ToolSubst("%mlir_opt", command=os.path.join(config.llvm_tools_dir,
+                                                 "mlir-opt")),
+]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
