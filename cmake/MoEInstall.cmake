@@ -37,3 +37,7 @@ write_basic_package_version_file(
 install(FILES ${PROJECT_BINARY_DIR}/cmake/MoEMLIRConfig.cmake
               ${PROJECT_BINARY_DIR}/cmake/MoEMLIRConfigVersion.cmake
         DESTINATION ${MOE_INSTALL_CMAKE_DIR})
+
+# Installed tools find libMLIR.so in the toolchain they were built against.
+set_target_properties(moe-opt MoEPlugin PROPERTIES
+  INSTALL_RPATH "\$ORIGIN/../${CMAKE_INSTALL_LIBDIR};${LLVM_LIBRARY_DIR}")

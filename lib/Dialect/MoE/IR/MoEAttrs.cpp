@@ -12,6 +12,7 @@
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -20,6 +21,50 @@ using namespace mlir::moe;
 
 #include "moe/Dialect/MoE/IR/MoEAttrInterfaces.cpp.inc"
 #include "moe/Dialect/MoE/IR/MoEEnums.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Custom directives
+//===----------------------------------------------------------------------===//
+
+/// Parses `(, null = N)? (, copy = N)? (, const = N)?` in that order.
+static ParseResult parseZeroComputeCounts(AsmParser &parser, int64_t &numNull,
+                                          int64_t &numCopy,
+                                          int64_t &numConst) {
+  numNull = numCopy = numConst = 0;
+  struct Entry {
+    StringRef keyword;
+    int64_t &value;
+  };
+  Entry entries[] = {{"null", numNull}, {"copy", numCopy}, {"const", numConst}};
+  size_t next = 0;
+  while (succeeded(parser.parseOptionalComma())) {
+    SMLoc loc = parser.getCurrentLocation();
+    StringRef keyword;
+    if (parser.parseKeyword(&keyword))
+      return failure();
+    while (next < std::size(entries) && entries[next].keyword != keyword)
+      ++next;
+    if (next == std::size(entries))
+      return parser.emitError(loc)
+             << "expected 'null', 'copy' or 'const' (in this order, each at "
+                "most once), got '"
+             << keyword << "'";
+    if (parser.parseEqual() || parser.parseInteger(entries[next].value))
+      return failure();
+    ++next;
+  }
+  return success();
+}
+
+static void printZeroComputeCounts(AsmPrinter &printer, int64_t numNull,
+                                   int64_t numCopy, int64_t numConst) {
+  if (numNull != 0)
+    printer << ", null = " << numNull;
+  if (numCopy != 0)
+    printer << ", copy = " << numCopy;
+  if (numConst != 0)
+    printer << ", const = " << numConst;
+}
 
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
@@ -64,6 +109,24 @@ void mlir::moe::detail::printF64Param(AsmPrinter &printer,
   printer.printFloat(value);
 }
 
+std::string mlir::moe::detail::formatFloat(double value) {
+  if (std::isnan(value))
+    return "nan";
+  if (std::isinf(value))
+    return value < 0 ? "-inf" : "inf";
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string mlir::moe::detail::formatFloat(float value) {
+  if (std::isnan(value) || std::isinf(value))
+    return formatFloat(static_cast<double>(value));
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
 //===----------------------------------------------------------------------===//
 // Strategy parsing and printing without the dialect prefix
 //===----------------------------------------------------------------------===//
@@ -78,12 +141,17 @@ ParseResult mlir::moe::parseStrategyAttr(AsmParser &parser,
   if (parsed.has_value() && failed(*parsed))
     return failure();
   strategy = llvm::dyn_cast_if_present<RoutingStrategyAttrInterface>(attr);
-  if (!parsed.has_value() || !strategy)
-    return parser.emitError(loc)
-           << "expected a routing strategy (top_k, top_p, adaptive, "
-              "threshold, dynamic_k or expert_choice), got '"
-           << mnemonic << "'";
-  return success();
+  if (strategy)
+    return success();
+  InFlightDiagnostic diag = parser.emitError(loc)
+                            << "expected a routing strategy (top_k, top_p, "
+                               "adaptive, threshold, dynamic_k or "
+                               "expert_choice), got ";
+  if (attr)
+    diag << attr;
+  else
+    diag << "'" << mnemonic << "'";
+  return diag;
 }
 
 void mlir::moe::printStrategyAttr(AsmPrinter &printer,
@@ -150,7 +218,8 @@ TopPAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
                         const RoutingConfig &config) const {
   float p = getP().convertToFloat();
   if (!(p > 0.0f && p <= 1.0f))
-    return emitError() << "strategy top_p expects 0 < p <= 1, got p = " << p;
+    return emitError() << "strategy top_p expects 0 < p <= 1, got p = "
+                       << detail::formatFloat(p);
   return success();
 }
 
@@ -160,7 +229,7 @@ AdaptiveAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
   float tau = getTau().convertToFloat();
   if (!(tau >= 0.0f))
     return emitError() << "strategy adaptive expects tau >= 0, got tau = "
-                       << tau;
+                       << detail::formatFloat(tau);
   return success();
 }
 
@@ -170,7 +239,7 @@ ThresholdAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
   float tau = getTau().convertToFloat();
   if (!std::isfinite(tau))
     return emitError() << "strategy threshold expects a finite tau, got tau = "
-                       << tau;
+                       << detail::formatFloat(tau);
   int64_t kMin = getKMin();
   if (kMin < 0 || kMin > config.k)
     return emitError() << "strategy threshold expects 0 <= k_min <= K = "
@@ -193,7 +262,7 @@ ExpertChoiceAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
   if (!(cf > 0.0))
     return emitError() << "strategy expert_choice expects capacity_factor > "
                           "0, got capacity_factor = "
-                       << cf;
+                       << detail::formatFloat(cf);
   if (!config.experts.isComputeOnly())
     return emitError() << "strategy expert_choice requires an expert space "
                           "of compute experts only (S = E), got S = "

@@ -145,7 +145,7 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
     if (!(capacity.getFactor().convertToDouble() > 0.0))
       return op->emitOpError()
              << "attribute 'capacity' expects factor > 0, got factor = "
-             << capacity.getFactor().convertToDouble();
+             << detail::formatFloat(capacity.getFactor().convertToDouble());
   }
 
   if (GroupsAttr groups = config.groups) {

@@ -12,6 +12,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <string>
+
 #include "moe/Dialect/MoE/IR/MoEEnums.h.inc"
 
 namespace mlir {
@@ -25,6 +27,10 @@ FailureOr<APFloat> parseF32Param(AsmParser &parser);
 void printF32Param(AsmPrinter &printer, const APFloat &value);
 FailureOr<APFloat> parseF64Param(AsmParser &parser);
 void printF64Param(AsmPrinter &printer, const APFloat &value);
+/// The shortest decimal text that reads back as `value` (`inf`, `nan` for
+/// the special values), for diagnostics.
+std::string formatFloat(float value);
+std::string formatFloat(double value);
 } // namespace detail
 
 } // namespace moe

@@ -69,10 +69,23 @@ def MoE_ExpertSpaceAttr : MoE_Attr<"ExpertSpace", "experts"> {
     DefaultValuedParameter<"int64_t", "0">:$numCopy,
     DefaultValuedParameter<"int64_t", "0">:$numConst
   );
+  // The zero-computation counts are optional keywords in a fixed order; a
+  // custom directive parses them because an optional group cannot start
+  // with a comma that another group also starts with.
   let assemblyFormat = [{
-    `<` `compute` `=` $compute (`,` `null` `=` $numNull^)?
-        (`,` `copy` `=` $numCopy^)? (`,` `const` `=` $numConst^)? `>`
+    `<` `compute` `=` $compute
+        `` custom<ZeroComputeCounts>($numNull, $numCopy, $numConst) `>`
   }];
+  // The zero-computation counts default to 0: `get(ctx, 8, 4)` is AdaMoE's
+  // 8 compute + 4 null experts.
+  let skipDefaultBuilders = 1;
+  let builders = [
+    AttrBuilder<(ins "int64_t":$compute, CArg<"int64_t", "0">:$numNull,
+                     CArg<"int64_t", "0">:$numCopy,
+                     CArg<"int64_t", "0">:$numConst), [{
+      return $_get($_ctxt, compute, numNull, numCopy, numConst);
+    }]>
+  ];
   let extraClassDeclaration = [{
     /// Number of compute experts, `E`.
     int64_t getNumCompute() const { return getCompute(); }

@@ -1,0 +1,699 @@
+// Every verifier rule of section 3 of the semantics contract has at least one
+// case here, labelled with the rule it checks (see docs/Verifier.md):
+//   [shapes]     shapes and ranks agree (T, H, F, E, S, K across operands)
+//   [k-range]    1 <= K <= S
+//   [top_p]      0 < p <= 1
+//   [adaptive]   adaptive tau >= 0
+//   [threshold]  threshold tau finite and 0 <= k_min <= K
+//   [cf]         capacity factors > 0
+//   [groups]     S = E, E % n == 0, E / n >= 2, 1 <= top <= n, K <= top*E/n
+//   [ec-space]   expert_choice only with S = E
+//   [ec-alone]   expert_choice without selection_bias, capacity or groups
+//   [k_per_token] k_per_token iff dynamic_k
+//   [gated]      w_gate iff gated, biases only when not gated
+//   [const]      constant-expert operands iff N_const > 0
+//   [types]      element types are supported ones
+//   [experts]    an expert space has a compute expert and no negative count
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// [shapes] gate: w's first dimension is x's hidden size.
+func.func @gate_hidden(%x: tensor<4x64xf32>, %w: tensor<32x8xf32>) {
+  // expected-error @below {{'moe.gate' op operand 'w' dimension 0 must be H = 64 (H from dimension 1 of operand 'x'), got 32}}
+  %0 = moe.gate %x, %w : tensor<4x64xf32>, tensor<32x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// [shapes] gate: the bias has S entries.
+func.func @gate_bias(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>, %b: tensor<9xf32>) {
+  // expected-error @below {{operand 'bias' dimension 0 must be S = 8 (S from dimension 1 of operand 'w'), got 9}}
+  %0 = moe.gate %x, %w bias(%b : tensor<9xf32>) : tensor<?x64xf32>, tensor<64x8xf32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// [shapes] gate: the logits keep x's token count.
+func.func @gate_tokens(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>) {
+  // expected-error @below {{result 'logits' dimension 0 must be T = 4 (T from dimension 0 of operand 'x'), got 5}}
+  %0 = moe.gate %x, %w : tensor<4x64xf32>, tensor<64x8xf32> -> tensor<5x8xf32>
+  return
+}
+
+// -----
+
+// [types] gate: logits are always f32.
+func.func @gate_logits_type(%x: tensor<4x64xbf16>, %w: tensor<64x8xbf16>) {
+  // expected-error @below {{result 'logits' must be a tensor<T x S x f32>, got 'tensor<4x8xbf16>'}}
+  %0 = moe.gate %x, %w : tensor<4x64xbf16>, tensor<64x8xbf16> -> tensor<4x8xbf16>
+  return
+}
+
+// -----
+
+// [types] gate: f64 activations are not supported.
+func.func @gate_f64(%x: tensor<4x64xf64>, %w: tensor<64x8xf32>) {
+  // expected-error @below {{operand 'x' must be a tensor<T x H x f32|f16|bf16>, got 'tensor<4x64xf64>'}}
+  %0 = moe.gate %x, %w : tensor<4x64xf64>, tensor<64x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// [shapes] gate: ranks.
+func.func @gate_rank(%x: tensor<4x2x64xf32>, %w: tensor<64x8xf32>) {
+  // expected-error @below {{operand 'x' must be a tensor<T x H x f32|f16|bf16>, got 'tensor<4x2x64xf32>'}}
+  %0 = moe.gate %x, %w : tensor<4x2x64xf32>, tensor<64x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// [shapes] route: the logits have S = E + N_null + N_copy + N_const columns.
+func.func @route_width(%l: tensor<?x8xf32>) {
+  // expected-error @below {{operand 'logits' dimension 1 must be S = 12 (S from attribute 'experts'), got 8}}
+  %0:2 = moe.route %l experts = <compute = 8, null = 4> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [shapes] route: ids have K columns.
+func.func @route_k_columns(%l: tensor<?x8xf32>) {
+  // expected-error @below {{result 'ids' dimension 1 must be K = 2 (K from attribute 'k'), got 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [shapes] route: ids and weights agree on T.
+func.func @route_tokens(%l: tensor<4x8xf32>) {
+  // expected-error @below {{result 'weights' dimension 0 must be T = 4 (T from dimension 0 of operand 'logits'), got 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<4x8xf32> -> tensor<4x2xi32>, tensor<3x2xf32>
+  return
+}
+
+// -----
+
+// [types] route: ids are i32.
+func.func @route_ids_type(%l: tensor<?x8xf32>) {
+  // expected-error @below {{result 'ids' must be a tensor<T x K x i32>, got 'tensor<?x2xi64>'}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi64>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [types] route: logits are f32 (scores are computed in f32).
+func.func @route_logits_type(%l: tensor<?x8xbf16>) {
+  // expected-error @below {{operand 'logits' must be a tensor<T x S x f32>, got 'tensor<?x8xbf16>'}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [shapes] route: the selection bias has S entries.
+func.func @route_bias_width(%l: tensor<?x8xf32>, %b: tensor<4xf32>) {
+  // expected-error @below {{operand 'selection_bias' dimension 0 must be S = 8 (S from attribute 'experts'), got 4}}
+  %0:2 = moe.route %l bias(%b : tensor<4xf32>) experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [shapes] route: k_per_token has T entries.
+func.func @route_kpt_tokens(%l: tensor<4x8xf32>, %k: tensor<5xi32>) {
+  // expected-error @below {{operand 'k_per_token' dimension 0 must be T = 4 (T from dimension 0 of operand 'logits'), got 5}}
+  %0:2 = moe.route %l k_per_token(%k : tensor<5xi32>) experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<4x8xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+// [types] route: k_per_token is i32.
+func.func @route_kpt_type(%l: tensor<?x8xf32>, %k: tensor<?xi64>) {
+  // expected-error @below {{operand 'k_per_token' must be a tensor<T x i32>, got 'tensor<?xi64>'}}
+  %0:2 = moe.route %l k_per_token(%k : tensor<?xi64>) experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [k-range] K >= 1.
+func.func @k_zero(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op attribute 'k' expects 1 <= k <= S = 8 (all experts of #moe.experts<compute = 8>), got k = 0}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 0 strategy = top_k : tensor<?x8xf32> -> tensor<?x0xi32>, tensor<?x0xf32>
+  return
+}
+
+// -----
+
+// [k-range] K <= S, where S counts the zero-computation experts too.
+func.func @k_too_large(%l: tensor<?x10xf32>) {
+  // expected-error @below {{attribute 'k' expects 1 <= k <= S = 10 (all experts of #moe.experts<compute = 8, null = 2>), got k = 11}}
+  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 11 strategy = top_k : tensor<?x10xf32> -> tensor<?x11xi32>, tensor<?x11xf32>
+  return
+}
+
+// -----
+
+// [top_p] p > 0.
+func.func @top_p_zero(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op strategy top_p expects 0 < p <= 1, got p = 0}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [top_p] p <= 1.
+func.func @top_p_large(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy top_p expects 0 < p <= 1, got p = 1.5}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 1.5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [top_p] a NaN p is not in (0, 1].
+func.func @top_p_nan(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy top_p expects 0 < p <= 1, got p = nan}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0x7FC00000> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [adaptive] tau >= 0.
+func.func @adaptive_negative(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op strategy adaptive expects tau >= 0, got tau = -0.1}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = adaptive<tau = -0.1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [threshold] tau is finite.
+func.func @threshold_inf(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op strategy threshold expects a finite tau, got tau = inf}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7F800000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [threshold] tau is not NaN.
+func.func @threshold_nan(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy threshold expects a finite tau, got tau = nan}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7FC00000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [threshold] k_min <= K.
+func.func @threshold_kmin_large(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op strategy threshold expects 0 <= k_min <= K = 2, got k_min = 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = 3> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [threshold] k_min >= 0.
+func.func @threshold_kmin_negative(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy threshold expects 0 <= k_min <= K = 2, got k_min = -1}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = -1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [cf] capacity factor > 0.
+func.func @capacity_zero(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op attribute 'capacity' expects factor > 0, got factor = 0}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k capacity = <factor = 0.0, priority = score> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [cf] expert_choice capacity factor > 0.
+func.func @expert_choice_cf(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op strategy expert_choice expects capacity_factor > 0, got capacity_factor = -1}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = -1.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] groups need S = E.
+func.func @groups_space(%l: tensor<?x10xf32>) {
+  // expected-error @below {{'moe.route' op attribute 'groups' requires an expert space of compute experts only (S = E), got S = 10, E = 8}}
+  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 2 strategy = top_k groups = <n = 2, top = 1> : tensor<?x10xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] n divides E.
+func.func @groups_divide(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'groups' expects n >= 1 dividing E = 8, got n = 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 3, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] n >= 1 (and no division by zero in the verifier).
+func.func @groups_zero(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'groups' expects n >= 1 dividing E = 8, got n = 0}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 0, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] at least two experts per group.
+func.func @groups_size(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'groups' expects at least 2 experts per group (E / n >= 2), got E / n = 1}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 8, top = 4> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] top <= n.
+func.func @groups_top_large(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'groups' expects 1 <= top <= n = 4, got top = 5}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] top >= 1.
+func.func @groups_top_zero(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'groups' expects 1 <= top <= n = 4, got top = 0}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] K <= top * E / n: the kept groups must hold K experts.
+func.func @groups_reach(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op attribute 'k' expects k <= top * E / n = 2 (the experts of the kept groups), got k = 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 3 strategy = top_k groups = <n = 4, top = 1> : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+  return
+}
+
+// -----
+
+// [ec-space] expert_choice needs S = E.
+func.func @expert_choice_space(%l: tensor<?x10xf32>) {
+  // expected-error @below {{'moe.route' op strategy expert_choice requires an expert space of compute experts only (S = E), got S = 10, E = 8}}
+  %0:2 = moe.route %l experts = <compute = 8, copy = 2> k = 2 strategy = expert_choice<capacity_factor = 1.0> : tensor<?x10xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [ec-alone] expert_choice rejects a selection bias.
+func.func @expert_choice_bias(%l: tensor<?x8xf32>, %b: tensor<8xf32>) {
+  // expected-error @below {{'moe.route' op strategy expert_choice does not accept operand 'selection_bias'; expected no selection bias}}
+  %0:2 = moe.route %l bias(%b : tensor<8xf32>) experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [ec-alone] expert_choice rejects capacity.
+func.func @expert_choice_capacity(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy expert_choice does not accept attribute 'capacity'; expected no capacity (the strategy sets its own)}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> capacity = <factor = 1.0, priority = score> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [ec-alone] expert_choice rejects groups.
+func.func @expert_choice_groups(%l: tensor<?x8xf32>) {
+  // expected-error @below {{strategy expert_choice does not accept attribute 'groups'; expected no groups}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> groups = <n = 2, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [k_per_token] dynamic_k needs k_per_token.
+func.func @dynamic_k_missing(%l: tensor<?x8xf32>) {
+  // expected-error @below {{'moe.route' op operand 'k_per_token' is required by strategy dynamic_k}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [k_per_token] only dynamic_k takes k_per_token.
+func.func @k_per_token_unused(%l: tensor<?x8xf32>, %k: tensor<?xi32>) {
+  // expected-error @below {{'moe.route' op operand 'k_per_token' is only accepted with strategy dynamic_k, got strategy top_p}}
+  %0:2 = moe.route %l k_per_token(%k : tensor<?xi32>) experts = <compute = 8> k = 2 strategy = top_p<p = 0.5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [experts] at least one compute expert.
+func.func @no_compute_expert(%l: tensor<?x4xf32>) {
+  // expected-error @below {{'moe.route' op attribute 'experts' expects at least one compute expert and non-negative counts, got #moe.experts<compute = 0, null = 4>}}
+  %0:2 = moe.route %l experts = <compute = 0, null = 4> k = 2 strategy = top_k : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [experts] no negative counts.
+func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.combine' op attribute 'experts' expects at least one compute expert and non-negative counts, got #moe.experts<compute = 8, null = -1>}}
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, null = -1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// A strategy must be one of the six.
+func.func @unknown_strategy(%l: tensor<?x8xf32>) {
+  // expected-error @below {{expected a routing strategy (top_k, top_p, adaptive, threshold, dynamic_k or expert_choice), got 'top_q'}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_q : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// Another moe attribute is not a strategy either.
+func.func @not_a_strategy(%l: tensor<?x8xf32>) {
+  // expected-error @below {{expected a routing strategy (top_k, top_p, adaptive, threshold, dynamic_k or expert_choice), got #moe.groups<n = 2, top = 1>}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = groups<n = 2, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// The zero-computation counts come in a fixed order.
+func.func @expert_space_order(%l: tensor<?x8xf32>) {
+  // expected-error @below {{expected 'null', 'copy' or 'const' (in this order, each at most once), got 'null'}}
+  %0:2 = moe.route %l experts = <compute = 4, copy = 2, null = 2> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [experts] dispatch needs at least one compute expert.
+func.func @dispatch_no_experts(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.dispatch' op attribute 'num_experts' expects at least 1 compute expert, got 0}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 0 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<1xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] dispatch: offsets has E + 1 entries.
+func.func @dispatch_offsets(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.dispatch' op result 'offsets' dimension 0 must be E+1 = 9 (E from attribute 'num_experts'), got 8}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 8 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<8xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] dispatch: rows keep x's hidden size.
+func.func @dispatch_rows(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{result 'rows' dimension 1 must be H = 64 (H from dimension 1 of operand 'x'), got 32}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 8 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x32xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [types] dispatch: rows keep x's element type.
+func.func @dispatch_rows_type(%x: tensor<?x64xbf16>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{result 'rows' must have element type 'bf16' (the element type of 'x'), got 'f32'}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 8 : tensor<?x64xbf16>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] dispatch: slot_rows has ids' shape.
+func.func @dispatch_slot_rows(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{result 'slot_rows' dimension 1 must be K = 2 (K from dimension 1 of operand 'ids'), got 4}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 8 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+  return
+}
+
+// -----
+
+// [shapes] grouped_matmul: the contraction sizes agree.
+func.func @gmm_contraction(%lhs: tensor<?x64xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xi32>) {
+  // expected-error @below {{'moe.grouped_matmul' op operand 'lhs' dimension 1 must be Kd = 32 (Kd from dimension 1 of operand 'rhs'), got 64}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x64xf32>, tensor<8x32x16xf32>, tensor<9xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// [shapes] grouped_matmul: offsets has one more entry than rhs has experts.
+func.func @gmm_offsets(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<8xi32>) {
+  // expected-error @below {{operand 'offsets' dimension 0 must be E+1 = 9 (E from dimension 0 of operand 'rhs'), got 8}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<8xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// [types] grouped_matmul: offsets are i32.
+func.func @gmm_offsets_type(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xindex>) {
+  // expected-error @below {{operand 'offsets' must be a tensor<E+1 x i32>, got 'tensor<9xindex>'}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<9xindex> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// [types] grouped_matmul: the result has lhs's element type.
+func.func @gmm_result_type(%lhs: tensor<?x32xf16>, %rhs: tensor<8x32x16xf16>, %o: tensor<9xi32>) {
+  // expected-error @below {{result 'out' must have element type 'f16' (the element type of 'lhs'), got 'f32'}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf16>, tensor<8x32x16xf16>, tensor<9xi32> -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// [shapes] expert_ffn: w_down is [E, F, H].
+func.func @ffn_down(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x64x128xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_down' dimension 1 must be F = 128 (F from dimension 2 of operand 'w_up'), got 64}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x64x128xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] expert_ffn: the gate projection has w_up's shape.
+func.func @ffn_gate_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x96xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{operand 'w_gate' dimension 2 must be F = 128 (F from dimension 2 of operand 'w_up'), got 96}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x96xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] expert_ffn: the weights hold E experts, offsets E + 1 entries.
+func.func @ffn_offsets(%r: tensor<?x64xf32>, %o: tensor<5xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{operand 'offsets' dimension 0 must be E+1 = 9 (E from dimension 0 of operand 'w_up'), got 5}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = relu : tensor<?x64xf32>, tensor<5xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] expert_ffn: the down bias is [E, H].
+func.func @ffn_bias_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>, %bd: tensor<8x128xf32>) {
+  // expected-error @below {{operand 'b_down' dimension 1 must be H = 64 (H from dimension 1 of operand 'rows'), got 128}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) down_bias(%bd : tensor<8x128xf32>) activation = relu : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [gated] a gated FFN needs w_gate.
+func.func @ffn_gated_without_gate(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_gate' is required when 'gated' is set}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [gated] w_gate only with gated.
+func.func @ffn_gate_not_gated(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{operand 'w_gate' is only accepted when 'gated' is set; expected no 'w_gate'}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [gated] no biases on a gated FFN.
+func.func @ffn_gated_bias(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>, %bu: tensor<8x128xf32>) {
+  // expected-error @below {{operand 'b_up' is only accepted when the FFN is not gated; expected no biases with 'gated'}}
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) up_bias(%bu : tensor<8x128xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [gated] the layer follows the same rule.
+func.func @layer_gated_without_gate(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{'moe.layer' op operand 'w_gate' is required when 'gated' is set}}
+  %0 = moe.layer %x router(%wr : tensor<64x8xf32>) up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) experts = <compute = 8> k = 2 strategy = top_k activation = silu gated : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] combine: ids and weights agree on K.
+func.func @combine_k(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %ids: tensor<?x2xi32>, %w: tensor<?x3xf32>, %x: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.combine' op operand 'weights' dimension 1 must be K = 2 (K from dimension 1 of operand 'slot_rows'), got 3}}
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 8> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x3xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] combine: y and x share the hidden size.
+func.func @combine_hidden(%y: tensor<?x32xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  // expected-error @below {{operand 'x' dimension 1 must be H = 32 (H from dimension 1 of operand 'y'), got 64}}
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] combine: the output has x's token count.
+func.func @combine_tokens(%y: tensor<?x64xf32>, %s: tensor<4x2xi32>, %w: tensor<4x2xf32>, %x: tensor<4x64xf32>) {
+  // expected-error @below {{result 'out' dimension 0 must be T = 4 (T from dimension 0 of operand 'slot_rows'), got 8}}
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> : tensor<?x64xf32>, tensor<4x2xi32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x64xf32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] combine: each constant expert has a [H, 2] projection.
+func.func @combine_const_shape(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<1x64x3xf32>, %v: tensor<1x64xf32>) {
+  // expected-error @below {{operand 'const_proj' dimension 2 must be 2, got 3}}
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<1x64x3xf32>) const_values(%v : tensor<1x64xf32>) experts = <compute = 8, const = 1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] combine: one projection per constant expert.
+func.func @combine_const_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<2x64x2xf32>, %v: tensor<2x64xf32>) {
+  // expected-error @below {{operand 'const_proj' dimension 0 must be N_const = 1 (N_const from attribute 'experts'), got 2}}
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) const_values(%v : tensor<2x64xf32>) experts = <compute = 8, const = 1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [const] constant experts need their operands.
+func.func @combine_const_missing(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.combine' op operand 'const_proj' is required: the expert space #moe.experts<compute = 8, const = 2> has 2 constant expert(s)}}
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, const = 2> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [const] both constant-expert operands are needed.
+func.func @combine_const_values_missing(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<2x64x2xf32>) {
+  // expected-error @below {{operand 'const_values' is required: the expert space #moe.experts<compute = 8, const = 2> has 2 constant expert(s)}}
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) experts = <compute = 8, const = 2> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [const] no constant-expert operands without constant experts.
+func.func @layer_const_unused(%x: tensor<?x64xf32>, %wr: tensor<64x10xf32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>, %v: tensor<1x64xf32>) {
+  // expected-error @below {{'moe.layer' op operand 'const_values' is only accepted when the expert space has constant experts, got #moe.experts<compute = 8, copy = 2>}}
+  %0 = moe.layer %x router(%wr : tensor<64x10xf32>) up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) const_values(%v : tensor<1x64xf32>) experts = <compute = 8, copy = 2> k = 2 strategy = top_k activation = relu : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] layer: the router is [H, S].
+func.func @layer_router(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{'moe.layer' op operand 'w_router' dimension 1 must be S = 12 (S from attribute 'experts'), got 8}}
+  %0 = moe.layer %x router(%wr : tensor<64x8xf32>) up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) experts = <compute = 8, null = 4> k = 2 strategy = top_k activation = silu gated : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] layer: the FFN weights hold E compute experts.
+func.func @layer_expert_count(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>, %wu: tensor<12x64x128xf32>, %wg: tensor<12x64x128xf32>, %wd: tensor<12x128x64xf32>) {
+  // expected-error @below {{operand 'w_up' dimension 0 must be E = 8 (E from attribute 'experts'), got 12}}
+  %0 = moe.layer %x router(%wr : tensor<64x12xf32>) up(%wu : tensor<12x64x128xf32>) gate(%wg : tensor<12x64x128xf32>) down(%wd : tensor<12x128x64xf32>) experts = <compute = 8, null = 4> k = 2 strategy = top_k activation = silu gated : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [types] layer: the output has x's element type.
+func.func @layer_result_type(%x: tensor<?x64xbf16>, %wr: tensor<64x8xbf16>, %wu: tensor<8x64x128xbf16>, %wd: tensor<8x128x64xbf16>) {
+  // expected-error @below {{result 'y' must have element type 'bf16' (the element type of 'x'), got 'f32'}}
+  %0 = moe.layer %x router(%wr : tensor<64x8xbf16>) up(%wu : tensor<8x64x128xbf16>) down(%wd : tensor<8x128x64xbf16>) experts = <compute = 8> k = 2 strategy = top_k activation = relu : tensor<?x64xbf16> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [k_per_token] the layer checks the routing rules too.
+func.func @layer_dynamic_k(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{'moe.layer' op operand 'k_per_token' is required by strategy dynamic_k}}
+  %0 = moe.layer %x router(%wr : tensor<64x8xf32>) up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) experts = <compute = 8> k = 2 strategy = dynamic_k activation = relu : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [types] the selection bias is f32.
+func.func @layer_bias_type(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %sb: tensor<8xbf16>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  // expected-error @below {{operand 'selection_bias' must be a tensor<S x f32>, got 'tensor<8xbf16>'}}
+  %0 = moe.layer %x router(%wr : tensor<64x8xf32>) bias(%sb : tensor<8xbf16>) up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) experts = <compute = 8> k = 2 strategy = top_k activation = relu : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [shapes] aux_loss: the loss is a scalar tensor.
+func.func @aux_loss_rank(%s: tensor<?x8xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.aux_loss' op result 'loss' must be a tensor<f32>, got 'tensor<1xf32>'}}
+  %0 = moe.aux_loss %s, %ids : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<1xf32>
+  return
+}
+
+// -----
+
+// [shapes] aux_loss: scores and ids agree on T.
+func.func @aux_loss_tokens(%s: tensor<4x8xf32>, %ids: tensor<5x2xi32>) {
+  // expected-error @below {{operand 'ids' dimension 0 must be T = 4 (T from dimension 0 of operand 'scores'), got 5}}
+  %0 = moe.aux_loss %s, %ids : tensor<4x8xf32>, tensor<5x2xi32> -> tensor<f32>
+  return
+}
