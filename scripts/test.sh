@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the lit suite (IR
+# round trips, verifier diagnostics, passes, the plugin in the stock
+# mlir-opt, the C API, an installed downstream project) and the Python tests
+# (the NumPy reference and its golden vectors). Exits non-zero when any test
+# fails. This is what CI runs (.ci/run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
+
+"$ROOT/scripts/setup.sh"
+
+echo "== running every test"
+start=$(date +%s)
+ctest --test-dir "$BUILD_DIR" --output-on-failure
+echo "== tests passed in $(( $(date +%s) - start )) s"
