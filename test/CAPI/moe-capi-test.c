@@ -41,8 +41,8 @@ int main(void) {
   /* func is needed for the function around the op. */
   mlirDialectHandleRegisterDialect(mlirGetDialectHandle__func__(), ctx);
 
-  MlirModule module = mlirModuleCreateParse(
-      ctx, mlirStringRefCreateFromCString(kModule));
+  MlirModule module =
+      mlirModuleCreateParse(ctx, mlirStringRefCreateFromCString(kModule));
   if (mlirModuleIsNull(module)) {
     printf("parse failed\n");
     mlirContextDestroy(ctx);

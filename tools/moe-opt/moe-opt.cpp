@@ -30,6 +30,6 @@ int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::moe::registerMoEPasses();
 
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "moe-mlir optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
 }

@@ -385,6 +385,24 @@ func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<
 
 // -----
 
+// [experts] the width S must fit i32 ids (and its sum must not overflow).
+func.func @huge_expert_space(%l: tensor<?x8xf32>) {
+  // expected-error @below {{attribute 'experts' expects at most 2147483647 experts in all (ids are i32), got #moe.experts<compute = 4611686018427387904, null = 4611686018427387904>}}
+  %0:2 = moe.route %l experts = <compute = 4611686018427387904, null = 4611686018427387904> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [experts] dispatch: num_experts + 1 must not overflow.
+func.func @dispatch_huge(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{attribute 'num_experts' expects 1 <= num_experts <= 2147483647, got 9223372036854775807}}
+  %0:3 = moe.dispatch %x, %ids num_experts = 9223372036854775807 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
 // A strategy must be one of the six.
 func.func @unknown_strategy(%l: tensor<?x8xf32>) {
   // expected-error @below {{expected a routing strategy (top_k, top_p, adaptive, threshold, dynamic_k or expert_choice), got 'top_q'}}
@@ -414,7 +432,7 @@ func.func @expert_space_order(%l: tensor<?x8xf32>) {
 
 // [experts] dispatch needs at least one compute expert.
 func.func @dispatch_no_experts(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
-  // expected-error @below {{'moe.dispatch' op attribute 'num_experts' expects at least 1 compute expert, got 0}}
+  // expected-error @below {{'moe.dispatch' op attribute 'num_experts' expects 1 <= num_experts <= 2147483647, got 0}}
   %0:3 = moe.dispatch %x, %ids num_experts = 0 : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<1xi32>, tensor<?x2xi32>
   return
 }

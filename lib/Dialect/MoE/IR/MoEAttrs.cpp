@@ -28,8 +28,7 @@ using namespace mlir::moe;
 
 /// Parses `(, null = N)? (, copy = N)? (, const = N)?` in that order.
 static ParseResult parseZeroComputeCounts(AsmParser &parser, int64_t &numNull,
-                                          int64_t &numCopy,
-                                          int64_t &numConst) {
+                                          int64_t &numCopy, int64_t &numConst) {
   numNull = numCopy = numConst = 0;
   struct Entry {
     StringRef keyword;
@@ -131,8 +130,9 @@ std::string mlir::moe::detail::formatFloat(float value) {
 // Strategy parsing and printing without the dialect prefix
 //===----------------------------------------------------------------------===//
 
-ParseResult mlir::moe::parseStrategyAttr(AsmParser &parser,
-                                         RoutingStrategyAttrInterface &strategy) {
+ParseResult
+mlir::moe::parseStrategyAttr(AsmParser &parser,
+                             RoutingStrategyAttrInterface &strategy) {
   SMLoc loc = parser.getCurrentLocation();
   StringRef mnemonic;
   Attribute attr;

@@ -16,6 +16,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::moe;
 using mlir::moe::detail::Dim;
@@ -45,21 +47,31 @@ static void printStrategy(OpAsmPrinter &printer, Operation *,
 // Shared rules
 //===----------------------------------------------------------------------===//
 
-/// An expert space needs at least one compute expert and no negative count.
+/// Expert ids are i32: the router width must fit.
+static constexpr int64_t kMaxExperts = std::numeric_limits<int32_t>::max();
+
+/// An expert space needs at least one compute expert, no negative count, and
+/// a width `S` that i32 ids can index.
 static LogicalResult verifyExpertSpace(Operation *op, ExpertSpaceAttr experts) {
-  if (experts.getCompute() < 1 || experts.getNumNull() < 0 ||
-      experts.getNumCopy() < 0 || experts.getNumConst() < 0)
+  int64_t counts[] = {experts.getCompute(), experts.getNumNull(),
+                      experts.getNumCopy(), experts.getNumConst()};
+  if (counts[0] < 1 || llvm::any_of(counts, [](int64_t c) { return c < 0; }))
     return op->emitOpError()
            << "attribute 'experts' expects at least one compute expert and "
               "non-negative counts, got "
            << experts;
+  if (llvm::any_of(counts, [](int64_t c) { return c > kMaxExperts; }) ||
+      experts.getNumExperts() > kMaxExperts)
+    return op->emitOpError()
+           << "attribute 'experts' expects at most " << kMaxExperts
+           << " experts in all (ids are i32), got " << experts;
   return success();
 }
 
 /// `w_gate` is present if and only if the FFN is gated; the biases only when
 /// it is not.
-static LogicalResult verifyGatedOperands(Operation *op, bool gated,
-                                         Value wGate, Value bUp, Value bDown) {
+static LogicalResult verifyGatedOperands(Operation *op, bool gated, Value wGate,
+                                         Value bUp, Value bDown) {
   if (gated && !wGate)
     return op->emitOpError()
            << "operand 'w_gate' is required when 'gated' is set";
@@ -98,8 +110,7 @@ static LogicalResult verifyConstantOperands(Operation *op,
   return success();
 }
 
-template <typename OpT>
-static RoutingConfig buildRoutingConfig(OpT op) {
+template <typename OpT> static RoutingConfig buildRoutingConfig(OpT op) {
   RoutingConfig config;
   config.experts = op.getExperts();
   config.k = op.getKAttr().getInt();
@@ -123,8 +134,8 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
   if (config.k < 1 || config.k > numExperts)
     return op->emitOpError()
            << "attribute 'k' expects 1 <= k <= S = " << numExperts
-           << " (all experts of " << config.experts << "), got k = "
-           << config.k;
+           << " (all experts of " << config.experts
+           << "), got k = " << config.k;
 
   auto emitError = [op]() { return op->emitOpError(); };
   if (failed(config.strategy.verifyRouting(emitError, config)))
@@ -158,16 +169,17 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
              << numExperts << ", E = " << numCompute;
     if (n < 1 || numCompute % n != 0)
       return op->emitOpError()
-             << "attribute 'groups' expects n >= 1 dividing E = "
-             << numCompute << ", got n = " << n;
+             << "attribute 'groups' expects n >= 1 dividing E = " << numCompute
+             << ", got n = " << n;
     if (numCompute / n < 2)
       return op->emitOpError()
              << "attribute 'groups' expects at least 2 experts per group "
                 "(E / n >= 2), got E / n = "
              << numCompute / n;
     if (top < 1 || top > n)
-      return op->emitOpError() << "attribute 'groups' expects 1 <= top <= n = "
-                               << n << ", got top = " << top;
+      return op->emitOpError()
+             << "attribute 'groups' expects 1 <= top <= n = " << n
+             << ", got top = " << top;
     int64_t reachable = top * (numCompute / n);
     if (config.k > reachable)
       return op->emitOpError()
@@ -187,8 +199,7 @@ LogicalResult GateOp::verify() {
       succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
       succeeded(c.operand("w", getW(), {"H", "S"}, ElementKind::Float)) &&
       succeeded(c.operand("bias", getBias(), {"S"}, ElementKind::Float)) &&
-      succeeded(
-          c.result("logits", getLogits(), {"T", "S"}, ElementKind::F32)));
+      succeeded(c.result("logits", getLogits(), {"T", "S"}, ElementKind::F32)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -205,8 +216,8 @@ LogicalResult RouteOp::verify() {
   return success(
       succeeded(
           c.operand("logits", getLogits(), {"T", "S"}, ElementKind::F32)) &&
-      succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
-                          ElementKind::I32)) &&
+      succeeded(
+          c.operand("k_per_token", getKPerToken(), {"T"}, ElementKind::I32)) &&
       succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
                           ElementKind::F32)) &&
       succeeded(c.result("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
@@ -220,10 +231,10 @@ LogicalResult RouteOp::verify() {
 
 LogicalResult DispatchOp::verify() {
   int64_t numExperts = getNumExpertsAttr().getInt();
-  if (numExperts < 1)
-    return emitOpError() << "attribute 'num_experts' expects at least 1 "
-                            "compute expert, got "
-                         << numExperts;
+  if (numExperts < 1 || numExperts > kMaxExperts)
+    return emitOpError() << "attribute 'num_experts' expects 1 <= "
+                            "num_experts <= "
+                         << kMaxExperts << ", got " << numExperts;
   OperandChecker c(*this);
   c.bind("E", numExperts, "attribute 'num_experts'");
   return success(
@@ -231,10 +242,10 @@ LogicalResult DispatchOp::verify() {
       succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
       succeeded(c.result("rows", getRows(), {"R", "H"}, ElementKind::Float)) &&
       succeeded(c.sameElementType("result", "rows", getRows(), "x", getX())) &&
-      succeeded(c.result("offsets", getOffsets(), {Dim("E", 1)},
-                         ElementKind::I32)) &&
-      succeeded(c.result("slot_rows", getSlotRows(), {"T", "K"},
-                         ElementKind::I32)));
+      succeeded(
+          c.result("offsets", getOffsets(), {Dim("E", 1)}, ElementKind::I32)) &&
+      succeeded(
+          c.result("slot_rows", getSlotRows(), {"T", "K"}, ElementKind::I32)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -244,8 +255,8 @@ LogicalResult DispatchOp::verify() {
 LogicalResult GroupedMatmulOp::verify() {
   OperandChecker c(*this);
   return success(
-      succeeded(c.operand("rhs", getRhs(), {"E", "Kd", "N"},
-                          ElementKind::Float)) &&
+      succeeded(
+          c.operand("rhs", getRhs(), {"E", "Kd", "N"}, ElementKind::Float)) &&
       succeeded(c.operand("lhs", getLhs(), {"R", "Kd"}, ElementKind::Float)) &&
       succeeded(c.operand("offsets", getOffsets(), {Dim("E", 1)},
                           ElementKind::I32)) &&
@@ -261,17 +272,16 @@ LogicalResult GroupedMatmulOp::verify() {
 /// `[E,F,H]`, `b_up` `[E,F]`, `b_down` `[E,H]`.
 template <typename OpT>
 static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
-  return success(
-      succeeded(c.operand("w_up", op.getWUp(), {"E", "H", "F"},
-                          ElementKind::Float)) &&
-      succeeded(c.operand("w_gate", op.getWGate(), {"E", "H", "F"},
-                          ElementKind::Float)) &&
-      succeeded(c.operand("w_down", op.getWDown(), {"E", "F", "H"},
-                          ElementKind::Float)) &&
-      succeeded(
-          c.operand("b_up", op.getBUp(), {"E", "F"}, ElementKind::Float)) &&
-      succeeded(
-          c.operand("b_down", op.getBDown(), {"E", "H"}, ElementKind::Float)));
+  return success(succeeded(c.operand("w_up", op.getWUp(), {"E", "H", "F"},
+                                     ElementKind::Float)) &&
+                 succeeded(c.operand("w_gate", op.getWGate(), {"E", "H", "F"},
+                                     ElementKind::Float)) &&
+                 succeeded(c.operand("w_down", op.getWDown(), {"E", "F", "H"},
+                                     ElementKind::Float)) &&
+                 succeeded(c.operand("b_up", op.getBUp(), {"E", "F"},
+                                     ElementKind::Float)) &&
+                 succeeded(c.operand("b_down", op.getBDown(), {"E", "H"},
+                                     ElementKind::Float)));
 }
 
 LogicalResult ExpertFFNOp::verify() {
@@ -295,12 +305,11 @@ LogicalResult ExpertFFNOp::verify() {
 /// The constant experts' `Wc[N_const,H,2]` and `v[N_const,H]`.
 template <typename OpT>
 static LogicalResult verifyConstantShapes(OperandChecker &c, OpT op) {
-  return success(
-      succeeded(c.operand("const_proj", op.getConstProj(),
-                          {"N_const", "H", Dim::literal(2)},
-                          ElementKind::Float)) &&
-      succeeded(c.operand("const_values", op.getConstValues(),
-                          {"N_const", "H"}, ElementKind::Float)));
+  return success(succeeded(c.operand("const_proj", op.getConstProj(),
+                                     {"N_const", "H", Dim::literal(2)},
+                                     ElementKind::Float)) &&
+                 succeeded(c.operand("const_values", op.getConstValues(),
+                                     {"N_const", "H"}, ElementKind::Float)));
 }
 
 LogicalResult CombineOp::verify() {
@@ -348,8 +357,8 @@ LogicalResult LayerOp::verify() {
                           ElementKind::Float)) &&
       succeeded(
           c.operand("b_router", getBRouter(), {"S"}, ElementKind::Float)) &&
-      succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
-                          ElementKind::I32)) &&
+      succeeded(
+          c.operand("k_per_token", getKPerToken(), {"T"}, ElementKind::I32)) &&
       succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
                           ElementKind::F32)) &&
       succeeded(verifyExpertWeights(c, *this)) &&

@@ -81,17 +81,16 @@ LogicalResult OperandChecker::check(llvm::StringRef role, llvm::StringRef name,
     if (dim.symbol.empty()) {
       if (size != dim.offset)
         return op->emitOpError()
-               << role << " '" << name << "' dimension " << index
-               << " must be " << dim.offset << ", got " << size;
+               << role << " '" << name << "' dimension " << index << " must be "
+               << dim.offset << ", got " << size;
       continue;
     }
     auto it = bindings.find(dim.symbol);
     if (it == bindings.end()) {
       if (size - dim.offset < 0)
         return op->emitOpError()
-               << role << " '" << name << "' dimension " << index
-               << " must be " << describeDim(dim) << " >= " << dim.offset
-               << ", got " << size;
+               << role << " '" << name << "' dimension " << index << " must be "
+               << describeDim(dim) << " >= " << dim.offset << ", got " << size;
       std::string source;
       llvm::raw_string_ostream os(source);
       os << "dimension " << index << " of " << role << " '" << name << "'";
@@ -109,8 +108,7 @@ LogicalResult OperandChecker::check(llvm::StringRef role, llvm::StringRef name,
 }
 
 LogicalResult OperandChecker::sameElementType(llvm::StringRef role,
-                                              llvm::StringRef name,
-                                              Value value,
+                                              llvm::StringRef name, Value value,
                                               llvm::StringRef referenceName,
                                               Value reference) {
   Type expected = llvm::cast<ShapedType>(reference.getType()).getElementType();

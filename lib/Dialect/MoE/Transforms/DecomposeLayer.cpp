@@ -51,11 +51,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       return RankedTensorType::get({numTokens, k}, element);
     };
     auto route = RouteOp::create(
-        rewriter, loc, slotType(i32), slotType(f32), logits,
-        op.getKPerToken(), op.getSelectionBias(), op.getExpertsAttr(),
-        op.getKAttr(), op.getScoringAttr(), op.getStrategy(),
-        op.getNormalizeAttr(), op.getScaleAttr(), op.getCapacityAttr(),
-        op.getGroupsAttr());
+        rewriter, loc, slotType(i32), slotType(f32), logits, op.getKPerToken(),
+        op.getSelectionBias(), op.getExpertsAttr(), op.getKAttr(),
+        op.getScoringAttr(), op.getStrategy(), op.getNormalizeAttr(),
+        op.getScaleAttr(), op.getCapacityAttr(), op.getGroupsAttr());
 
     auto rowsType =
         RankedTensorType::get({ShapedType::kDynamic, hidden}, rowType);
@@ -71,8 +70,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
 
     rewriter.replaceOpWithNewOp<CombineOp>(
         op, op.getY().getType(), y, dispatch.getSlotRows(), route.getIds(),
-        route.getWeights(), op.getX(), op.getConstProj(),
-        op.getConstValues(), op.getExpertsAttr());
+        route.getWeights(), op.getX(), op.getConstProj(), op.getConstValues(),
+        op.getExpertsAttr());
     return success();
   }
 };
