@@ -13,7 +13,8 @@ install(DIRECTORY ${PROJECT_BINARY_DIR}/include/moe
         COMPONENT moe-headers
         FILES_MATCHING PATTERN "*.inc")
 
-install(TARGETS MLIRMoEDialect MLIRMoETransforms MoECAPI
+install(TARGETS MLIRMoEDialect MLIRMoETransforms MLIRMoEToLoops
+                MLIRMoEPipelines MoECAPI
         EXPORT MoEMLIRTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -15,7 +15,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 # the Python packages of the reference and its tests. All from Debian.
 PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
-  cmake ninja-build g++ python3 python3-numpy python3-pytest
+  cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest
   python3-pybind11 pybind11-dev
 )
 

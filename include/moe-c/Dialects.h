@@ -19,8 +19,9 @@ extern "C" {
 /* Declares mlirGetDialectHandle__moe__(). */
 MLIR_DECLARE_CAPI_DIALECT_REGISTRATION(MoE, moe);
 
-/* Registers the moe dialect's passes (moe-decompose-layer, ...) in the global
- * pass registry, so that textual pipelines can name them. */
+/* Registers the moe passes (moe-decompose-layer, convert-moe-to-loops, ...)
+ * and pipelines (moe-cpu-pipeline) in the global registries, so that textual
+ * pipelines can name them. */
 MLIR_CAPI_EXPORTED void mlirMoERegisterPasses(void);
 
 #ifdef __cplusplus

@@ -5,31 +5,33 @@
 //===----------------------------------------------------------------------===//
 //
 // `mlir-opt` for the moe dialect: parses, verifies, transforms and prints
-// modules that use moe ops. It registers the moe dialect and passes plus the
-// upstream dialects and passes that the project's pipelines need, and no
+// modules that use moe ops. It registers the moe dialect, passes and
+// pipelines plus the upstream dialects that the pipelines produce, and no
 // others.
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
 
-#include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<mlir::moe::MoEDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+  // moe, func, arith, tensor, linalg, math, scf, memref, bufferization, cf,
+  // affine, ub, llvm and the interface models the pipelines rely on.
+  mlir::moe::registerPipelineDependencies(registry);
 
   // Generic IR passes (canonicalize, cse, inline, symbol-dce, ...).
   mlir::registerTransformsPasses();
   mlir::moe::registerMoEPasses();
+  mlir::moe::registerMoEConversionPasses();
+  mlir::moe::registerMoEPipelines();
 
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "moe-mlir optimizer driver\n", registry));
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "moe-mlir optimizer driver\n", registry));
 }

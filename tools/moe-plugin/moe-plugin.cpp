@@ -13,8 +13,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Pipelines/Pipelines.h"
 
 #include "mlir/Tools/Plugins/DialectPlugin.h"
 #include "mlir/Tools/Plugins/PassPlugin.h"
@@ -32,5 +34,9 @@ mlirGetDialectPluginInfo() {
 extern "C" LLVM_ATTRIBUTE_WEAK mlir::PassPluginLibraryInfo
 mlirGetPassPluginInfo() {
   return {MLIR_PLUGIN_API_VERSION, "MoEPasses", LLVM_VERSION_STRING,
-          []() { mlir::moe::registerMoEPasses(); }};
+          []() {
+            mlir::moe::registerMoEPasses();
+            mlir::moe::registerMoEConversionPasses();
+            mlir::moe::registerMoEPipelines();
+          }};
 }

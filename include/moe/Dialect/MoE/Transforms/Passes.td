@@ -51,4 +51,15 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoEEmitCInterfacePass
+    : Pass<"moe-emit-c-interface", "::mlir::ModuleOp"> {
+  let summary = "Give every public function a C interface (_mlir_ciface_)";
+  let description = [{
+    Sets `llvm.emit_c_interface` on every public `func.func` with a body, so
+    that `convert-func-to-llvm` emits a `_mlir_ciface_<name>` wrapper taking
+    memref descriptors by pointer. This is the entry point that the Python
+    module, the AOT shared libraries and C callers use.
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,26 @@
+//===- Passes.h - MoE conversion passes -------------------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_PASSES_H
+#define MOE_CONVERSION_PASSES_H
+
+#include "moe/Conversion/MoEToLoops/MoEToLoops.h"
+
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+namespace moe {
+
+#define GEN_PASS_DECL
+#include "moe/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "moe/Conversion/Passes.h.inc"
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_CONVERSION_PASSES_H

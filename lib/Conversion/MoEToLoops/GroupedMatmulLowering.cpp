@@ -1,0 +1,73 @@
+//===- GroupedMatmulLowering.cpp - moe.grouped_matmul to loops --*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// out[r] = lhs[r] @ rhs[e(r)] for the rows of each group, with sanitised
+// offsets; an empty group runs no loop iteration and reads none of its
+// matrix. Rows at or past offsets[E] are zero.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowerings.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+namespace {
+struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(GroupedMatmulOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    Value lhs = e.buffer(adaptor.getLhs());
+    Value rhs = e.buffer(adaptor.getRhs());
+    Value rawOffsets = e.buffer(adaptor.getOffsets());
+    Value numRows = e.dim(lhs, 0);
+    Value depth = e.dim(lhs, 1);
+    Value numGroups = e.dim(rhs, 0);
+    Value n = e.dim(rhs, 2);
+    auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+    Type resultElement = resultType.getElementType();
+    Value out = e.allocShaped(resultType, {numRows, n});
+    Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
+
+    Value zero = e.index(0);
+    Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, n);
+    Value zeroF = e.f32(0.0f);
+    e.loop(zero, numGroups, [&](Value group) {
+      Value begin = e.load(offsets, group);
+      Value end = e.load(offsets, e.add(group, e.index(1)));
+      e.loop(begin, end, [&](Value r) {
+        e.fill(acc, zeroF, zero, n);
+        emitAccumulateRowTimesMatrix(
+            e, acc, [&](Value kd) { return e.load(lhs, {r, kd}); }, rhs,
+            {group}, depth, n);
+        e.loop(zero, n, [&](Value j) {
+          e.store(e.castFloat(e.load(acc, j), resultElement), out, {r, j});
+        });
+      });
+    });
+    // Rows that belong to no group are zero.
+    Value zeroOut = e.floatConst(resultElement, 0.0);
+    e.loop(e.load(offsets, numGroups), numRows, [&](Value r) {
+      e.loop(zero, n, [&](Value j) { e.store(zeroOut, out, {r, j}); });
+    });
+    rewriter.replaceOp(op, e.toTensor(out, resultType));
+    return success();
+  }
+};
+} // namespace
+
+void mlir::moe::detail::populateGroupedMatmulLowering(
+    RewritePatternSet &patterns) {
+  patterns.add<GroupedMatmulOpLowering>(patterns.getContext());
+}

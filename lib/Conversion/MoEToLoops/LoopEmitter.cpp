@@ -1,0 +1,237 @@
+//===- LoopEmitter.cpp - Terse builder for loop-level code ------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LoopEmitter.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moe::detail;
+
+Value LoopEmitter::index(int64_t value) {
+  return arith::ConstantIndexOp::create(b, value);
+}
+
+Value LoopEmitter::i32(int64_t value) {
+  return arith::ConstantIntOp::create(b, value, 32);
+}
+
+Value LoopEmitter::i64(int64_t value) {
+  return arith::ConstantIntOp::create(b, value, 64);
+}
+
+Value LoopEmitter::f32(float value) { return floatConst(b.getF32Type(), value); }
+
+Value LoopEmitter::f64(double value) {
+  return floatConst(b.getF64Type(), value);
+}
+
+Value LoopEmitter::boolean(bool value) {
+  return arith::ConstantIntOp::create(b, value ? 1 : 0, 1);
+}
+
+Value LoopEmitter::floatConst(Type type, double value) {
+  return arith::ConstantOp::create(b, b.getFloatAttr(type, value));
+}
+
+Value LoopEmitter::intConst(Type type, int64_t value) {
+  if (type.isIndex())
+    return index(value);
+  return arith::ConstantOp::create(b, b.getIntegerAttr(type, value));
+}
+
+Value LoopEmitter::buffer(Value tensor) {
+  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  return bufferization::ToBufferOp::create(b, memrefType, tensor,
+                                           /*read_only=*/true);
+}
+
+Value LoopEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
+                         ValueRange dynamicSizes) {
+  return memref::AllocOp::create(b, MemRefType::get(shape, elementType),
+                                 dynamicSizes);
+}
+
+Value LoopEmitter::allocLike(RankedTensorType type, ValueRange dynamicSizes) {
+  return alloc(type.getElementType(), type.getShape(), dynamicSizes);
+}
+
+Value LoopEmitter::allocShaped(RankedTensorType type, ValueRange sizes) {
+  SmallVector<Value> dynamicSizes;
+  for (auto [dimIndex, size] : llvm::enumerate(sizes))
+    if (type.isDynamicDim(dimIndex))
+      dynamicSizes.push_back(size);
+  return allocLike(type, dynamicSizes);
+}
+
+Value LoopEmitter::toTensor(Value buffer, Type type) {
+  return bufferization::ToTensorOp::create(b, type, buffer, /*restrict=*/true,
+                                           /*writable=*/true);
+}
+
+Value LoopEmitter::dim(Value shaped, int64_t index) {
+  if (llvm::isa<MemRefType>(shaped.getType()))
+    return memref::DimOp::create(b, shaped, index);
+  llvm_unreachable("dim of a non-memref value");
+}
+
+Value LoopEmitter::load(Value memref, ValueRange indices) {
+  return memref::LoadOp::create(b, memref, indices);
+}
+
+void LoopEmitter::store(Value value, Value memref, ValueRange indices) {
+  memref::StoreOp::create(b, value, memref, indices);
+}
+
+void LoopEmitter::fill(Value memref, Value value, Value lb, Value ub) {
+  loop(lb, ub, [&](Value i) { store(value, memref, i); });
+}
+
+void LoopEmitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {
+  auto forOp = scf::ForOp::create(b, lb, ub, index(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(forOp.getBody()->getTerminator());
+  body(forOp.getInductionVar());
+}
+
+SmallVector<Value>
+LoopEmitter::loop(Value lb, Value ub, ValueRange inits,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  auto forOp = scf::ForOp::create(
+      b, lb, ub, index(1), inits,
+      [&](OpBuilder &nested, Location loc, Value iv, ValueRange args) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        SmallVector<Value> next = body(iv, args);
+        scf::YieldOp::create(b, next);
+      });
+  return SmallVector<Value>(forOp.getResults());
+}
+
+void LoopEmitter::ifThen(Value condition, function_ref<void()> thenBody) {
+  auto ifOp = scf::IfOp::create(b, condition, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  thenBody();
+}
+
+void LoopEmitter::ifThenElse(Value condition, function_ref<void()> thenBody,
+                             function_ref<void()> elseBody) {
+  auto ifOp = scf::IfOp::create(b, condition, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(ifOp.thenBlock()->getTerminator());
+  thenBody();
+  b.setInsertionPoint(ifOp.elseBlock()->getTerminator());
+  elseBody();
+}
+
+static bool isFloatLike(Value value) {
+  return llvm::isa<FloatType>(value.getType());
+}
+
+Value LoopEmitter::add(Value lhs, Value rhs) {
+  if (isFloatLike(lhs))
+    return arith::AddFOp::create(b, lhs, rhs);
+  return arith::AddIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::sub(Value lhs, Value rhs) {
+  if (isFloatLike(lhs))
+    return arith::SubFOp::create(b, lhs, rhs);
+  return arith::SubIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::mul(Value lhs, Value rhs) {
+  if (isFloatLike(lhs))
+    return arith::MulFOp::create(b, lhs, rhs);
+  return arith::MulIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::div(Value lhs, Value rhs) {
+  if (isFloatLike(lhs))
+    return arith::DivFOp::create(b, lhs, rhs);
+  return arith::DivSIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::minSI(Value lhs, Value rhs) {
+  return arith::MinSIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::maxSI(Value lhs, Value rhs) {
+  return arith::MaxSIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::select(Value condition, Value whenTrue, Value whenFalse) {
+  return arith::SelectOp::create(b, condition, whenTrue, whenFalse);
+}
+
+Value LoopEmitter::cmpi(arith::CmpIPredicate predicate, Value lhs, Value rhs) {
+  return arith::CmpIOp::create(b, predicate, lhs, rhs);
+}
+
+Value LoopEmitter::cmpf(arith::CmpFPredicate predicate, Value lhs, Value rhs) {
+  return arith::CmpFOp::create(b, predicate, lhs, rhs);
+}
+
+Value LoopEmitter::andi(Value lhs, Value rhs) {
+  return arith::AndIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::ori(Value lhs, Value rhs) {
+  return arith::OrIOp::create(b, lhs, rhs);
+}
+
+Value LoopEmitter::notI1(Value value) {
+  return arith::XOrIOp::create(b, value, boolean(true));
+}
+
+Value LoopEmitter::inRange(Value value, Value lo, Value hi) {
+  return andi(cmpi(arith::CmpIPredicate::sge, value, lo),
+              cmpi(arith::CmpIPredicate::slt, value, hi));
+}
+
+Value LoopEmitter::isNaN(Value value) {
+  return cmpf(arith::CmpFPredicate::UNO, value, value);
+}
+
+Value LoopEmitter::toIndex(Value value) {
+  if (value.getType().isIndex())
+    return value;
+  return arith::IndexCastOp::create(b, b.getIndexType(), value);
+}
+
+Value LoopEmitter::toI32(Value value) {
+  if (value.getType().isInteger(32))
+    return value;
+  if (value.getType().isIndex())
+    return arith::IndexCastOp::create(b, b.getI32Type(), value);
+  return arith::TruncIOp::create(b, b.getI32Type(), value);
+}
+
+Value LoopEmitter::toI64(Value value) {
+  if (value.getType().isInteger(64))
+    return value;
+  if (value.getType().isIndex())
+    return arith::IndexCastOp::create(b, b.getI64Type(), value);
+  return arith::ExtSIOp::create(b, b.getI64Type(), value);
+}
+
+Value LoopEmitter::castFloat(Value value, Type type) {
+  Type from = value.getType();
+  if (from == type)
+    return value;
+  unsigned fromWidth = llvm::cast<FloatType>(from).getWidth();
+  unsigned toWidth = llvm::cast<FloatType>(type).getWidth();
+  if (fromWidth == toWidth) // bf16 <-> f16: through f32.
+    return castFloat(castFloat(value, b.getF32Type()), type);
+  if (fromWidth < toWidth)
+    return arith::ExtFOp::create(b, type, value);
+  return arith::TruncFOp::create(b, type, value);
+}

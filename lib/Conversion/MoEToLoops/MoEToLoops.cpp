@@ -1,0 +1,73 @@
+//===- MoEToLoops.cpp - Lower moe ops to loops over buffers -----*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoEToLoops/MoEToLoops.h"
+
+#include "Lowerings.h"
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#define DEBUG_TYPE "convert-moe-to-loops"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_CONVERTMOETOLOOPSPASS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+void mlir::moe::populateMoEToLoopsConversionPatterns(
+    RewritePatternSet &patterns, const MoEToLoopsOptions &options) {
+  detail::populateGateLowering(patterns);
+  detail::populateRouteLowering(patterns);
+  detail::populateDispatchLowering(patterns);
+  detail::populateGroupedMatmulLowering(patterns);
+  detail::populateExpertFFNLowering(patterns, options);
+  detail::populateCombineLowering(patterns);
+  detail::populateAuxLossLowering(patterns);
+}
+
+void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
+  target.addLegalDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+                         math::MathDialect, memref::MemRefDialect,
+                         scf::SCFDialect>();
+  target.addIllegalOp<GateOp, RouteOp, DispatchOp, GroupedMatmulOp,
+                      ExpertFFNOp, CombineOp, AuxLossOp>();
+}
+
+namespace {
+struct ConvertMoEToLoopsPass
+    : moe::impl::ConvertMoEToLoopsPassBase<ConvertMoEToLoopsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    MLIRContext *context = &getContext();
+    ConversionTarget target(*context);
+    configureMoEToLoopsConversionTarget(target);
+    // Everything else, moe.layer included, is left as it is.
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(context);
+    MoEToLoopsOptions options;
+    options.instrumentFFN = instrumentFFN;
+    populateMoEToLoopsConversionPatterns(patterns, options);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,345 @@
+"""Compile MLIR modules that use the moe dialect and call them with NumPy.
+
+``compile(mlir_text, entry)`` lowers the module with the CPU pipeline
+(``moe-cpu-pipeline``), JIT-compiles it, and returns a callable. Calls go
+through the function's C interface (``_mlir_ciface_<entry>``) with ctypes:
+ranked tensor arguments become memref descriptors of NumPy arrays, results
+come back as NumPy arrays with their runtime shapes. The same calling code
+serves ahead-of-time shared libraries (``moe_mlir.aot``).
+"""
+
+import ctypes
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+try:
+    import _moe_mlir_native as _native
+except ImportError as error:  # pragma: no cover - depends on the build
+    _native = None
+    _native_error = error
+
+__all__ = ["CompileError", "CompiledFunction", "compile", "cpu_pipeline",
+           "lower"]
+
+
+def _require_native():
+    if _native is None:
+        raise ImportError(
+            "the moe_mlir compiler (_moe_mlir_native) is not built or not on "
+            "the path; build with scripts/setup.sh and set "
+            "PYTHONPATH=<repo>/build/python_packages") from _native_error
+    return _native
+
+
+class CompileError(RuntimeError):
+    """A verifier, pass or code generation failure; ``str()`` carries the
+    diagnostics."""
+
+
+def _translate_errors(fn, *args, **kwargs):
+    native = _require_native()
+    try:
+        return fn(*args, **kwargs)
+    except native.CompileError as error:
+        raise CompileError(str(error)) from None
+
+
+def cpu_pipeline(instrument_ffn: bool = False) -> str:
+    """The textual CPU pipeline with its options."""
+    options = []
+    if instrument_ffn:
+        options.append("instrument-ffn=true")
+    return "moe-cpu-pipeline" + ("{" + " ".join(options) + "}" if options else "")
+
+
+def lower(mlir_text: str, pipeline: Optional[str] = None, llvm_ir: bool = False) -> str:
+    """Lowers a module and returns the text (LLVM dialect, or LLVM IR)."""
+    native = _require_native()
+    return _translate_errors(native.lower, mlir_text, pipeline or cpu_pipeline(), llvm_ir)
+
+
+# ---------------------------------------------------------------------------
+# Types and memref descriptors
+# ---------------------------------------------------------------------------
+_SCALARS = {
+    "f32": (ctypes.c_float, np.float32),
+    "f64": (ctypes.c_double, np.float64),
+    "i1": (ctypes.c_bool, np.bool_),
+    "i8": (ctypes.c_int8, np.int8),
+    "i16": (ctypes.c_int16, np.int16),
+    "i32": (ctypes.c_int32, np.int32),
+    "i64": (ctypes.c_int64, np.int64),
+    "index": (ctypes.c_int64, np.int64),
+}
+# Element types of tensors: NumPy storage dtype. bf16 is stored as uint16.
+_ELEMENTS = {
+    "f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "f16": np.dtype(np.float16),
+    "bf16": np.dtype(np.uint16), "i1": np.dtype(np.bool_), "i8": np.dtype(np.int8),
+    "i16": np.dtype(np.int16), "i32": np.dtype(np.int32), "i64": np.dtype(np.int64),
+    "index": np.dtype(np.int64),
+}
+_SHAPED = re.compile(r"^(tensor|memref)<(.*)>$")
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """An argument or result type of a compiled function."""
+    text: str
+    shape: Optional[Tuple[Optional[int], ...]]   # None for scalars; None entries are dynamic
+    element: str
+
+    @property
+    def is_shaped(self) -> bool:
+        return self.shape is not None
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape) if self.shape is not None else 0
+
+    def describe_shape(self) -> str:
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+def parse_type(text: str) -> ValueType:
+    match = _SHAPED.match(text)
+    if not match:
+        if text not in _SCALARS:
+            raise CompileError(f"unsupported argument or result type '{text}' (supported: ranked "
+                               f"tensors and memrefs of {sorted(_ELEMENTS)}, scalars "
+                               f"{sorted(_SCALARS)})")
+        return ValueType(text, None, text)
+    body = match.group(2)
+    if "," in body or "*" in body:
+        raise CompileError(f"unsupported type '{text}': only ranked, identity-layout "
+                           f"tensors and memrefs are supported")
+    parts = body.split("x")
+    element = parts[-1]
+    if element not in _ELEMENTS:
+        raise CompileError(f"unsupported element type in '{text}' (supported: "
+                           f"{sorted(_ELEMENTS)})")
+    shape = tuple(None if d == "?" else int(d) for d in parts[:-1])
+    return ValueType(text, shape, element)
+
+
+_DESCRIPTORS = {}
+
+
+def descriptor_class(rank: int):
+    """The ctypes struct of a ranked memref descriptor."""
+    if rank not in _DESCRIPTORS:
+        fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+                  ("offset", ctypes.c_int64)]
+        if rank:
+            fields += [("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
+        _DESCRIPTORS[rank] = type(f"MemRef{rank}D", (ctypes.Structure,), {"_fields_": fields})
+    return _DESCRIPTORS[rank]
+
+
+def _ctype_of(value_type: ValueType):
+    if value_type.is_shaped:
+        return descriptor_class(value_type.rank)
+    return _SCALARS[value_type.element][0]
+
+
+def _float_to_bf16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 -> bf16 bit patterns (uint16), round to nearest even, NaN kept."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    rounded = ((bits + rounding) >> 16).astype(np.uint16)
+    nan = np.isnan(values)
+    return np.where(nan, ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+
+
+def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+_LIBC = ctypes.CDLL(None)
+_LIBC.free.argtypes = [ctypes.c_void_p]
+_LIBC.free.restype = None
+
+
+# ---------------------------------------------------------------------------
+# Calling compiled functions
+# ---------------------------------------------------------------------------
+class CompiledFunction:
+    """A compiled function, called with NumPy arrays and Python numbers.
+
+    Tensor arguments are converted to the function's element type (any float
+    dtype to a float element type, any integer dtype to an integer one) and
+    made contiguous; their rank and static sizes are checked (``ValueError``
+    names the argument and the expected shape). Results are NumPy arrays
+    (bf16 results are returned as float32), one or a tuple."""
+
+    def __init__(self, address: int, name: str, arg_types: Sequence[str],
+                 result_types: Sequence[str], arg_names: Optional[Sequence[str]] = None,
+                 keepalive=None):
+        self.name = name
+        self.arg_types = [parse_type(t) for t in arg_types]
+        self.result_types = [parse_type(t) for t in result_types]
+        self.arg_names = list(arg_names) if arg_names else [f"#{i}" for i in range(len(arg_types))]
+        self._keepalive = keepalive
+        results = self.result_types
+        # The C interface returns a single scalar directly; any other result
+        # list is written through a pointer passed as the first argument.
+        self._direct = len(results) == 1 and not results[0].is_shaped
+        self._packed = len(results) > 0 and not self._direct
+        argtypes = []
+        if self._packed:
+            fields = [(f"r{i}", _ctype_of(t)) for i, t in enumerate(results)]
+            self._result_struct = type(f"{name}_results", (ctypes.Structure,),
+                                       {"_fields_": fields})
+            argtypes.append(ctypes.c_void_p)
+        for t in self.arg_types:
+            argtypes.append(ctypes.c_void_p if t.is_shaped else _ctype_of(t))
+        restype = _ctype_of(results[0]) if self._direct else None
+        self._fn = ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+    def _argument(self, index: int, value, keep: list):
+        t = self.arg_types[index]
+        name = self.arg_names[index]
+        if not t.is_shaped:
+            if isinstance(value, np.ndarray) and value.ndim != 0:
+                raise ValueError(f"{self.name}: argument '{name}' must be a scalar {t.text}, "
+                                 f"got an array of shape {value.shape}")
+            ctype, dtype = _SCALARS[t.element]
+            return ctype(dtype(value).item())
+        array = np.asarray(value)
+        if array.ndim != t.rank or any(d is not None and d != s
+                                       for d, s in zip(t.shape, array.shape)):
+            raise ValueError(f"{self.name}: argument '{name}' must have shape "
+                             f"{t.describe_shape()}, got {tuple(array.shape)}")
+        storage = _ELEMENTS[t.element]
+        if t.element == "bf16":
+            if array.dtype == np.uint16:
+                data = np.ascontiguousarray(array)
+            else:
+                data = _float_to_bf16_bits(np.asarray(array, np.float32))
+        else:
+            kind_ok = (array.dtype.kind in "fc") == (storage.kind == "f") or array.size == 0 \
+                or array.dtype.kind == "b" or storage.kind == "b"
+            if not kind_ok and array.dtype.kind == "f" and storage.kind in "iu":
+                raise ValueError(f"{self.name}: argument '{name}' must hold integers "
+                                 f"({t.element}), got {array.dtype}")
+            data = np.ascontiguousarray(array, dtype=storage)
+        keep.append(data)
+        desc = descriptor_class(t.rank)()
+        pointer = data.ctypes.data if data.size else 0
+        desc.allocated = pointer
+        desc.aligned = pointer
+        desc.offset = 0
+        if t.rank:
+            for i, (size, stride) in enumerate(zip(data.shape, data.strides)):
+                desc.sizes[i] = size
+                desc.strides[i] = stride // data.itemsize if data.itemsize else 0
+        keep.append(desc)
+        return ctypes.cast(ctypes.pointer(desc), ctypes.c_void_p)
+
+    def _result(self, t: ValueType, desc, freed: set):
+        storage = _ELEMENTS[t.element]
+        shape = tuple(desc.sizes[i] for i in range(t.rank))
+        strides = tuple(desc.strides[i] for i in range(t.rank))
+        count = int(np.prod(shape)) if shape else 1
+        if count == 0 or not desc.aligned:
+            out = np.empty(shape, storage)
+        else:
+            extent = 1 + sum((s - 1) * abs(st) for s, st in zip(shape, strides))
+            base = desc.aligned + desc.offset * storage.itemsize
+            buffer = (ctypes.c_char * (extent * storage.itemsize)).from_address(base)
+            flat = np.frombuffer(buffer, dtype=storage, count=extent)
+            out = np.lib.stride_tricks.as_strided(
+                flat, shape=shape, strides=tuple(st * storage.itemsize for st in strides)).copy()
+        if desc.allocated and desc.allocated not in freed:
+            freed.add(desc.allocated)
+            _LIBC.free(desc.allocated)
+        if t.element == "bf16":
+            out = _bf16_bits_to_float(out)
+        return out
+
+    def __call__(self, *args):
+        if len(args) != len(self.arg_types):
+            raise TypeError(f"{self.name}() takes {len(self.arg_types)} arguments "
+                            f"({', '.join(self.arg_names)}), got {len(args)}")
+        keep = []
+        c_args = [self._argument(i, a, keep) for i, a in enumerate(args)]
+        if self._direct:
+            value = self._fn(*c_args)
+            return _SCALARS[self.result_types[0].element][1](value)
+        if not self._packed:
+            self._fn(*c_args)
+            return None
+        results = self._result_struct()
+        self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
+        freed = set()
+        outputs = []
+        for i, t in enumerate(self.result_types):
+            field = getattr(results, f"r{i}")
+            if t.is_shaped:
+                outputs.append(self._result(t, field, freed))
+            else:
+                outputs.append(_SCALARS[t.element][1](field))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+class CompiledModule:
+    """A JIT-compiled module: ``module[name]`` is a CompiledFunction."""
+
+    def __init__(self, mlir_text: str, pipeline: Optional[str] = None, opt_level: int = 3):
+        native = _require_native()
+        self.pipeline = pipeline or cpu_pipeline()
+        self._jit = _translate_errors(native.JitModule, mlir_text, self.pipeline, opt_level)
+        self.signatures = dict(self._jit.signatures)
+
+    @property
+    def lowered(self) -> str:
+        return self._jit.lowered
+
+    def lookup(self, symbol: str) -> int:
+        return self._jit.lookup(symbol)
+
+    def function(self, name: str, arg_names: Optional[Sequence[str]] = None) -> CompiledFunction:
+        if name not in self.signatures:
+            raise KeyError(f"no function '{name}' in the module (functions: "
+                           f"{', '.join(sorted(self.signatures))})")
+        args, results, public = self.signatures[name]
+        if not public:
+            raise ValueError(f"function '{name}' is not public or has no body; only public "
+                             f"functions with bodies can be called")
+        address = self._jit.lookup("_mlir_ciface_" + name)
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
+
+    def __getitem__(self, name: str) -> CompiledFunction:
+        return self.function(name)
+
+    def counters(self, index: int = 0) -> np.ndarray:
+        """The FFN counters of an instrumented module (``instrument_ffn``):
+        an int64 array [E, 2] of (rows, multiply-adds) per expert for the
+        ``index``-th moe.expert_ffn of the module."""
+        name = f"moe_ffn_counters_{index}"
+        address = self._jit.lookup(name)
+        for line in self.lowered.splitlines():
+            if f"@{name}(" in line and "llvm.mlir.global" in line:
+                match = re.search(r"!llvm\.array<(\d+) x array<2 x i64>>", line)
+                if match:
+                    experts = int(match.group(1))
+                    buffer = (ctypes.c_int64 * (experts * 2)).from_address(address)
+                    return np.ctypeslib.as_array(buffer).reshape(experts, 2)
+        raise KeyError(f"no counters '{name}' (compile with instrument_ffn=True)")
+
+
+def compile(mlir_text: str, entry: str, target: str = "cpu", *, opt_level: int = 3,
+            instrument_ffn: bool = False, arg_names: Optional[Sequence[str]] = None,
+            pipeline: Optional[str] = None) -> CompiledFunction:
+    """Compiles ``mlir_text`` and returns the function ``entry`` as a callable.
+
+    Raises ``CompileError`` (with the diagnostics) when parsing, verification
+    or lowering fails, and ``KeyError`` when ``entry`` does not exist."""
+    if target != "cpu":
+        raise ValueError(f"target must be 'cpu', got {target!r}")
+    module = CompiledModule(mlir_text, pipeline or cpu_pipeline(instrument_ffn), opt_level)
+    function = module.function(entry, arg_names)
+    function.module = module
+    return function

@@ -1,0 +1,361 @@
+"""Compiled routing and layers for a configuration: ``compile_route`` and
+``compile_layer``.
+
+Both generate a small module (one ``moe.route`` or ``moe.layer`` with a
+dynamic token count), compile it with the CPU pipeline, and return a
+callable that validates and converts its NumPy inputs. They run compiled
+code only; they never call the NumPy reference.
+"""
+
+import struct
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from .compiler import CompileError, CompiledModule, cpu_pipeline
+
+__all__ = ["compile_route", "compile_layer", "RoutingConfig"]
+
+_STRATEGIES = ("top_k", "top_p", "adaptive", "threshold", "dynamic_k", "expert_choice")
+_SCORINGS = ("softmax", "sigmoid", "none")
+_NORMALIZE = ("none", "selected", "non_null")
+_ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
+
+
+def _f32_literal(value: float) -> str:
+    """The exact f32 bit pattern as an MLIR hexadecimal float literal."""
+    bits = struct.unpack("<I", struct.pack("<f", float(np.float32(value))))[0]
+    return f"0x{bits:08X}"
+
+
+def _f64_literal(value: float) -> str:
+    bits = struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+    return f"0x{bits:016X}"
+
+
+class RoutingConfig:
+    """The routing arguments shared by compile_route and compile_layer,
+    validated, and rendered as moe attribute syntax."""
+
+    def __init__(self, num_experts, k, num_null=0, num_copy=0, num_const=0,
+                 scoring="softmax", strategy="top_k", p=None, tau=None, k_min=None,
+                 capacity_factor=None, capacity=None, groups=None, normalize="none",
+                 scale=1.0):
+        def integer(name, value, minimum):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"'{name}' must be an integer, got {value!r}")
+            if value < minimum:
+                raise ValueError(f"'{name}' must be >= {minimum}, got {value}")
+            return int(value)
+
+        self.E = integer("num_experts", num_experts, 1)
+        self.num_null = integer("num_null", num_null, 0)
+        self.num_copy = integer("num_copy", num_copy, 0)
+        self.num_const = integer("num_const", num_const, 0)
+        self.S = self.E + self.num_null + self.num_copy + self.num_const
+        self.k = integer("k", k, 1)
+        if self.k > self.S:
+            raise ValueError(f"'k' must be <= S = {self.S} (all experts), got {self.k}")
+        if scoring not in _SCORINGS:
+            raise ValueError(f"'scoring' must be one of {_SCORINGS}, got {scoring!r}")
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"'strategy' must be one of {_STRATEGIES}, got {strategy!r}")
+        if normalize not in _NORMALIZE:
+            raise ValueError(f"'normalize' must be one of {_NORMALIZE}, got {normalize!r}")
+        self.scoring, self.strategy, self.normalize = scoring, strategy, normalize
+
+        uses = {"top_p": {"p"}, "adaptive": {"tau"}, "threshold": {"tau", "k_min"},
+                "expert_choice": {"capacity_factor"}}.get(strategy, set())
+        given = {name for name, value in (("p", p), ("tau", tau), ("k_min", k_min),
+                                          ("capacity_factor", capacity_factor))
+                 if value is not None}
+        unused = sorted(given - uses)
+        if unused:
+            raise ValueError(f"strategy {strategy!r} does not use {', '.join(repr(u) for u in unused)}")
+        required = sorted((uses - {"k_min"}) - given)
+        if required:
+            raise ValueError(f"strategy {strategy!r} requires {', '.join(repr(r) for r in required)}")
+        self.p, self.tau, self.capacity_factor = p, tau, capacity_factor
+        self.k_min = 1 if k_min is None else k_min
+        if strategy == "top_p" and not (0 < np.float32(p) <= 1):
+            raise ValueError(f"'p' must satisfy 0 < p <= 1, got {p}")
+        if strategy == "adaptive" and not (np.float32(tau) >= 0):
+            raise ValueError(f"'tau' must be >= 0 for adaptive, got {tau}")
+        if strategy == "threshold":
+            if not np.isfinite(np.float32(tau)):
+                raise ValueError(f"'tau' must be finite for threshold, got {tau}")
+            self.k_min = integer("k_min", self.k_min, 0)
+            if self.k_min > self.k:
+                raise ValueError(f"'k_min' must be <= k = {self.k}, got {self.k_min}")
+        if strategy == "expert_choice" and not (capacity_factor > 0):
+            raise ValueError(f"'capacity_factor' must be > 0, got {capacity_factor}")
+
+        self.capacity = None
+        if capacity is not None:
+            if not (isinstance(capacity, (tuple, list)) and len(capacity) == 2):
+                raise ValueError(f"'capacity' must be (factor, 'score'|'position'), got {capacity!r}")
+            factor, priority = capacity
+            if priority not in ("score", "position"):
+                raise ValueError(f"capacity priority must be 'score' or 'position', got {priority!r}")
+            if not (float(factor) > 0):
+                raise ValueError(f"capacity factor must be > 0, got {factor}")
+            self.capacity = (float(factor), priority)
+        self.groups = None
+        if groups is not None:
+            if not (isinstance(groups, (tuple, list)) and len(groups) == 2):
+                raise ValueError(f"'groups' must be (n, top), got {groups!r}")
+            self.groups = (integer("groups n", groups[0], 1), integer("groups top", groups[1], 1))
+        self.scale = float(scale)
+        if strategy == "expert_choice" and (self.capacity or self.groups):
+            raise ValueError("strategy 'expert_choice' does not accept 'capacity' or 'groups'")
+
+    @property
+    def uses_k_per_token(self) -> bool:
+        return self.strategy == "dynamic_k"
+
+    def experts_attr(self) -> str:
+        text = f"<compute = {self.E}"
+        for name, count in (("null", self.num_null), ("copy", self.num_copy),
+                            ("const", self.num_const)):
+            if count:
+                text += f", {name} = {count}"
+        return text + ">"
+
+    def strategy_attr(self) -> str:
+        if self.strategy == "top_p":
+            return f"top_p<p = {_f32_literal(self.p)}>"
+        if self.strategy == "adaptive":
+            return f"adaptive<tau = {_f32_literal(self.tau)}>"
+        if self.strategy == "threshold":
+            return f"threshold<tau = {_f32_literal(self.tau)}, k_min = {self.k_min}>"
+        if self.strategy == "expert_choice":
+            return f"expert_choice<capacity_factor = {_f64_literal(self.capacity_factor)}>"
+        return self.strategy
+
+    def attributes(self) -> str:
+        text = (f"experts = {self.experts_attr()} k = {self.k} scoring = {self.scoring} "
+                f"strategy = {self.strategy_attr()} normalize = {self.normalize} "
+                f"scale = {_f32_literal(self.scale)}")
+        if self.capacity:
+            text += (f" capacity = <factor = {_f64_literal(self.capacity[0])}, "
+                     f"priority = {self.capacity[1]}>")
+        if self.groups:
+            text += f" groups = <n = {self.groups[0]}, top = {self.groups[1]}>"
+        return text
+
+
+def _check_target(target: str):
+    if target != "cpu":
+        raise ValueError(f"target must be 'cpu', got {target!r}")
+
+
+def _float32(name: str, value, shape: Tuple[Optional[int], ...]) -> np.ndarray:
+    """Converts to a float32 array and checks the shape (None: any size)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"argument '{name}' must be numeric, got dtype {array.dtype}")
+    if array.ndim != len(shape) or any(d is not None and d != s for d, s in zip(shape, array.shape)):
+        expected = "[" + ", ".join("T" if d is None else str(d) for d in shape) + "]"
+        raise ValueError(f"argument '{name}' must have shape {expected}, got {tuple(array.shape)}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _int32(name: str, value, shape) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" and not (array.size == 0 and array.dtype.kind == "f"):
+        raise ValueError(f"argument '{name}' must hold integers, got dtype {array.dtype}")
+    if array.ndim != len(shape) or any(d is not None and d != s for d, s in zip(shape, array.shape)):
+        expected = "[" + ", ".join("T" if d is None else str(d) for d in shape) + "]"
+        raise ValueError(f"argument '{name}' must have shape {expected}, got {tuple(array.shape)}")
+    # Values outside i32 saturate: k_per_token is clamped to [0, K] anyway.
+    return np.ascontiguousarray(np.clip(array, -2**31, 2**31 - 1), dtype=np.int32)
+
+
+def _same_tokens(arrays):
+    counts = {name: a.shape[0] for name, a in arrays if a is not None}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"'{n}' has {c}" for n, c in counts.items())
+        raise ValueError(f"all per-token arguments must have the same number of tokens T: {listing}")
+
+
+class _Variants:
+    """Compiles one module per combination of optional arguments, on first
+    use, and caches it."""
+
+    def __init__(self, build):
+        self._build = build
+        self._cache = {}
+
+    def get(self, key):
+        if key not in self._cache:
+            text, entry, names = self._build(key)
+            module = CompiledModule(text, cpu_pipeline())
+            self._cache[key] = module.function(entry, names)
+        return self._cache[key]
+
+
+def compile_route(num_experts: int, k: int, num_null: int = 0, num_copy: int = 0,
+                  num_const: int = 0, scoring: str = "softmax", strategy: str = "top_k",
+                  p: Optional[float] = None, tau: Optional[float] = None,
+                  k_min: Optional[int] = None, capacity_factor: Optional[float] = None,
+                  capacity=None, groups=None, normalize: str = "none", scale: float = 1.0,
+                  target: str = "cpu"):
+    """A compiled ``moe.route``: ``f(logits, k_per_token=None, selection_bias=None)
+    -> (ids int32 [T,k], weights float32 [T,k])``.
+
+    ``num_experts`` is E (compute experts); S = E + num_null + num_copy +
+    num_const. ``p`` is required by top_p, ``tau`` by adaptive and threshold,
+    ``capacity_factor`` by expert_choice; ``k_min`` (threshold only) defaults
+    to 1. ``capacity`` is ``(factor, "score"|"position")``, ``groups`` is
+    ``(n, top)``. A parameter the strategy does not use is a ``ValueError``."""
+    _check_target(target)
+    cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
+                        tau, k_min, capacity_factor, capacity, groups, normalize, scale)
+    S, K = cfg.S, cfg.k
+
+    def build(with_bias):
+        args = [f"%logits: tensor<?x{S}xf32>"]
+        names = ["logits"]
+        operands = ""
+        if cfg.uses_k_per_token:
+            args.append("%k_per_token: tensor<?xi32>")
+            names.append("k_per_token")
+            operands += " k_per_token(%k_per_token : tensor<?xi32>)"
+        if with_bias:
+            args.append(f"%selection_bias: tensor<{S}xf32>")
+            names.append("selection_bias")
+            operands += f" bias(%selection_bias : tensor<{S}xf32>)"
+        text = (f"func.func @route({', '.join(args)}) -> (tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{\n"
+                f"  %ids, %weights = moe.route %logits{operands} {cfg.attributes()}\n"
+                f"      : tensor<?x{S}xf32> -> tensor<?x{K}xi32>, tensor<?x{K}xf32>\n"
+                f"  return %ids, %weights : tensor<?x{K}xi32>, tensor<?x{K}xf32>\n}}\n")
+        return text, "route", names
+
+    variants = _Variants(build)
+    variants.get(False)  # compile eagerly: configuration errors surface here
+
+    def route(logits, k_per_token=None, selection_bias=None):
+        x = _float32("logits", logits, (None, S))
+        args = [x]
+        if cfg.uses_k_per_token:
+            if k_per_token is None:
+                raise ValueError("argument 'k_per_token' is required by strategy 'dynamic_k'")
+            kpt = _int32("k_per_token", k_per_token, (None,))
+            _same_tokens([("logits", x), ("k_per_token", kpt)])
+            args.append(kpt)
+        elif k_per_token is not None:
+            raise ValueError(f"argument 'k_per_token' is only accepted with strategy 'dynamic_k', "
+                             f"got {cfg.strategy!r}")
+        if selection_bias is not None:
+            if cfg.strategy == "expert_choice":
+                raise ValueError("strategy 'expert_choice' does not accept 'selection_bias'")
+            args.append(_float32("selection_bias", selection_bias, (S,)))
+        return variants.get(selection_bias is not None)(*args)
+
+    route.config = cfg
+    return route
+
+
+def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int = 0,
+                  num_copy: int = 0, num_const: int = 0, scoring: str = "softmax",
+                  strategy: str = "top_k", p: Optional[float] = None,
+                  tau: Optional[float] = None, k_min: Optional[int] = None,
+                  capacity_factor: Optional[float] = None, capacity=None, groups=None,
+                  normalize: str = "none", scale: float = 1.0, activation: str = "silu",
+                  gated: bool = True, target: str = "cpu"):
+    """A compiled ``moe.layer``: ``g(x, w_router, w_up, w_down, w_gate=None,
+    b_router=None, b_up=None, b_down=None, k_per_token=None,
+    selection_bias=None, wc=None, v=None) -> y`` (float32 [T, hidden]).
+
+    Weights use the contract's layouts: ``w_router`` [hidden, S], ``w_up``
+    and ``w_gate`` [E, hidden, ffn], ``w_down`` [E, ffn, hidden], ``b_up``
+    [E, ffn], ``b_down`` [E, hidden], ``wc`` [num_const, hidden, 2], ``v``
+    [num_const, hidden]. The routing arguments are those of compile_route."""
+    _check_target(target)
+    cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
+                        tau, k_min, capacity_factor, capacity, groups, normalize, scale)
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"'activation' must be one of {_ACTIVATIONS}, got {activation!r}")
+    for name, value in (("hidden", hidden), ("ffn", ffn)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"'{name}' must be a positive integer, got {value!r}")
+    H, F, E, S = int(hidden), int(ffn), cfg.E, cfg.S
+    gated = bool(gated)
+    shapes = {
+        "x": (None, H), "w_router": (H, S), "w_up": (E, H, F), "w_down": (E, F, H),
+        "w_gate": (E, H, F), "b_router": (S,), "b_up": (E, F), "b_down": (E, H),
+        "selection_bias": (S,), "wc": (cfg.num_const, H, 2), "v": (cfg.num_const, H),
+    }
+    optional = ("b_router", "selection_bias", "b_up", "b_down")
+
+    def build(present):
+        order = ["x", "w_router"]
+        if "b_router" in present:
+            order.append("b_router")
+        if cfg.uses_k_per_token:
+            order.append("k_per_token")
+        if "selection_bias" in present:
+            order.append("selection_bias")
+        order += ["w_up"] + (["w_gate"] if gated else []) + ["w_down"]
+        order += [n for n in ("b_up", "b_down") if n in present]
+        if cfg.num_const:
+            order += ["wc", "v"]
+
+        def ttype(name):
+            if name == "k_per_token":
+                return "tensor<?xi32>"
+            return "tensor<" + "x".join("?" if d is None else str(d) for d in shapes[name]) + "xf32>"
+
+        keywords = {"b_router": "router_bias", "k_per_token": "k_per_token",
+                    "selection_bias": "bias", "w_gate": "gate", "w_down": "down",
+                    "b_up": "up_bias", "b_down": "down_bias", "wc": "const_proj",
+                    "v": "const_values", "w_router": "router", "w_up": "up"}
+        operands = "".join(f" {keywords[n]}(%{n} : {ttype(n)})" for n in order if n != "x")
+        args = ", ".join(f"%{n}: {ttype(n)}" for n in order)
+        text = (f"func.func @layer({args}) -> tensor<?x{H}xf32> {{\n"
+                f"  %y = moe.layer %x{operands}\n"
+                f"      {cfg.attributes()} activation = {activation}{' gated' if gated else ''}\n"
+                f"      : tensor<?x{H}xf32> -> tensor<?x{H}xf32>\n"
+                f"  return %y : tensor<?x{H}xf32>\n}}\n")
+        return text, "layer", order
+
+    variants = _Variants(build)
+    variants.get(frozenset())  # compile eagerly: configuration errors surface here
+
+    def layer(x, w_router, w_up, w_down, w_gate=None, b_router=None, b_up=None, b_down=None,
+              k_per_token=None, selection_bias=None, wc=None, v=None):
+        given = dict(x=x, w_router=w_router, w_up=w_up, w_down=w_down, w_gate=w_gate,
+                     b_router=b_router, b_up=b_up, b_down=b_down,
+                     selection_bias=selection_bias, wc=wc, v=v)
+        if gated and w_gate is None:
+            raise ValueError("argument 'w_gate' is required by a gated layer")
+        if not gated and w_gate is not None:
+            raise ValueError("argument 'w_gate' is only accepted by a gated layer (gated=True)")
+        if gated and (b_up is not None or b_down is not None):
+            raise ValueError("arguments 'b_up' and 'b_down' are only accepted when gated=False")
+        if cfg.num_const and (wc is None or v is None):
+            raise ValueError(f"arguments 'wc' and 'v' are required: the layer has "
+                             f"{cfg.num_const} constant expert(s)")
+        if not cfg.num_const and (wc is not None or v is not None):
+            raise ValueError("arguments 'wc' and 'v' are only accepted with constant experts")
+        if cfg.uses_k_per_token and k_per_token is None:
+            raise ValueError("argument 'k_per_token' is required by strategy 'dynamic_k'")
+        if not cfg.uses_k_per_token and k_per_token is not None:
+            raise ValueError(f"argument 'k_per_token' is only accepted with strategy 'dynamic_k', "
+                             f"got {cfg.strategy!r}")
+        if selection_bias is not None and cfg.strategy == "expert_choice":
+            raise ValueError("strategy 'expert_choice' does not accept 'selection_bias'")
+        present = frozenset(n for n in optional if given[n] is not None)
+        function = variants.get(present)
+        arrays = []
+        for name in function.arg_names:
+            if name == "k_per_token":
+                arrays.append(_int32(name, k_per_token, (None,)))
+            else:
+                arrays.append(_float32(name, given[name], shapes[name]))
+        per_token = [(n, a) for n, a in zip(function.arg_names, arrays) if n in ("x", "k_per_token")]
+        _same_tokens(per_token)
+        return function(*arrays)
+
+    layer.config = cfg
+    return layer
