@@ -31,6 +31,15 @@ config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(
     ("%moe_plugin", os.path.join(config.moe_lib_dir, "MoEPlugin.so")))
 
+# Execution through mlir-runner with the toolchain's runtime utilities
+# (printMemrefF32, ...).
+runner_libs = ",".join(
+    os.path.join(config.llvm_lib_dir, "lib" + name + config.llvm_shlib_ext)
+    for name in ("mlir_runner_utils", "mlir_c_runner_utils"))
+config.substitutions.append(
+    ("%mlir_runner", os.path.join(config.llvm_tools_dir, "mlir-runner")))
+config.substitutions.append(("%runner_libs", runner_libs))
+
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 

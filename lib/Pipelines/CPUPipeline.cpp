@@ -68,6 +68,8 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   // bufferizes; tensor.empty becomes an allocation.
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(bufferization::createEmptyTensorToAllocTensorPass());
+  // Callers' arrays are inputs: never bufferize a result into them.
+  pm.addPass(createMoEReadOnlyArgumentsPass());
 
   // Tensors -> buffers. Function boundaries use plain (identity) layouts so
   // that C callers pass ordinary descriptors; returned buffers are always

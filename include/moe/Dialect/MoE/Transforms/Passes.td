@@ -62,4 +62,18 @@ def MoEEmitCInterfacePass
   }];
 }
 
+def MoEReadOnlyArgumentsPass
+    : Pass<"moe-read-only-arguments", "::mlir::ModuleOp"> {
+  let summary = "Forbid bufferization from writing into public functions' "
+                "tensor arguments";
+  let description = [{
+    Sets `bufferization.writable = false` on every tensor argument of every
+    public `func.func` with a body. One-shot bufferization then never reuses
+    an argument's buffer for a result (it copies instead), so a caller's
+    arrays are never modified: the inputs of a compiled function are read
+    only, as its tensor semantics promise.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

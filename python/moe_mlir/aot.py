@@ -1,0 +1,89 @@
+"""Ahead-of-time compilation: an MLIR module becomes a shared library.
+
+``build_shared_library(mlir_text, "libmodel.so")`` lowers the module with the
+CPU pipeline, emits an optimised position-independent object with LLVM, and
+links it with the system C compiler. The library exports the
+``_mlir_ciface_<name>`` entry point of every public function and depends on
+libc and libm only (no libMLIR, no libLLVM). A JSON file next to it
+(``libmodel.so.json``) records the functions' signatures, so that
+``load("libmodel.so")`` can call them with NumPy through ctypes on a machine
+without MLIR (only NumPy and this package's pure-Python files are needed).
+"""
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Dict, Optional, Sequence
+
+from .compiler import CompiledFunction, _require_native, _translate_errors, cpu_pipeline
+
+__all__ = ["build_shared_library", "load", "SharedLibrary"]
+
+
+def _c_compiler() -> str:
+    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    raise RuntimeError("no C compiler found to link the shared library (set CC)")
+
+
+def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
+                         opt_level: int = 3, instrument_ffn: bool = False,
+                         pipeline: Optional[str] = None) -> Dict[str, tuple]:
+    """Compiles ``mlir_text`` into the shared library ``output``.
+
+    ``cpu`` is an LLVM CPU name ("native" for the host, "x86-64" for any
+    x86-64). Returns the signatures {name: (argument types, result types,
+    is_public)} that are also written to ``output + ".json"``."""
+    native = _require_native()
+    output = os.path.abspath(output)
+    with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
+        obj = os.path.join(tmp, "module.o")
+        signatures = _translate_errors(native.emit_object, mlir_text,
+                                       pipeline or cpu_pipeline(instrument_ffn), obj,
+                                       opt_level, cpu)
+        command = [_c_compiler(), "-shared", "-o", output, obj, "-lm"]
+        linked = subprocess.run(command, capture_output=True, text=True)
+        if linked.returncode != 0:
+            raise RuntimeError(f"linking failed ({' '.join(command)}):\n{linked.stderr}")
+    signatures = {name: (list(args), list(results), bool(public))
+                  for name, (args, results, public) in dict(signatures).items()}
+    with open(output + ".json", "w") as f:
+        json.dump({"format": "moe_mlir.aot/1", "functions": signatures}, f, indent=1)
+    return signatures
+
+
+class SharedLibrary:
+    """A library built by build_shared_library: ``lib[name]`` is a callable."""
+
+    def __init__(self, path: str, signatures: Optional[Dict[str, tuple]] = None):
+        self.path = os.path.abspath(path)
+        if signatures is None:
+            with open(self.path + ".json") as f:
+                meta = json.load(f)
+            if meta.get("format") != "moe_mlir.aot/1":
+                raise ValueError(f"{self.path}.json is not a moe_mlir AOT signature file")
+            signatures = meta["functions"]
+        self.signatures = signatures
+        self._lib = ctypes.CDLL(self.path)
+
+    def function(self, name: str, arg_names: Optional[Sequence[str]] = None) -> CompiledFunction:
+        if name not in self.signatures:
+            raise KeyError(f"no function '{name}' in {self.path}")
+        args, results, public = self.signatures[name]
+        if not public:
+            raise ValueError(f"function '{name}' is not public")
+        symbol = getattr(self._lib, "_mlir_ciface_" + name)
+        address = ctypes.cast(symbol, ctypes.c_void_p).value
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
+
+    def __getitem__(self, name: str) -> CompiledFunction:
+        return self.function(name)
+
+
+def load(path: str) -> SharedLibrary:
+    """Loads a library built by build_shared_library (needs its .json)."""
+    return SharedLibrary(path)
