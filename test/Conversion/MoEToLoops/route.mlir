@@ -1,0 +1,93 @@
+// RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
+
+// top_p: per token, softmax scores (max, exp and sum, divide), then K
+// selection passes over the S experts (ties: the earlier index stays, NaN
+// keys lose), then the running sum decides n_t and the slots from n_t on
+// are emptied. non_null normalisation leaves null slots at 0.
+// CHECK-LABEL: func.func @top_p
+// CHECK-DAG:  %[[P:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK-DAG:  %[[NEG_INF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK:      %[[T:.*]] = tensor.dim
+// CHECK:      %[[IDS:.*]] = memref.alloc(%[[T]]) : memref<?x2xi32>
+// CHECK:      %[[W:.*]] = memref.alloc(%[[T]]) : memref<?x2xf32>
+// CHECK:      %[[SCORES:.*]] = memref.alloc() : memref<8xf32>
+// CHECK:      %[[TAKEN:.*]] = memref.alloc() : memref<8xi1>
+// CHECK:      scf.for %[[TOK:.*]] = %c0 to %[[T]]
+// CHECK:        %[[MAX:.*]] = scf.for {{.*}} iter_args({{.*}} = %[[NEG_INF]])
+// CHECK:          arith.maximumf
+// CHECK:        %[[SUM:.*]] = scf.for
+// CHECK:          math.exp
+// CHECK:        arith.divf {{.*}}, %[[SUM]]
+// One selection pass per slot.
+// CHECK:        scf.for %[[J:.*]] = %c0 to %c2
+// CHECK:          %[[BEST:.*]]:2 = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args
+// CHECK:            arith.cmpf ord
+// CHECK:            arith.cmpf ugt
+// CHECK:          memref.store {{.*}}, %[[IDS]][%[[TOK]], %[[J]]]
+// CHECK:          memref.store {{.*}}, %[[W]][%[[TOK]], %[[J]]]
+// The count: the first prefix whose running sum reaches p.
+// CHECK:        %[[COUNT:.*]]:3 = scf.for {{.*}} iter_args
+// CHECK:          arith.addf
+// CHECK:          arith.cmpf oge, {{.*}}, %[[P]]
+// CHECK:        scf.for {{.*}} = %[[COUNT]]#1 to %c2
+// CHECK:          memref.store %c-1_i32, %[[IDS]]
+func.func @top_p(%l: tensor<?x8xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids, %w = moe.route %l experts = <compute = 6, null = 2> k = 2
+      strategy = top_p<p = 0.5> normalize = non_null
+      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// -----
+
+// dynamic_k: n_t = clamp(k_per_token[t], 0, K).
+// CHECK-LABEL: func.func @dynamic_k
+// CHECK-SAME: %[[KPT:[a-z0-9]+]]: tensor<?xi32>
+// CHECK:      %[[REQ:.*]] = tensor.extract %[[KPT]]
+// CHECK:      %[[REQI:.*]] = arith.index_cast %[[REQ]]
+// CHECK:      %[[LOW:.*]] = arith.maxsi %[[REQI]], %c0
+// CHECK:      %[[N:.*]] = arith.minsi %[[LOW]], %c3
+// CHECK:      scf.for {{.*}} = %[[N]] to %c3
+func.func @dynamic_k(%l: tensor<?x8xf32>, %kpt: tensor<?xi32>)
+    -> (tensor<?x3xi32>, tensor<?x3xf32>) {
+  %ids, %w = moe.route %l k_per_token(%kpt : tensor<?xi32>)
+      experts = <compute = 8> k = 3 scoring = none strategy = dynamic_k
+      : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+  return %ids, %w : tensor<?x3xi32>, tensor<?x3xf32>
+}
+
+// -----
+
+// Capacity by position: a counting walk in (slot, token) order; a slot over
+// its expert's capacity is emptied, then every token is compacted.
+// C = ceil(factor * T * K / E) is computed exactly in 128-bit integers.
+// CHECK-LABEL: func.func @capacity_position
+// CHECK:      arith.muli {{.*}} : i128
+// CHECK:      arith.shrui {{.*}} : i128
+// CHECK:      arith.divui {{.*}} : i64
+// CHECK:      scf.for %[[J:.*]] = %c0 to %c2
+// CHECK:        scf.for %[[T:.*]] = %c0 to %{{.*}}
+// CHECK:          memref.load {{.*}}[%[[T]], %[[J]]]
+func.func @capacity_position(%l: tensor<?x8xf32>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
+      capacity = <factor = 1.25, priority = position>
+      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// -----
+
+// Capacity by score and expert choice order slots with a stable LSD radix
+// sort (4 passes of 8 bits over a 256-bucket histogram) on the weights'
+// bits, so that ties keep the lower token.
+// CHECK-LABEL: func.func @capacity_score
+// CHECK:      memref.alloc() : memref<256xindex>
+// CHECK-COUNT-4: arith.shrui {{.*}} : i32
+func.func @capacity_score(%l: tensor<?x8xf32>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
+      capacity = <factor = 1.25, priority = score>
+      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}

@@ -1,0 +1,40 @@
+// The CPU pipeline takes moe ops on tensors to the LLVM dialect only, with a
+// C interface for public functions, and the result translates to LLVM IR.
+// RUN: moe-opt %s --moe-cpu-pipeline | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVMIR
+// The stock mlir-opt runs the same pipeline from the plugin:
+// RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin --pass-pipeline="builtin.module(moe-cpu-pipeline)" %s | FileCheck %s
+// With instrumentation the counters are a public global:
+// RUN: moe-opt %s --moe-cpu-pipeline="instrument-ffn=true" | FileCheck %s --check-prefix=COUNT
+
+// CHECK-NOT: moe.
+// CHECK-NOT: tensor<
+// CHECK-NOT: memref<
+// CHECK-DAG: llvm.func @malloc
+// CHECK-DAG: llvm.func @free
+// CHECK-DAG: llvm.func @layer(
+// CHECK-DAG: llvm.func @_mlir_ciface_layer(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr
+// CHECK-NOT: llvm.func @_mlir_ciface_helper
+
+// LLVMIR-DAG: define void @_mlir_ciface_layer(ptr
+// LLVMIR-DAG: declare ptr @malloc(i64)
+
+// COUNT: llvm.mlir.global external @moe_ffn_counters_0(dense<0> : tensor<4x2xi64>)
+
+func.func private @helper(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  return %x : tensor<?x16xf32>
+}
+
+func.func @layer(%x: tensor<?x16xf32>, %wr: tensor<16x6xf32>,
+                 %wu: tensor<4x16x8xf32>, %wg: tensor<4x16x8xf32>,
+                 %wd: tensor<4x8x16xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer %x router(%wr : tensor<16x6xf32>)
+      up(%wu : tensor<4x16x8xf32>) gate(%wg : tensor<4x16x8xf32>)
+      down(%wd : tensor<4x8x16xf32>)
+      experts = <compute = 4, null = 2> k = 2 strategy = top_k
+      normalize = non_null activation = silu gated
+      : tensor<?x16xf32> -> tensor<?x16xf32>
+  %z = func.call @helper(%y) : (tensor<?x16xf32>) -> tensor<?x16xf32>
+  %r = arith.addf %x, %z : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
