@@ -3,7 +3,8 @@
 # builds moe-mlir in build/. Safe to run again: it only installs missing
 # packages and rebuilds what changed.
 #
-#   scripts/setup.sh            # install + configure + build
+#   scripts/setup.sh                 # install + configure + build
+#   scripts/setup.sh --packages-only # install what is missing, nothing else
 #   MOE_BUILD_DIR=out scripts/setup.sh
 set -euo pipefail
 
@@ -15,6 +16,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 # the Python packages of the reference and its tests. All from Debian.
 PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
+  libclang-rt-22-dev
   cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest
   python3-pybind11 pybind11-dev
 )
@@ -33,6 +35,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 else
   echo "== all required packages are installed"
+fi
+
+if [ "${1:-}" = "--packages-only" ]; then
+  exit 0
 fi
 
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then

@@ -28,6 +28,12 @@ config.substitutions.append(("%generator", config.cmake_generator))
 config.substitutions.append(("%cxx", config.cxx_compiler))
 config.substitutions.append(("%c_compiler", config.c_compiler))
 config.substitutions.append(("%python", config.python_executable))
+# Flags a downstream build needs to link the project's libraries (non-empty
+# in the sanitizer build).
+sanitizer_flags = ""
+if config.moe_sanitizers.upper() in ("ON", "1", "TRUE", "YES"):
+    sanitizer_flags = "-fsanitize=address,undefined -shared-libasan"
+config.substitutions.append(("%sanitizer_flags", sanitizer_flags))
 config.substitutions.append(
     ("%moe_plugin", os.path.join(config.moe_lib_dir, "MoEPlugin.so")))
 

@@ -284,13 +284,58 @@ class CompiledFunction:
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
+class _SanitizedModule:
+    """The JitModule interface over a library compiled with AddressSanitizer
+    (MOE_MLIR_SANITIZE=1): the lowered LLVM IR is compiled by clang with
+    ``-fsanitize=address`` (every function marked ``sanitize_address``), so
+    that any out-of-bounds access of the generated code is reported. The
+    process must have the ASan runtime loaded (scripts/sanitize.sh)."""
+
+    def __init__(self, mlir_text: str, pipeline: str, opt_level: int):
+        import os
+        import subprocess
+        import tempfile
+        native = _require_native()
+        self.signatures = _translate_errors(native.signatures, mlir_text)
+        self.lowered = _translate_errors(native.lower, mlir_text, pipeline, False)
+        llvm_ir = _translate_errors(native.lower, mlir_text, pipeline, True)
+        # Mark every defined function for instrumentation.
+        llvm_ir = re.sub(r"^(define [^\n]*\)[^\n{]*)\{$", r"\1 sanitize_address {",
+                         llvm_ir, flags=re.M)
+        clang = os.environ.get("MOE_MLIR_SANITIZE_CLANG", "/usr/lib/llvm-22/bin/clang")
+        self._dir = tempfile.TemporaryDirectory(prefix="moe_mlir_asan_")
+        source = os.path.join(self._dir.name, "module.ll")
+        library = os.path.join(self._dir.name, "module.so")
+        with open(source, "w") as f:
+            f.write(llvm_ir)
+        command = [clang, "-O1", "-fPIC", "-shared", "-fsanitize=address",
+                   "-fno-omit-frame-pointer", "-Wno-override-module", source, "-o", library,
+                   "-lm"]
+        built = subprocess.run(command, capture_output=True, text=True)
+        if built.returncode != 0:
+            raise CompileError(f"sanitized build failed ({' '.join(command)}):\n{built.stderr}")
+        self._lib = ctypes.CDLL(library)
+
+    def lookup(self, name: str) -> int:
+        try:
+            symbol = getattr(self._lib, name)
+        except AttributeError:
+            raise KeyError(f"no symbol '{name}' in the compiled module") from None
+        return ctypes.cast(symbol, ctypes.c_void_p).value
+
+
 class CompiledModule:
     """A JIT-compiled module: ``module[name]`` is a CompiledFunction."""
 
     def __init__(self, mlir_text: str, pipeline: Optional[str] = None, opt_level: int = 3):
+        import os
         native = _require_native()
         self.pipeline = pipeline or cpu_pipeline()
-        self._jit = _translate_errors(native.JitModule, mlir_text, self.pipeline, opt_level)
+        if os.environ.get("MOE_MLIR_SANITIZE"):
+            self._jit = _SanitizedModule(mlir_text, self.pipeline, opt_level)
+        else:
+            self._jit = _translate_errors(native.JitModule, mlir_text, self.pipeline,
+                                          opt_level)
         self.signatures = dict(self._jit.signatures)
 
     @property

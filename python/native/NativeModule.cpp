@@ -318,5 +318,14 @@ PYBIND11_MODULE(_moe_mlir_native, m) {
   m.def("lower", &lowerToText, py::arg("text"), py::arg("pipeline"),
         py::arg("llvm_ir") = false,
         "Lower a module with a pipeline and return the result as text.");
+  m.def(
+      "signatures",
+      [](const std::string &text) {
+        Session session;
+        auto module = session.parse(text, "<moe_mlir.signatures>");
+        return collectSignatures(*module);
+      },
+      py::arg("text"),
+      "Parse and verify a module; return its function signatures.");
   m.def("host_cpu", [] { return llvm::sys::getHostCPUName().str(); });
 }

@@ -75,9 +75,9 @@ struct CombineOpLowering : OpConversionPattern<CombineOp> {
         Value id = e.load(ids, {t, j});
         // Compute slot with a row in [0, R).
         Value row = e.load(slotRows, {t, j});
-        Value isCompute =
-            e.andi(e.inRange(id, zeroI32, computeEnd),
-                   e.inRange(row, zeroI32, numRowsI32));
+        Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
+        Value rowIsValid = e.inRange(row, zeroI32, numRowsI32);
+        Value isCompute = e.andi(idIsCompute, rowIsValid);
         e.ifThen(isCompute, [&] {
           Value w = e.load(weights, {t, j});
           Value r = e.toIndex(row);

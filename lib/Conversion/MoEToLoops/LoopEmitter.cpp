@@ -193,8 +193,10 @@ Value LoopEmitter::notI1(Value value) {
 }
 
 Value LoopEmitter::inRange(Value value, Value lo, Value hi) {
-  return andi(cmpi(arith::CmpIPredicate::sge, value, lo),
-              cmpi(arith::CmpIPredicate::slt, value, hi));
+  // Emitted in a fixed order (argument evaluation order is unspecified).
+  Value aboveLow = cmpi(arith::CmpIPredicate::sge, value, lo);
+  Value belowHigh = cmpi(arith::CmpIPredicate::slt, value, hi);
+  return andi(aboveLow, belowHigh);
 }
 
 Value LoopEmitter::isNaN(Value value) {

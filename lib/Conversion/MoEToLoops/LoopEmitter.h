@@ -27,6 +27,11 @@ class LoopEmitter {
 public:
   LoopEmitter(OpBuilder &builder, Location loc) : b(loc, builder) {}
 
+  // Note: C++ leaves the evaluation order of function arguments unspecified,
+  // so `e.add(e.load(a), e.load(b))` may emit the two loads in either order
+  // depending on the compiler. Where the order matters for readability or
+  // tests, emit into named locals first.
+
   ImplicitLocOpBuilder b;
 
   //===--------------------------------------------------------------------===//

@@ -44,8 +44,9 @@ using arith::CmpIPredicate;
 /// a non-NaN key beats a NaN key and any smaller key. Equal keys (including
 /// -0 and +0) do not beat each other: the earlier index stays first.
 static Value emitBeats(LoopEmitter &e, Value a, Value b) {
-  return e.andi(e.cmpf(CmpFPredicate::UGT, a, b),
-                e.cmpf(CmpFPredicate::ORD, a, a));
+  Value greaterOrUnordered = e.cmpf(CmpFPredicate::UGT, a, b);
+  Value notNaN = e.cmpf(CmpFPredicate::ORD, a, a);
+  return e.andi(greaterOrUnordered, notNaN);
 }
 
 /// Selects, one pass per pick, the best `numPicks` of `numCandidates`

@@ -21,8 +21,8 @@
 // One selection pass per slot.
 // CHECK:        scf.for %[[J:.*]] = %c0 to %c2
 // CHECK:          %[[BEST:.*]]:2 = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args
-// CHECK:            arith.cmpf ord
-// CHECK:            arith.cmpf ugt
+// CHECK-DAG:        arith.cmpf ord
+// CHECK-DAG:        arith.cmpf ugt
 // CHECK:          memref.store {{.*}}, %[[IDS]][%[[TOK]], %[[J]]]
 // CHECK:          memref.store {{.*}}, %[[W]][%[[TOK]], %[[J]]]
 // The count: the first prefix whose running sum reaches p.
