@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then takes the example
 # AdaMoE model (examples/adamoe.mlir) through moe-opt (verify, decompose
-# moe.layer into its parts) and evaluates the model with the NumPy reference,
-# reporting the compute slots its null experts save.
-#
-# Native compilation and execution of the model arrive with the CPU lowering
-# (issue 3); until then the reference computes the numbers.
+# moe.layer into its parts), compiles it to native code with the CPU
+# pipeline, runs it, checks it against the NumPy reference and reports the
+# compute slots its null experts save.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,5 +19,5 @@ for op in moe.layer moe.gate moe.route moe.dispatch moe.expert_ffn moe.combine; 
   printf '   %-15s %d\n' "$op" "$(grep -c " $op " "$out" || true)"
 done
 
-echo "== evaluating the model with the NumPy reference"
-/usr/bin/python3 "$ROOT/examples/run_adamoe.py" "$@"
+echo "== compiling (moe-cpu-pipeline), running and checking the model"
+PYTHONPATH="$BUILD_DIR/python_packages" /usr/bin/python3 "$ROOT/examples/run_adamoe.py" "$@"

@@ -15,3 +15,11 @@ echo "== running every test"
 start=$(date +%s)
 ctest --test-dir "$BUILD_DIR" --output-on-failure
 echo "== tests passed in $(( $(date +%s) - start )) s"
+
+# The same tests under AddressSanitizer/UndefinedBehaviorSanitizer (a
+# separate clang build in build-sanitize/; generated code instrumented too).
+if [ -z "${MOE_SKIP_SANITIZERS:-}" ]; then
+  start=$(date +%s)
+  "$ROOT/scripts/sanitize.sh"
+  echo "== sanitizer run clean in $(( $(date +%s) - start )) s"
+fi

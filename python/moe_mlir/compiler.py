@@ -224,6 +224,13 @@ class CompiledFunction:
             if not kind_ok and array.dtype.kind == "f" and storage.kind in "iu":
                 raise ValueError(f"{self.name}: argument '{name}' must hold integers "
                                  f"({t.element}), got {array.dtype}")
+            if storage.kind in "iu" and array.dtype.kind in "iu" and array.size \
+                    and array.dtype.itemsize >= storage.itemsize:
+                info = np.iinfo(storage)
+                low, high = array.min(), array.max()
+                if low < info.min or high > info.max:
+                    raise ValueError(f"{self.name}: argument '{name}' holds values outside the "
+                                     f"range of {t.element} ([{low}, {high}]); they would wrap")
             data = np.ascontiguousarray(array, dtype=storage)
         keep.append(data)
         desc = descriptor_class(t.rank)()
@@ -238,7 +245,7 @@ class CompiledFunction:
         keep.append(desc)
         return ctypes.cast(ctypes.pointer(desc), ctypes.c_void_p)
 
-    def _result(self, t: ValueType, desc, freed: set):
+    def _result(self, t: ValueType, desc):
         storage = _ELEMENTS[t.element]
         shape = tuple(desc.sizes[i] for i in range(t.rank))
         strides = tuple(desc.strides[i] for i in range(t.rank))
@@ -252,9 +259,6 @@ class CompiledFunction:
             flat = np.frombuffer(buffer, dtype=storage, count=extent)
             out = np.lib.stride_tricks.as_strided(
                 flat, shape=shape, strides=tuple(st * storage.itemsize for st in strides)).copy()
-        if desc.allocated and desc.allocated not in freed:
-            freed.add(desc.allocated)
-            _LIBC.free(desc.allocated)
         if t.element == "bf16":
             out = _bf16_bits_to_float(out)
         return out
@@ -273,14 +277,19 @@ class CompiledFunction:
             return None
         results = self._result_struct()
         self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
-        freed = set()
         outputs = []
+        buffers = []
         for i, t in enumerate(self.result_types):
             field = getattr(results, f"r{i}")
             if t.is_shaped:
-                outputs.append(self._result(t, field, freed))
+                outputs.append(self._result(t, field))
+                buffers.append(field.allocated)
             else:
                 outputs.append(_SCALARS[t.element][1](field))
+        # The caller owns every returned buffer. Two results may share one
+        # (`return %a, %a`): copy everything first, then free each buffer once.
+        for pointer in dict.fromkeys(p for p in buffers if p):
+            _LIBC.free(pointer)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 

@@ -87,6 +87,16 @@ class RoutingConfig:
             self.k_min = integer("k_min", self.k_min, 0)
             if self.k_min > self.k:
                 raise ValueError(f"'k_min' must be <= k = {self.k}, got {self.k_min}")
+        def number(name, value):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"'{name}' must be a number, got {value!r}") from None
+
+        for name, value in (("p", p), ("tau", tau), ("capacity_factor", capacity_factor),
+                            ("scale", scale)):
+            if value is not None:
+                number(name, value)
         if strategy == "expert_choice" and not (capacity_factor > 0):
             raise ValueError(f"'capacity_factor' must be > 0, got {capacity_factor}")
 
