@@ -78,7 +78,12 @@ class SharedLibrary:
             raise ValueError(f"function '{name}' is not public")
         symbol = getattr(self._lib, "_mlir_ciface_" + name)
         address = ctypes.cast(symbol, ctypes.c_void_p).value
-        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
+        try:
+            flag = ctypes.addressof(ctypes.c_int32.in_dll(self._lib, "moe_runtime_error"))
+        except ValueError:
+            flag = None
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self,
+                                error_flag=flag)
 
     def __getitem__(self, name: str) -> CompiledFunction:
         return self.function(name)

@@ -157,6 +157,11 @@ def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
+# Codes stored by the generated code in the module's `moe_runtime_error`
+# global when an op's operands have runtime sizes that disagree.
+_RUNTIME_ERRORS = {1: "moe.gate", 2: "moe.route", 3: "moe.dispatch", 4: "moe.grouped_matmul",
+                   5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss"}
+
 _LIBC = ctypes.CDLL(None)
 _LIBC.free.argtypes = [ctypes.c_void_p]
 _LIBC.free.restype = None
@@ -176,8 +181,10 @@ class CompiledFunction:
 
     def __init__(self, address: int, name: str, arg_types: Sequence[str],
                  result_types: Sequence[str], arg_names: Optional[Sequence[str]] = None,
-                 keepalive=None):
+                 keepalive=None, error_flag: Optional[int] = None):
         self.name = name
+        self._error_flag = (ctypes.c_int32.from_address(error_flag)
+                            if error_flag else None)
         self.arg_types = [parse_type(t) for t in arg_types]
         self.result_types = [parse_type(t) for t in result_types]
         self.arg_names = list(arg_names) if arg_names else [f"#{i}" for i in range(len(arg_types))]
@@ -271,9 +278,11 @@ class CompiledFunction:
         c_args = [self._argument(i, a, keep) for i, a in enumerate(args)]
         if self._direct:
             value = self._fn(*c_args)
+            self._check_runtime_error()
             return _SCALARS[self.result_types[0].element][1](value)
         if not self._packed:
             self._fn(*c_args)
+            self._check_runtime_error()
             return None
         results = self._result_struct()
         self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
@@ -290,7 +299,20 @@ class CompiledFunction:
         # (`return %a, %a`): copy everything first, then free each buffer once.
         for pointer in dict.fromkeys(p for p in buffers if p):
             _LIBC.free(pointer)
+        self._check_runtime_error()
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _check_runtime_error(self):
+        """Raises the error the generated code recorded, if any (operands
+        whose runtime sizes disagree: the op did not run)."""
+        if self._error_flag is None or self._error_flag.value == 0:
+            return
+        code = self._error_flag.value
+        self._error_flag.value = 0
+        op = _RUNTIME_ERRORS.get(code, f"op code {code}")
+        raise ValueError(f"{self.name}: the runtime sizes of the arguments of a {op} disagree "
+                         f"(e.g. a different number of tokens T in two arguments); the op did "
+                         f"not run")
 
 
 class _SanitizedModule:
@@ -363,7 +385,12 @@ class CompiledModule:
             raise ValueError(f"function '{name}' is not public or has no body; only public "
                              f"functions with bodies can be called")
         address = self._jit.lookup("_mlir_ciface_" + name)
-        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
+        try:
+            flag = self._jit.lookup("moe_runtime_error")
+        except KeyError:
+            flag = None
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self,
+                                error_flag=flag)
 
     def __getitem__(self, name: str) -> CompiledFunction:
         return self.function(name)

@@ -513,3 +513,63 @@ func.func @f(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>)
     rows, offsets, slots = f(x, np.array([[3, 0], [1, -7]], np.int64))
     assert offsets.tolist() == [0, 1, 2, 2, 3]
     assert slots.tolist() == [[2, 0], [1, -1]]
+
+
+@pytest.mark.parametrize("case", ["combine", "route", "ffn"])
+def test_runtime_size_mismatch_is_reported_not_out_of_bounds(case):
+    """Dynamic sizes the contract ties together (T of ids and x, K of ids and
+    weights, H of y and x, the width S of the logits) are checked at run time:
+    a mismatch raises ValueError after the call instead of reading or writing
+    out of bounds, and the next well-formed call works."""
+    texts = {
+        "combine": """
+func.func @f(%y: tensor<?x?xf32>, %s: tensor<?x?xi32>, %ids: tensor<?x?xi32>,
+             %w: tensor<?x?xf32>, %x: tensor<?x?xf32>) -> tensor<?x?xf32> {
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, copy = 1>
+      : tensor<?x?xf32>, tensor<?x?xi32>, tensor<?x?xi32>, tensor<?x?xf32>, tensor<?x?xf32>
+      -> tensor<?x?xf32>
+  return %0 : tensor<?x?xf32>
+}""",
+        "route": """
+func.func @f(%l: tensor<?x?xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k
+      : tensor<?x?xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %i, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}""",
+        "ffn": """
+func.func @f(%r: tensor<?x?xf32>, %o: tensor<?xi32>, %u: tensor<?x?x?xf32>,
+             %d: tensor<?x?x?xf32>) -> tensor<?x?xf32> {
+  %y = moe.expert_ffn %r, %o up(%u : tensor<?x?x?xf32>) down(%d : tensor<?x?x?xf32>)
+      activation = relu : tensor<?x?xf32>, tensor<?xi32> -> tensor<?x?xf32>
+  return %y : tensor<?x?xf32>
+}""",
+    }
+    f = moe_mlir.compile(texts[case], "f")
+    rng = np.random.default_rng(0)
+    if case == "combine":
+        good = [np.ones((3, 8), np.float32), np.zeros((5, 2), np.int32),
+                np.zeros((5, 2), np.int32), np.ones((5, 2), np.float32),
+                np.ones((5, 8), np.float32)]
+        bad = list(good)
+        bad[4] = np.ones((500, 8), np.float32)     # x has more tokens than ids
+        bad2 = list(good)
+        bad2[3] = np.ones((5, 7), np.float32)      # weights K != ids K
+    elif case == "route":
+        good = [rng.standard_normal((4, 6), dtype=np.float32)]
+        bad = [rng.standard_normal((4, 3), dtype=np.float32)]   # S = 3, not 6
+        bad2 = [rng.standard_normal((4, 60), dtype=np.float32)]
+    else:
+        good = [np.ones((4, 8), np.float32), np.array([0, 2, 4], np.int32),
+                np.ones((2, 8, 5), np.float32), np.ones((2, 5, 8), np.float32)]
+        bad = list(good)
+        bad[3] = np.ones((2, 5, 3), np.float32)    # w_down's H != rows' H
+        bad2 = list(good)
+        bad2[1] = np.array([0, 4], np.int32)       # offsets of E + 1 = 3 entries expected
+    expected = f(*good)
+    for args in (bad, bad2):
+        with pytest.raises(ValueError, match="runtime sizes of the arguments"):
+            f(*args)
+    again = f(*good)
+    for a, b in zip(expected if isinstance(expected, tuple) else [expected],
+                    again if isinstance(again, tuple) else [again]):
+        np.testing.assert_array_equal(a, b)

@@ -34,95 +34,113 @@ struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
     Value numTokens = e.dim(x, 0);
     Value hidden = e.dim(x, 1);
     Value k = e.dim(ids, 1);
-    int64_t numExperts = op.getNumExpertsAttr().getInt();
-    Value numExpertsV = e.index(numExperts);
-    Value zero = e.index(0);
-    Value one = e.index(1);
-    Value zeroI32 = e.i32(0);
-    Value numExpertsI32 = e.i32(numExperts);
-
-    // Histogram of the compute ids.
-    Type indexType = e.b.getIndexType();
-    Value cursor = e.alloc(indexType, {numExperts});
-    e.fill(cursor, zero, zero, numExpertsV);
-    auto forEachComputeSlot = [&](function_ref<void(Value, Value, Value)> fn,
-                                  function_ref<void(Value, Value)> other) {
-      e.loop(zero, numTokens, [&](Value t) {
-        e.loop(zero, k, [&](Value j) {
-          Value id = e.load(ids, {t, j});
-          Value isCompute = e.inRange(id, zeroI32, numExpertsI32);
-          if (!other) {
-            e.ifThen(isCompute, [&] { fn(t, j, e.toIndex(id)); });
-            return;
-          }
-          e.ifThenElse(
-              isCompute, [&] { fn(t, j, e.toIndex(id)); },
-              [&] { other(t, j); });
-        });
-      });
-    };
-    forEachComputeSlot(
-        [&](Value, Value, Value expert) {
-          e.store(e.add(e.load(cursor, expert), one), cursor, expert);
-        },
-        nullptr);
-
-    // Exclusive scan: offsets[e] = rows before expert e; cursor[e] becomes
-    // the next free row of expert e. The padded form clamps to R_max.
     auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
-    bool padded = !rowsType.isDynamicDim(0);
-    Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
     auto offsetsType = llvm::cast<RankedTensorType>(op.getOffsets().getType());
-    Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
-    SmallVector<Value> total = e.loop(
-        zero, numExpertsV, zero, [&](Value expert, ValueRange args) {
-          Value start = args[0];
-          Value stored = padded ? e.minSI(start, rowLimit) : start;
-          e.store(e.toI32(stored), offsets, expert);
-          Value count = e.load(cursor, expert);
-          e.store(start, cursor, expert);
-          return SmallVector<Value>{e.add(start, count)};
-        });
-    Value numRows = padded ? rowLimit : total[0];
-    e.store(e.toI32(padded ? e.minSI(total[0], rowLimit) : total[0]), offsets,
-            numExpertsV);
+    auto slotRowsType =
+        llvm::cast<RankedTensorType>(op.getSlotRows().getType());
+    SizeConstraints sizes;
+    sizes.equal(e, ids, 0, x, 0);
+    SmallVector<Value> results = emitGuarded(
+        e, op, sizes,
+        {getBufferType(rowsType), getBufferType(offsetsType),
+         getBufferType(slotRowsType)},
+        [&]() -> SmallVector<Value> {
+          int64_t numExperts = op.getNumExpertsAttr().getInt();
+          Value numExpertsV = e.index(numExperts);
+          Value zero = e.index(0);
+          Value one = e.index(1);
+          Value zeroI32 = e.i32(0);
+          Value numExpertsI32 = e.i32(numExperts);
 
-    // Scatter, in token then slot order: rows of one expert stay in
-    // (token, slot) order.
-    Value rows = e.allocShaped(rowsType, {numRows, hidden});
-    auto slotRowsType = llvm::cast<RankedTensorType>(op.getSlotRows().getType());
-    Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
-    Value minusOne = e.i32(-1);
-    forEachComputeSlot(
-        [&](Value t, Value j, Value expert) {
-          Value row = e.load(cursor, expert);
-          e.store(e.add(row, one), cursor, expert);
-          Value fits = padded ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
-                              : e.boolean(true);
-          e.ifThenElse(
-              fits,
-              [&] {
-                e.loop(zero, hidden, [&](Value h) {
-                  e.store(e.load(x, {t, h}), rows, {row, h});
+          // Histogram of the compute ids.
+          Type indexType = e.b.getIndexType();
+          Value cursor = e.alloc(indexType, {numExperts});
+          e.fill(cursor, zero, zero, numExpertsV);
+          auto forEachComputeSlot =
+              [&](function_ref<void(Value, Value, Value)> fn,
+                  function_ref<void(Value, Value)> other) {
+                e.loop(zero, numTokens, [&](Value t) {
+                  e.loop(zero, k, [&](Value j) {
+                    Value id = e.load(ids, {t, j});
+                    Value isCompute = e.inRange(id, zeroI32, numExpertsI32);
+                    if (!other) {
+                      e.ifThen(isCompute, [&] { fn(t, j, e.toIndex(id)); });
+                      return;
+                    }
+                    e.ifThenElse(
+                        isCompute, [&] { fn(t, j, e.toIndex(id)); },
+                        [&] { other(t, j); });
+                  });
                 });
-                e.store(e.toI32(row), slotRows, {t, j});
+              };
+          forEachComputeSlot(
+              [&](Value, Value, Value expert) {
+                e.store(e.add(e.load(cursor, expert), one), cursor, expert);
               },
-              [&] { e.store(minusOne, slotRows, {t, j}); });
-        },
-        [&](Value t, Value j) { e.store(minusOne, slotRows, {t, j}); });
-    // Padding rows hold no data; zero them so that nothing uninitialised
-    // ever leaves the op.
-    if (padded) {
-      Value zeroElem = e.floatConst(rowsType.getElementType(), 0.0);
-      e.loop(e.minSI(total[0], rowLimit), rowLimit, [&](Value row) {
-        e.loop(zero, hidden,
-               [&](Value h) { e.store(zeroElem, rows, {row, h}); });
-      });
-    }
+              nullptr);
 
-    rewriter.replaceOp(op, {e.toTensor(rows, rowsType),
-                            e.toTensor(offsets, offsetsType),
-                            e.toTensor(slotRows, slotRowsType)});
+          // Exclusive scan: offsets[e] = rows before expert e; cursor[e]
+          // becomes the next free row of expert e. The padded form clamps to
+          // R_max.
+          bool padded = !rowsType.isDynamicDim(0);
+          Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+          Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
+          SmallVector<Value> total = e.loop(
+              zero, numExpertsV, zero, [&](Value expert, ValueRange args) {
+                Value start = args[0];
+                Value stored = padded ? e.minSI(start, rowLimit) : start;
+                e.store(e.toI32(stored), offsets, expert);
+                Value count = e.load(cursor, expert);
+                e.store(start, cursor, expert);
+                return SmallVector<Value>{e.add(start, count)};
+              });
+          Value numRows = padded ? rowLimit : total[0];
+          e.store(e.toI32(padded ? e.minSI(total[0], rowLimit) : total[0]),
+                  offsets, numExpertsV);
+
+          // Scatter, in token then slot order: rows of one expert stay in
+          // (token, slot) order.
+          Value rows = e.allocShaped(rowsType, {numRows, hidden});
+          Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
+          Value minusOne = e.i32(-1);
+          forEachComputeSlot(
+              [&](Value t, Value j, Value expert) {
+                Value row = e.load(cursor, expert);
+                e.store(e.add(row, one), cursor, expert);
+                Value fits =
+                    padded ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
+                           : e.boolean(true);
+                e.ifThenElse(
+                    fits,
+                    [&] {
+                      e.loop(zero, hidden, [&](Value h) {
+                        e.store(e.load(x, {t, h}), rows, {row, h});
+                      });
+                      e.store(e.toI32(row), slotRows, {t, j});
+                    },
+                    [&] {
+                      e.store(minusOne, slotRows, {t, j});
+                    });
+              },
+              [&](Value t, Value j) {
+                e.store(minusOne, slotRows, {t, j});
+              });
+          // Padding rows hold no data; zero them so that nothing uninitialised
+          // ever leaves the op.
+          if (padded) {
+            Value zeroElem = e.floatConst(rowsType.getElementType(), 0.0);
+            e.loop(e.minSI(total[0], rowLimit), rowLimit, [&](Value row) {
+              e.loop(zero, hidden, [&](Value h) {
+                e.store(zeroElem, rows, {row, h});
+              });
+            });
+          }
+
+          return {rows, offsets, slotRows};
+        });
+    rewriter.replaceOp(op, {e.toTensor(results[0], rowsType),
+                            e.toTensor(results[1], offsetsType),
+                            e.toTensor(results[2], slotRowsType)});
     return success();
   }
 };

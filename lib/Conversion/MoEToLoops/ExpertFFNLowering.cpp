@@ -108,8 +108,6 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
     Value ffn = e.dim(wUp, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
-    Value out = e.allocShaped(resultType, {numRows, hidden});
-    Value offsets = emitSanitizedOffsets(e, rawOffsets, numExperts, numRows);
 
     Value counters;
     auto wUpType = llvm::cast<RankedTensorType>(op.getWUp().getType());
@@ -120,74 +118,96 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       counters = getCounters(e, op, wUpType.getDimSize(0));
     }
 
-    // Rounds an f32 value to the rows' type and back (identity for f32).
-    auto round = [&](Value v) {
-      return e.toF32(e.castFloat(v, rowType));
-    };
-    Type f32 = e.b.getF32Type();
-    Value up = e.alloc(f32, {ShapedType::kDynamic}, ffn);
-    Value gate = gated ? e.alloc(f32, {ShapedType::kDynamic}, ffn) : Value();
-    Value down = e.alloc(f32, {ShapedType::kDynamic}, hidden);
-    Value zero = e.index(0);
-    Value one = e.index(1);
-    Value zeroF = e.f32(0.0f);
+    // w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H].
+    SizeConstraints sizes;
+    sizes.equal(e, wUp, 1, rows, 1);
+    sizes.equal(e, rawOffsets, 0, wUp, 0, 1);
+    sizes.equal(e, wDown, 0, wUp, 0);
+    sizes.equal(e, wDown, 1, wUp, 2);
+    sizes.equal(e, wDown, 2, rows, 1);
+    if (wGate)
+      for (int64_t d = 0; d < 3; ++d)
+        sizes.equal(e, wGate, d, wUp, d);
+    if (bUp) {
+      sizes.equal(e, bUp, 0, wUp, 0);
+      sizes.equal(e, bUp, 1, wUp, 2);
+    }
+    if (bDown) {
+      sizes.equal(e, bDown, 0, wUp, 0);
+      sizes.equal(e, bDown, 1, rows, 1);
+    }
+    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+      Value out = e.allocShaped(resultType, {numRows, hidden});
+      Value offsets = emitSanitizedOffsets(e, rawOffsets, numExperts, numRows);
 
-    e.loop(zero, numExperts, [&](Value expert) {
-      Value begin = e.load(offsets, expert);
-      Value end = e.load(offsets, e.add(expert, one));
-      auto count = [&](int64_t which, Value amount) {
-        Value idx = e.index(which);
-        Value current = e.load(counters, {expert, idx});
-        e.store(e.add(current, e.toI64(amount)), counters, {expert, idx});
-      };
-      auto countMacsFn = [&](Value tripCount) { count(1, tripCount); };
-      function_ref<void(Value)> countMacs = nullptr;
-      if (counters)
-        countMacs = countMacsFn;
+      // Rounds an f32 value to the rows' type and back (identity for f32).
+      auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
+      Type f32 = e.b.getF32Type();
+      Value up = e.alloc(f32, {ShapedType::kDynamic}, ffn);
+      Value gate = gated ? e.alloc(f32, {ShapedType::kDynamic}, ffn) : Value();
+      Value down = e.alloc(f32, {ShapedType::kDynamic}, hidden);
+      Value zero = e.index(0);
+      Value one = e.index(1);
+      Value zeroF = e.f32(0.0f);
 
-      e.loop(begin, end, [&](Value r) {
+      e.loop(zero, numExperts, [&](Value expert) {
+        Value begin = e.load(offsets, expert);
+        Value end = e.load(offsets, e.add(expert, one));
+        auto count = [&](int64_t which, Value amount) {
+          Value idx = e.index(which);
+          Value current = e.load(counters, {expert, idx});
+          e.store(e.add(current, e.toI64(amount)), counters, {expert, idx});
+        };
+        auto countMacsFn = [&](Value tripCount) { count(1, tripCount); };
+        function_ref<void(Value)> countMacs = nullptr;
         if (counters)
-          count(0, one);
-        auto rowAt = [&](Value h) { return e.load(rows, {r, h}); };
-        e.fill(up, zeroF, zero, ffn);
-        emitAccumulateRowTimesMatrix(e, up, rowAt, wUp, {expert}, hidden, ffn,
-                                     countMacs);
-        if (gated) {
-          e.fill(gate, zeroF, zero, ffn);
-          emitAccumulateRowTimesMatrix(e, gate, rowAt, wGate, {expert}, hidden,
-                                       ffn, countMacs);
-          e.loop(zero, ffn, [&](Value f) {
-            Value g = round(e.load(gate, f));
-            Value u = round(e.load(up, f));
-            Value a = round(emitActivation(e, activation, g));
-            e.store(round(e.mul(a, u)), up, f);
+          countMacs = countMacsFn;
+
+        e.loop(begin, end, [&](Value r) {
+          if (counters)
+            count(0, one);
+          auto rowAt = [&](Value h) { return e.load(rows, {r, h}); };
+          e.fill(up, zeroF, zero, ffn);
+          emitAccumulateRowTimesMatrix(e, up, rowAt, wUp, {expert}, hidden, ffn,
+                                       countMacs);
+          if (gated) {
+            e.fill(gate, zeroF, zero, ffn);
+            emitAccumulateRowTimesMatrix(e, gate, rowAt, wGate, {expert},
+                                         hidden, ffn, countMacs);
+            e.loop(zero, ffn, [&](Value f) {
+              Value g = round(e.load(gate, f));
+              Value u = round(e.load(up, f));
+              Value a = round(emitActivation(e, activation, g));
+              e.store(round(e.mul(a, u)), up, f);
+            });
+          } else {
+            e.loop(zero, ffn, [&](Value f) {
+              Value a = e.load(up, f);
+              if (bUp)
+                a = e.add(a, e.toF32(e.load(bUp, {expert, f})));
+              e.store(round(emitActivation(e, activation, round(a))), up, f);
+            });
+          }
+          e.fill(down, zeroF, zero, hidden);
+          emitAccumulateRowTimesMatrix(
+              e, down, [&](Value f) { return e.load(up, f); }, wDown, {expert},
+              ffn, hidden, countMacs);
+          e.loop(zero, hidden, [&](Value h) {
+            Value y = e.load(down, h);
+            if (bDown)
+              y = e.add(y, e.toF32(e.load(bDown, {expert, h})));
+            e.store(e.castFloat(y, rowType), out, {r, h});
           });
-        } else {
-          e.loop(zero, ffn, [&](Value f) {
-            Value a = e.load(up, f);
-            if (bUp)
-              a = e.add(a, e.toF32(e.load(bUp, {expert, f})));
-            e.store(round(emitActivation(e, activation, round(a))), up, f);
-          });
-        }
-        e.fill(down, zeroF, zero, hidden);
-        emitAccumulateRowTimesMatrix(
-            e, down, [&](Value f) { return e.load(up, f); }, wDown, {expert},
-            ffn, hidden, countMacs);
-        e.loop(zero, hidden, [&](Value h) {
-          Value y = e.load(down, h);
-          if (bDown)
-            y = e.add(y, e.toF32(e.load(bDown, {expert, h})));
-          e.store(e.castFloat(y, rowType), out, {r, h});
         });
       });
-    });
-    // Rows that belong to no expert are zero.
-    Value zeroOut = e.floatConst(rowType, 0.0);
-    e.loop(e.load(offsets, numExperts), numRows, [&](Value r) {
-      e.loop(zero, hidden, [&](Value h) { e.store(zeroOut, out, {r, h}); });
-    });
-    rewriter.replaceOp(op, e.toTensor(out, resultType));
+      // Rows that belong to no expert are zero.
+      Value zeroOut = e.floatConst(rowType, 0.0);
+      e.loop(e.load(offsets, numExperts), numRows, [&](Value r) {
+        e.loop(zero, hidden, [&](Value h) { e.store(zeroOut, out, {r, h}); });
+      });
+      return SmallVector<Value>{out};
+    })[0];
+    rewriter.replaceOp(op, e.toTensor(result, resultType));
     return success();
   }
 

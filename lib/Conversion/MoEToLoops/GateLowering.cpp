@@ -33,28 +33,35 @@ struct GateOpLowering : OpConversionPattern<GateOp> {
     Value hidden = e.dim(x, 1);
     Value width = e.dim(w, 1);
     auto resultType = llvm::cast<RankedTensorType>(op.getLogits().getType());
-    Value logits = e.allocShaped(resultType, {numTokens, width});
+    SizeConstraints sizes;
+    sizes.equal(e, x, 1, w, 0);
+    if (bias)
+      sizes.equal(e, bias, 0, w, 1);
+    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+      Value logits = e.allocShaped(resultType, {numTokens, width});
 
-    Value zero = e.index(0);
-    Value zeroF = e.f32(0.0f);
-    e.loop(zero, numTokens, [&](Value t) {
-      // A row view of the output, as the accumulator of the row product.
-      e.loop(zero, width, [&](Value s) { e.store(zeroF, logits, {t, s}); });
-      e.loop(zero, hidden, [&](Value h) {
-        Value a = e.toF32(e.load(x, {t, h}));
-        e.loop(zero, width, [&](Value s) {
-          Value m = e.toF32(e.load(w, {h, s}));
-          Value acc = e.load(logits, {t, s});
-          e.store(e.add(acc, e.mul(a, m)), logits, {t, s});
+      Value zero = e.index(0);
+      Value zeroF = e.f32(0.0f);
+      e.loop(zero, numTokens, [&](Value t) {
+        // A row view of the output, as the accumulator of the row product.
+        e.loop(zero, width, [&](Value s) { e.store(zeroF, logits, {t, s}); });
+        e.loop(zero, hidden, [&](Value h) {
+          Value a = e.toF32(e.load(x, {t, h}));
+          e.loop(zero, width, [&](Value s) {
+            Value m = e.toF32(e.load(w, {h, s}));
+            Value acc = e.load(logits, {t, s});
+            e.store(e.add(acc, e.mul(a, m)), logits, {t, s});
+          });
         });
+        if (bias)
+          e.loop(zero, width, [&](Value s) {
+            Value acc = e.load(logits, {t, s});
+            e.store(e.add(acc, e.toF32(e.load(bias, s))), logits, {t, s});
+          });
       });
-      if (bias)
-        e.loop(zero, width, [&](Value s) {
-          Value acc = e.load(logits, {t, s});
-          e.store(e.add(acc, e.toF32(e.load(bias, s))), logits, {t, s});
-        });
-    });
-    rewriter.replaceOp(op, e.toTensor(logits, resultType));
+      return SmallVector<Value>{logits};
+    })[0];
+    rewriter.replaceOp(op, e.toTensor(result, resultType));
     return success();
   }
 };

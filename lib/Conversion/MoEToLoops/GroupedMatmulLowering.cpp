@@ -37,31 +37,40 @@ struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
     Value n = e.dim(rhs, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type resultElement = resultType.getElementType();
-    Value out = e.allocShaped(resultType, {numRows, n});
-    Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
+    SizeConstraints sizes;
+    sizes.equal(e, lhs, 1, rhs, 1);
+    sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
+    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+      Value out = e.allocShaped(resultType, {numRows, n});
+      Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
 
-    Value zero = e.index(0);
-    Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, n);
-    Value zeroF = e.f32(0.0f);
-    e.loop(zero, numGroups, [&](Value group) {
-      Value begin = e.load(offsets, group);
-      Value end = e.load(offsets, e.add(group, e.index(1)));
-      e.loop(begin, end, [&](Value r) {
-        e.fill(acc, zeroF, zero, n);
-        emitAccumulateRowTimesMatrix(
-            e, acc, [&](Value kd) { return e.load(lhs, {r, kd}); }, rhs,
-            {group}, depth, n);
-        e.loop(zero, n, [&](Value j) {
-          e.store(e.castFloat(e.load(acc, j), resultElement), out, {r, j});
+      Value zero = e.index(0);
+      Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, n);
+      Value zeroF = e.f32(0.0f);
+      e.loop(zero, numGroups, [&](Value group) {
+        Value begin = e.load(offsets, group);
+        Value end = e.load(offsets, e.add(group, e.index(1)));
+        e.loop(begin, end, [&](Value r) {
+          e.fill(acc, zeroF, zero, n);
+          emitAccumulateRowTimesMatrix(
+              e, acc,
+              [&](Value kd) {
+                return e.load(lhs, {r, kd});
+              },
+              rhs, {group}, depth, n);
+          e.loop(zero, n, [&](Value j) {
+            e.store(e.castFloat(e.load(acc, j), resultElement), out, {r, j});
+          });
         });
       });
-    });
-    // Rows that belong to no group are zero.
-    Value zeroOut = e.floatConst(resultElement, 0.0);
-    e.loop(e.load(offsets, numGroups), numRows, [&](Value r) {
-      e.loop(zero, n, [&](Value j) { e.store(zeroOut, out, {r, j}); });
-    });
-    rewriter.replaceOp(op, e.toTensor(out, resultType));
+      // Rows that belong to no group are zero.
+      Value zeroOut = e.floatConst(resultElement, 0.0);
+      e.loop(e.load(offsets, numGroups), numRows, [&](Value r) {
+        e.loop(zero, n, [&](Value j) { e.store(zeroOut, out, {r, j}); });
+      });
+      return SmallVector<Value>{out};
+    })[0];
+    rewriter.replaceOp(op, e.toTensor(result, resultType));
     return success();
   }
 };

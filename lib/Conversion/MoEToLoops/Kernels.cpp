@@ -6,6 +6,14 @@
 
 #include "Lowerings.h"
 
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include <functional>
+
 using namespace mlir;
 using namespace mlir::moe::detail;
 
@@ -45,4 +53,112 @@ Value mlir::moe::detail::emitSanitizedOffsets(LoopEmitter &e, Value offsets,
     e.store(clamped, result, next);
   });
   return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Runtime size guards
+//===----------------------------------------------------------------------===//
+
+void SizeConstraints::equal(LoopEmitter &e, Value a, int64_t dimA, Value b,
+                            int64_t dimB, int64_t offset) {
+  auto typeA = llvm::cast<MemRefType>(a.getType());
+  auto typeB = llvm::cast<MemRefType>(b.getType());
+  if (!typeA.isDynamicDim(dimA) && !typeB.isDynamicDim(dimB))
+    return;
+  Value sizeA = e.dim(a, dimA);
+  Value sizeB = e.add(e.dim(b, dimB), e.index(offset));
+  checks.push_back(e.cmpi(arith::CmpIPredicate::eq, sizeA, sizeB));
+}
+
+void SizeConstraints::equal(LoopEmitter &e, Value a, int64_t dim,
+                            int64_t size) {
+  if (!llvm::cast<MemRefType>(a.getType()).isDynamicDim(dim))
+    return;
+  checks.push_back(
+      e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), e.index(size)));
+}
+
+int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {
+  if (isa<GateOp>(op))
+    return 1;
+  if (isa<RouteOp>(op))
+    return 2;
+  if (isa<DispatchOp>(op))
+    return 3;
+  if (isa<GroupedMatmulOp>(op))
+    return 4;
+  if (isa<ExpertFFNOp>(op))
+    return 5;
+  if (isa<CombineOp>(op))
+    return 6;
+  if (isa<AuxLossOp>(op))
+    return 7;
+  return 99;
+}
+
+/// The module's error flag, created on first use.
+static Value getErrorFlag(LoopEmitter &e, Operation *op) {
+  auto module = op->getParentOfType<ModuleOp>();
+  auto type = MemRefType::get({}, e.b.getI32Type());
+  StringRef name = "moe_runtime_error";
+  if (!SymbolTable::lookupSymbolIn(module, name)) {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(module.getBody());
+    auto zero = DenseElementsAttr::get(
+        RankedTensorType::get({}, e.b.getI32Type()), e.b.getI32IntegerAttr(0));
+    memref::GlobalOp::create(e.b, name, e.b.getStringAttr("public"), type, zero,
+                             /*constant=*/false,
+                             /*alignment=*/IntegerAttr());
+  }
+  return memref::GetGlobalOp::create(e.b, type, name);
+}
+
+/// Sets every element of `buffer` (any rank) to zero.
+static void emitZeroFill(LoopEmitter &e, Value buffer) {
+  auto type = llvm::cast<MemRefType>(buffer.getType());
+  Value zero = llvm::isa<FloatType>(type.getElementType())
+                   ? e.floatConst(type.getElementType(), 0.0)
+                   : e.intConst(type.getElementType(), 0);
+  SmallVector<Value> indices;
+  std::function<void(int64_t)> nest = [&](int64_t d) {
+    if (d == type.getRank()) {
+      e.store(zero, buffer, indices);
+      return;
+    }
+    e.loop(e.index(0), e.dim(buffer, d), [&](Value i) {
+      indices.push_back(i);
+      nest(d + 1);
+      indices.pop_back();
+    });
+  };
+  nest(0);
+}
+
+SmallVector<Value> mlir::moe::detail::emitGuarded(
+    LoopEmitter &e, Operation *op, const SizeConstraints &constraints,
+    TypeRange resultTypes, function_ref<SmallVector<Value>()> kernel) {
+  if (constraints.conditions().empty())
+    return kernel();
+  Value ok = e.boolean(true);
+  for (Value condition : constraints.conditions())
+    ok = e.andi(ok, condition);
+  auto ifOp = scf::IfOp::create(
+      e.b, ok,
+      [&](OpBuilder &, Location) {
+        SmallVector<Value> results = kernel();
+        scf::YieldOp::create(e.b, results);
+      },
+      [&](OpBuilder &, Location) {
+        e.store(e.i32(getRuntimeErrorCode(op)), getErrorFlag(e, op), {});
+        SmallVector<Value> results;
+        for (Type type : resultTypes) {
+          auto memrefType = llvm::cast<MemRefType>(type);
+          SmallVector<Value> sizes(memrefType.getNumDynamicDims(), e.index(0));
+          Value buffer = memref::AllocOp::create(e.b, memrefType, sizes);
+          emitZeroFill(e, buffer);
+          results.push_back(buffer);
+        }
+        scf::YieldOp::create(e.b, results);
+      });
+  return SmallVector<Value>(ifOp.getResults());
 }

@@ -25,7 +25,9 @@ Value LoopEmitter::i64(int64_t value) {
   return arith::ConstantIntOp::create(b, value, 64);
 }
 
-Value LoopEmitter::f32(float value) { return floatConst(b.getF32Type(), value); }
+Value LoopEmitter::f32(float value) {
+  return floatConst(b.getF32Type(), value);
+}
 
 Value LoopEmitter::f64(double value) {
   return floatConst(b.getF64Type(), value);

@@ -32,16 +32,54 @@ void populateAuxLossLowering(RewritePatternSet &patterns);
 /// `acc[0:n] += lhsAt(k) * matrix[prefix..., k, 0:n]` for `k` in `[0, depth)`,
 /// in f32 (the matrix elements are extended to f32). `afterRow`, when given,
 /// runs after each inner loop with that loop's trip count (instrumentation).
-void emitAccumulateRowTimesMatrix(
-    LoopEmitter &e, Value acc, function_ref<Value(Value)> lhsAt, Value matrix,
-    ValueRange prefix, Value depth, Value n,
-    function_ref<void(Value)> afterRow = nullptr);
+void emitAccumulateRowTimesMatrix(LoopEmitter &e, Value acc,
+                                  function_ref<Value(Value)> lhsAt,
+                                  Value matrix, ValueRange prefix, Value depth,
+                                  Value n,
+                                  function_ref<void(Value)> afterRow = nullptr);
 
 /// The offsets of a grouped op, sanitised as the contract says: `o[0] = 0`,
 /// `o[e+1] = clamp(o[e+1], o[e], numRows)`. Returns an `index` buffer of
 /// `numGroups + 1` entries.
 Value emitSanitizedOffsets(LoopEmitter &e, Value offsets, Value numGroups,
                            Value numRows);
+
+/// Runtime sizes that the contract requires to agree (a `T` of one operand
+/// and the `T` of another, ...). Pairs of static sizes are not listed: the
+/// verifier checked them.
+class SizeConstraints {
+public:
+  /// Requires dimension `dimA` of `a` to equal dimension `dimB` of `b` plus
+  /// `offset` (both are memrefs).
+  void equal(LoopEmitter &e, Value a, int64_t dimA, Value b, int64_t dimB,
+             int64_t offset = 0);
+  /// Requires dimension `dim` of memref `a` to equal `size`.
+  void equal(LoopEmitter &e, Value a, int64_t dim, int64_t size);
+  ArrayRef<Value> conditions() const { return checks; }
+
+private:
+  SmallVector<Value> checks;
+};
+
+/// Runs `kernel` (which returns the op's result buffers, of `resultTypes`)
+/// when every size constraint holds at runtime. Otherwise, instead of
+/// reading or writing out of bounds, it stores the op's code in the
+/// module's public i32 global `moe_runtime_error` (which the Python runtime
+/// checks after every call and turns into a ValueError) and returns results
+/// whose dynamic dimensions are 0 and whose elements are 0.
+SmallVector<Value> emitGuarded(LoopEmitter &e, Operation *op,
+                               const SizeConstraints &constraints,
+                               TypeRange resultTypes,
+                               function_ref<SmallVector<Value>()> kernel);
+
+/// The buffer type of a ranked tensor type (identity layout).
+inline MemRefType getBufferType(Type tensorType) {
+  auto type = llvm::cast<RankedTensorType>(tensorType);
+  return MemRefType::get(type.getShape(), type.getElementType());
+}
+
+/// The codes stored in `moe_runtime_error` (0: no error).
+int32_t getRuntimeErrorCode(Operation *op);
 
 } // namespace detail
 } // namespace moe

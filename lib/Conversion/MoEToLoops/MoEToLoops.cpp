@@ -43,11 +43,11 @@ void mlir::moe::populateMoEToLoopsConversionPatterns(
 }
 
 void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
-  target.addLegalDialect<arith::ArithDialect, bufferization::BufferizationDialect,
-                         math::MathDialect, memref::MemRefDialect,
-                         scf::SCFDialect>();
-  target.addIllegalOp<GateOp, RouteOp, DispatchOp, GroupedMatmulOp,
-                      ExpertFFNOp, CombineOp, AuxLossOp>();
+  target.addLegalDialect<arith::ArithDialect,
+                         bufferization::BufferizationDialect, math::MathDialect,
+                         memref::MemRefDialect, scf::SCFDialect>();
+  target.addIllegalOp<GateOp, RouteOp, DispatchOp, GroupedMatmulOp, ExpertFFNOp,
+                      CombineOp, AuxLossOp>();
 }
 
 namespace {

@@ -54,29 +54,29 @@ static Value emitBeats(LoopEmitter &e, Value a, Value b) {
 /// allows. `taken` (i1, at least numCandidates long) is reset here.
 /// `onPick(j, index, found)` runs after pass `j` with the winner; `found` is
 /// false when no selectable candidate was left.
-static void
-emitSelectBest(LoopEmitter &e, int64_t numPicks, Value numCandidates,
-               Value taken, function_ref<Value(Value)> keyAt,
-               function_ref<Value(Value)> isSelectable,
-               function_ref<void(Value, Value, Value)> onPick) {
+static void emitSelectBest(LoopEmitter &e, int64_t numPicks,
+                           Value numCandidates, Value taken,
+                           function_ref<Value(Value)> keyAt,
+                           function_ref<Value(Value)> isSelectable,
+                           function_ref<void(Value, Value, Value)> onPick) {
   Value zero = e.index(0);
   Value none = e.index(-1);
   e.fill(taken, e.boolean(false), zero, numCandidates);
   Value nan = e.f32(std::nanf(""));
   e.loop(zero, e.index(numPicks), [&](Value j) {
-    SmallVector<Value> best = e.loop(
-        zero, numCandidates, ValueRange{none, nan},
-        [&](Value i, ValueRange acc) {
-          Value key = keyAt(i);
-          Value free = e.notI1(e.load(taken, i));
-          if (isSelectable)
-            free = e.andi(free, isSelectable(i));
-          Value first = e.cmpi(CmpIPredicate::slt, acc[0], zero);
-          Value better =
-              e.andi(free, e.ori(first, emitBeats(e, key, acc[1])));
-          return SmallVector<Value>{e.select(better, i, acc[0]),
-                                    e.select(better, key, acc[1])};
-        });
+    SmallVector<Value> best =
+        e.loop(zero, numCandidates, ValueRange{none, nan},
+               [&](Value i, ValueRange acc) {
+                 Value key = keyAt(i);
+                 Value free = e.notI1(e.load(taken, i));
+                 if (isSelectable)
+                   free = e.andi(free, isSelectable(i));
+                 Value first = e.cmpi(CmpIPredicate::slt, acc[0], zero);
+                 Value better =
+                     e.andi(free, e.ori(first, emitBeats(e, key, acc[1])));
+                 return SmallVector<Value>{e.select(better, i, acc[0]),
+                                           e.select(better, key, acc[1])};
+               });
     Value found = e.cmpi(CmpIPredicate::sge, best[0], zero);
     e.ifThen(found, [&] { e.store(e.boolean(true), taken, best[0]); });
     onPick(j, best[0], found);
@@ -105,8 +105,7 @@ static Value emitDescendingKey(LoopEmitter &e, Value value) {
 /// `emitDescendingKey(valueOf(item))`: an LSD radix sort, 4 passes of 8 bits,
 /// ping-ponging with `scratch`; the result is back in `items`.
 static void emitRadixSortByValue(LoopEmitter &e, Value items, Value scratch,
-                                 Value n,
-                                 function_ref<Value(Value)> valueOf) {
+                                 Value n, function_ref<Value(Value)> valueOf) {
   Value zero = e.index(0);
   Value one = e.index(1);
   Value buckets = e.index(256);
@@ -162,19 +161,18 @@ static Value emitCeilOfScaledRatio(LoopEmitter &e, double factor,
     return arith::ExtUIOp::create(e.b, i128, e.toI64(index));
   };
   auto constant128 = [&](uint64_t value) {
-    return arith::ConstantOp::create(
-        e.b, IntegerAttr::get(i128, APInt(128, value)));
+    return arith::ConstantOp::create(e.b,
+                                     IntegerAttr::get(i128, APInt(128, value)));
   };
   Value product = e.mul(wide(numerator), constant128(mantissa));
   Value quotient;
   if (shift >= 127) {
-    Value positive =
-        e.cmpi(CmpIPredicate::ugt, product, constant128(0));
+    Value positive = e.cmpi(CmpIPredicate::ugt, product, constant128(0));
     quotient = e.select(positive, constant128(1), constant128(0));
   } else {
     APInt bias = APInt::getLowBitsSet(128, shift);
-    Value biased = e.add(product, arith::ConstantOp::create(
-                                      e.b, IntegerAttr::get(i128, bias)));
+    Value biased = e.add(
+        product, arith::ConstantOp::create(e.b, IntegerAttr::get(i128, bias)));
     quotient = arith::ShRUIOp::create(
         e.b, biased,
         arith::ConstantOp::create(e.b, IntegerAttr::get(i128, shift)));
@@ -184,8 +182,8 @@ static Value emitCeilOfScaledRatio(LoopEmitter &e, double factor,
   Value saturated = e.cmpi(CmpIPredicate::ugt, quotient, bound);
   Value small = arith::TruncIOp::create(
       e.b, i64, e.select(saturated, constant128(0), quotient));
-  Value ceil = arith::DivUIOp::create(
-      e.b, e.add(small, e.i64(denominator - 1)), e.i64(denominator));
+  Value ceil = arith::DivUIOp::create(e.b, e.add(small, e.i64(denominator - 1)),
+                                      e.i64(denominator));
   return e.select(saturated, clamp, e.toIndex(ceil));
 }
 
@@ -220,14 +218,13 @@ struct RouteEmitter {
       e.loop(zero, width, [&](Value i) {
         Value neg = arith::NegFOp::create(e.b, logitAt(i));
         Value one = e.f32(1.0f);
-        e.store(e.div(one, e.add(one, math::ExpOp::create(e.b, neg))), out,
-                i);
+        e.store(e.div(one, e.add(one, math::ExpOp::create(e.b, neg))), out, i);
       });
       return;
     case Scoring::softmax: {
       // max propagates NaN, so a NaN anywhere makes every score NaN.
-      SmallVector<Value> max = e.loop(
-          zero, width, e.f32(-INFINITY), [&](Value i, ValueRange acc) {
+      SmallVector<Value> max =
+          e.loop(zero, width, e.f32(-INFINITY), [&](Value i, ValueRange acc) {
             return SmallVector<Value>{
                 arith::MaximumFOp::create(e.b, acc[0], logitAt(i))};
           });
@@ -237,9 +234,8 @@ struct RouteEmitter {
             e.store(ex, out, i);
             return SmallVector<Value>{e.add(acc[0], ex)};
           });
-      e.loop(zero, width, [&](Value i) {
-        e.store(e.div(e.load(out, i), sum[0]), out, i);
-      });
+      e.loop(zero, width,
+             [&](Value i) { e.store(e.div(e.load(out, i), sum[0]), out, i); });
       return;
     }
     }
@@ -257,18 +253,18 @@ struct RouteEmitter {
     Value minusInf = e.f32(-INFINITY);
     e.loop(zero, e.index(numGroups), [&](Value g) {
       Value begin = e.mul(g, groupSizeV);
-      SmallVector<Value> best = e.loop(
-          zero, groupSizeV, ValueRange{minusInf, minusInf},
-          [&](Value m, ValueRange acc) {
-            Value key = e.load(keys, e.add(begin, m));
-            key = e.select(e.isNaN(key), minusInf, key);
-            Value aboveFirst = e.cmpf(CmpFPredicate::OGT, key, acc[0]);
-            Value aboveSecond = e.cmpf(CmpFPredicate::OGT, key, acc[1]);
-            Value first = e.select(aboveFirst, key, acc[0]);
-            Value second = e.select(aboveFirst, acc[0],
-                                    e.select(aboveSecond, key, acc[1]));
-            return SmallVector<Value>{first, second};
-          });
+      SmallVector<Value> best =
+          e.loop(zero, groupSizeV, ValueRange{minusInf, minusInf},
+                 [&](Value m, ValueRange acc) {
+                   Value key = e.load(keys, e.add(begin, m));
+                   key = e.select(e.isNaN(key), minusInf, key);
+                   Value aboveFirst = e.cmpf(CmpFPredicate::OGT, key, acc[0]);
+                   Value aboveSecond = e.cmpf(CmpFPredicate::OGT, key, acc[1]);
+                   Value first = e.select(aboveFirst, key, acc[0]);
+                   Value second = e.select(aboveFirst, acc[0],
+                                           e.select(aboveSecond, key, acc[1]));
+                   return SmallVector<Value>{first, second};
+                 });
       e.store(e.add(best[0], best[1]), groupScores, g);
     });
     e.fill(selectable, e.boolean(false), zero, width);
@@ -296,16 +292,16 @@ struct RouteEmitter {
       if (p == 1.0f)
         return kV;
       Value pV = e.f32(p);
-      SmallVector<Value> state = e.loop(
-          zero, kV, ValueRange{e.f32(0.0f), kV, e.boolean(false)},
-          [&](Value j, ValueRange acc) {
-            Value sum = e.add(acc[0], rawAt(j));
-            Value reached = e.cmpf(CmpFPredicate::OGE, sum, pV);
-            Value first = e.andi(reached, e.notI1(acc[2]));
-            return SmallVector<Value>{sum,
-                                      e.select(first, e.add(j, one), acc[1]),
-                                      e.ori(acc[2], reached)};
-          });
+      SmallVector<Value> state =
+          e.loop(zero, kV, ValueRange{e.f32(0.0f), kV, e.boolean(false)},
+                 [&](Value j, ValueRange acc) {
+                   Value sum = e.add(acc[0], rawAt(j));
+                   Value reached = e.cmpf(CmpFPredicate::OGE, sum, pV);
+                   Value first = e.andi(reached, e.notI1(acc[2]));
+                   return SmallVector<Value>{
+                       sum, e.select(first, e.add(j, one), acc[1]),
+                       e.ori(acc[2], reached)};
+                 });
       return state[1];
     }
     if (auto adaptive = llvm::dyn_cast<AdaptiveAttr>(strategy)) {
@@ -332,13 +328,14 @@ struct RouteEmitter {
   /// Length of the all-passing prefix of j in [0, n).
   Value emitPrefix(Value n, function_ref<Value(Value)> passes) {
     Value zero = e.index(0);
-    SmallVector<Value> state = e.loop(
-        zero, n, ValueRange{zero, e.boolean(false)},
-        [&](Value j, ValueRange acc) {
-          Value broken = e.ori(acc[1], e.notI1(passes(j)));
-          Value length = e.select(broken, acc[0], e.add(acc[0], e.index(1)));
-          return SmallVector<Value>{length, broken};
-        });
+    SmallVector<Value> state =
+        e.loop(zero, n, ValueRange{zero, e.boolean(false)},
+               [&](Value j, ValueRange acc) {
+                 Value broken = e.ori(acc[1], e.notI1(passes(j)));
+                 Value length =
+                     e.select(broken, acc[0], e.add(acc[0], e.index(1)));
+                 return SmallVector<Value>{length, broken};
+               });
     return state[0];
   }
 
@@ -371,8 +368,7 @@ struct RouteEmitter {
       emitScores(t, scores);
       if (selectionBias)
         e.loop(zero, width, [&](Value i) {
-          e.store(e.add(e.load(scores, i), e.load(selectionBias, i)), keys,
-                  i);
+          e.store(e.add(e.load(scores, i), e.load(selectionBias, i)), keys, i);
         });
       if (config.groups)
         emitGroupMask(keys, selectable, groupScores, groupTaken);
@@ -421,8 +417,8 @@ struct RouteEmitter {
                              arith::RemUIOp::create(e.b, item, sV)});
     };
     emitRadixSortByValue(e, items, scratch, numItems, scoreOf);
-    Value capacity = emitCeilOfScaledRatio(e, capacityFactor, numTokens, s,
-                                           numTokens);
+    Value capacity =
+        emitCeilOfScaledRatio(e, capacityFactor, numTokens, s, numTokens);
     Value picked = e.alloc(i1, {ShapedType::kDynamic, s}, numTokens);
     e.loop(zero, numTokens, [&](Value t) {
       e.loop(zero, sV, [&](Value i) {
@@ -446,8 +442,12 @@ struct RouteEmitter {
     e.loop(zero, numTokens, [&](Value t) {
       emitSelectBest(
           e, numSlots(), sV, takenMask,
-          [&](Value i) { return e.load(scores, {t, i}); },
-          [&](Value i) { return e.load(picked, {t, i}); },
+          [&](Value i) {
+            return e.load(scores, {t, i});
+          },
+          [&](Value i) {
+            return e.load(picked, {t, i});
+          },
           [&](Value j, Value i, Value found) {
             Value safe = e.select(found, i, zero);
             Value raw = e.select(found, e.load(scores, {t, safe}), e.f32(0.0f));
@@ -496,8 +496,8 @@ struct RouteEmitter {
       Value numItems = e.mul(numTokens, kV);
       Value items = e.alloc(indexType, {ShapedType::kDynamic}, numItems);
       Value scratch = e.alloc(indexType, {ShapedType::kDynamic}, numItems);
-      SmallVector<Value> count = e.loop(
-          zero, numTokens, zero, [&](Value t, ValueRange outer) {
+      SmallVector<Value> count =
+          e.loop(zero, numTokens, zero, [&](Value t, ValueRange outer) {
             return e.loop(zero, kV, outer, [&](Value j, ValueRange inner) {
               Value id = e.load(ids, {t, j});
               Value isCompute = e.inRange(id, zeroI32, computeEnd);
@@ -509,8 +509,9 @@ struct RouteEmitter {
             });
           });
       auto split = [&](Value item) {
-        return std::make_pair(arith::DivUIOp::create(e.b, item, kV).getResult(),
-                              arith::RemUIOp::create(e.b, item, kV).getResult());
+        return std::make_pair(
+            arith::DivUIOp::create(e.b, item, kV).getResult(),
+            arith::RemUIOp::create(e.b, item, kV).getResult());
       };
       emitRadixSortByValue(e, items, scratch, count[0], [&](Value item) {
         auto [t, j] = split(item);
@@ -564,17 +565,17 @@ struct RouteEmitter {
       };
       Value den, zeroDen;
       if (mode != Normalize::none) {
-        SmallVector<Value> sum = e.loop(
-            zero, kV, ValueRange{zeroF, e.boolean(false)},
-            [&](Value j, ValueRange acc) {
-              Value member = isMember(e.load(ids, {t, j}));
-              Value next = e.add(acc[0], e.load(weights, {t, j}));
-              return SmallVector<Value>{e.select(member, next, acc[0]),
-                                        e.ori(acc[1], member)};
-            });
+        SmallVector<Value> sum =
+            e.loop(zero, kV, ValueRange{zeroF, e.boolean(false)},
+                   [&](Value j, ValueRange acc) {
+                     Value member = isMember(e.load(ids, {t, j}));
+                     Value next = e.add(acc[0], e.load(weights, {t, j}));
+                     return SmallVector<Value>{e.select(member, next, acc[0]),
+                                               e.ori(acc[1], member)};
+                   });
         den = sum[0];
-        zeroDen = e.ori(e.cmpf(CmpFPredicate::OEQ, den, zeroF),
-                        e.notI1(sum[1]));
+        zeroDen =
+            e.ori(e.cmpf(CmpFPredicate::OEQ, den, zeroF), e.notI1(sum[1]));
       }
       e.loop(zero, kV, [&](Value j) {
         Value id = e.load(ids, {t, j});
@@ -611,21 +612,32 @@ struct RouteOpLowering : OpConversionPattern<RouteOp> {
     route.k = e.index(config.k);
     auto idsType = llvm::cast<RankedTensorType>(op.getIds().getType());
     auto weightsType = llvm::cast<RankedTensorType>(op.getWeights().getType());
-    route.ids = e.allocShaped(idsType, {route.numTokens, route.k});
-    route.weights = e.allocShaped(weightsType, {route.numTokens, route.k});
-
-    if (auto expertChoice =
-            llvm::dyn_cast<ExpertChoiceAttr>(config.strategy)) {
-      route.emitExpertChoice(
-          expertChoice.getCapacityFactor().convertToDouble());
-    } else {
-      route.emitPerTokenSelection();
-      if (config.capacity)
-        route.emitCapacity(config.capacity);
-    }
-    route.emitNormalize();
-    rewriter.replaceOp(op, {e.toTensor(route.ids, idsType),
-                            e.toTensor(route.weights, weightsType)});
+    SizeConstraints sizes;
+    sizes.equal(e, logits, 1, config.experts.getNumExperts());
+    if (kPerToken)
+      sizes.equal(e, kPerToken, 0, logits, 0);
+    if (bias)
+      sizes.equal(e, bias, 0, config.experts.getNumExperts());
+    SmallVector<Value> results = emitGuarded(
+        e, op, sizes, {getBufferType(idsType), getBufferType(weightsType)},
+        [&]() -> SmallVector<Value> {
+          route.ids = e.allocShaped(idsType, {route.numTokens, route.k});
+          route.weights =
+              e.allocShaped(weightsType, {route.numTokens, route.k});
+          if (auto expertChoice =
+                  llvm::dyn_cast<ExpertChoiceAttr>(config.strategy)) {
+            route.emitExpertChoice(
+                expertChoice.getCapacityFactor().convertToDouble());
+          } else {
+            route.emitPerTokenSelection();
+            if (config.capacity)
+              route.emitCapacity(config.capacity);
+          }
+          route.emitNormalize();
+          return {route.ids, route.weights};
+        });
+    rewriter.replaceOp(op, {e.toTensor(results[0], idsType),
+                            e.toTensor(results[1], weightsType)});
     return success();
   }
 };

@@ -3,11 +3,17 @@
 // moe.dispatch is a stable counting sort over the compute slots only:
 // histogram, exclusive scan, scatter. R is the scan total (the number of
 // compute slots), never T*K.
+// The token counts of x and ids are both dynamic: they are compared at run
+// time, and a mismatch records an error instead of running the op.
+// CHECK:      memref.global "public" @moe_runtime_error : memref<i32> = dense<0>
 // CHECK-LABEL: func.func @dispatch
 // CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[IDS:.*]]: tensor<?x2xi32>)
 // CHECK-DAG:  %[[E:.*]] = arith.constant 4 : i32
 // CHECK-DAG:  %[[ZERO:.*]] = arith.constant 0 : i32
 // CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
+// CHECK:      %[[TIDS:.*]] = tensor.dim %[[IDS]], %c0
+// CHECK:      %[[SAME:.*]] = arith.cmpi eq, %[[TIDS]], %[[T]]
+// CHECK:      %[[RESULTS:.*]]:3 = scf.if %[[SAME]]
 // CHECK:      %[[COUNT:.*]] = memref.alloc() : memref<4xindex>
 // Histogram: only ids in [0, E) are counted.
 // CHECK:      scf.for %[[T1:.*]] = %c0 to %[[T]]
@@ -40,7 +46,11 @@
 // CHECK:          } else {
 // CHECK:            memref.store %c-1_i32, %[[SLOTS]][%[[T2]], %[[J2]]]
 // CHECK-NOT:  memref.atomic_rmw
-// CHECK:      bufferization.to_tensor %[[ROWS]]
+// CHECK:      scf.yield %[[ROWS]], %[[OFFSETS]], %[[SLOTS]]
+// CHECK:      } else {
+// CHECK:        %[[FLAG:.*]] = memref.get_global @moe_runtime_error
+// CHECK:        memref.store %c3_i32, %[[FLAG]][]
+// CHECK:      bufferization.to_tensor %[[RESULTS]]#0
 func.func @dispatch(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>)
     -> (tensor<?x8xf32>, tensor<5xi32>, tensor<?x2xi32>) {
   %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = 4
