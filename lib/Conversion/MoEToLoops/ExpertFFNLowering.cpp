@@ -70,17 +70,7 @@ static Value getCounters(LoopEmitter &e, Operation *op, int64_t numExperts) {
     if (!SymbolTable::lookupSymbolIn(module, name))
       break;
   }
-  {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPointToStart(module.getBody());
-    auto zeros = DenseElementsAttr::get(
-        RankedTensorType::get(type.getShape(), e.b.getI64Type()),
-        e.b.getI64IntegerAttr(0).getValue());
-    memref::GlobalOp::create(e.b, name, e.b.getStringAttr("public"), type,
-                             zeros, /*constant=*/false,
-                             /*alignment=*/IntegerAttr());
-  }
-  return memref::GetGlobalOp::create(e.b, type, name);
+  return getOrCreateZeroGlobal(e, op, name, type);
 }
 
 namespace {
@@ -201,10 +191,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
         });
       });
       // Rows that belong to no expert are zero.
-      Value zeroOut = e.floatConst(rowType, 0.0);
-      e.loop(e.load(offsets, numExperts), numRows, [&](Value r) {
-        e.loop(zero, hidden, [&](Value h) { e.store(zeroOut, out, {r, h}); });
-      });
+      emitZeroRows(e, out, e.load(offsets, numExperts), numRows);
       return SmallVector<Value>{out};
     })[0];
     rewriter.replaceOp(op, e.toTensor(result, resultType));

@@ -64,10 +64,7 @@ struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
         });
       });
       // Rows that belong to no group are zero.
-      Value zeroOut = e.floatConst(resultElement, 0.0);
-      e.loop(e.load(offsets, numGroups), numRows, [&](Value r) {
-        e.loop(zero, n, [&](Value j) { e.store(zeroOut, out, {r, j}); });
-      });
+      emitZeroRows(e, out, e.load(offsets, numGroups), numRows);
       return SmallVector<Value>{out};
     })[0];
     rewriter.replaceOp(op, e.toTensor(result, resultType));

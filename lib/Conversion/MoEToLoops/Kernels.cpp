@@ -96,21 +96,40 @@ int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {
   return 99;
 }
 
-/// The module's error flag, created on first use.
-static Value getErrorFlag(LoopEmitter &e, Operation *op) {
+void mlir::moe::detail::emitZeroRows(LoopEmitter &e, Value buffer, Value begin,
+                                     Value end) {
+  auto type = llvm::cast<MemRefType>(buffer.getType());
+  Value zero = e.floatConst(type.getElementType(), 0.0);
+  Value columns = e.dim(buffer, 1);
+  e.loop(begin, end, [&](Value r) {
+    e.loop(e.index(0), columns, [&](Value c) {
+      e.store(zero, buffer, {r, c});
+    });
+  });
+}
+
+Value mlir::moe::detail::getOrCreateZeroGlobal(LoopEmitter &e, Operation *op,
+                                               StringRef name,
+                                               MemRefType type) {
   auto module = op->getParentOfType<ModuleOp>();
-  auto type = MemRefType::get({}, e.b.getI32Type());
-  StringRef name = "moe_runtime_error";
   if (!SymbolTable::lookupSymbolIn(module, name)) {
     OpBuilder::InsertionGuard guard(e.b);
     e.b.setInsertionPointToStart(module.getBody());
-    auto zero = DenseElementsAttr::get(
-        RankedTensorType::get({}, e.b.getI32Type()), e.b.getI32IntegerAttr(0));
-    memref::GlobalOp::create(e.b, name, e.b.getStringAttr("public"), type, zero,
-                             /*constant=*/false,
+    Type element = type.getElementType();
+    auto zeros =
+        DenseElementsAttr::get(RankedTensorType::get(type.getShape(), element),
+                               e.b.getZeroAttr(element));
+    memref::GlobalOp::create(e.b, name, e.b.getStringAttr("public"), type,
+                             zeros, /*constant=*/false,
                              /*alignment=*/IntegerAttr());
   }
   return memref::GetGlobalOp::create(e.b, type, name);
+}
+
+/// The module's error flag.
+static Value getErrorFlag(LoopEmitter &e, Operation *op) {
+  return getOrCreateZeroGlobal(e, op, "moe_runtime_error",
+                               MemRefType::get({}, e.b.getI32Type()));
 }
 
 /// Sets every element of `buffer` (any rank) to zero.

@@ -44,6 +44,14 @@ void emitAccumulateRowTimesMatrix(LoopEmitter &e, Value acc,
 Value emitSanitizedOffsets(LoopEmitter &e, Value offsets, Value numGroups,
                            Value numRows);
 
+/// Sets rows `[begin, end)` of the 2-D buffer `buffer` to zero.
+void emitZeroRows(LoopEmitter &e, Value buffer, Value begin, Value end);
+
+/// A public, zero-initialised global `name` of `type` in `op`'s module
+/// (created on first use), read with memref.get_global.
+Value getOrCreateZeroGlobal(LoopEmitter &e, Operation *op, StringRef name,
+                            MemRefType type);
+
 /// Runtime sizes that the contract requires to agree (a `T` of one operand
 /// and the `T` of another, ...). Pairs of static sizes are not listed: the
 /// verifier checked them.
