@@ -107,7 +107,17 @@ public:
     std::string message = what;
     if (!diagnostics.empty())
       message += ":\n" + diagnostics;
-    throw CompileFailure{message};
+    throw CompileFailure{toPrintable(message)};
+  }
+
+  /// Diagnostics are turned into Python strings: keep them valid UTF-8 even
+  /// if a message carries stray bytes.
+  static std::string toPrintable(const std::string &text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text)
+      out.push_back(c < 0x80 ? static_cast<char>(c) : '?');
+    return out;
   }
 
   /// Parses and verifies `text`.

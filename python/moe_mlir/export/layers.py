@@ -1,0 +1,303 @@
+"""Emitters of the building blocks of exported models, on tensors.
+
+Everything outside the MoE block is ordinary upstream MLIR (linalg, tensor,
+arith, math); the MoE block is one ``moe.layer``. Activations are [T, H]
+tensors with a dynamic token count T; weights are function arguments in the
+layouts documented in docs/Export.md (a Linear's weight enters transposed,
+as [in, out]).
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..routing import RoutingConfig
+from .mlir_builder import FunctionBuilder, Value, tensor_type
+
+__all__ = ["MoESpec", "DenseMLPSpec", "AttentionSpec", "linear", "rmsnorm", "add",
+           "attention", "swiglu_mlp", "moe_layer", "gate_rows", "tokens_k"]
+
+
+# ---------------------------------------------------------------------------
+# Specifications extracted from a framework module
+# ---------------------------------------------------------------------------
+@dataclass
+class DenseMLPSpec:
+    """A dense SwiGLU MLP: down(silu(x @ gate) * (x @ up)). Weights [H,F], [H,F], [F,H]."""
+    w_gate: np.ndarray
+    w_up: np.ndarray
+    w_down: np.ndarray
+
+
+@dataclass
+class MoESpec:
+    """Everything a moe.layer needs, plus the dense parts that stay beside it."""
+    hidden: int
+    ffn: int
+    routing: RoutingConfig
+    w_router: np.ndarray                       # [H, S]
+    w_up: np.ndarray                           # [E, H, F]
+    w_down: np.ndarray                         # [E, F, H]
+    w_gate: Optional[np.ndarray] = None        # [E, H, F]
+    b_router: Optional[np.ndarray] = None      # [S]
+    selection_bias: Optional[np.ndarray] = None
+    const_proj: Optional[np.ndarray] = None    # [N_const, H, 2]
+    const_values: Optional[np.ndarray] = None  # [N_const, H]
+    activation: str = "silu"
+    # Dense parts beside the moe.layer.
+    shared: Optional[DenseMLPSpec] = None
+    shared_gate: Optional[np.ndarray] = None   # [H, 1]: out += sigmoid(x @ g) * shared(x)
+    # A per-token k computed by the model: k = ceil(sigmoid(x @ w + b) * max_k).
+    k_predictor: Optional[Tuple[np.ndarray, np.ndarray]] = None   # ([H, 1], [1])
+    convention: str = ""
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        """The named weights of the block (function arguments), in order."""
+        named = {"router": self.w_router}
+        if self.b_router is not None:
+            named["router_bias"] = self.b_router
+        if self.k_predictor is not None:
+            named["k_predictor.weight"], named["k_predictor.bias"] = self.k_predictor
+        if self.selection_bias is not None:
+            named["selection_bias"] = self.selection_bias
+        named["w_up"] = self.w_up
+        if self.w_gate is not None:
+            named["w_gate"] = self.w_gate
+        named["w_down"] = self.w_down
+        if self.const_proj is not None:
+            named["const_proj"] = self.const_proj
+            named["const_values"] = self.const_values
+        if self.shared is not None:
+            named["shared.w_gate"] = self.shared.w_gate
+            named["shared.w_up"] = self.shared.w_up
+            named["shared.w_down"] = self.shared.w_down
+        if self.shared_gate is not None:
+            named["shared_gate"] = self.shared_gate
+        return named
+
+    def key(self):
+        """What makes two blocks compile to the same function."""
+        return ("moe", self.convention, self.routing.attributes(), self.activation,
+                tuple((n, w.shape) for n, w in self.weights().items()))
+
+
+@dataclass
+class AttentionSpec:
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rope_theta: float
+    w_q: np.ndarray   # [H, nh*hd]
+    w_k: np.ndarray   # [H, nkv*hd]
+    w_v: np.ndarray   # [H, nkv*hd]
+    w_o: np.ndarray   # [nh*hd, H]
+
+
+# ---------------------------------------------------------------------------
+# Emitters
+# ---------------------------------------------------------------------------
+def linear(fb: FunctionBuilder, x: Value, w: Value) -> Value:
+    """x [T, IN] @ w [IN, OUT] -> [T, OUT], f32 accumulation."""
+    tokens = fb.dim(x, 0)
+    out_shape = (x.shape[0], w.shape[1])
+    init = fb.zeros(out_shape, [tokens] if x.shape[0] is None else [])
+    name = fb.fresh("mm")
+    fb.emit(f"{name} = linalg.matmul ins({x}, {w} : {x.type}, {w.type}) "
+            f"outs({init} : {init.type}) -> {init.type}")
+    return Value(name, init.type, out_shape, "f32")
+
+
+def _dyn(fb: FunctionBuilder, value: Value, dims) -> List[Value]:
+    return [fb.dim(value, d) for d in dims if value.shape[d] is None]
+
+
+def add(fb: FunctionBuilder, a: Value, b: Value) -> Value:
+    """Elementwise a + b of two [T, H] tensors."""
+    out = fb.empty(a.shape, "f32", _dyn(fb, a, range(len(a.shape))))
+    maps = ", ".join(f"d{i}" for i in range(len(a.shape)))
+    return fb.generic([(a, maps), (b, maps)], (out, maps), ["parallel"] * len(a.shape),
+                      len(a.shape), lambda bb, args: bb.binary("arith.addf", args[0], args[1]))
+
+
+def rmsnorm(fb: FunctionBuilder, x: Value, w: Value, eps: float) -> Value:
+    """x * rsqrt(mean(x^2) + eps) * w over the last dimension (in f32)."""
+    tokens = _dyn(fb, x, [0])
+    hidden = x.shape[1]
+    sums = fb.zeros((x.shape[0],), tokens)
+    sums = fb.generic(
+        [(x, "d0, d1")], (sums, "d0"), ["parallel", "reduction"], 2,
+        lambda bb, a: bb.binary("arith.addf", a[1], bb.binary("arith.mulf", a[0], a[0])))
+    out = fb.empty(x.shape, "f32", tokens)
+
+    def body(bb, a):
+        mean = bb.binary("arith.divf", a[1], bb.f32(float(hidden)))
+        inv = bb.unary("math.rsqrt", bb.binary("arith.addf", mean, bb.f32(eps)))
+        return bb.binary("arith.mulf", bb.binary("arith.mulf", a[0], inv), a[2])
+    return fb.generic([(x, "d0, d1"), (sums, "d0"), (w, "d1")], (out, "d0, d1"),
+                      ["parallel", "parallel"], 2, body)
+
+
+def _silu(bb, v):
+    neg = bb.unary("arith.negf", v)
+    return bb.binary("arith.divf", v, bb.binary("arith.addf", bb.f32(1.0), bb.unary("math.exp", neg)))
+
+
+def swiglu_mlp(fb: FunctionBuilder, x: Value, w_gate: Value, w_up: Value, w_down: Value) -> Value:
+    """down(silu(x @ gate) * (x @ up))."""
+    g = linear(fb, x, w_gate)
+    u = linear(fb, x, w_up)
+    out = fb.empty(g.shape, "f32", _dyn(fb, g, [0]))
+    h = fb.generic([(g, "d0, d1"), (u, "d0, d1")], (out, "d0, d1"), ["parallel"] * 2, 2,
+                   lambda bb, a: bb.binary("arith.mulf", _silu(bb, a[0]), a[1]))
+    return linear(fb, h, w_down)
+
+
+def gate_rows(fb: FunctionBuilder, x: Value, gate_logit: Value, y: Value) -> Value:
+    """sigmoid(gate_logit[t, 0]) * y[t, :] (Qwen's shared-expert gate)."""
+    out = fb.empty(y.shape, "f32", _dyn(fb, y, [0]))
+
+    def body(bb, a):
+        neg = bb.unary("arith.negf", a[0])
+        sig = bb.binary("arith.divf", bb.f32(1.0),
+                        bb.binary("arith.addf", bb.f32(1.0), bb.unary("math.exp", neg)))
+        return bb.binary("arith.mulf", sig, a[1])
+    return fb.generic([(gate_logit, "d0, 0"), (y, "d0, d1")], (out, "d0, d1"),
+                      ["parallel"] * 2, 2, body)
+
+
+def tokens_k(fb: FunctionBuilder, x: Value, w: Value, b: Value, max_k: int) -> Value:
+    """k_per_token[t] = ceil(sigmoid(x[t] @ w + b) * max_k) as i32 (DA-MoE style)."""
+    logit = linear(fb, x, w)                                  # [T, 1]
+    tokens = _dyn(fb, x, [0])
+    out = fb.empty((x.shape[0],), "i32", tokens)
+
+    def body(bb, a):
+        z = bb.binary("arith.addf", a[0], a[1])
+        neg = bb.unary("arith.negf", z)
+        sig = bb.binary("arith.divf", bb.f32(1.0),
+                        bb.binary("arith.addf", bb.f32(1.0), bb.unary("math.exp", neg)))
+        scaled = bb.binary("arith.mulf", sig, bb.f32(float(max_k)))
+        up = bb.unary("math.ceil", scaled)
+        return bb.op(f"arith.fptosi {up} : f32 to i32")
+    return fb.generic([(logit, "d0, 0"), (b, "0")], (out, "d0"), ["parallel"], 1, body)
+
+
+def moe_layer(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Value],
+              k_per_token: Optional[Value] = None) -> Value:
+    """One moe.layer with the spec's routing and the weights in ``args``."""
+    def operand(keyword, name):
+        value = args.get(name)
+        return f" {keyword}({value} : {value.type})" if value is not None else ""
+    text = (operand("router", "router") + operand("router_bias", "router_bias")
+            + (f" k_per_token({k_per_token} : {k_per_token.type})" if k_per_token else "")
+            + operand("bias", "selection_bias") + operand("up", "w_up")
+            + operand("gate", "w_gate") + operand("down", "w_down")
+            + operand("const_proj", "const_proj") + operand("const_values", "const_values"))
+    name = fb.fresh("moe")
+    gated = " gated" if spec.w_gate is not None else ""
+    fb.emit(f"{name} = moe.layer {x}{text} {spec.routing.attributes()} "
+            f"activation = {spec.activation}{gated} : {x.type} -> {x.type}")
+    return Value(name, x.type, x.shape, "f32")
+
+
+def _expand(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value:
+    name = fb.fresh("r")
+    sizes = ", ".join(str(fb.dim(x, 0)) if d is None else str(d) for d in shape)
+    type_ = tensor_type(shape)
+    fb.emit(f"{name} = tensor.expand_shape {x} {reassociation} output_shape [{sizes}] "
+            f": {x.type} into {type_}")
+    return Value(name, type_, shape, "f32")
+
+
+def _collapse(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value:
+    name = fb.fresh("r")
+    type_ = tensor_type(shape)
+    fb.emit(f"{name} = tensor.collapse_shape {x} {reassociation} : {x.type} into {type_}")
+    return Value(name, type_, shape, "f32")
+
+
+def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float) -> Value:
+    """Rotary embedding (rotate-half convention) of x [T, heads*hd] at positions
+    0..T-1; returns [T, heads, hd]."""
+    half = head_dim // 2
+    x4 = _expand(fb, x, (None, heads, 2, half), "[[0], [1, 2, 3]]")
+    inv_freq = [1.0 / (theta ** (2.0 * i / head_dim)) for i in range(half)]
+    freq = fb.constant("dense<[" + ", ".join(f"{np.float32(f):.9e}" for f in inv_freq) + "]>",
+                       tensor_type((half,)))
+    freq = Value(freq.name, freq.type, (half,), "f32")
+    out = fb.empty(x4.shape, "f32", [fb.dim(x, 0)])
+
+    def body(bb, a):
+        t = bb.index_to_f32(bb.index(0))
+        part = bb.index(2)
+        angle = bb.binary("arith.mulf", t, a[2])
+        cos = bb.unary("math.cos", angle)
+        sin = bb.unary("math.sin", angle)
+        first = bb.binary("arith.subf", bb.binary("arith.mulf", a[0], cos),
+                          bb.binary("arith.mulf", a[1], sin))
+        second = bb.binary("arith.addf", bb.binary("arith.mulf", a[1], cos),
+                           bb.binary("arith.mulf", a[0], sin))
+        zero = bb.op("arith.constant 0 : index")
+        is_first = bb.op(f"arith.cmpi eq, {part}, {zero} : index")
+        return bb.op(f"arith.select {is_first}, {first}, {second} : f32")
+    rotated = fb.generic([(x4, "d0, d1, 0, d3"), (x4, "d0, d1, 1, d3"), (freq, "d3")],
+                         (out, "d0, d1, d2, d3"), ["parallel"] * 4, 4, body)
+    return _collapse(fb, rotated, (None, heads, head_dim), "[[0], [1], [2, 3]]")
+
+
+def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str, Value]) -> Value:
+    """Causal multi-head (grouped-query) self-attention with rotary embeddings."""
+    nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
+    group = nh // nkv
+    tokens = fb.dim(x, 0)
+    q = _rope(fb, linear(fb, x, args["w_q"]), nh, hd, spec.rope_theta)
+    k = _rope(fb, linear(fb, x, args["w_k"]), nkv, hd, spec.rope_theta)
+    v = _expand(fb, linear(fb, x, args["w_v"]), (None, nkv, hd), "[[0], [1, 2]]")
+    kv_head = "d0" if group == 1 else f"d0 floordiv {group}"
+    # scores[h, t, u] = sum_d q[t, h, d] * k[u, h / group, d]
+    scores = fb.zeros((nh, None, None), [tokens, tokens])
+    scores = fb.generic(
+        [(q, "d1, d0, d3"), (k, f"d2, {kv_head}, d3")], (scores, "d0, d1, d2"),
+        ["parallel", "parallel", "parallel", "reduction"], 4,
+        lambda bb, a: bb.binary("arith.addf", a[2], bb.binary("arith.mulf", a[0], a[1])))
+    # Scale, causal mask (u > t is -inf), and the row max.
+    scale = 1.0 / math.sqrt(hd)
+    masked_init = fb.empty((nh, None, None), "f32", [tokens, tokens])
+
+    def mask_body(bb, a):
+        t, u = bb.index(1), bb.index(2)
+        future = bb.op(f"arith.cmpi ugt, {u}, {t} : index")
+        scaled = bb.binary("arith.mulf", a[0], bb.f32(scale))
+        return bb.op(f"arith.select {future}, {bb.f32(-math.inf)}, {scaled} : f32")
+    masked = fb.generic([(scores, "d0, d1, d2")], (masked_init, "d0, d1, d2"),
+                        ["parallel"] * 3, 3, mask_body)
+    row_max = fb.empty((nh, None), "f32", [tokens])
+    neg_inf = fb.f32(-math.inf)
+    filled = fb.fresh("z")
+    fb.emit(f"{filled} = linalg.fill ins({neg_inf} : f32) outs({row_max} : {row_max.type})"
+            f" -> {row_max.type}")
+    row_max = Value(filled, row_max.type, row_max.shape, "f32")
+    row_max = fb.generic([(masked, "d0, d1, d2")], (row_max, "d0, d1"),
+                         ["parallel", "parallel", "reduction"], 3,
+                         lambda bb, a: bb.binary("arith.maximumf", a[1], a[0]))
+    exp_init = fb.empty((nh, None, None), "f32", [tokens, tokens])
+    exps = fb.generic([(masked, "d0, d1, d2"), (row_max, "d0, d1")], (exp_init, "d0, d1, d2"),
+                      ["parallel"] * 3, 3,
+                      lambda bb, a: bb.unary("math.exp", bb.binary("arith.subf", a[0], a[1])))
+    sums = fb.zeros((nh, None), [tokens])
+    sums = fb.generic([(exps, "d0, d1, d2")], (sums, "d0, d1"),
+                      ["parallel", "parallel", "reduction"], 3,
+                      lambda bb, a: bb.binary("arith.addf", a[1], a[0]))
+    probs_init = fb.empty((nh, None, None), "f32", [tokens, tokens])
+    probs = fb.generic([(exps, "d0, d1, d2"), (sums, "d0, d1")], (probs_init, "d0, d1, d2"),
+                       ["parallel"] * 3, 3, lambda bb, a: bb.binary("arith.divf", a[0], a[1]))
+    # out[t, h, d] = sum_u probs[h, t, u] * v[u, h / group, d]
+    kv_head_out = "d1" if group == 1 else f"d1 floordiv {group}"
+    out = fb.zeros((None, nh, hd), [tokens])
+    out = fb.generic([(probs, "d1, d0, d3"), (v, f"d3, {kv_head_out}, d2")], (out, "d0, d1, d2"),
+                     ["parallel", "parallel", "parallel", "reduction"], 4,
+                     lambda bb, a: bb.binary("arith.addf", a[2], bb.binary("arith.mulf", a[0], a[1])))
+    merged = _collapse(fb, out, (None, nh * hd), "[[0], [1, 2]]")
+    return linear(fb, merged, args["w_o"])

@@ -1,0 +1,66 @@
+"""Exported models: the MLIR module, its named weights, and how to run it."""
+
+import os
+import time
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .. import compiler
+from . import safetensors
+
+__all__ = ["ExportedModel", "ExportError"]
+
+
+class ExportError(ValueError):
+    """A module, config or checkpoint that cannot be exported, or an exported
+    graph that does not reproduce the framework's output. The message names
+    the module path and what was not understood or what differs."""
+
+
+class ExportedModel:
+    """An exported model: ``mlir`` (text), ``weights`` (name -> array, in the
+    order of the entry function's weight arguments) and ``inputs`` (the names
+    of the non-weight arguments, first)."""
+
+    def __init__(self, mlir: str, entry: str, inputs: List[str],
+                 weights: "OrderedDict[str, np.ndarray]", info: Optional[Dict] = None):
+        self.mlir = mlir
+        self.entry = entry
+        self.inputs = list(inputs)
+        self.weights = weights
+        self.info = info or {}
+        self._compiled = None
+
+    def compile(self, instrument_ffn: bool = False):
+        """The compiled entry function with the weights bound: ``f(*inputs)``."""
+        if self._compiled is None or self._compiled[0] != instrument_ffn:
+            function = compiler.compile(self.mlir, self.entry, instrument_ffn=instrument_ffn,
+                                        arg_names=self.inputs + list(self.weights))
+            self._compiled = (instrument_ffn, function)
+        function = self._compiled[1]
+        weights = list(self.weights.values())
+
+        def run(*inputs):
+            return function(*inputs, *weights)
+        run.function = function
+        return run
+
+    def save(self, directory: str, name: str = "model") -> Dict[str, str]:
+        """Writes ``<name>.mlir`` and ``<name>.safetensors`` (the weights under
+        the argument names that ``moe-run`` binds them by)."""
+        os.makedirs(directory, exist_ok=True)
+        paths = {"mlir": os.path.join(directory, name + ".mlir"),
+                 "weights": os.path.join(directory, name + ".safetensors")}
+        with open(paths["mlir"], "w") as f:
+            f.write(self.mlir)
+        safetensors.save(paths["weights"], self.weights,
+                         metadata={"format": "moe-mlir", "entry": self.entry,
+                                   "inputs": ",".join(self.inputs)})
+        return paths
+
+    def layer_functions(self) -> List[str]:
+        """Names of the outlined functions (one per distinct layer shape)."""
+        return [line.split("@")[1].split("(")[0] for line in self.mlir.splitlines()
+                if line.startswith("func.func private @")]

@@ -1,0 +1,131 @@
+"""A small reader and writer of the safetensors format (NumPy only).
+
+Layout: an 8-byte little-endian header length N, N bytes of JSON
+``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
+"__metadata__": {...}}``, then the data (offsets relative to its start).
+Every malformed input raises ``SafetensorsError`` with the file and what is
+wrong, never a crash: truncated files, bad JSON, unknown dtypes, offsets
+outside the data, sizes that disagree with the shape.
+"""
+
+import json
+import os
+import struct
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import numpy as np
+
+__all__ = ["SafetensorsError", "load", "save", "DTYPES"]
+
+DTYPES = {
+    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"), "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
+}
+_NAMES = {v: k for k, v in DTYPES.items() if k != "BF16"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class SafetensorsError(ValueError):
+    """A malformed safetensors file."""
+
+
+def load(path: str, bf16_to_f32: bool = True) -> "OrderedDict[str, np.ndarray]":
+    """Reads every tensor of ``path``. BF16 tensors are widened to float32
+    (exactly) unless ``bf16_to_f32`` is False (then they are uint16 bits)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:
+        raise SafetensorsError(f"{path}: cannot read: {error.strerror}") from None
+    if size < 8:
+        raise SafetensorsError(f"{path}: truncated: {size} bytes, a safetensors file starts "
+                               f"with an 8-byte header length")
+    (header_size,) = struct.unpack("<Q", raw[:8])
+    if header_size > min(_MAX_HEADER, size - 8):
+        raise SafetensorsError(f"{path}: header length {header_size} exceeds the file "
+                               f"({size} bytes): truncated or not a safetensors file")
+    try:
+        header = json.loads(raw[8:8 + header_size].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SafetensorsError(f"{path}: the header is not valid JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{path}: the header must be a JSON object")
+    data = memoryview(raw)[8 + header_size:]
+    tensors = OrderedDict()
+    entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
+    entries.sort(key=lambda kv: (kv[1].get("data_offsets", [0])[0]
+                                 if isinstance(kv[1], dict) else 0))
+    for name, entry in entries:
+        where = f"{path}: tensor '{name}'"
+        if not isinstance(entry, dict):
+            raise SafetensorsError(f"{where}: entry must be an object")
+        dtype_name = entry.get("dtype")
+        if dtype_name not in DTYPES:
+            raise SafetensorsError(f"{where}: unsupported dtype {dtype_name!r} (supported: "
+                                   f"{', '.join(DTYPES)})")
+        shape = entry.get("shape")
+        offsets = entry.get("data_offsets")
+        if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise SafetensorsError(f"{where}: 'shape' must be a list of non-negative integers, "
+                                   f"got {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) for o in offsets)):
+            raise SafetensorsError(f"{where}: 'data_offsets' must be [begin, end], got {offsets!r}")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(data):
+            raise SafetensorsError(f"{where}: data_offsets [{begin}, {end}] lie outside the "
+                                   f"{len(data)} bytes of data (truncated file?)")
+        dtype = DTYPES[dtype_name]
+        count = int(np.prod(shape)) if shape else 1
+        if end - begin != count * dtype.itemsize:
+            raise SafetensorsError(f"{where}: {end - begin} bytes for shape {shape} of "
+                                   f"{dtype_name} (expected {count * dtype.itemsize})")
+        array = np.frombuffer(data[begin:end], dtype=dtype, count=count).reshape(shape).copy()
+        if dtype_name == "BF16" and bf16_to_f32:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = array
+    return tensors
+
+
+def metadata(path: str) -> Dict[str, str]:
+    """The ``__metadata__`` of a file (empty if none)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise SafetensorsError(f"{path}: truncated")
+        (header_size,) = struct.unpack("<Q", head)
+        try:
+            header = json.loads(f.read(header_size).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SafetensorsError(f"{path}: the header is not valid JSON: {error}") from None
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def save(path: str, tensors: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] = None):
+    """Writes ``tensors`` (NumPy arrays; float32/16/64 and integer dtypes)."""
+    header = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    chunks = []
+    offset = 0
+    for name, array in tensors.items():
+        array = np.ascontiguousarray(array)
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+        if dtype not in _NAMES:
+            raise SafetensorsError(f"{path}: tensor '{name}': unsupported dtype {array.dtype}")
+        blob = array.astype(dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": _NAMES[dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        chunks.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for chunk in chunks:
+            f.write(chunk)
