@@ -109,9 +109,25 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args) -> Value:
         return add(fb, h, out) if layer.residual else out
 
 
-def emit(spec: ModelSpec, entry: str = "forward") -> ExportedModel:
+def _resource_hex(array: np.ndarray) -> str:
+    """A builtin dialect resource blob: 4-byte alignment prefix, then data."""
+    return "0x40000000" + np.ascontiguousarray(array, dtype="<f4").tobytes().hex().upper()
+
+
+def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -> ExportedModel:
     """Builds the module: outlined layer functions and the entry function
-    ``entry(x [T, hidden], weights...) -> [T, hidden]``."""
+    ``entry(x [T, hidden], weights...) -> [T, hidden]``. With
+    ``embed_weights`` the weights become ``dense_resource`` constants in the
+    module instead (for small models): the entry function then takes ``x``
+    only."""
+    resources = OrderedDict()
+
+    def weight(fb, name, array):
+        if not embed_weights:
+            return fb.arg(array.shape, name=name, hint="w")
+        key = "w_" + "".join(c if c.isalnum() else "_" for c in name)
+        resources[key] = array
+        return fb.constant(f"dense_resource<{key}>", tensor_type(array.shape))
     module = ModuleBuilder()
     main = FunctionBuilder(entry, public=True)
     x = main.arg((None, spec.hidden), name="input", hint="x")
@@ -132,8 +148,10 @@ def emit(spec: ModelSpec, entry: str = "forward") -> ExportedModel:
         call_args = [h]
         for role, array in named.items():
             name = f"{layer.path}.{role}"
-            call_args.append(main.arg(array.shape, name=name, hint="w"))
-            weights[name] = np.ascontiguousarray(array, dtype=np.float32)
+            value = weight(main, name, array)
+            call_args.append(Value(value.name, tensor_type(array.shape), array.shape, "f32"))
+            if not embed_weights:
+                weights[name] = np.ascontiguousarray(array, dtype=np.float32)
         result = main.fresh("h")
         types = ", ".join(v.type for v in call_args)
         with main.location(layer.path):
@@ -142,11 +160,17 @@ def emit(spec: ModelSpec, entry: str = "forward") -> ExportedModel:
         h = Value(result, h.type, h.shape, "f32")
     if spec.final_norm is not None:
         name = f"{spec.path}.norm"
-        w = main.arg((spec.hidden,), name=name, hint="w")
-        weights[name] = np.ascontiguousarray(spec.final_norm.weight, dtype=np.float32)
+        w = weight(main, name, spec.final_norm.weight)
+        w = Value(w.name, tensor_type((spec.hidden,)), (spec.hidden,), "f32")
+        if not embed_weights:
+            weights[name] = np.ascontiguousarray(spec.final_norm.weight, dtype=np.float32)
         with main.location(name):
             h = rmsnorm(main, h, w, spec.final_norm.eps)
     main.results = [h]
     module.add(main)
     info = {"layers": len(spec.layers), "layer_functions": len(module._outlined)}
-    return ExportedModel(module.text(), entry, ["input"], weights, info)
+    text = module.text()
+    if resources:
+        blobs = ",\n".join(f"      {k}: \"{_resource_hex(v)}\"" for k, v in resources.items())
+        text += "\n{-#\n  dialect_resources: {\n    builtin: {\n" + blobs + "\n    }\n  }\n#-}\n"
+    return ExportedModel(text, entry, ["input"], weights, info)

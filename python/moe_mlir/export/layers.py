@@ -45,6 +45,8 @@ class MoESpec:
     selection_bias: Optional[np.ndarray] = None
     const_proj: Optional[np.ndarray] = None    # [N_const, H, 2]
     const_values: Optional[np.ndarray] = None  # [N_const, H]
+    b_up: Optional[np.ndarray] = None          # [E, F] (not gated)
+    b_down: Optional[np.ndarray] = None        # [E, H] (not gated)
     activation: str = "silu"
     # Dense parts beside the moe.layer.
     shared: Optional[DenseMLPSpec] = None
@@ -66,6 +68,10 @@ class MoESpec:
         if self.w_gate is not None:
             named["w_gate"] = self.w_gate
         named["w_down"] = self.w_down
+        if self.b_up is not None:
+            named["b_up"] = self.b_up
+        if self.b_down is not None:
+            named["b_down"] = self.b_down
         if self.const_proj is not None:
             named["const_proj"] = self.const_proj
             named["const_values"] = self.const_values
@@ -194,6 +200,7 @@ def moe_layer(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Valu
             + (f" k_per_token({k_per_token} : {k_per_token.type})" if k_per_token else "")
             + operand("bias", "selection_bias") + operand("up", "w_up")
             + operand("gate", "w_gate") + operand("down", "w_down")
+            + operand("up_bias", "b_up") + operand("down_bias", "b_down")
             + operand("const_proj", "const_proj") + operand("const_values", "const_values"))
     name = fb.fresh("moe")
     gated = " gated" if spec.w_gate is not None else ""

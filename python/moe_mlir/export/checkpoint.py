@@ -1,0 +1,184 @@
+"""Checkpoints from any framework: a JSON config plus safetensors weights.
+
+The config (``format: "moe-mlir-checkpoint/1"``) describes a stack of MoE
+layers with the contract's routing fields; the weights use the contract's
+layouts. See docs/Export.md for the full format. Every malformed input gives
+an ``ExportError`` that names the file, the field or tensor, and what was
+expected: missing or unknown fields, unknown values, missing or unexpected
+tensors, wrong shapes or dtypes, truncated files.
+"""
+
+import json
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..routing import RoutingConfig
+from . import safetensors
+from .graph import LayerSpec, ModelSpec, emit
+from .layers import MoESpec
+from .model import ExportedModel, ExportError
+
+__all__ = ["export_checkpoint", "load_config", "FORMAT"]
+
+FORMAT = "moe-mlir-checkpoint/1"
+
+# Config fields: name -> (type, required, default).
+_TOP = {"format": (str, True, None), "hidden_size": (int, True, None),
+        "num_layers": (int, True, None), "residual": (bool, False, True), "moe": (dict, True, None)}
+_MOE = {
+    "ffn_size": (int, True, None), "num_experts": (int, True, None), "top_k": (int, True, None),
+    "num_null_experts": (int, False, 0), "num_copy_experts": (int, False, 0),
+    "num_constant_experts": (int, False, 0), "scoring": (str, False, "softmax"),
+    "strategy": (str, False, "top_k"), "top_p": (float, False, None), "tau": (float, False, None),
+    "k_min": (int, False, None), "capacity_factor": (float, False, None),
+    "normalize": (str, False, "none"), "scale": (float, False, 1.0),
+    "capacity": (dict, False, None), "groups": (dict, False, None),
+    "activation": (str, False, "silu"), "gated": (bool, False, True),
+    "router_bias": (bool, False, False), "selection_bias": (bool, False, False),
+    "expert_biases": (bool, False, False),
+}
+
+
+def _fields(obj, schema, where, path):
+    if not isinstance(obj, dict):
+        raise ExportError(f"{path}: {where} must be a JSON object")
+    unknown = sorted(set(obj) - set(schema))
+    if unknown:
+        raise ExportError(f"{path}: unknown field(s) {', '.join(repr(u) for u in unknown)} in "
+                          f"{where} (known: {', '.join(sorted(schema))})")
+    out = {}
+    for name, (type_, required, default) in schema.items():
+        if name not in obj:
+            if required:
+                raise ExportError(f"{path}: missing field '{name}' in {where}")
+            out[name] = default
+            continue
+        value = obj[name]
+        ok = (isinstance(value, type_) and not (type_ is int and isinstance(value, bool))) \
+            or (type_ is float and isinstance(value, int) and not isinstance(value, bool)) \
+            or value is None and default is None
+        if not ok:
+            raise ExportError(f"{path}: field '{name}' in {where} must be a "
+                              f"{type_.__name__}, got {value!r}")
+        out[name] = value
+    return out
+
+
+def load_config(path: str) -> Dict:
+    """Reads and validates a checkpoint config."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as error:
+        raise ExportError(f"{path}: cannot read: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: not valid JSON: {error}") from None
+    top = _fields(raw, _TOP, "the config", path)
+    if top["format"] != FORMAT:
+        raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, got {top['format']!r}")
+    for name in ("hidden_size", "num_layers"):
+        if top[name] < 1:
+            raise ExportError(f"{path}: field '{name}' must be >= 1, got {top[name]}")
+    top["moe"] = _fields(top["moe"], _MOE, "'moe'", path)
+    return top
+
+
+def _routing(moe: Dict, path: str) -> RoutingConfig:
+    capacity = groups = None
+    if moe["capacity"] is not None:
+        c = moe["capacity"]
+        if set(c) != {"factor", "priority"}:
+            raise ExportError(f"{path}: 'capacity' must be {{\"factor\": f, \"priority\": "
+                              f"\"score\"|\"position\"}}, got {c!r}")
+        capacity = (c["factor"], c["priority"])
+    if moe["groups"] is not None:
+        g = moe["groups"]
+        if set(g) != {"n", "top"}:
+            raise ExportError(f"{path}: 'groups' must be {{\"n\": n, \"top\": top}}, got {g!r}")
+        groups = (g["n"], g["top"])
+    try:
+        return RoutingConfig(
+            num_experts=moe["num_experts"], k=moe["top_k"], num_null=moe["num_null_experts"],
+            num_copy=moe["num_copy_experts"], num_const=moe["num_constant_experts"],
+            scoring=moe["scoring"], strategy=moe["strategy"], p=moe["top_p"], tau=moe["tau"],
+            k_min=moe["k_min"], capacity_factor=moe["capacity_factor"], capacity=capacity,
+            groups=groups, normalize=moe["normalize"], scale=moe["scale"])
+    except ValueError as error:
+        raise ExportError(f"{path}: invalid routing configuration in 'moe': {error}") from None
+
+
+def _expected(config: Dict, routing: RoutingConfig) -> Dict[str, tuple]:
+    """The tensors of one layer and their shapes."""
+    moe = config["moe"]
+    H, F, E, S = config["hidden_size"], moe["ffn_size"], routing.E, routing.S
+    shapes = {"router": (H, S), "w_up": (E, H, F), "w_down": (E, F, H)}
+    if moe["gated"]:
+        shapes["w_gate"] = (E, H, F)
+    if moe["router_bias"]:
+        shapes["router_bias"] = (S,)
+    if moe["selection_bias"]:
+        shapes["selection_bias"] = (S,)
+    if moe["expert_biases"]:
+        if moe["gated"]:
+            raise ExportError("'expert_biases' are only allowed when 'gated' is false")
+        shapes["b_up"] = (E, F)
+        shapes["b_down"] = (E, H)
+    if routing.num_const:
+        shapes["const_proj"] = (routing.num_const, H, 2)
+        shapes["const_values"] = (routing.num_const, H)
+    return shapes
+
+
+def export_checkpoint(config_path: str, weights_path: str, *, entry: str = "forward",
+                      embed_weights: bool = False) -> ExportedModel:
+    """Exports ``num_layers`` MoE layers (``y = x + moe(x)`` with ``residual``)
+    from a config and its safetensors weights ``layers.<i>.<name>``."""
+    config = load_config(config_path)
+    moe = config["moe"]
+    if moe["activation"] not in ("silu", "gelu", "gelu_tanh", "relu"):
+        raise ExportError(f"{config_path}: field 'activation' must be silu, gelu, gelu_tanh "
+                          f"or relu, got {moe['activation']!r}")
+    if moe["strategy"] == "dynamic_k":
+        raise ExportError(f"{config_path}: strategy 'dynamic_k' needs a per-token k computed by "
+                          f"the model; export the model from its framework instead")
+    routing = _routing(moe, config_path)
+    try:
+        tensors = safetensors.load(weights_path)
+    except safetensors.SafetensorsError as error:
+        raise ExportError(str(error)) from None
+    shapes = _expected(config, routing)
+    layers = []
+    used = set()
+    for index in range(config["num_layers"]):
+        named = {}
+        for role, shape in shapes.items():
+            name = f"layers.{index}.{role}"
+            if name not in tensors:
+                raise ExportError(f"{weights_path}: missing tensor '{name}' (expected float "
+                                  f"{list(shape)})")
+            array = tensors[name]
+            if array.dtype.kind != "f":
+                raise ExportError(f"{weights_path}: tensor '{name}' has dtype {array.dtype}, "
+                                  f"expected a float type (F32, F16, BF16 or F64)")
+            if tuple(array.shape) != shape:
+                raise ExportError(f"{weights_path}: tensor '{name}' has shape "
+                                  f"{list(array.shape)}, expected {list(shape)}")
+            named[role] = array.astype(np.float32)
+            used.add(name)
+        spec = MoESpec(hidden=config["hidden_size"], ffn=moe["ffn_size"], routing=routing,
+                       w_router=named["router"], w_up=named["w_up"], w_down=named["w_down"],
+                       w_gate=named.get("w_gate"), b_router=named.get("router_bias"),
+                       selection_bias=named.get("selection_bias"),
+                       const_proj=named.get("const_proj"), const_values=named.get("const_values"),
+                       b_up=named.get("b_up"), b_down=named.get("b_down"),
+                       activation=moe["activation"], convention="checkpoint")
+        layers.append(LayerSpec(path=f"layers.{index}", ffn=spec, residual=config["residual"]))
+    unexpected = sorted(set(tensors) - used)
+    if unexpected:
+        raise ExportError(f"{weights_path}: unexpected tensor(s) {', '.join(unexpected[:5])}"
+                          + (" ..." if len(unexpected) > 5 else "")
+                          + f" (a {config['num_layers']}-layer checkpoint has "
+                          f"layers.<i>.{{{', '.join(shapes)}}})")
+    return emit(ModelSpec(config["hidden_size"], layers, "layers"), entry,
+                embed_weights=embed_weights)
