@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, then takes the example
-# AdaMoE model (examples/adamoe.mlir) through moe-opt (verify, decompose
-# moe.layer into its parts), compiles it to native code with the CPU
-# pipeline, runs it, checks it against the NumPy reference and reports the
-# compute slots its null experts save.
+# The main job: installs what is missing and builds, then
+#  1. builds a small AdaMoE-style model in PyTorch (examples/adamoe_torch.py:
+#     2 decoder layers, hidden 256, 8 compute + 4 null experts, fixed seeds)
+#     and exports it to MLIR (moe.layer + linalg/tensor/arith/math), verified
+#     against PyTorch eager at export time;
+#  2. compiles it with moe-opt (moe-cpu-pipeline, to the LLVM dialect);
+#  3. runs it with moe-run on a 64-token input, counting expert FFN rows;
+#  4. compares with PyTorch eager and reports the FFN evaluations the null
+#     experts saved.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
+OUT="$BUILD_DIR/examples/adamoe"
 
 "$ROOT/scripts/setup.sh"
+mkdir -p "$OUT"
+export PYTHONPATH="$BUILD_DIR/python_packages"
 
-mkdir -p "$BUILD_DIR/examples"
-out="$BUILD_DIR/examples/adamoe.decomposed.mlir"
-echo "== moe-opt --moe-decompose-layer examples/adamoe.mlir -o $out"
-"$BUILD_DIR/bin/moe-opt" "$ROOT/examples/adamoe.mlir" --moe-decompose-layer -o "$out"
-for op in moe.layer moe.gate moe.route moe.dispatch moe.expert_ffn moe.combine; do
-  printf '   %-15s %d\n' "$op" "$(grep -c " $op " "$out" || true)"
-done
+echo "== 1. export the PyTorch model"
+/usr/bin/python3 "$ROOT/examples/adamoe_torch.py" export --out "$OUT"
 
-echo "== compiling (moe-cpu-pipeline), running and checking the model"
-PYTHONPATH="$BUILD_DIR/python_packages" /usr/bin/python3 "$ROOT/examples/run_adamoe.py" "$@"
+echo "== 2. compile with moe-opt --moe-cpu-pipeline"
+start=$(date +%s%N)
+"$BUILD_DIR/bin/moe-opt" "$OUT/model.mlir" --moe-cpu-pipeline -o "$OUT/model.llvm.mlir"
+echo "   model.mlir -> model.llvm.mlir in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+
+echo "== 3. run with moe-run"
+"$BUILD_DIR/bin/moe-run" "$OUT/model.mlir" --weights "$OUT/model.safetensors" \
+  --input "$OUT/input.npy" --output "$OUT/output.npy" --count-ffn \
+  --ffn-rows-to "$OUT/ffn_rows.txt"
+
+echo "== 4. compare with PyTorch eager"
+/usr/bin/python3 "$ROOT/examples/adamoe_torch.py" check --out "$OUT"

@@ -4,6 +4,8 @@
       compile a module into a shared library (plus OUT.so.json)
   lower IN.mlir [--llvm-ir]
       print the module after the CPU pipeline (LLVM dialect or LLVM IR)
+  run MODEL.mlir --weights W.safetensors --input X.npy --output Y.npy
+      compile and run an exported model (also installed as build/bin/moe-run)
 """
 
 import argparse
@@ -11,6 +13,10 @@ import sys
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "run":
+        from .run import main as run_main
+        return run_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m moe_mlir",
                                      description="moe-mlir compiler commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -24,6 +30,7 @@ def main(argv=None) -> int:
     lower = commands.add_parser("lower", help="print the module after the CPU pipeline")
     lower.add_argument("input", help="MLIR file ('-' for stdin)")
     lower.add_argument("--llvm-ir", action="store_true", help="print LLVM IR")
+    commands.add_parser("run", help="compile and run an exported model (see run --help)")
     args = parser.parse_args(argv)
 
     text = sys.stdin.read() if args.input == "-" else open(args.input).read()
@@ -34,7 +41,7 @@ def main(argv=None) -> int:
             signatures = build_shared_library(text, args.output, cpu=args.cpu,
                                               opt_level=args.opt_level,
                                               instrument_ffn=args.instrument_ffn)
-            public = [name for name, (_, _, is_public) in signatures.items() if is_public]
+            public = [name for name, sig in signatures.items() if sig[2]]
             print(f"wrote {args.output} (entry points: "
                   f"{', '.join('_mlir_ciface_' + n for n in public)})")
         else:

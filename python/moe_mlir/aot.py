@@ -49,8 +49,8 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
         linked = subprocess.run(command, capture_output=True, text=True)
         if linked.returncode != 0:
             raise RuntimeError(f"linking failed ({' '.join(command)}):\n{linked.stderr}")
-    signatures = {name: (list(args), list(results), bool(public))
-                  for name, (args, results, public) in dict(signatures).items()}
+    signatures = {name: (list(sig[0]), list(sig[1]), bool(sig[2]), list(sig[3]))
+                  for name, sig in dict(signatures).items()}
     with open(output + ".json", "w") as f:
         json.dump({"format": "moe_mlir.aot/1", "functions": signatures}, f, indent=1)
     return signatures
@@ -73,7 +73,7 @@ class SharedLibrary:
     def function(self, name: str, arg_names: Optional[Sequence[str]] = None) -> CompiledFunction:
         if name not in self.signatures:
             raise KeyError(f"no function '{name}' in {self.path}")
-        args, results, public = self.signatures[name]
+        args, results, public = self.signatures[name][:3]
         if not public:
             raise ValueError(f"function '{name}' is not public")
         symbol = getattr(self._lib, "_mlir_ciface_" + name)

@@ -380,7 +380,7 @@ class CompiledModule:
         if name not in self.signatures:
             raise KeyError(f"no function '{name}' in the module (functions: "
                            f"{', '.join(sorted(self.signatures))})")
-        args, results, public = self.signatures[name]
+        args, results, public = self.signatures[name][:3]
         if not public:
             raise ValueError(f"function '{name}' is not public or has no body; only public "
                              f"functions with bodies can be called")

@@ -152,17 +152,23 @@ std::string typeToString(Type type) {
   return text;
 }
 
-/// Argument and result types of every function in the module, as text.
+/// Argument and result types of every function in the module, as text,
+/// whether it can be called, and the arguments' `moe.name` attributes (the
+/// names of exported weights; None where absent).
 py::dict collectSignatures(ModuleOp module) {
   py::dict signatures;
   for (auto func : module.getOps<func::FuncOp>()) {
-    py::list args, results;
-    for (Type type : func.getArgumentTypes())
+    py::list args, results, names;
+    for (auto [index, type] : llvm::enumerate(func.getArgumentTypes())) {
       args.append(typeToString(type));
+      auto name = func.getArgAttrOfType<StringAttr>(index, "moe.name");
+      names.append(name ? py::object(py::str(name.getValue().str()))
+                        : py::object(py::none()));
+    }
     for (Type type : func.getResultTypes())
       results.append(typeToString(type));
     signatures[py::str(func.getSymName().str())] = py::make_tuple(
-        args, results, func.isPublic() && !func.isExternal());
+        args, results, func.isPublic() && !func.isExternal(), names);
   }
   return signatures;
 }

@@ -49,6 +49,9 @@ class LayerSpec:
             a = self.attention
             named.update([("attn.w_q", a.w_q), ("attn.w_k", a.w_k), ("attn.w_v", a.w_v),
                           ("attn.w_o", a.w_o)])
+            for bias in ("b_q", "b_k", "b_v"):
+                if getattr(a, bias) is not None:
+                    named[f"attn.{bias}"] = getattr(a, bias)
         if self.post_norm is not None:
             named["post_norm"] = self.post_norm.weight
         if isinstance(self.ffn, MoESpec):
@@ -83,9 +86,8 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args) -> Value:
         with fb.location(layer.path + ".self_attn"):
             normed = rmsnorm(fb, h, args["input_norm"], layer.input_norm.eps) \
                 if layer.input_norm is not None else h
-            h = add(fb, h, attention(fb, normed, layer.attention, {
-                "w_q": args["attn.w_q"], "w_k": args["attn.w_k"],
-                "w_v": args["attn.w_v"], "w_o": args["attn.w_o"]}))
+            attn_args = {n[len("attn."):]: v for n, v in args.items() if n.startswith("attn.")}
+            h = add(fb, h, attention(fb, normed, layer.attention, attn_args))
     ffn_path = layer.path + (".mlp" if layer.attention is not None else "")
     with fb.location(ffn_path):
         inner = rmsnorm(fb, h, args["post_norm"], layer.post_norm.eps) \

@@ -99,6 +99,9 @@ class AttentionSpec:
     w_k: np.ndarray   # [H, nkv*hd]
     w_v: np.ndarray   # [H, nkv*hd]
     w_o: np.ndarray   # [nh*hd, H]
+    b_q: Optional[np.ndarray] = None   # q/k/v projection biases (Qwen)
+    b_k: Optional[np.ndarray] = None
+    b_v: Optional[np.ndarray] = None
 
 
 # ---------------------------------------------------------------------------
@@ -113,6 +116,13 @@ def linear(fb: FunctionBuilder, x: Value, w: Value) -> Value:
     fb.emit(f"{name} = linalg.matmul ins({x}, {w} : {x.type}, {w.type}) "
             f"outs({init} : {init.type}) -> {init.type}")
     return Value(name, init.type, out_shape, "f32")
+
+
+def add_bias(fb: FunctionBuilder, x: Value, b: Value) -> Value:
+    """x [T, N] + b [N]."""
+    out = fb.empty(x.shape, "f32", _dyn(fb, x, [0]))
+    return fb.generic([(x, "d0, d1"), (b, "d1")], (out, "d0, d1"), ["parallel"] * 2, 2,
+                      lambda bb, a: bb.binary("arith.addf", a[0], a[1]))
 
 
 def _dyn(fb: FunctionBuilder, value: Value, dims) -> List[Value]:
@@ -259,9 +269,14 @@ def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str
     nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
     group = nh // nkv
     tokens = fb.dim(x, 0)
-    q = _rope(fb, linear(fb, x, args["w_q"]), nh, hd, spec.rope_theta)
-    k = _rope(fb, linear(fb, x, args["w_k"]), nkv, hd, spec.rope_theta)
-    v = _expand(fb, linear(fb, x, args["w_v"]), (None, nkv, hd), "[[0], [1, 2]]")
+
+    def project(name):
+        y = linear(fb, x, args["w_" + name])
+        bias = args.get("b_" + name)
+        return add_bias(fb, y, bias) if bias is not None else y
+    q = _rope(fb, project("q"), nh, hd, spec.rope_theta)
+    k = _rope(fb, project("k"), nkv, hd, spec.rope_theta)
+    v = _expand(fb, project("v"), (None, nkv, hd), "[[0], [1, 2]]")
     kv_head = "d0" if group == 1 else f"d0 floordiv {group}"
     # scores[h, t, u] = sum_d q[t, h, d] * k[u, h / group, d]
     scores = fb.zeros((nh, None, None), [tokens, tokens])

@@ -277,15 +277,17 @@ def _norm(module, path) -> NormSpec:
 def _attention(module, path) -> AttentionSpec:
     heads = int(_config(module, "num_heads", "num_attention_heads", path=path))
     kv_heads = int(_config(module, "num_key_value_heads", "num_kv_heads", default=heads))
-    w_q = _linear(module, "q_proj", path)
+    w_q, b_q = _linear(module, "q_proj", path, allow_bias=True)
+    w_k, b_k = _linear(module, "k_proj", path, allow_bias=True)
+    w_v, b_v = _linear(module, "v_proj", path, allow_bias=True)
     hidden = w_q.shape[0]
     head_dim = int(_config(module, "head_dim", default=w_q.shape[1] // heads))
     if head_dim % 2 or heads % kv_heads:
         raise ExportError(f"{path}: unsupported head layout (heads {heads}, kv heads "
                           f"{kv_heads}, head_dim {head_dim})")
     theta = float(_config(module, "rope_theta", default=10000.0))
-    spec = AttentionSpec(heads, kv_heads, head_dim, theta, w_q, _linear(module, "k_proj", path),
-                         _linear(module, "v_proj", path), _linear(module, "o_proj", path))
+    spec = AttentionSpec(heads, kv_heads, head_dim, theta, w_q, w_k, w_v,
+                         _linear(module, "o_proj", path), b_q, b_k, b_v)
     expected = {"q_proj": (hidden, heads * head_dim), "k_proj": (hidden, kv_heads * head_dim),
                 "v_proj": (hidden, kv_heads * head_dim), "o_proj": (heads * head_dim, hidden)}
     for name, array in zip(expected, (spec.w_q, spec.w_k, spec.w_v, spec.w_o)):

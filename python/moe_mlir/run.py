@@ -1,0 +1,168 @@
+"""``moe-run``: compile an exported module and run it on NumPy inputs.
+
+  moe-run model.mlir --weights model.safetensors --input x.npy --output y.npy
+          [--entry forward] [--repeat N] [--count-ffn]
+
+The module is compiled with the CPU pipeline (JIT). Arguments whose
+``moe.name`` attribute names a tensor of the weights file are bound to it;
+the remaining arguments take the ``--input`` files in order. Outputs are
+written to the ``--output`` files in order. Timing is printed (compile, and
+the median of ``--repeat`` runs); compiles that take more than a second get
+a progress line. ``--count-ffn`` compiles with FFN instrumentation and
+prints, per expert FFN, the rows it ran.
+"""
+
+import argparse
+import sys
+import threading
+import time
+from typing import List, Optional
+
+import numpy as np
+
+from .compiler import CompileError, CompiledModule, cpu_pipeline
+
+__all__ = ["main"]
+
+
+class _Progress:
+    """Prints a progress line if the work takes more than a second."""
+
+    def __init__(self, what: str, stream=sys.stderr):
+        self.what = what
+        self.stream = stream
+        self._done = threading.Event()
+        self._start = time.perf_counter()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self):
+        waited = 1.0
+        while not self._done.wait(waited):
+            elapsed = time.perf_counter() - self._start
+            print(f"  {self.what} ... {elapsed:.0f} s", file=self.stream, flush=True)
+            waited = 2.0
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.elapsed = time.perf_counter() - self._start
+
+
+def _load_weights(path: Optional[str]):
+    if not path:
+        return {}
+    from .export import safetensors
+    try:
+        return safetensors.load(path)
+    except safetensors.SafetensorsError as error:
+        raise SystemExit(f"moe-run: {error}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="moe-run", description=__doc__.splitlines()[0])
+    parser.add_argument("module", help="MLIR file of an exported model")
+    parser.add_argument("--weights", help="safetensors file with the named weights")
+    parser.add_argument("--input", "-i", action="append", default=[],
+                        help=".npy file for the next non-weight argument (repeatable)")
+    parser.add_argument("--output", "-o", action="append", default=[],
+                        help=".npy file for the next result (repeatable)")
+    parser.add_argument("--entry", default="forward", help="function to run (default: forward)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs to time (median)")
+    parser.add_argument("--count-ffn", action="store_true",
+                        help="count the rows each expert FFN runs (instrumented build)")
+    parser.add_argument("--ffn-rows-to", metavar="FILE",
+                        help="with --count-ffn: also write the total row count to FILE")
+    args = parser.parse_args(argv)
+
+    try:
+        text = open(args.module).read()
+    except OSError as error:
+        print(f"moe-run: cannot read {args.module}: {error.strerror}", file=sys.stderr)
+        return 2
+    weights = _load_weights(args.weights)
+
+    try:
+        with _Progress(f"compiling {args.module}") as progress:
+            module = CompiledModule(text, cpu_pipeline(instrument_ffn=args.count_ffn))
+    except CompileError as error:
+        print(f"moe-run: {error}", file=sys.stderr)
+        return 1
+    if args.entry not in module.signatures:
+        print(f"moe-run: no function '{args.entry}' in {args.module} (functions: "
+              f"{', '.join(sorted(module.signatures))})", file=sys.stderr)
+        return 2
+    arg_types, result_types, _, names = module.signatures[args.entry]
+    print(f"compiled {args.module} in {progress.elapsed:.2f} s")
+
+    values, labels = [], []
+    inputs = list(args.input)
+    used = set()
+    for index, name in enumerate(names):
+        if name is not None and name in weights:
+            values.append(weights[name])
+            labels.append(name)
+            used.add(name)
+            continue
+        if not inputs:
+            print(f"moe-run: argument #{index} ({name or 'unnamed'}, {arg_types[index]}) needs "
+                  f"an --input file or a weight named '{name}'", file=sys.stderr)
+            return 2
+        path = inputs.pop(0)
+        try:
+            values.append(np.load(path))
+        except (OSError, ValueError) as error:
+            print(f"moe-run: cannot read {path}: {error}", file=sys.stderr)
+            return 2
+        labels.append(name or f"#{index}")
+    if inputs:
+        print(f"moe-run: {len(inputs)} unused --input file(s): {', '.join(inputs)}",
+              file=sys.stderr)
+        return 2
+    unused = sorted(set(weights) - used)
+    if unused:
+        print(f"moe-run: note: {len(unused)} weight(s) not used by '{args.entry}': "
+              f"{', '.join(unused[:3])}{' ...' if len(unused) > 3 else ''}", file=sys.stderr)
+
+    function = module.function(args.entry, labels)
+    times = []
+    try:
+        for _ in range(max(1, args.repeat)):
+            start = time.perf_counter()
+            outputs = function(*values)
+            times.append(time.perf_counter() - start)
+    except ValueError as error:
+        print(f"moe-run: {error}", file=sys.stderr)
+        return 2
+    outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
+    print(f"ran {args.entry} in {1e3 * float(np.median(times)):.2f} ms"
+          + (f" (median of {len(times)})" if len(times) > 1 else ""))
+    for path, output in zip(args.output, outputs):
+        np.save(path, output)
+        print(f"wrote {path} {output.dtype} {list(output.shape)}")
+    if args.count_ffn:
+        index = 0
+        total = 0
+        while True:
+            try:
+                counters = module.counters(index)
+            except KeyError:
+                break
+            print(f"expert FFN {index}: rows per expert {counters[:, 0].tolist()} "
+                  f"(total {int(counters[:, 0].sum())}, per run)"
+                  if args.repeat == 1 else
+                  f"expert FFN {index}: rows per expert (summed over {args.repeat} runs) "
+                  f"{counters[:, 0].tolist()}")
+            total += int(counters[:, 0].sum())
+            index += 1
+        if args.ffn_rows_to:
+            with open(args.ffn_rows_to, "w") as f:
+                f.write(f"{total}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
