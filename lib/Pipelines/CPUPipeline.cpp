@@ -77,6 +77,8 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   // argument or a constant).
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
+  // Loops over layers yield each layer's freshly allocated output.
+  bufferize.allowReturnAllocsFromLoops = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));

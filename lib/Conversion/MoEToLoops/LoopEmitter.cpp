@@ -48,8 +48,15 @@ Value LoopEmitter::intConst(Type type, int64_t value) {
 }
 
 Value LoopEmitter::buffer(Value tensor) {
+  // A fully dynamic strided layout accepts any buffer (a slice of a stacked
+  // weight, a transposed view, ...) without a copy. LLVM versions the inner
+  // loops on unit strides, so contiguous buffers keep vectorised loops.
   auto type = llvm::cast<RankedTensorType>(tensor.getType());
-  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+  auto layout = StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic,
+                                       strides);
+  auto memrefType =
+      MemRefType::get(type.getShape(), type.getElementType(), layout);
   return bufferization::ToBufferOp::create(b, memrefType, tensor,
                                            /*read_only=*/true);
 }

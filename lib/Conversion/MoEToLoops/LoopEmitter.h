@@ -51,7 +51,8 @@ public:
   //===--------------------------------------------------------------------===//
   // Buffers
   //===--------------------------------------------------------------------===//
-  /// The buffer of a ranked tensor (read only), with an identity layout.
+  /// The buffer of a ranked tensor (read only), with a fully dynamic strided
+  /// layout (any buffer fits without a copy).
   Value buffer(Value tensor);
   /// A new buffer; `dynamicSizes` lists the sizes of the dynamic dimensions.
   Value alloc(Type elementType, ArrayRef<int64_t> shape,

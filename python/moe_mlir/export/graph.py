@@ -38,8 +38,10 @@ class LayerSpec:
     attention: Optional[AttentionSpec] = None
     post_norm: Optional[NormSpec] = None
     residual: bool = True
-    # The framework module of the feed-forward part (for export-time checks).
+    # The framework module of the feed-forward part (for export-time checks)
+    # and its module path (for locations; defaults to the layer's path).
     ffn_source: object = field(default=None, compare=False, repr=False)
+    ffn_path: Optional[str] = None
 
     def weights(self) -> "OrderedDict[str, np.ndarray]":
         named = OrderedDict()
@@ -88,8 +90,7 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args) -> Value:
                 if layer.input_norm is not None else h
             attn_args = {n[len("attn."):]: v for n, v in args.items() if n.startswith("attn.")}
             h = add(fb, h, attention(fb, normed, layer.attention, attn_args))
-    ffn_path = layer.path + (".mlp" if layer.attention is not None else "")
-    with fb.location(ffn_path):
+    with fb.location(layer.ffn_path or layer.path):
         inner = rmsnorm(fb, h, args["post_norm"], layer.post_norm.eps) \
             if layer.post_norm is not None else h
         if isinstance(layer.ffn, MoESpec):
@@ -116,12 +117,29 @@ def _resource_hex(array: np.ndarray) -> str:
     return "0x40000000" + np.ascontiguousarray(array, dtype="<f4").tobytes().hex().upper()
 
 
+def _slice(fb: FunctionBuilder, stacked: Value, index: Value) -> Value:
+    """Layer ``index`` of a stacked weight [L, ...] (rank-reducing slice)."""
+    shape = stacked.shape[1:]
+    offsets = ", ".join([str(index)] + ["0"] * len(shape))
+    sizes = ", ".join(["1"] + [str(d) for d in shape])
+    strides = ", ".join(["1"] * (len(shape) + 1))
+    name = fb.fresh("s")
+    type_ = tensor_type(shape)
+    fb.emit(f"{name} = tensor.extract_slice {stacked}[{offsets}] [{sizes}] [{strides}] "
+            f": {stacked.type} to {type_}")
+    return Value(name, type_, shape, "f32")
+
+
 def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -> ExportedModel:
-    """Builds the module: outlined layer functions and the entry function
-    ``entry(x [T, hidden], weights...) -> [T, hidden]``. With
-    ``embed_weights`` the weights become ``dense_resource`` constants in the
-    module instead (for small models): the entry function then takes ``x``
-    only."""
+    """Builds the module. Layers with the same shape share one outlined
+    function ``layer_<n>(x, stacked weights..., i)``; their weights are
+    stacked along a new first dimension in layer order (argument
+    ``<path>.stack<n>.<role>``), and a run of consecutive layers of one
+    function is an ``scf.for`` over ``i``: the entry function
+    ``entry(x [T, hidden], weights...) -> [T, hidden]`` stays small whatever
+    the depth, so a 32-layer model compiles about as fast as one layer. With
+    ``embed_weights`` the weights become ``dense_resource`` constants (for
+    small models) and the entry function takes ``x`` only."""
     resources = OrderedDict()
 
     def weight(fb, name, array):
@@ -129,40 +147,78 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             return fb.arg(array.shape, name=name, hint="w")
         key = "w_" + "".join(c if c.isalnum() else "_" for c in name)
         resources[key] = array
-        return fb.constant(f"dense_resource<{key}>", tensor_type(array.shape))
+        value = fb.constant(f"dense_resource<{key}>", tensor_type(array.shape))
+        return Value(value.name, value.type, array.shape, "f32")
+
+    # Layers grouped by shape, in order of first appearance.
+    groups = OrderedDict()
+    position = []
+    for layer in spec.layers:
+        members = groups.setdefault(layer.key(), [])
+        position.append((list(groups).index(layer.key()), len(members)))
+        members.append(layer)
+
     module = ModuleBuilder()
     main = FunctionBuilder(entry, public=True)
     x = main.arg((None, spec.hidden), name="input", hint="x")
     weights = OrderedDict()
-    h = x
-    for index, layer in enumerate(spec.layers):
-        named = layer.weights()
-
-        def build(layer=layer, named=named, number=len(module._outlined)):
-            fb = FunctionBuilder(f"layer_{number}", public=False)
-            fx = fb.arg((None, spec.hidden), hint="x")
-            fargs = OrderedDict((n, fb.arg(w.shape, hint="w")) for n, w in named.items())
-            with fb.location(layer.path):
-                fb.results = [_emit_layer(fb, fx, layer, fargs)]
-            return fb
-
-        callee = module.outlined(layer.key(), build)
-        call_args = [h]
-        for role, array in named.items():
-            name = f"{layer.path}.{role}"
-            value = weight(main, name, array)
-            call_args.append(Value(value.name, tensor_type(array.shape), array.shape, "f32"))
+    stacks = OrderedDict()
+    functions = []
+    stacked_args = []
+    for number, members in enumerate(groups.values()):
+        first = members[0]
+        roles = first.weights()
+        stacked = OrderedDict((role, np.stack([np.asarray(m.weights()[role], np.float32)
+                                               for m in members]))
+                              for role in roles)
+        fb = FunctionBuilder(f"layer_{number}", public=False)
+        fx = fb.arg((None, spec.hidden), hint="x")
+        fstacked = OrderedDict((r, fb.arg(a.shape, hint="w")) for r, a in stacked.items())
+        index = fb.scalar_arg("index")
+        with fb.location(first.path):
+            per_layer = OrderedDict((r, _slice(fb, v, index)) for r, v in fstacked.items())
+            fb.results = [_emit_layer(fb, fx, first, per_layer)]
+        module.outlined(("layer", number), lambda fb=fb: fb)
+        functions.append(fb)
+        prefix = f"{spec.path}.stack{number}"
+        stacks[prefix] = [m.path for m in members]
+        args = []
+        for role, array in stacked.items():
+            args.append(weight(main, f"{prefix}.{role}", array))
             if not embed_weights:
-                weights[name] = np.ascontiguousarray(array, dtype=np.float32)
+                weights[f"{prefix}.{role}"] = array
+        stacked_args.append(args)
+
+    h = x
+    i = 0
+    while i < len(spec.layers):
+        number, start = position[i]
+        run = 1
+        while i + run < len(spec.layers) and position[i + run][0] == number:
+            run += 1
+        callee = functions[number]
+        paths = [layer.path for layer in spec.layers[i:i + run]]
+        operand_types = ", ".join([h.type] + [v.type for v in stacked_args[number]] + ["index"])
+        operands = ", ".join(str(v) for v in stacked_args[number])
         result = main.fresh("h")
-        types = ", ".join(v.type for v in call_args)
-        with main.location(layer.path):
-            main.emit(f"{result} = func.call @{callee.name}({', '.join(str(v) for v in call_args)})"
-                      f" : ({types}) -> {h.type}")
+        with main.location(paths if run > 1 else paths[0]):
+            if run == 1:
+                main.emit(f"{result} = func.call @{callee.name}({h}, {operands}, "
+                          f"{main.index(start)}) : ({operand_types}) -> {h.type}")
+            else:
+                iv, acc, inner = main.fresh("i"), main.fresh("acc"), main.fresh("y")
+                lower, upper, step = main.index(start), main.index(start + run), main.index(1)
+                main.lines.append(f"  {result} = scf.for {iv} = {lower} to {upper} step {step} "
+                                  f"iter_args({acc} = {h}) -> ({h.type}) {{")
+                main.lines.append(f"    {inner} = func.call @{callee.name}({acc}, {operands}, "
+                                  f"{iv}) : ({operand_types}) -> {h.type}")
+                main.lines.append(f"    scf.yield {inner} : {h.type}")
+                main.emit("}")
         h = Value(result, h.type, h.shape, "f32")
+        i += run
     if spec.final_norm is not None:
         name = f"{spec.path}.norm"
-        w = weight(main, name, spec.final_norm.weight)
+        w = weight(main, name, spec.final_norm.weight.astype(np.float32))
         w = Value(w.name, tensor_type((spec.hidden,)), (spec.hidden,), "f32")
         if not embed_weights:
             weights[name] = np.ascontiguousarray(spec.final_norm.weight, dtype=np.float32)
@@ -170,7 +226,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             h = rmsnorm(main, h, w, spec.final_norm.eps)
     main.results = [h]
     module.add(main)
-    info = {"layers": len(spec.layers), "layer_functions": len(module._outlined)}
+    info = {"layers": len(spec.layers), "layer_functions": len(functions), "stacks": stacks}
     text = module.text()
     if resources:
         blobs = ",\n".join(f"      {k}: \"{_resource_hex(v)}\"" for k, v in resources.items())

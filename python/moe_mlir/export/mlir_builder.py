@@ -66,7 +66,9 @@ class FunctionBuilder:
         return f"%{hint}{self._count}"
 
     @contextlib.contextmanager
-    def location(self, path: Optional[str]):
+    def location(self, path):
+        """Ops emitted inside carry ``loc("path")``; a list of paths gives a
+        fused location (an op standing for several modules)."""
         saved = self._location
         if path:
             self._location = path
@@ -76,7 +78,10 @@ class FunctionBuilder:
             self._location = saved
 
     def emit(self, line: str):
-        if self._location:
+        if isinstance(self._location, (list, tuple)):
+            parts = ", ".join(f'"{_escape(p)}"' for p in self._location)
+            line += f" loc(fused[{parts}])"
+        elif self._location:
             line += f' loc("{_escape(self._location)}")'
         self.lines.append("  " + line)
 

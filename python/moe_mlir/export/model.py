@@ -49,15 +49,17 @@ class ExportedModel:
 
     def save(self, directory: str, name: str = "model") -> Dict[str, str]:
         """Writes ``<name>.mlir`` and ``<name>.safetensors`` (the weights under
-        the argument names that ``moe-run`` binds them by)."""
+        the argument names that ``moe-run`` binds them by; the metadata lists
+        which layers each stack holds)."""
         os.makedirs(directory, exist_ok=True)
         paths = {"mlir": os.path.join(directory, name + ".mlir"),
                  "weights": os.path.join(directory, name + ".safetensors")}
         with open(paths["mlir"], "w") as f:
             f.write(self.mlir)
-        safetensors.save(paths["weights"], self.weights,
-                         metadata={"format": "moe-mlir", "entry": self.entry,
-                                   "inputs": ",".join(self.inputs)})
+        metadata = {"format": "moe-mlir", "entry": self.entry, "inputs": ",".join(self.inputs)}
+        for prefix, layers in self.info.get("stacks", {}).items():
+            metadata[prefix] = ",".join(layers)
+        safetensors.save(paths["weights"], self.weights, metadata=metadata)
         return paths
 
     def layer_functions(self) -> List[str]:

@@ -315,7 +315,7 @@ def _decoder_layer(module, path) -> LayerSpec:
     if not hasattr(module, ffn_name):
         raise ExportError(f"{path}: decoder layer without 'block_sparse_moe' or 'mlp'")
     return LayerSpec(path=path, ffn=_ffn(getattr(module, ffn_name), f"{path}.{ffn_name}"),
-                     ffn_source=getattr(module, ffn_name),
+                     ffn_source=getattr(module, ffn_name), ffn_path=f"{path}.{ffn_name}",
                      input_norm=_norm(module.input_layernorm, f"{path}.input_layernorm"),
                      attention=_attention(module.self_attn, f"{path}.self_attn"),
                      post_norm=_norm(module.post_attention_layernorm,
