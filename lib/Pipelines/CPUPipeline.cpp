@@ -57,8 +57,11 @@ using namespace mlir;
 
 void mlir::moe::buildCPUPipeline(OpPassManager &pm,
                                  const CPUPipelineOptions &options) {
-  // L1 -> L2 -> loops over buffers, still on tensors at function level.
+  // Simplify the routing configurations (exact rewrites), L1 -> L2, again,
+  // then loops over buffers, still on tensors at function level.
+  pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
+  pm.addPass(createCanonicalizerPass());
   ConvertMoEToLoopsPassOptions loops;
   loops.instrumentFFN = options.instrumentFFN;
   pm.addPass(createConvertMoEToLoopsPass(loops));

@@ -75,11 +75,32 @@ def MoE_GateOp : MoE_Op<"gate"> {
 // RouteOp
 //===----------------------------------------------------------------------===//
 
+defvar MoE_RoutingCanonicalizationDoc = [{
+
+    Canonicalization (`-canonicalize`) rewrites the routing configuration to
+    a simpler one that computes exactly the same ids and weights for every
+    input, NaN rows, empty slots and `scale` included:
+
+    * `top_p<p = 1.0>` becomes `top_k` (the contract gives `n = K` when
+      `p == 1`);
+    * `top_p` with `k = 1` becomes `top_k` (`n` is 1 whether or not the sum
+      reaches `p`);
+    * `threshold<tau, k_min = K>` becomes `top_k` (`n = max(K, prefix)`
+      capped at `K`);
+    * `dynamic_k` whose `k_per_token` is a constant with every value `>= K`
+      becomes `top_k` and the operand is dropped (`clamp(k, 0, K) = K`);
+    * `capacity` that cannot bind is dropped: with a static `T`, when
+      `C = ceil(cf * T * K / E) >= T` (an expert receives at most one slot
+      per token, so at most `T` slots);
+    * `groups<n, top = n>` is dropped (every group is kept);
+    * `normalize = non_null` without null experts becomes `selected`.
+  }];
+
 def MoE_RouteOp : MoE_Op<"route", [
     AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "choose each token's experts and their weights";
-  let description = [{
+  let description = !strconcat([{
     Routes every token over the expert space `experts` and returns, per
     token, up to `K` slots: `ids[T,K]` (i32) and `weights[T,K]` (f32). For
     each token:
@@ -122,7 +143,8 @@ def MoE_RouteOp : MoE_Op<"route", [
         strategy = top_p<p = 0.7> normalize = selected scale = 2.5
         : tensor<?x16xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
     ```
-  }];
+  }], MoE_RoutingCanonicalizationDoc);
+  let hasCanonicalizer = 1;
   let arguments = !con((ins AnyRankedTensor:$logits,
                             Optional<AnyRankedTensor>:$k_per_token,
                             Optional<AnyRankedTensor>:$selection_bias),
@@ -325,7 +347,7 @@ def MoE_LayerOp : MoE_Op<"layer", [
     AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "a whole sparse MoE block";
-  let description = [{
+  let description = !strconcat([{
     `y = combine(expert_ffn(dispatch(x, route(gate(x)))))`, carrying every
     attribute of its parts. Exporters emit this op; `moe-decompose-layer`
     expands it into `moe.gate`, `moe.route`, `moe.dispatch`,
@@ -359,7 +381,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
         normalize = non_null activation = silu gated
         : tensor<?x64xf32> -> tensor<?x64xf32>
     ```
-  }];
+  }], MoE_RoutingCanonicalizationDoc);
+  let hasCanonicalizer = 1;
   let arguments = !con((ins AnyRankedTensor:$x,
                             AnyRankedTensor:$w_router,
                             Optional<AnyRankedTensor>:$b_router,
