@@ -21,6 +21,102 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
+//===----------------------------------------------------------------------===//
+// DispatchKernel
+//===----------------------------------------------------------------------===//
+
+void DispatchKernel::forEachSlot(Value t,
+                                 function_ref<void(Value, Value)> compute,
+                                 function_ref<void(Value)> other) {
+  Value zeroI32 = e.i32(0);
+  Value numExpertsI32 = e.i32(numExperts);
+  e.loop(e.index(0), k, [&](Value j) {
+    Value id = e.load(ids, {t, j});
+    Value isCompute = e.inRange(id, zeroI32, numExpertsI32);
+    if (!other) {
+      e.ifThen(isCompute, [&] { compute(j, e.toIndex(id)); });
+      return;
+    }
+    e.ifThenElse(
+        isCompute, [&] { compute(j, e.toIndex(id)); }, [&] { other(j); });
+  });
+}
+
+void DispatchKernel::emitInit() {
+  Value zero = e.index(0);
+  cursor = e.alloc(e.b.getIndexType(), {numExperts});
+  e.fill(cursor, zero, zero, e.index(numExperts));
+}
+
+void DispatchKernel::emitCountToken(Value t) {
+  Value one = e.index(1);
+  forEachSlot(
+      t,
+      [&](Value, Value expert) {
+        e.store(e.add(e.load(cursor, expert), one), cursor, expert);
+      },
+      nullptr);
+}
+
+SmallVector<Value> DispatchKernel::emitScanAndScatter(
+    Value x, RankedTensorType rowsType, RankedTensorType offsetsType,
+    RankedTensorType slotRowsType) {
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value numExpertsV = e.index(numExperts);
+  Value hidden = e.dim(x, 1);
+
+  // Exclusive scan: offsets[e] = rows before expert e; cursor[e] becomes the
+  // next free row of expert e. The padded form clamps to R_max.
+  bool padded = !rowsType.isDynamicDim(0);
+  Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+  Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
+  SmallVector<Value> total =
+      e.loop(zero, numExpertsV, zero, [&](Value expert, ValueRange args) {
+        Value start = args[0];
+        Value stored = padded ? e.minSI(start, rowLimit) : start;
+        e.store(e.toI32(stored), offsets, expert);
+        Value count = e.load(cursor, expert);
+        e.store(start, cursor, expert);
+        return SmallVector<Value>{e.add(start, count)};
+      });
+  Value numRows = padded ? rowLimit : total[0];
+  e.store(e.toI32(padded ? e.minSI(total[0], rowLimit) : total[0]), offsets,
+          numExpertsV);
+
+  // Scatter, in token then slot order: rows of one expert stay in (token,
+  // slot) order.
+  Value rows = e.allocShaped(rowsType, {numRows, hidden});
+  Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
+  Value minusOne = e.i32(-1);
+  e.loop(zero, numTokens, [&](Value t) {
+    forEachSlot(
+        t,
+        [&](Value j, Value expert) {
+          Value row = e.load(cursor, expert);
+          e.store(e.add(row, one), cursor, expert);
+          Value fits = padded
+                           ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
+                           : e.boolean(true);
+          e.ifThenElse(
+              fits,
+              [&] {
+                e.loop(zero, hidden, [&](Value h) {
+                  e.store(e.load(x, {t, h}), rows, {row, h});
+                });
+                e.store(e.toI32(row), slotRows, {t, j});
+              },
+              [&] { e.store(minusOne, slotRows, {t, j}); });
+        },
+        [&](Value j) { e.store(minusOne, slotRows, {t, j}); });
+  });
+  // Padding rows hold no data; zero them so that nothing uninitialised ever
+  // leaves the op.
+  if (padded)
+    emitZeroRows(e, rows, e.minSI(total[0], rowLimit), rowLimit);
+  return {rows, offsets, slotRows};
+}
+
 namespace {
 struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
   using OpConversionPattern::OpConversionPattern;
@@ -31,9 +127,6 @@ struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
     LoopEmitter e(rewriter, op.getLoc());
     Value x = e.buffer(adaptor.getX());
     Value ids = e.buffer(adaptor.getIds());
-    Value numTokens = e.dim(x, 0);
-    Value hidden = e.dim(x, 1);
-    Value k = e.dim(ids, 1);
     auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
     auto offsetsType = llvm::cast<RankedTensorType>(op.getOffsets().getType());
     auto slotRowsType =
@@ -45,98 +138,13 @@ struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
         {getBufferType(rowsType), getBufferType(offsetsType),
          getBufferType(slotRowsType)},
         [&]() -> SmallVector<Value> {
-          int64_t numExperts = op.getNumExpertsAttr().getInt();
-          Value numExpertsV = e.index(numExperts);
-          Value zero = e.index(0);
-          Value one = e.index(1);
-          Value zeroI32 = e.i32(0);
-          Value numExpertsI32 = e.i32(numExperts);
-
-          // Histogram of the compute ids.
-          Type indexType = e.b.getIndexType();
-          Value cursor = e.alloc(indexType, {numExperts});
-          e.fill(cursor, zero, zero, numExpertsV);
-          auto forEachComputeSlot =
-              [&](function_ref<void(Value, Value, Value)> fn,
-                  function_ref<void(Value, Value)> other) {
-                e.loop(zero, numTokens, [&](Value t) {
-                  e.loop(zero, k, [&](Value j) {
-                    Value id = e.load(ids, {t, j});
-                    Value isCompute = e.inRange(id, zeroI32, numExpertsI32);
-                    if (!other) {
-                      e.ifThen(isCompute, [&] { fn(t, j, e.toIndex(id)); });
-                      return;
-                    }
-                    e.ifThenElse(
-                        isCompute, [&] { fn(t, j, e.toIndex(id)); },
-                        [&] { other(t, j); });
-                  });
-                });
-              };
-          forEachComputeSlot(
-              [&](Value, Value, Value expert) {
-                e.store(e.add(e.load(cursor, expert), one), cursor, expert);
-              },
-              nullptr);
-
-          // Exclusive scan: offsets[e] = rows before expert e; cursor[e]
-          // becomes the next free row of expert e. The padded form clamps to
-          // R_max.
-          bool padded = !rowsType.isDynamicDim(0);
-          Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-          Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
-          SmallVector<Value> total = e.loop(
-              zero, numExpertsV, zero, [&](Value expert, ValueRange args) {
-                Value start = args[0];
-                Value stored = padded ? e.minSI(start, rowLimit) : start;
-                e.store(e.toI32(stored), offsets, expert);
-                Value count = e.load(cursor, expert);
-                e.store(start, cursor, expert);
-                return SmallVector<Value>{e.add(start, count)};
-              });
-          Value numRows = padded ? rowLimit : total[0];
-          e.store(e.toI32(padded ? e.minSI(total[0], rowLimit) : total[0]),
-                  offsets, numExpertsV);
-
-          // Scatter, in token then slot order: rows of one expert stay in
-          // (token, slot) order.
-          Value rows = e.allocShaped(rowsType, {numRows, hidden});
-          Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
-          Value minusOne = e.i32(-1);
-          forEachComputeSlot(
-              [&](Value t, Value j, Value expert) {
-                Value row = e.load(cursor, expert);
-                e.store(e.add(row, one), cursor, expert);
-                Value fits =
-                    padded ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
-                           : e.boolean(true);
-                e.ifThenElse(
-                    fits,
-                    [&] {
-                      e.loop(zero, hidden, [&](Value h) {
-                        e.store(e.load(x, {t, h}), rows, {row, h});
-                      });
-                      e.store(e.toI32(row), slotRows, {t, j});
-                    },
-                    [&] {
-                      e.store(minusOne, slotRows, {t, j});
-                    });
-              },
-              [&](Value t, Value j) {
-                e.store(minusOne, slotRows, {t, j});
-              });
-          // Padding rows hold no data; zero them so that nothing uninitialised
-          // ever leaves the op.
-          if (padded) {
-            Value zeroElem = e.floatConst(rowsType.getElementType(), 0.0);
-            e.loop(e.minSI(total[0], rowLimit), rowLimit, [&](Value row) {
-              e.loop(zero, hidden, [&](Value h) {
-                e.store(zeroElem, rows, {row, h});
-              });
-            });
-          }
-
-          return {rows, offsets, slotRows};
+          DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
+                                op.getNumExpertsAttr().getInt());
+          kernel.emitInit();
+          e.loop(e.index(0), kernel.numTokens,
+                 [&](Value t) { kernel.emitCountToken(t); });
+          return kernel.emitScanAndScatter(x, rowsType, offsetsType,
+                                           slotRowsType);
         });
     rewriter.replaceOp(op, {e.toTensor(results[0], rowsType),
                             e.toTensor(results[1], offsetsType),

@@ -44,6 +44,35 @@ void emitAccumulateRowTimesMatrix(LoopEmitter &e, Value acc,
 Value emitSanitizedOffsets(LoopEmitter &e, Value offsets, Value numGroups,
                            Value numRows);
 
+/// The stable counting sort of moe.dispatch, in pieces that the fused
+/// gating-dispatch lowering shares: count each token's compute slots (as it
+/// is routed, or in a separate pass), then scan and scatter.
+struct DispatchKernel {
+  DispatchKernel(LoopEmitter &e, Value ids, Value numTokens, Value k,
+                 int64_t numExperts)
+      : e(e), ids(ids), numTokens(numTokens), k(k), numExperts(numExperts) {}
+
+  /// Allocates and zeroes the per-expert counts.
+  void emitInit();
+  /// Counts the compute slots of token `t`.
+  void emitCountToken(Value t);
+  /// Exclusive scan into offsets, then the scatter of x's rows. Returns the
+  /// rows, offsets and slot_rows buffers.
+  SmallVector<Value> emitScanAndScatter(Value x, RankedTensorType rowsType,
+                                        RankedTensorType offsetsType,
+                                        RankedTensorType slotRowsType);
+
+  /// Calls `compute(j, expert)` for token t's compute slots and `other(j)`
+  /// for the rest (when given).
+  void forEachSlot(Value t, function_ref<void(Value, Value)> compute,
+                   function_ref<void(Value)> other);
+
+  LoopEmitter &e;
+  Value ids, numTokens, k;
+  int64_t numExperts;
+  Value cursor;
+};
+
 /// Sets rows `[begin, end)` of the 2-D buffer `buffer` to zero.
 void emitZeroRows(LoopEmitter &e, Value buffer, Value begin, Value end);
 
