@@ -62,6 +62,8 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
+  if (options.fuse)
+    pm.addPass(createMoEFuseGatingDispatchPass());
   ConvertMoEToLoopsPassOptions loops;
   loops.instrumentFFN = options.instrumentFFN;
   pm.addPass(createConvertMoEToLoopsPass(loops));

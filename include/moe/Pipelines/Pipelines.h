@@ -22,6 +22,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Count the rows and multiply-adds of every expert FFN "
                      "(globals moe_ffn_counters_<n>)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> fuse{
+      *this, "fuse",
+      llvm::cl::desc("Fuse gating with dispatch (moe-fuse-gating-dispatch); "
+                     "turn off to debug the unfused path"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),

@@ -58,9 +58,10 @@ void DispatchKernel::emitCountToken(Value t) {
       nullptr);
 }
 
-SmallVector<Value> DispatchKernel::emitScanAndScatter(
-    Value x, RankedTensorType rowsType, RankedTensorType offsetsType,
-    RankedTensorType slotRowsType) {
+SmallVector<Value>
+DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
+                                   RankedTensorType offsetsType,
+                                   RankedTensorType slotRowsType) {
   Value zero = e.index(0);
   Value one = e.index(1);
   Value numExpertsV = e.index(numExperts);
@@ -95,9 +96,8 @@ SmallVector<Value> DispatchKernel::emitScanAndScatter(
         [&](Value j, Value expert) {
           Value row = e.load(cursor, expert);
           e.store(e.add(row, one), cursor, expert);
-          Value fits = padded
-                           ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
-                           : e.boolean(true);
+          Value fits = padded ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
+                              : e.boolean(true);
           e.ifThenElse(
               fits,
               [&] {
@@ -106,9 +106,13 @@ SmallVector<Value> DispatchKernel::emitScanAndScatter(
                 });
                 e.store(e.toI32(row), slotRows, {t, j});
               },
-              [&] { e.store(minusOne, slotRows, {t, j}); });
+              [&] {
+                e.store(minusOne, slotRows, {t, j});
+              });
         },
-        [&](Value j) { e.store(minusOne, slotRows, {t, j}); });
+        [&](Value j) {
+          e.store(minusOne, slotRows, {t, j});
+        });
   });
   // Padding rows hold no data; zero them so that nothing uninitialised ever
   // leaves the op.
@@ -133,19 +137,19 @@ struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
         llvm::cast<RankedTensorType>(op.getSlotRows().getType());
     SizeConstraints sizes;
     sizes.equal(e, ids, 0, x, 0);
-    SmallVector<Value> results = emitGuarded(
-        e, op, sizes,
-        {getBufferType(rowsType), getBufferType(offsetsType),
-         getBufferType(slotRowsType)},
-        [&]() -> SmallVector<Value> {
-          DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
-                                op.getNumExpertsAttr().getInt());
-          kernel.emitInit();
-          e.loop(e.index(0), kernel.numTokens,
-                 [&](Value t) { kernel.emitCountToken(t); });
-          return kernel.emitScanAndScatter(x, rowsType, offsetsType,
-                                           slotRowsType);
-        });
+    SmallVector<Value> results =
+        emitGuarded(e, op, sizes,
+                    {getBufferType(rowsType), getBufferType(offsetsType),
+                     getBufferType(slotRowsType)},
+                    [&]() -> SmallVector<Value> {
+                      DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
+                                            op.getNumExpertsAttr().getInt());
+                      kernel.emitInit();
+                      e.loop(e.index(0), kernel.numTokens,
+                             [&](Value t) { kernel.emitCountToken(t); });
+                      return kernel.emitScanAndScatter(x, rowsType, offsetsType,
+                                                       slotRowsType);
+                    });
     rewriter.replaceOp(op, {e.toTensor(results[0], rowsType),
                             e.toTensor(results[1], offsetsType),
                             e.toTensor(results[2], slotRowsType)});

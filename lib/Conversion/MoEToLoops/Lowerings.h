@@ -23,6 +23,7 @@ namespace detail {
 void populateGateLowering(RewritePatternSet &patterns);
 void populateRouteLowering(RewritePatternSet &patterns);
 void populateDispatchLowering(RewritePatternSet &patterns);
+void populateRouteDispatchLowering(RewritePatternSet &patterns);
 void populateGroupedMatmulLowering(RewritePatternSet &patterns);
 void populateExpertFFNLowering(RewritePatternSet &patterns,
                                const MoEToLoopsOptions &options);

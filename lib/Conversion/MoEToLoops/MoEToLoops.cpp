@@ -36,6 +36,7 @@ void mlir::moe::populateMoEToLoopsConversionPatterns(
   detail::populateGateLowering(patterns);
   detail::populateRouteLowering(patterns);
   detail::populateDispatchLowering(patterns);
+  detail::populateRouteDispatchLowering(patterns);
   detail::populateGroupedMatmulLowering(patterns);
   detail::populateExpertFFNLowering(patterns, options);
   detail::populateCombineLowering(patterns);
@@ -46,8 +47,8 @@ void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
   target.addLegalDialect<arith::ArithDialect,
                          bufferization::BufferizationDialect, math::MathDialect,
                          memref::MemRefDialect, scf::SCFDialect>();
-  target.addIllegalOp<GateOp, RouteOp, DispatchOp, GroupedMatmulOp, ExpertFFNOp,
-                      CombineOp, AuxLossOp>();
+  target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
+                      GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
 }
 
 namespace {

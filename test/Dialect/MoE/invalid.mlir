@@ -14,6 +14,7 @@
 //   [const]      constant-expert operands iff N_const > 0
 //   [types]      element types are supported ones
 //   [experts]    an expert space has a compute expert and no negative count
+//   [fusion]     moe.route_dispatch only with per-token routing (project rule)
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
 // [shapes] gate: w's first dimension is x's hidden size.
@@ -713,5 +714,50 @@ func.func @aux_loss_rank(%s: tensor<?x8xf32>, %ids: tensor<?x2xi32>) {
 func.func @aux_loss_tokens(%s: tensor<4x8xf32>, %ids: tensor<5x2xi32>) {
   // expected-error @below {{operand 'ids' dimension 0 must be T = 4 (T from dimension 0 of operand 'scores'), got 5}}
   %0 = moe.aux_loss %s, %ids : tensor<4x8xf32>, tensor<5x2xi32> -> tensor<f32>
+  return
+}
+
+// -----
+
+// [fusion] the fused op needs a strategy that decides token by token.
+func.func @fused_expert_choice(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op strategy expert_choice decides with every token and cannot be fused; expected a strategy that decides token by token}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [fusion] capacity needs every token before deciding.
+func.func @fused_capacity(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op attribute 'capacity' needs every token before deciding and cannot be fused; expected no capacity}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = top_k capacity = <factor = 1.0, priority = score> : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] the fused op's offsets cover the compute experts.
+func.func @fused_offsets(%x: tensor<?x16xf32>, %wr: tensor<16x10xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op result 'offsets' dimension 0 must be E+1 = 9 (E from attribute 'experts'), got 11}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x10xf32>) experts = <compute = 8, null = 2> k = 2 strategy = top_k : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<11xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [k-range] the routing rules apply to the fused op too.
+func.func @fused_k(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op attribute 'k' expects 1 <= k <= S = 8}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 9 strategy = top_k : tensor<?x16xf32> -> tensor<?x9xi32>, tensor<?x9xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x9xi32>
+  return
+}
+
+// -----
+
+// [fusion] a tile holds at least one token.
+func.func @fused_tile(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op attribute 'tile' expects at least 1 token, got 0}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = top_k tile = 0 : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
   return
 }

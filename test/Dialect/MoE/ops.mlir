@@ -249,3 +249,23 @@ func.func @attribute_forms() attributes {
     m = #moe.top_p<p = 0.9>} {
   return
 }
+
+// The fused gating-dispatch op (level L3).
+// CHECK-LABEL: func.func @route_dispatch
+// CHECK: moe.route_dispatch %{{.*}} router(%{{.*}} : tensor<64x12xf32>) router_bias(%{{.*}} : tensor<12xf32>) experts = <compute = 8, null = 4> k = 4 strategy = top_p<p = 5.000000e-01> normalize = non_null tile = 16 : tensor<?x64xf32> -> tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+// CHECK: moe.route_dispatch %{{.*}} router(%{{.*}} : tensor<64x12xf32>) k_per_token(%{{.*}} : tensor<?xi32>) bias(%{{.*}} : tensor<12xf32>) experts = <compute = 12> k = 2 strategy = dynamic_k : tensor<?x64xf32>
+func.func @route_dispatch(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,
+                          %br: tensor<12xf32>, %kpt: tensor<?xi32>,
+                          %sb: tensor<12xf32>) {
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<64x12xf32>)
+      router_bias(%br : tensor<12xf32>) experts = <compute = 8, null = 4> k = 4
+      strategy = top_p<p = 0.5> normalize = non_null tile = 16
+      : tensor<?x64xf32> -> tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x64xf32>,
+        tensor<9xi32>, tensor<?x4xi32>
+  %1:5 = moe.route_dispatch %x router(%wr : tensor<64x12xf32>)
+      k_per_token(%kpt : tensor<?xi32>) bias(%sb : tensor<12xf32>)
+      experts = <compute = 12> k = 2 strategy = dynamic_k
+      : tensor<?x64xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32>,
+        tensor<13xi32>, tensor<?x2xi32>
+  return
+}

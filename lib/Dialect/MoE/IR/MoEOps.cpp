@@ -226,6 +226,55 @@ LogicalResult RouteOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// RouteDispatchOp
+//===----------------------------------------------------------------------===//
+
+RoutingConfig RouteDispatchOp::getRoutingConfig() {
+  return buildRoutingConfig(*this);
+}
+
+LogicalResult RouteDispatchOp::verify() {
+  // The routing rules were checked by RoutingOpInterface.
+  RoutingStrategyAttrInterface strategy = getStrategy();
+  if (strategy.dependsOnAllTokens())
+    return emitOpError() << "strategy " << strategy.getStrategyName()
+                         << " decides with every token and cannot be fused; "
+                            "expected a strategy that decides token by token";
+  if (getCapacityAttr())
+    return emitOpError() << "attribute 'capacity' needs every token before "
+                            "deciding and cannot be fused; expected no "
+                            "capacity";
+  int64_t tile = getTileAttr().getInt();
+  if (tile < 1)
+    return emitOpError() << "attribute 'tile' expects at least 1 token, got "
+                         << tile;
+  ExpertSpaceAttr experts = getExperts();
+  OperandChecker c(*this);
+  c.bind("S", experts.getNumExperts(), "attribute 'experts'");
+  c.bind("K", getKAttr().getInt(), "attribute 'k'");
+  c.bind("E", experts.getCompute(), "attribute 'experts'");
+  return success(
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("w_router", getWRouter(), {"H", "S"},
+                          ElementKind::Float)) &&
+      succeeded(
+          c.operand("b_router", getBRouter(), {"S"}, ElementKind::Float)) &&
+      succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
+                          ElementKind::I32)) &&
+      succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
+                          ElementKind::F32)) &&
+      succeeded(c.result("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(
+          c.result("weights", getWeights(), {"T", "K"}, ElementKind::F32)) &&
+      succeeded(c.result("rows", getRows(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("result", "rows", getRows(), "x", getX())) &&
+      succeeded(c.result("offsets", getOffsets(), {Dim("E", 1)},
+                         ElementKind::I32)) &&
+      succeeded(c.result("slot_rows", getSlotRows(), {"T", "K"},
+                         ElementKind::I32)));
+}
+
+//===----------------------------------------------------------------------===//
 // DispatchOp
 //===----------------------------------------------------------------------===//
 

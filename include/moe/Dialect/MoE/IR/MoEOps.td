@@ -159,6 +159,64 @@ def MoE_RouteOp : MoE_Op<"route", [
 }
 
 //===----------------------------------------------------------------------===//
+// RouteDispatchOp
+//===----------------------------------------------------------------------===//
+
+def MoE_RouteDispatchOp : MoE_Op<"route_dispatch", [
+    AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
+  let summary = "fused gating, routing and dispatch";
+  let description = [{
+    `moe.gate` + `moe.route` + `moe.dispatch` as one op (level L3 of the
+    architecture), created by `moe-fuse-gating-dispatch`. Its results are
+    exactly those of the three ops: `ids` and `weights` of the route, and
+    `rows`, `offsets`, `slot_rows` of the dispatch (over the `E` compute
+    experts of `experts`).
+
+    It exists so that the lowering can walk the tokens in tiles of `tile`
+    tokens: the router matmul of a tile, scoring, selection, normalisation
+    and the per-expert counts in one pass, then the scan and the scatter. The
+    `[T, S]` logits and scores are never materialised, only a `[tile, S]`
+    buffer.
+
+    Only strategies that decide token by token can be fused: the verifier
+    rejects `expert_choice` and `capacity`, which need every token before
+    deciding (the fusion pass leaves those unfused).
+
+    Example:
+
+    ```mlir
+    %ids, %weights, %rows, %offsets, %slot_rows = moe.route_dispatch %x
+        router(%wr : tensor<64x12xf32>)
+        experts = <compute = 8, null = 4> k = 4 strategy = top_k
+        normalize = non_null tile = 32
+        : tensor<?x64xf32> -> tensor<?x4xi32>, tensor<?x4xf32>,
+          tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$x,
+                            AnyRankedTensor:$w_router,
+                            Optional<AnyRankedTensor>:$b_router,
+                            Optional<AnyRankedTensor>:$k_per_token,
+                            Optional<AnyRankedTensor>:$selection_bias),
+                       MoE_RoutingAttrs,
+                       (ins DefaultValuedAttr<I64Attr, "32">:$tile));
+  let results = (outs AnyRankedTensor:$ids, AnyRankedTensor:$weights,
+                      AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
+                      AnyRankedTensor:$slot_rows);
+  let assemblyFormat = !strconcat([{
+    $x `router` `(` $w_router `:` type($w_router) `)`
+    (`router_bias` `(` $b_router^ `:` type($b_router) `)`)?
+    (`k_per_token` `(` $k_per_token^ `:` type($k_per_token) `)`)?
+    (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
+  }], MoE_RoutingFormat, [{
+    (`tile` `=` $tile^)? attr-dict
+    `:` type($x) `->` type($ids) `,` type($weights) `,` type($rows) `,`
+    type($offsets) `,` type($slot_rows)
+  }]);
+}
+
+//===----------------------------------------------------------------------===//
 // DispatchOp
 //===----------------------------------------------------------------------===//
 

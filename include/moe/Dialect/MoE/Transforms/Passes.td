@@ -51,6 +51,44 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoEFuseGatingDispatchPass : Pass<"moe-fuse-gating-dispatch"> {
+  let summary = "Fuse moe.gate + moe.route + moe.dispatch into "
+                "moe.route_dispatch";
+  let description = [{
+    Rewrites a chain `moe.gate` -> `moe.route` -> `moe.dispatch` on the same
+    tokens into one `moe.route_dispatch`, whose lowering walks the tokens in
+    tiles (router matmul, scoring, selection, normalisation and per-expert
+    counts per tile, then the scan and the scatter): the `[T, S]` logits are
+    never materialised.
+
+    The chain is fused when the gate's logits feed only the route, the
+    dispatch dispatches the gate's input with the route's ids over the
+    route's compute experts, and the routing decides token by token. Routes
+    with `expert_choice` or `capacity` need every token before deciding:
+    they stay unfused (the unfused lowering computes them exactly).
+
+    Example:
+
+    ```mlir
+    %l = moe.gate %x, %wr : ...
+    %ids, %w = moe.route %l experts = <compute = 8, null = 4> k = 4 ...
+    %rows, %off, %slots = moe.dispatch %x, %ids num_experts = 8 : ...
+    ```
+
+    becomes
+
+    ```mlir
+    %ids, %w, %rows, %off, %slots = moe.route_dispatch %x router(%wr : ...)
+        experts = <compute = 8, null = 4> k = 4 ... tile = 32 : ...
+    ```
+  }];
+  let options = [
+    Option<"tile", "tile", "int64_t", /*default=*/"32",
+           "Tokens per tile of the fused lowering">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
 def MoEEmitCInterfacePass
     : Pass<"moe-emit-c-interface", "::mlir::ModuleOp"> {
   let summary = "Give every public function a C interface (_mlir_ciface_)";

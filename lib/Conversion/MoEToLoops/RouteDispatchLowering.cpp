@@ -1,0 +1,137 @@
+//===- RouteDispatchLowering.cpp - moe.route_dispatch to loops --*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Fused gating, routing and dispatch. The tokens are walked in tiles:
+//
+//   for each tile of `tile` tokens:
+//     logits[tile, S] = x[tile] @ w (+ b)          (a tile-sized buffer)
+//     for each token of the tile: route it (RouteKernel.h, the same kernel
+//       as moe.route), normalise its weights, count its compute slots
+//   exclusive scan of the counts, scatter of the rows (DispatchKernel)
+//
+// The [T, S] logits of the unfused path are never materialised. The router
+// matmul accumulates in the same order as moe.gate's lowering, so fused and
+// unfused code compute identical results.
+//
+//===----------------------------------------------------------------------===//
+
+#include "RouteKernel.h"
+
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+namespace {
+struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(RouteDispatchOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    RoutingConfig config = op.getRoutingConfig();
+    Value x = e.buffer(adaptor.getX());
+    Value w = e.buffer(adaptor.getWRouter());
+    Value bias =
+        adaptor.getBRouter() ? e.buffer(adaptor.getBRouter()) : Value();
+    Value kPerToken =
+        adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();
+    Value selectionBias = adaptor.getSelectionBias()
+                              ? e.buffer(adaptor.getSelectionBias())
+                              : Value();
+    int64_t width = config.experts.getNumExperts();
+    int64_t tile = op.getTileAttr().getInt();
+
+    auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
+      return llvm::cast<RankedTensorType>(type);
+    });
+    SizeConstraints sizes;
+    sizes.equal(e, w, 0, x, 1);
+    sizes.equal(e, w, 1, width);
+    if (bias)
+      sizes.equal(e, bias, 0, width);
+    if (kPerToken)
+      sizes.equal(e, kPerToken, 0, x, 0);
+    if (selectionBias)
+      sizes.equal(e, selectionBias, 0, width);
+    SmallVector<Type> bufferTypes = llvm::map_to_vector(
+        types, [](RankedTensorType t) -> Type { return getBufferType(t); });
+    SmallVector<Value> results =
+        emitGuarded(e, op, sizes, bufferTypes, [&]() -> SmallVector<Value> {
+          Value zero = e.index(0);
+          Value numTokens = e.dim(x, 0);
+          Value hidden = e.dim(x, 1);
+          Value widthV = e.index(width);
+          Value tileV = e.index(tile);
+
+          RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
+                             selectionBias);
+          route.numTokens = numTokens;
+          route.width = widthV;
+          route.k = e.index(config.k);
+          route.ids = e.allocShaped(types[0], {numTokens, route.k});
+          route.weights = e.allocShaped(types[1], {numTokens, route.k});
+          route.emitPrepare();
+          DispatchKernel dispatch(e, route.ids, numTokens, route.k,
+                                  config.experts.getCompute());
+          dispatch.emitInit();
+
+          Value logits = e.alloc(e.b.getF32Type(), {tile, width});
+          Value zeroF = e.f32(0.0f);
+          Value tiles = arith::CeilDivUIOp::create(e.b, numTokens, tileV);
+          e.loop(zero, tiles, [&](Value tileIndex) {
+            Value begin = e.mul(tileIndex, tileV);
+            Value end = e.minSI(e.add(begin, tileV), numTokens);
+            // The router matmul of the tile (same order as moe.gate's).
+            e.loop(begin, end, [&](Value t) {
+              Value r = e.sub(t, begin);
+              e.loop(zero, widthV, [&](Value s) {
+                e.store(zeroF, logits, {r, s});
+              });
+              e.loop(zero, hidden, [&](Value h) {
+                Value a = e.toF32(e.load(x, {t, h}));
+                e.loop(zero, widthV, [&](Value s) {
+                  Value m = e.toF32(e.load(w, {h, s}));
+                  Value acc = e.load(logits, {r, s});
+                  e.store(e.add(acc, e.mul(a, m)), logits, {r, s});
+                });
+              });
+              if (bias)
+                e.loop(zero, widthV, [&](Value s) {
+                  Value acc = e.load(logits, {r, s});
+                  e.store(e.add(acc, e.toF32(e.load(bias, s))), logits, {r, s});
+                });
+            });
+            // Route, normalise and count each token of the tile.
+            route.logitAt = [&](Value t, Value i) {
+              return e.load(logits, {e.sub(t, begin), i});
+            };
+            e.loop(begin, end, [&](Value t) {
+              route.emitToken(t);
+              route.emitNormalizeToken(t);
+              dispatch.emitCountToken(t);
+            });
+          });
+          SmallVector<Value> dispatched =
+              dispatch.emitScanAndScatter(x, types[2], types[3], types[4]);
+          return {route.ids, route.weights, dispatched[0], dispatched[1],
+                  dispatched[2]};
+        });
+    SmallVector<Value> tensors;
+    for (auto [buffer, type] : llvm::zip(results, types))
+      tensors.push_back(e.toTensor(buffer, type));
+    rewriter.replaceOp(op, tensors);
+    return success();
+  }
+};
+} // namespace
+
+void mlir::moe::detail::populateRouteDispatchLowering(
+    RewritePatternSet &patterns) {
+  patterns.add<RouteDispatchOpLowering>(patterns.getContext());
+}
