@@ -18,7 +18,7 @@ PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
   libclang-rt-22-dev
   cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest
-  python3-pybind11 pybind11-dev python3-torch
+  python3-pybind11 pybind11-dev python3-torch python3-matplotlib
 )
 
 missing=()

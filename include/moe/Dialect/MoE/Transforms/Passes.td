@@ -89,6 +89,32 @@ def MoEFuseGatingDispatchPass : Pass<"moe-fuse-gating-dispatch"> {
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoECostReportPass : Pass<"moe-cost-report"> {
+  let summary = "Annotate and print the routing cost of every MoE layer";
+  let description = [{
+    For every `moe.layer`, and every `moe.route` or `moe.route_dispatch`
+    whose dispatch feeds a `moe.expert_ffn`, computes from the attributes and
+    static shapes (contract section 6):
+
+    * `slot_flops`: the FLOPs of one compute slot, `2 * H * F * (gated ? 3 : 2)`;
+    * `dense_slots`: the compute slots per token of a dense top-K layer (`K`);
+    * `min_slots`, `max_slots`: the static bounds on a token's compute slots
+      under this routing (null, copy and constant experts take slots without
+      FLOPs; variable-k strategies may use fewer slots);
+    * `expert_weight_bytes`: the bytes of one expert's FFN weights, read at
+      most once per call for an expert with rows, never for one without.
+
+    The numbers are attached to the op as a `moe.cost` dictionary and, with
+    `print` (the default), printed as a table on standard output. Measured
+    compute slots per expert come from an execution with the CPU pipeline's
+    `instrument-ffn` option (`moe_mlir.cost` reads and plots them).
+  }];
+  let options = [
+    Option<"print", "print", "bool", /*default=*/"true",
+           "Print the report on standard output">,
+  ];
+}
+
 def MoEEmitCInterfacePass
     : Pass<"moe-emit-c-interface", "::mlir::ModuleOp"> {
   let summary = "Give every public function a C interface (_mlir_ciface_)";
