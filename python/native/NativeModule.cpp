@@ -180,44 +180,6 @@ std::string printModule(ModuleOp module) {
   return text;
 }
 
-/// A module compiled in memory by the ExecutionEngine.
-class JitModule {
-public:
-  JitModule(const std::string &text, const std::string &pipeline,
-            int optLevel, const std::vector<std::string> &sharedLibs) {
-    auto module = session.parse(text, "<moe_mlir.compile>");
-    signatures = collectSignatures(*module);
-    session.lower(*module, pipeline);
-    lowered = printModule(*module);
-
-    ExecutionEngineOptions options;
-    options.transformer = makeOptimizingTransformer(
-        static_cast<unsigned>(optLevel), /*sizeLevel=*/0,
-        /*targetMachine=*/nullptr);
-    std::vector<llvm::StringRef> libs(sharedLibs.begin(), sharedLibs.end());
-    options.sharedLibPaths = libs;
-    auto engineOrError = ExecutionEngine::create(*module, options);
-    if (!engineOrError)
-      session.fail("JIT compilation failed: " +
-                   llvm::toString(engineOrError.takeError()));
-    engine = std::move(*engineOrError);
-  }
-
-  uintptr_t lookup(const std::string &name) {
-    auto symbol = engine->lookup(name);
-    if (!symbol) {
-      llvm::consumeError(symbol.takeError());
-      throw py::key_error("no symbol '" + name + "' in the compiled module");
-    }
-    return reinterpret_cast<uintptr_t>(*symbol);
-  }
-
-  Session session;
-  py::dict signatures;
-  std::string lowered;
-  std::unique_ptr<ExecutionEngine> engine;
-};
-
 /// The host target machine, or one for `cpu` ("native" for the host).
 std::unique_ptr<llvm::TargetMachine> makeTargetMachine(const std::string &cpu,
                                                        int optLevel) {
@@ -240,6 +202,52 @@ std::unique_ptr<llvm::TargetMachine> makeTargetMachine(const std::string &cpu,
                          llvm::toString(machine.takeError())};
   return std::move(*machine);
 }
+
+/// A module compiled in memory by the ExecutionEngine.
+class JitModule {
+public:
+  JitModule(const std::string &text, const std::string &pipeline,
+            int optLevel, const std::vector<std::string> &sharedLibs) {
+    auto module = session.parse(text, "<moe_mlir.compile>");
+    signatures = collectSignatures(*module);
+    session.lower(*module, pipeline);
+    lowered = printModule(*module);
+
+    // The IR optimiser gets the host's target machine so that its cost
+    // models (vector width, FMA) are the ones the JIT generates code for.
+    // `transformer` is a function_ref: the std::function it refers to must
+    // outlive ExecutionEngine::create.
+    machine = makeTargetMachine("native", optLevel);
+    std::function<llvm::Error(llvm::Module *)> optimize =
+        makeOptimizingTransformer(static_cast<unsigned>(optLevel),
+                                  /*sizeLevel=*/0, machine.get());
+    ExecutionEngineOptions options;
+    options.transformer = optimize;
+    options.jitCodeGenOptLevel = machine->getOptLevel();
+    std::vector<llvm::StringRef> libs(sharedLibs.begin(), sharedLibs.end());
+    options.sharedLibPaths = libs;
+    auto engineOrError = ExecutionEngine::create(*module, options);
+    if (!engineOrError)
+      session.fail("JIT compilation failed: " +
+                   llvm::toString(engineOrError.takeError()));
+    engine = std::move(*engineOrError);
+  }
+
+  uintptr_t lookup(const std::string &name) {
+    auto symbol = engine->lookup(name);
+    if (!symbol) {
+      llvm::consumeError(symbol.takeError());
+      throw py::key_error("no symbol '" + name + "' in the compiled module");
+    }
+    return reinterpret_cast<uintptr_t>(*symbol);
+  }
+
+  Session session;
+  py::dict signatures;
+  std::string lowered;
+  std::unique_ptr<llvm::TargetMachine> machine;
+  std::unique_ptr<ExecutionEngine> engine;
+};
 
 /// Lowers `text` with `pipeline`, translates to LLVM IR, optimises and writes
 /// a relocatable object (position independent) to `path`. Returns the

@@ -55,37 +55,86 @@ inline Value emitBeats(LoopEmitter &e, Value a, Value b) {
   return e.andi(greaterOrUnordered, notNaN);
 }
 
-/// Selects, one pass per pick, the best `numPicks` of `numCandidates`
-/// candidates by `keyAt` (contract order), among those `isSelectable`
-/// allows. `taken` (i1, at least numCandidates long) is reset here.
-/// `onPick(j, index, found)` runs after pass `j` with the winner; `found` is
-/// false when no selectable candidate was left.
-static void emitSelectBest(LoopEmitter &e, int64_t numPicks,
-                           Value numCandidates, Value taken,
+/// Scratch of emitSelectBest: the picks so far, best first (`index`: index
+/// buffer, `key`: f32 buffer, both `numPicks` long).
+struct PickBuffers {
+  Value index;
+  Value key;
+  int64_t numPicks;
+};
+
+inline PickBuffers allocPicks(LoopEmitter &e, int64_t numPicks) {
+  return {e.alloc(e.b.getIndexType(), {numPicks}),
+          e.alloc(e.b.getF32Type(), {numPicks}), numPicks};
+}
+
+/// Selects the best `picks.numPicks` of `numCandidates` candidates by
+/// `keyAt` (contract order), among those `isSelectable` allows.
+/// `onPick(j, index, found)` runs for each pick j with the winner; `found`
+/// is false when fewer selectable candidates exist (index is then -1).
+///
+/// One pass over the candidates keeps the picks sorted: a candidate enters
+/// only if it beats the current last pick (or fewer than numPicks are held),
+/// and goes after every pick it does not beat. `emitBeats` is a strict weak
+/// order and candidates come in index order, so this is exactly the first
+/// numPicks of the stable sort (ties: lower index first), i.e. the result of
+/// picking the best remaining candidate numPicks times, at about one
+/// comparison per candidate instead of numPicks.
+static void emitSelectBest(LoopEmitter &e, PickBuffers picks,
+                           Value numCandidates,
                            function_ref<Value(Value)> keyAt,
                            function_ref<Value(Value)> isSelectable,
                            function_ref<void(Value, Value, Value)> onPick) {
   Value zero = e.index(0);
+  Value one = e.index(1);
   Value none = e.index(-1);
-  e.fill(taken, e.boolean(false), zero, numCandidates);
-  Value nan = e.f32(std::nanf(""));
-  e.loop(zero, e.index(numPicks), [&](Value j) {
-    SmallVector<Value> best =
-        e.loop(zero, numCandidates, ValueRange{none, nan},
-               [&](Value i, ValueRange acc) {
-                 Value key = keyAt(i);
-                 Value free = e.notI1(e.load(taken, i));
-                 if (isSelectable)
-                   free = e.andi(free, isSelectable(i));
-                 Value first = e.cmpi(CmpIPredicate::slt, acc[0], zero);
-                 Value better =
-                     e.andi(free, e.ori(first, emitBeats(e, key, acc[1])));
-                 return SmallVector<Value>{e.select(better, i, acc[0]),
-                                           e.select(better, key, acc[1])};
+  Value capacity = e.index(picks.numPicks);
+  Value last = e.index(picks.numPicks - 1);
+  // Read below before numPicks picks are held (and then ignored): defined.
+  e.store(e.f32(std::nanf("")), picks.key, last);
+  Value held =
+      e.loop(zero, numCandidates, ValueRange{zero},
+             [&](Value i, ValueRange acc) {
+               Value count = acc[0];
+               Value key = keyAt(i);
+               Value full = e.cmpi(CmpIPredicate::eq, count, capacity);
+               Value lastKey = e.load(picks.key, last);
+               Value enters =
+                   e.ori(e.notI1(full), emitBeats(e, key, lastKey));
+               if (isSelectable)
+                 enters = e.andi(enters, isSelectable(i));
+               e.ifThen(enters, [&] {
+                 // The picks the candidate does not beat are a prefix.
+                 Value position =
+                     e.loop(zero, count, ValueRange{zero},
+                            [&](Value q, ValueRange before) {
+                              Value stays = e.notI1(
+                                  emitBeats(e, key, e.load(picks.key, q)));
+                              return SmallVector<Value>{e.select(
+                                  stays, e.add(before[0], one), before[0])};
+                            })[0];
+                 // Shift [position, end) down by one; the last pick falls
+                 // off when full.
+                 Value end = e.minSI(count, last);
+                 e.loop(zero, e.sub(end, position), [&](Value r) {
+                   Value q = e.sub(end, r);
+                   Value from = e.sub(q, one);
+                   Value movedIndex = e.load(picks.index, from);
+                   Value movedKey = e.load(picks.key, from);
+                   e.store(movedIndex, picks.index, q);
+                   e.store(movedKey, picks.key, q);
+                 });
+                 e.store(i, picks.index, position);
+                 e.store(key, picks.key, position);
                });
-    Value found = e.cmpi(CmpIPredicate::sge, best[0], zero);
-    e.ifThen(found, [&] { e.store(e.boolean(true), taken, best[0]); });
-    onPick(j, best[0], found);
+               Value grown = e.minSI(e.add(count, one), capacity);
+               return SmallVector<Value>{e.select(enters, grown, count)};
+             })[0];
+  e.loop(zero, capacity, [&](Value j) {
+    Value found = e.cmpi(CmpIPredicate::slt, j, held);
+    Value safe = e.select(found, j, zero);
+    Value index = e.select(found, e.load(picks.index, safe), none);
+    onPick(j, index, found);
   });
 }
 
@@ -211,7 +260,8 @@ struct RouteEmitter {
     return e.load(logits, {t, i});
   };
   /// Per-token scratch (emitPrepare).
-  Value scores, keys, taken, selectable, groupScores, groupTaken;
+  Value scores, keys, selectable, groupScores;
+  PickBuffers picks, groupPicks;
 
   int64_t numSlots() const { return config.k; }
   int64_t numExperts() const { return config.experts.getNumExperts(); }
@@ -255,7 +305,7 @@ struct RouteEmitter {
   /// The group mask of step 3 for one token: selectable[i] for the experts
   /// of the `top` groups with the best sums of their two largest keys.
   void emitGroupMask(Value keys, Value selectable, Value groupScores,
-                     Value groupTaken) {
+                     PickBuffers groupPicks) {
     GroupsAttr groups = config.groups;
     int64_t numGroups = groups.getN();
     int64_t groupSize = numCompute() / numGroups;
@@ -280,7 +330,7 @@ struct RouteEmitter {
     });
     e.fill(selectable, e.boolean(false), zero, width);
     emitSelectBest(
-        e, groups.getTop(), e.index(numGroups), groupTaken,
+        e, groupPicks, e.index(numGroups),
         [&](Value g) { return e.load(groupScores, g); }, nullptr,
         [&](Value, Value g, Value found) {
           e.ifThen(found, [&] {
@@ -368,11 +418,11 @@ struct RouteEmitter {
     int64_t s = numExperts();
     scores = e.alloc(f32, {s});
     keys = selectionBias ? e.alloc(f32, {s}) : scores;
-    taken = e.alloc(i1, {s});
+    picks = allocPicks(e, numSlots());
     if (config.groups) {
       selectable = e.alloc(i1, {s});
       groupScores = e.alloc(f32, {config.groups.getN()});
-      groupTaken = e.alloc(i1, {config.groups.getN()});
+      groupPicks = allocPicks(e, config.groups.getTop());
     }
   }
 
@@ -390,10 +440,10 @@ struct RouteEmitter {
         e.store(e.add(e.load(scores, i), e.load(selectionBias, i)), keys, i);
       });
     if (config.groups)
-      emitGroupMask(keys, selectable, groupScores, groupTaken);
+      emitGroupMask(keys, selectable, groupScores, groupPicks);
     auto selectableAt = [&](Value i) { return e.load(selectable, i); };
     emitSelectBest(
-        e, numSlots(), width, taken, [&](Value i) { return e.load(keys, i); },
+        e, picks, width, [&](Value i) { return e.load(keys, i); },
         config.groups ? function_ref<Value(Value)>(selectableAt) : nullptr,
         [&](Value j, Value i, Value found) {
           // Enough experts are always selectable (K <= S, and with groups
@@ -456,10 +506,10 @@ struct RouteEmitter {
       });
     });
     // Each token's experts, best first (ties: lower expert), up to K.
-    Value takenMask = e.alloc(i1, {s});
+    PickBuffers tokenPicks = allocPicks(e, numSlots());
     e.loop(zero, numTokens, [&](Value t) {
       emitSelectBest(
-          e, numSlots(), sV, takenMask,
+          e, tokenPicks, sV,
           [&](Value i) {
             return e.load(scores, {t, i});
           },

@@ -1,8 +1,9 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
 
-// top_p: per token, softmax scores (max, exp and sum, divide), then K
-// selection passes over the S experts (ties: the earlier index stays, NaN
-// keys lose), then the running sum decides n_t and the slots from n_t on
+// top_p: per token, softmax scores (max, exp and sum, divide), then one
+// selection pass over the S experts that keeps the K best sorted (a
+// candidate enters if it beats the last pick, after every pick it does not
+// beat: ties keep the earlier index, NaN keys lose), then the running sum decides n_t and the slots from n_t on
 // are emptied. non_null normalisation leaves null slots at 0.
 // CHECK-LABEL: func.func @top_p
 // CHECK-DAG:  %[[P:.*]] = arith.constant 5.000000e-01 : f32
@@ -11,18 +12,28 @@
 // CHECK:      %[[IDS:.*]] = memref.alloc(%[[T]]) : memref<?x2xi32>
 // CHECK:      %[[W:.*]] = memref.alloc(%[[T]]) : memref<?x2xf32>
 // CHECK:      %[[SCORES:.*]] = memref.alloc() : memref<8xf32>
-// CHECK:      %[[TAKEN:.*]] = memref.alloc() : memref<8xi1>
+// CHECK:      %[[PICK_IDS:.*]] = memref.alloc() : memref<2xindex>
+// CHECK:      %[[PICK_KEYS:.*]] = memref.alloc() : memref<2xf32>
 // CHECK:      scf.for %[[TOK:.*]] = %c0 to %[[T]]
 // CHECK:        %[[MAX:.*]] = scf.for {{.*}} iter_args({{.*}} = %[[NEG_INF]])
 // CHECK:          arith.maximumf
 // CHECK:        %[[SUM:.*]] = scf.for
 // CHECK:          math.exp
 // CHECK:        arith.divf {{.*}}, %[[SUM]]
-// One selection pass per slot.
+// One selection pass: compare with the last pick, insert if it beats it.
+// CHECK:        memref.store %{{.*}}, %[[PICK_KEYS]][%c1]
+// CHECK:        %[[HELD:.*]] = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args(%[[N:.*]] = %c0)
+// CHECK:          %[[KEY:.*]] = memref.load %[[SCORES]][%[[I]]]
+// CHECK:          %[[LAST:.*]] = memref.load %[[PICK_KEYS]][%c1]
+// CHECK-DAG:      arith.cmpf ugt, %[[KEY]], %[[LAST]]
+// CHECK-DAG:      arith.cmpf ord, %[[KEY]], %[[KEY]]
+// CHECK:          scf.if
+// CHECK:            %[[POS:.*]] = scf.for {{.*}} = %c0 to %[[N]]
+// CHECK:            scf.for
+// CHECK:            memref.store %[[I]], %[[PICK_IDS]][%[[POS]]]
+// CHECK:            memref.store %[[KEY]], %[[PICK_KEYS]][%[[POS]]]
 // CHECK:        scf.for %[[J:.*]] = %c0 to %c2
-// CHECK:          %[[BEST:.*]]:2 = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args
-// CHECK-DAG:        arith.cmpf ord
-// CHECK-DAG:        arith.cmpf ugt
+// CHECK:          arith.cmpi slt, %[[J]], %[[HELD]]
 // CHECK:          memref.store {{.*}}, %[[IDS]][%[[TOK]], %[[J]]]
 // CHECK:          memref.store {{.*}}, %[[W]][%[[TOK]], %[[J]]]
 // The count: the first prefix whose running sum reaches p.

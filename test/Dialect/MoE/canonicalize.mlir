@@ -144,3 +144,36 @@ func.func @layer(%x: tensor<8x16xf32>, %wr: tensor<16x4xf32>, %wu: tensor<4x16x8
       : tensor<8x16xf32> -> tensor<8x16xf32>
   return %y : tensor<8x16xf32>
 }
+
+// -----
+
+// Back-to-back layers of a model whose activations are [B, S, H]: the
+// reshapes between them fold (collapse(expand(y)) is y), so the second layer
+// and its decomposed parts read the first layer's [T, H] result directly.
+// The parts themselves carry no reshapes: every MoE op is rank 2 in tokens.
+// CHECK-LABEL: func.func @back_to_back
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<2x8x16xf32>
+// CHECK:      %[[XT:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1], [2]]
+// CHECK-NEXT: %[[Y:.*]] = moe.layer %[[XT]]
+// CHECK-NEXT: %[[Z:.*]] = moe.layer %[[Y]]
+// CHECK-NEXT: %[[OUT:.*]] = tensor.expand_shape %[[Z]] {{\[\[}}0, 1], [2]]
+// CHECK-NEXT: return %[[OUT]]
+func.func @back_to_back(%x: tensor<2x8x16xf32>, %wr: tensor<16x4xf32>,
+                        %wu: tensor<4x16x8xf32>, %wd: tensor<4x8x16xf32>)
+    -> tensor<2x8x16xf32> {
+  %xt = tensor.collapse_shape %x [[0, 1], [2]]
+      : tensor<2x8x16xf32> into tensor<16x16xf32>
+  %y = moe.layer %xt router(%wr : tensor<16x4xf32>) up(%wu : tensor<4x16x8xf32>)
+      down(%wd : tensor<4x8x16xf32>) experts = <compute = 4> k = 2
+      strategy = top_k activation = relu : tensor<16x16xf32> -> tensor<16x16xf32>
+  %y3 = tensor.expand_shape %y [[0, 1], [2]] output_shape [2, 8, 16]
+      : tensor<16x16xf32> into tensor<2x8x16xf32>
+  %yt = tensor.collapse_shape %y3 [[0, 1], [2]]
+      : tensor<2x8x16xf32> into tensor<16x16xf32>
+  %z = moe.layer %yt router(%wr : tensor<16x4xf32>) up(%wu : tensor<4x16x8xf32>)
+      down(%wd : tensor<4x8x16xf32>) experts = <compute = 4> k = 2
+      strategy = top_k activation = relu : tensor<16x16xf32> -> tensor<16x16xf32>
+  %z3 = tensor.expand_shape %z [[0, 1], [2]] output_shape [2, 8, 16]
+      : tensor<16x16xf32> into tensor<2x8x16xf32>
+  return %z3 : tensor<2x8x16xf32>
+}
