@@ -51,6 +51,7 @@ def ConvertMoEToLoopsPass : Pass<"convert-moe-to-loops", "::mlir::ModuleOp"> {
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// logits[t, :] = x[t, :] @ w (+ b), accumulated in f32.
+// logits[t, :] = x[t, :] @ w (+ b), accumulated in f32 by the shared
+// register-blocked kernel (MatmulKernel.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,8 +28,9 @@ struct GateOpLowering : OpConversionPattern<GateOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
     Value x = e.buffer(adaptor.getX());
-    Value w = e.buffer(adaptor.getW());
-    Value bias = adaptor.getBias() ? e.buffer(adaptor.getBias()) : Value();
+    Value w = e.unitStrideBuffer(adaptor.getW());
+    Value bias =
+        adaptor.getBias() ? e.unitStrideBuffer(adaptor.getBias()) : Value();
     Value numTokens = e.dim(x, 0);
     Value hidden = e.dim(x, 1);
     Value width = e.dim(w, 1);
@@ -39,26 +41,16 @@ struct GateOpLowering : OpConversionPattern<GateOp> {
       sizes.equal(e, bias, 0, w, 1);
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value logits = e.allocShaped(resultType, {numTokens, width});
-
-      Value zero = e.index(0);
-      Value zeroF = e.f32(0.0f);
-      e.loop(zero, numTokens, [&](Value t) {
-        // A row view of the output, as the accumulator of the row product.
-        e.loop(zero, width, [&](Value s) { e.store(zeroF, logits, {t, s}); });
-        e.loop(zero, hidden, [&](Value h) {
-          Value a = e.toF32(e.load(x, {t, h}));
-          e.loop(zero, width, [&](Value s) {
-            Value m = e.toF32(e.load(w, {h, s}));
-            Value acc = e.load(logits, {t, s});
-            e.store(e.add(acc, e.mul(a, m)), logits, {t, s});
-          });
-        });
-        if (bias)
-          e.loop(zero, width, [&](Value s) {
-            Value acc = e.load(logits, {t, s});
-            e.store(e.add(acc, e.toF32(e.load(bias, s))), logits, {t, s});
-          });
-      });
+      RowMatmul matmul;
+      matmul.a = x;
+      matmul.b = w;
+      matmul.c = logits;
+      matmul.bias = bias;
+      matmul.rowBegin = e.index(0);
+      matmul.rowEnd = numTokens;
+      matmul.depth = hidden;
+      matmul.n = width;
+      emitRowMatmul(e, matmul);
       return SmallVector<Value>{logits};
     })[0];
     rewriter.replaceOp(op, e.toTensor(result, resultType));

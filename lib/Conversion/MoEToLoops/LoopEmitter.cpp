@@ -9,6 +9,9 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/TypeUtilities.h"
+
+#include <functional>
 
 using namespace mlir;
 using namespace mlir::moe::detail;
@@ -49,8 +52,7 @@ Value LoopEmitter::intConst(Type type, int64_t value) {
 
 Value LoopEmitter::buffer(Value tensor) {
   // A fully dynamic strided layout accepts any buffer (a slice of a stacked
-  // weight, a transposed view, ...) without a copy. LLVM versions the inner
-  // loops on unit strides, so contiguous buffers keep vectorised loops.
+  // weight, a transposed view, ...) without a copy.
   auto type = llvm::cast<RankedTensorType>(tensor.getType());
   SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
   auto layout =
@@ -59,6 +61,55 @@ Value LoopEmitter::buffer(Value tensor) {
       MemRefType::get(type.getShape(), type.getElementType(), layout);
   return bufferization::ToBufferOp::create(b, memrefType, tensor,
                                            /*read_only=*/true);
+}
+
+Value LoopEmitter::unitStrideBuffer(Value tensor) {
+  // Any offset and outer strides (a slice of a stacked weight needs no
+  // copy) and a unit innermost stride, which vector loads need. The tensor's
+  // buffer is taken with a fully dynamic layout and checked at run time: the
+  // rare buffer whose innermost stride is not 1 (a strided slice) is copied.
+  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  MLIRContext *context = b.getContext();
+  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+  Value any = buffer(tensor);
+  if (type.getRank() == 0)
+    return any;
+  strides.back() = 1;
+  auto unitType = MemRefType::get(
+      type.getShape(), type.getElementType(),
+      StridedLayoutAttr::get(context, ShapedType::kDynamic, strides));
+  auto metadata = memref::ExtractStridedMetadataOp::create(b, any);
+  Value unit = cmpi(arith::CmpIPredicate::eq, metadata.getStrides().back(),
+                    index(1));
+  auto ifOp = scf::IfOp::create(b, TypeRange{unitType}, unit,
+                                /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  scf::YieldOp::create(b, ValueRange{memref::CastOp::create(b, unitType, any)});
+  b.setInsertionPointToStart(ifOp.elseBlock());
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(metadata.getSizes()[d]);
+  auto denseType = MemRefType::get(type.getShape(), type.getElementType());
+  Value copy = memref::AllocOp::create(b, denseType, sizes);
+  // An element-wise copy (memref.copy of a strided buffer would call the
+  // MLIR runtime library, which compiled models do not link).
+  SmallVector<Value> indices;
+  std::function<void(int64_t)> nest = [&](int64_t d) {
+    if (d == type.getRank()) {
+      store(load(any, indices), copy, indices);
+      return;
+    }
+    loop(index(0), metadata.getSizes()[d], [&](Value i) {
+      indices.push_back(i);
+      nest(d + 1);
+      indices.pop_back();
+    });
+  };
+  nest(0);
+  scf::YieldOp::create(b, ValueRange{memref::CastOp::create(b, unitType, copy)});
+  return ifOp.getResult(0);
 }
 
 Value LoopEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
@@ -142,7 +193,7 @@ void LoopEmitter::ifThenElse(Value condition, function_ref<void()> thenBody,
 }
 
 static bool isFloatLike(Value value) {
-  return llvm::isa<FloatType>(value.getType());
+  return llvm::isa<FloatType>(getElementTypeOrSelf(value.getType()));
 }
 
 Value LoopEmitter::add(Value lhs, Value rhs) {

@@ -54,6 +54,10 @@ public:
   /// The buffer of a ranked tensor (read only), with a fully dynamic strided
   /// layout (any buffer fits without a copy).
   Value buffer(Value tensor);
+  /// The buffer of a ranked tensor (read only) with a unit innermost stride
+  /// (as vector loads need) and any offset and outer strides: a buffer with
+  /// another innermost stride is copied, after a runtime check.
+  Value unitStrideBuffer(Value tensor);
   /// A new buffer; `dynamicSizes` lists the sizes of the dynamic dimensions.
   Value alloc(Type elementType, ArrayRef<int64_t> shape,
               ValueRange dynamicSizes = {});

@@ -39,6 +39,22 @@ void emitAccumulateRowTimesMatrix(LoopEmitter &e, Value acc,
                                   Value n,
                                   function_ref<void(Value)> afterRow = nullptr);
 
+/// `c[rowOfC(r), 0:n] = a[rowOfA(r), 0:depth] @ b[bPrefix..., 0:depth, 0:n]
+/// (+ bias[biasPrefix..., 0:n])` for r in [rowBegin, rowEnd), accumulated in
+/// f32 with fused multiply-adds in k order from 0 (MatmulKernel.cpp): the
+/// value of every element is independent of the blocking. Rows of `a` and
+/// `c` default to r. `b`, `bias` and `c` need a unit innermost stride
+/// (LoopEmitter::buffer and alloc give one).
+struct RowMatmul {
+  Value a, b, c;
+  SmallVector<Value> bPrefix;
+  Value bias;
+  SmallVector<Value> biasPrefix;
+  Value rowBegin, rowEnd, depth, n;
+  std::function<Value(Value)> rowOfA, rowOfC;
+};
+void emitRowMatmul(LoopEmitter &e, const RowMatmul &matmul);
+
 /// The offsets of a grouped op, sanitised as the contract says: `o[0] = 0`,
 /// `o[e+1] = clamp(o[e+1], o[e], numRows)`. Returns an `index` buffer of
 /// `numGroups + 1` entries.

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #define DEBUG_TYPE "convert-moe-to-loops"
@@ -46,7 +47,8 @@ void mlir::moe::populateMoEToLoopsConversionPatterns(
 void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
   target.addLegalDialect<arith::ArithDialect,
                          bufferization::BufferizationDialect, math::MathDialect,
-                         memref::MemRefDialect, scf::SCFDialect>();
+                         memref::MemRefDialect, scf::SCFDialect,
+                         vector::VectorDialect>();
   target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
                       GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
 }

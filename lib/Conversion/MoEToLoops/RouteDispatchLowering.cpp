@@ -13,8 +13,8 @@
 //   exclusive scan of the counts, scatter of the rows (DispatchKernel)
 //
 // The [T, S] logits of the unfused path are never materialised. The router
-// matmul accumulates in the same order as moe.gate's lowering, so fused and
-// unfused code compute identical results.
+// matmul is moe.gate's kernel (MatmulKernel.cpp), whose values do not depend
+// on the blocking, so fused and unfused code compute identical results.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,9 +36,9 @@ struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
     LoopEmitter e(rewriter, op.getLoc());
     RoutingConfig config = op.getRoutingConfig();
     Value x = e.buffer(adaptor.getX());
-    Value w = e.buffer(adaptor.getWRouter());
-    Value bias =
-        adaptor.getBRouter() ? e.buffer(adaptor.getBRouter()) : Value();
+    Value w = e.unitStrideBuffer(adaptor.getWRouter());
+    Value bias = adaptor.getBRouter() ? e.unitStrideBuffer(adaptor.getBRouter())
+                                      : Value();
     Value kPerToken =
         adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();
     Value selectionBias = adaptor.getSelectionBias()
@@ -82,31 +82,23 @@ struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
           dispatch.emitInit();
 
           Value logits = e.alloc(e.b.getF32Type(), {tile, width});
-          Value zeroF = e.f32(0.0f);
           Value tiles = arith::CeilDivUIOp::create(e.b, numTokens, tileV);
           e.loop(zero, tiles, [&](Value tileIndex) {
             Value begin = e.mul(tileIndex, tileV);
             Value end = e.minSI(e.add(begin, tileV), numTokens);
-            // The router matmul of the tile (same order as moe.gate's).
-            e.loop(begin, end, [&](Value t) {
-              Value r = e.sub(t, begin);
-              e.loop(zero, widthV, [&](Value s) {
-                e.store(zeroF, logits, {r, s});
-              });
-              e.loop(zero, hidden, [&](Value h) {
-                Value a = e.toF32(e.load(x, {t, h}));
-                e.loop(zero, widthV, [&](Value s) {
-                  Value m = e.toF32(e.load(w, {h, s}));
-                  Value acc = e.load(logits, {r, s});
-                  e.store(e.add(acc, e.mul(a, m)), logits, {r, s});
-                });
-              });
-              if (bias)
-                e.loop(zero, widthV, [&](Value s) {
-                  Value acc = e.load(logits, {r, s});
-                  e.store(e.add(acc, e.toF32(e.load(bias, s))), logits, {r, s});
-                });
-            });
+            // The router matmul of the tile: moe.gate's kernel, so the
+            // values are the same bit for bit.
+            RowMatmul matmul;
+            matmul.a = x;
+            matmul.b = w;
+            matmul.c = logits;
+            matmul.bias = bias;
+            matmul.rowBegin = begin;
+            matmul.rowEnd = end;
+            matmul.depth = hidden;
+            matmul.n = widthV;
+            matmul.rowOfC = [&](Value t) { return e.sub(t, begin); };
+            emitRowMatmul(e, matmul);
             // Route, normalise and count each token of the tile.
             route.logitAt = [&](Value t, Value i) {
               return e.load(logits, {e.sub(t, begin), i});

@@ -16,9 +16,11 @@
 // CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x64xf32>, %[[WR:[a-z0-9]+]]: tensor<64x12xf32>, %[[WU:[a-z0-9]+]]: tensor<8x64x128xf32>, %[[WG:[a-z0-9]+]]: tensor<8x64x128xf32>, %[[WD:[a-z0-9]+]]: tensor<8x128x64xf32>)
 // CHECK-DAG:  %[[E:.*]] = arith.constant 8 : i32
 // CHECK-DAG:  %[[ZERO:.*]] = arith.constant 0 : i32
-// The fused router reads x for the logits of one tile.
+// The fused router reads x and the router weights for the logits of a tile.
+// CHECK:      bufferization.to_buffer %[[WR]]
+// CHECK:      vector.maskedload
 // CHECK:      tensor.extract %[[X]]
-// CHECK:      tensor.extract %[[WR]]
+// CHECK:      vector.fma
 // Scatter: compute slots only.
 // CHECK:      %[[ROWS:.*]] = memref.alloc(%[[R:.*]]) : memref<?x64xf32>
 // CHECK:      scf.for %[[T:.*]] = %c0 to %{{.*}}

@@ -32,8 +32,12 @@ func.func @layer_routing(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>)
 // CHECK:      %[[NT:.*]] = arith.ceildivui
 // CHECK:      scf.for %[[I:.*]] = %c0 to %[[NT]]
 // CHECK:        %[[BEGIN:.*]] = arith.muli %[[I]], %c32
-// CHECK:        scf.for %[[T:.*]] = %[[BEGIN]] to %[[END:.*]] step
-// CHECK:          memref.store {{.*}}, %[[TILE]]
+// CHECK:        %[[END:.*]] = arith.minsi
+// The router matmul of the tile: moe.gate's register-blocked kernel (S = 12:
+// one masked 16-lane block per row), stored into the tile buffer.
+// CHECK:        vector.constant_mask [12] : vector<16xi1>
+// CHECK:        vector.fma
+// CHECK:        vector.maskedstore %[[TILE]]
 // CHECK:        scf.for %[[T2:.*]] = %[[BEGIN]] to %[[END]] step
 // CHECK:          memref.load %[[TILE]]
 // CHECK-NOT:  memref.alloc(%{{.*}}) : memref<?x12xf32>

@@ -1,0 +1,72 @@
+// RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
+
+// The router matmul is register blocked: 4 rows x 32 columns (two
+// vector<16xf32> per row) accumulate in loop-carried vectors across the
+// whole depth loop, one fused multiply-add per accumulator and step; S = 48
+// leaves one 16-wide block; the bias is added after the sum. Rows past the
+// last block of 4 use blocks of one row.
+// CHECK-LABEL: func.func @gate
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x8xf32>, %[[W:[a-z0-9]+]]: tensor<8x48xf32>, %[[B:[a-z0-9]+]]: tensor<48xf32>)
+// The weights need a unit innermost stride: checked at run time, a buffer
+// with another stride is copied (element by element: no runtime library).
+// CHECK:      %[[WANY:.*]] = bufferization.to_buffer %[[W]] read_only : tensor<8x48xf32> to memref<8x48xf32, strided<[?, ?], offset: ?>>
+// CHECK:      %{{.*}}, %{{.*}}, %{{.*}}:2, %[[WSTRIDES:.*]]:2 = memref.extract_strided_metadata %[[WANY]]
+// CHECK:      %[[UNIT:.*]] = arith.cmpi eq, %[[WSTRIDES]]#1, %c1
+// CHECK:      %[[WBUF:.*]] = scf.if %[[UNIT]] -> (memref<8x48xf32, strided<[?, 1], offset: ?>>)
+// CHECK:        memref.cast %[[WANY]]
+// CHECK:      } else {
+// CHECK:        %[[COPY:.*]] = memref.alloc() : memref<8x48xf32>
+// CHECK:        memref.store %{{.*}}, %[[COPY]]
+// CHECK:        memref.cast %[[COPY]]
+// CHECK-NOT:    memref.copy
+// CHECK:      %[[BBUF:.*]] = scf.if %{{.*}} -> (memref<48xf32, strided<[1], offset: ?>>)
+// CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
+// CHECK:      %[[OUT:.*]] = memref.alloc(%[[T]]) : memref<?x48xf32>
+// CHECK:      %[[BLOCKS:.*]] = arith.divui %[[T]], %c4
+// CHECK:      scf.for %[[RB:.*]] = %c0 to %[[BLOCKS]]
+// CHECK:        %[[ROW:.*]] = arith.muli %[[RB]], %c4
+// The 32-wide block (one iteration: S / 32 = 1).
+// CHECK:        %[[ACC:.*]]:8 = scf.for %[[K:.*]] = %c0 to %c8 step %c1 iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK:          %[[B0:.*]] = vector.load %[[WBUF]][%[[K]], %c0]
+// CHECK:          %[[B1:.*]] = vector.load %[[WBUF]][%[[K]], %c16]
+// CHECK:          %[[A0:.*]] = tensor.extract %[[X]][%[[ROW]], %[[K]]]
+// CHECK:          %[[A0V:.*]] = vector.broadcast %[[A0]] : f32 to vector<16xf32>
+// CHECK:          vector.fma %[[A0V]], %[[B0]]
+// CHECK:          vector.fma %[[A0V]], %[[B1]]
+// CHECK-COUNT-6:  vector.fma
+// CHECK:          scf.yield
+// CHECK:        %[[BIAS0:.*]] = vector.load %[[BBUF]][%c0]
+// CHECK:        %[[SUM0:.*]] = arith.addf %[[ACC]]#0, %[[BIAS0]] : vector<16xf32>
+// CHECK:        vector.store %[[SUM0]], %[[OUT]][%[[ROW]], %c0]
+// The 16-wide block at column 32.
+// CHECK:        scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK:          vector.load %[[WBUF]][%{{.*}}, %c32]
+// CHECK-COUNT-4:  vector.fma
+// The remaining rows, one at a time.
+// CHECK:      scf.for %{{.*}} = %{{.*}} to %[[T]]
+// CHECK:        scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>)
+// CHECK-NOT:  math.fma
+// CHECK:      return
+func.func @gate(%x: tensor<?x8xf32>, %w: tensor<8x48xf32>, %b: tensor<48xf32>)
+    -> tensor<?x48xf32> {
+  %l = moe.gate %x, %w bias(%b : tensor<48xf32>)
+      : tensor<?x8xf32>, tensor<8x48xf32> -> tensor<?x48xf32>
+  return %l : tensor<?x48xf32>
+}
+
+// -----
+
+// A width that is not a multiple of 16 ends with one masked block: masked
+// loads of the weights and the bias (lanes past S read nothing) and a masked
+// store. bf16 weights are loaded as bf16 and extended.
+// CHECK-LABEL: func.func @masked_bf16
+// CHECK:      %[[MASK:.*]] = vector.constant_mask [4] : vector<16xi1>
+// CHECK:      scf.for
+// CHECK:        vector.maskedload %{{.*}}, %[[MASK]], %{{.*}} : memref<8x20xbf16, strided<[?, 1], offset: ?>>, vector<16xi1>, vector<16xbf16> into vector<16xbf16>
+// CHECK:        arith.extf %{{.*}} : vector<16xbf16> to vector<16xf32>
+// CHECK:      vector.maskedstore %{{.*}}, %[[MASK]]
+func.func @masked_bf16(%x: tensor<?x8xbf16>, %w: tensor<8x20xbf16>)
+    -> tensor<?x20xf32> {
+  %l = moe.gate %x, %w : tensor<?x8xbf16>, tensor<8x20xbf16> -> tensor<?x20xf32>
+  return %l : tensor<?x20xf32>
+}
