@@ -69,6 +69,8 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   ConvertMoEToLoopsPassOptions loops;
   loops.instrumentFFN = options.instrumentFFN;
   pm.addPass(createConvertMoEToLoopsPass(loops));
+  if (options.approximateMath)
+    pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // The rest of the model: elementwise tensor ops become linalg, which

@@ -27,6 +27,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Fuse gating with dispatch (moe-fuse-gating-dispatch); "
                      "turn off to debug the unfused path"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> approximateMath{
+      *this, "approximate-math",
+      llvm::cl::desc("Replace f32 math.exp by a polynomial that vectorises "
+                     "(moe-approximate-math); off keeps libm's expf"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),

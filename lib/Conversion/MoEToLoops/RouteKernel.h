@@ -31,6 +31,7 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <cmath>
 #include <functional>
@@ -90,46 +91,56 @@ static void emitSelectBest(LoopEmitter &e, PickBuffers picks,
   Value none = e.index(-1);
   Value capacity = e.index(picks.numPicks);
   Value last = e.index(picks.numPicks - 1);
-  // Read below before numPicks picks are held (and then ignored): defined.
-  e.store(e.f32(std::nanf("")), picks.key, last);
-  Value held =
-      e.loop(zero, numCandidates, ValueRange{zero},
-             [&](Value i, ValueRange acc) {
-               Value count = acc[0];
-               Value key = keyAt(i);
-               Value full = e.cmpi(CmpIPredicate::eq, count, capacity);
-               Value lastKey = e.load(picks.key, last);
-               Value enters =
-                   e.ori(e.notI1(full), emitBeats(e, key, lastKey));
-               if (isSelectable)
-                 enters = e.andi(enters, isSelectable(i));
-               e.ifThen(enters, [&] {
-                 // The picks the candidate does not beat are a prefix.
-                 Value position =
-                     e.loop(zero, count, ValueRange{zero},
-                            [&](Value q, ValueRange before) {
-                              Value stays = e.notI1(
-                                  emitBeats(e, key, e.load(picks.key, q)));
-                              return SmallVector<Value>{e.select(
-                                  stays, e.add(before[0], one), before[0])};
-                            })[0];
-                 // Shift [position, end) down by one; the last pick falls
-                 // off when full.
-                 Value end = e.minSI(count, last);
-                 e.loop(zero, e.sub(end, position), [&](Value r) {
-                   Value q = e.sub(end, r);
-                   Value from = e.sub(q, one);
-                   Value movedIndex = e.load(picks.index, from);
-                   Value movedKey = e.load(picks.key, from);
-                   e.store(movedIndex, picks.index, q);
-                   e.store(movedKey, picks.key, q);
-                 });
-                 e.store(i, picks.index, position);
-                 e.store(key, picks.key, position);
-               });
-               Value grown = e.minSI(e.add(count, one), capacity);
-               return SmallVector<Value>{e.select(enters, grown, count)};
-             })[0];
+  Value nan = e.f32(std::nanf(""));
+  // Carried: the number of picks held and, once numPicks are held, the key
+  // of the last one (the bar a candidate must beat), so that the common
+  // case (the candidate does not enter) is one comparison, no memory access.
+  SmallVector<Value> state = e.loop(
+      zero, numCandidates, ValueRange{zero, nan},
+      [&](Value i, ValueRange acc) -> SmallVector<Value> {
+        Value count = acc[0];
+        Value bar = acc[1];
+        Value key = keyAt(i);
+        Value full = e.cmpi(CmpIPredicate::eq, count, capacity);
+        Value enters = e.ori(e.notI1(full), emitBeats(e, key, bar));
+        if (isSelectable)
+          enters = e.andi(enters, isSelectable(i));
+        auto ifOp = scf::IfOp::create(
+            e.b, TypeRange{e.b.getIndexType(), e.b.getF32Type()}, enters,
+            /*withElseRegion=*/true);
+        OpBuilder::InsertionGuard guard(e.b);
+        e.b.setInsertionPointToStart(ifOp.thenBlock());
+        // The picks the candidate does not beat are a prefix.
+        Value position =
+            e.loop(zero, count, ValueRange{zero},
+                   [&](Value q, ValueRange before) {
+                     Value stays =
+                         e.notI1(emitBeats(e, key, e.load(picks.key, q)));
+                     return SmallVector<Value>{
+                         e.select(stays, e.add(before[0], one), before[0])};
+                   })[0];
+        // Shift [position, end) down by one; the last pick falls off when
+        // full.
+        Value end = e.minSI(count, last);
+        e.loop(zero, e.sub(end, position), [&](Value r) {
+          Value q = e.sub(end, r);
+          Value from = e.sub(q, one);
+          Value movedIndex = e.load(picks.index, from);
+          Value movedKey = e.load(picks.key, from);
+          e.store(movedIndex, picks.index, q);
+          e.store(movedKey, picks.key, q);
+        });
+        e.store(i, picks.index, position);
+        e.store(key, picks.key, position);
+        Value grown = e.minSI(e.add(count, one), capacity);
+        // Meaningful once full (and only read then).
+        Value newBar = e.load(picks.key, last);
+        scf::YieldOp::create(e.b, ValueRange{grown, newBar});
+        e.b.setInsertionPointToStart(ifOp.elseBlock());
+        scf::YieldOp::create(e.b, ValueRange{count, bar});
+        return SmallVector<Value>(ifOp.getResults());
+      });
+  Value held = state[0];
   e.loop(zero, capacity, [&](Value j) {
     Value found = e.cmpi(CmpIPredicate::slt, j, held);
     Value safe = e.select(found, j, zero);
@@ -289,11 +300,14 @@ struct RouteEmitter {
             return SmallVector<Value>{
                 arith::MaximumFOp::create(e.b, acc[0], logitOf(i))};
           });
+      // The exponentials first, in a loop of their own that vectorises (no
+      // loop-carried value), then their sum in index order.
+      e.loop(zero, width, [&](Value i) {
+        e.store(math::ExpOp::create(e.b, e.sub(logitOf(i), max[0])), out, i);
+      });
       SmallVector<Value> sum =
           e.loop(zero, width, e.f32(0.0f), [&](Value i, ValueRange acc) {
-            Value ex = math::ExpOp::create(e.b, e.sub(logitOf(i), max[0]));
-            e.store(ex, out, i);
-            return SmallVector<Value>{e.add(acc[0], ex)};
+            return SmallVector<Value>{e.add(acc[0], e.load(out, i))};
           });
       e.loop(zero, width,
              [&](Value i) { e.store(e.div(e.load(out, i), sum[0]), out, i); });

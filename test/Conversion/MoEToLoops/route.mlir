@@ -17,23 +17,33 @@
 // CHECK:      scf.for %[[TOK:.*]] = %c0 to %[[T]]
 // CHECK:        %[[MAX:.*]] = scf.for {{.*}} iter_args({{.*}} = %[[NEG_INF]])
 // CHECK:          arith.maximumf
-// CHECK:        %[[SUM:.*]] = scf.for
+// The exponentials in a loop of their own (it vectorises), then their sum
+// in index order.
+// CHECK:        scf.for
 // CHECK:          math.exp
+// CHECK:          memref.store {{.*}}, %[[SCORES]]
+// CHECK:        %[[SUM:.*]] = scf.for
+// CHECK:          memref.load %[[SCORES]]
+// CHECK:          arith.addf
 // CHECK:        arith.divf {{.*}}, %[[SUM]]
-// One selection pass: compare with the last pick, insert if it beats it.
-// CHECK:        memref.store %{{.*}}, %[[PICK_KEYS]][%c1]
-// CHECK:        %[[HELD:.*]] = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args(%[[N:.*]] = %c0)
+// One selection pass that carries the number of picks held and the key of
+// the last one (the bar): a candidate that does not beat it costs one
+// comparison; one that does is inserted after every pick it does not beat.
+// CHECK:        %[[HELD:.*]]:2 = scf.for %[[I:.*]] = %c0 to %c8 step %c1 iter_args(%[[N:.*]] = %c0, %[[BAR:.*]] = %[[NAN:.*]]) -> (index, f32)
 // CHECK:          %[[KEY:.*]] = memref.load %[[SCORES]][%[[I]]]
-// CHECK:          %[[LAST:.*]] = memref.load %[[PICK_KEYS]][%c1]
-// CHECK-DAG:      arith.cmpf ugt, %[[KEY]], %[[LAST]]
+// CHECK-DAG:      arith.cmpf ugt, %[[KEY]], %[[BAR]]
 // CHECK-DAG:      arith.cmpf ord, %[[KEY]], %[[KEY]]
-// CHECK:          scf.if
+// CHECK:          scf.if %{{.*}} -> (index, f32)
 // CHECK:            %[[POS:.*]] = scf.for {{.*}} = %c0 to %[[N]]
 // CHECK:            scf.for
 // CHECK:            memref.store %[[I]], %[[PICK_IDS]][%[[POS]]]
 // CHECK:            memref.store %[[KEY]], %[[PICK_KEYS]][%[[POS]]]
+// CHECK:            %[[NEWBAR:.*]] = memref.load %[[PICK_KEYS]][%c1]
+// CHECK:            scf.yield %{{.*}}, %[[NEWBAR]]
+// CHECK:          } else {
+// CHECK:            scf.yield %[[N]], %[[BAR]]
 // CHECK:        scf.for %[[J:.*]] = %c0 to %c2
-// CHECK:          arith.cmpi slt, %[[J]], %[[HELD]]
+// CHECK:          arith.cmpi slt, %[[J]], %[[HELD]]#0
 // CHECK:          memref.store {{.*}}, %[[IDS]][%[[TOK]], %[[J]]]
 // CHECK:          memref.store {{.*}}, %[[W]][%[[TOK]], %[[J]]]
 // The count: the first prefix whose running sum reaches p.

@@ -140,4 +140,34 @@ def MoEReadOnlyArgumentsPass
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
+  let summary = "Replace f32 math.exp by a polynomial approximation that "
+                "vectorises";
+  let description = [{
+    Rewrites every f32 `math.exp` (scalar or vector) into MLIR's polynomial
+    approximation (`populateMathPolynomialApproximationPatterns`: range
+    reduction by ln 2, a polynomial, reconstruction through the exponent
+    bits). Loops that evaluate `exp` (the softmax and sigmoid of a router,
+    SiLU in an expert FFN) then contain only arithmetic and vectorise,
+    instead of calling libm's `expf` once per element.
+
+    The CPU pipeline runs it after `convert-moe-to-loops`;
+    `moe-cpu-pipeline{approximate-math=false}` keeps libm's `expf`.
+    Accuracy, measured by test/python/test_approximate_math.py against exp
+    in float64: at most 1e-6 relative error where the result is a normal f32
+    (measured 3.2e-7, about 5 ulp; libm: 0.5 ulp); results in the subnormal
+    range may flush to 0; 0, infinities, NaN and overflow are exact. The
+    contract's bound for route weights is 1e-5 relative (section 5). Other
+    element types (f16, f64) and other functions are left alone.
+
+    Example: `%e = math.exp %x : f32` becomes arithmetic on `%x`
+    (`arith.mulf`, `math.fma`, `arith.bitcast`, ...) with no `math.exp` left.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
