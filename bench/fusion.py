@@ -26,6 +26,7 @@ Usage: PYTHONPATH=build/python_packages python3 bench/fusion.py [--tokens T]
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -118,6 +119,44 @@ def same(a, b) -> bool:
     return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
+def measure(index: int, stage: str, T: int, repeat: int, bandwidth: float) -> bool:
+    """One row (shape `index`, `stage`); run in a process of its own so that
+    no row inherits another's heap."""
+    name, E, null, K, H, F, extra = SHAPES[index]
+    cfg = RoutingConfig(E, K, num_null=null, **extra)
+    S = cfg.S
+    rng = np.random.default_rng(index)
+    x = rng.standard_normal((T, H), dtype=np.float32)
+    wr = (rng.standard_normal((H, S), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+    if stage == "routing":
+        text, entry, args = routing_module(cfg, H), "routing", (x, wr)
+    else:
+        wu = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+        wg = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+        wd = (rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)).astype(np.float32)
+        text, entry, args = layer_module(cfg, H, F), "layer", (x, wr, wu, wg, wd)
+    fused = moe_mlir.compile(text, entry, pipeline=FUSED)
+    unfused = moe_mlir.compile(text, entry, pipeline=UNFUSED)
+    out_f, out_u = fused(*args), unfused(*args)
+    ok = same(out_f, out_u)
+    if not ok:
+        print(f"{name}: fused and unfused outputs differ ({stage})", file=sys.stderr)
+    tf, tu, ratio, wins = time_pair(fused, unfused, args, repeat)
+    router_flops = 2.0 * T * H * S
+    line = (f"{name:32} {stage:8} {tf * 1e3:9.2f} {tu * 1e3:10.2f} {ratio:7.3f}x "
+            f"{100 * wins:4.0f}% {router_flops / tf / 1e9:11.2f} ")
+    if stage == "routing":
+        # Bytes the fused routing stage must touch: x and W_router read, the
+        # dispatched rows written, ids/weights/slot rows written.
+        R = out_f[0].shape[0]
+        gbs = 4.0 * (T * H + H * S + R * H + 3 * T * K) / tf / 1e9
+        line += f"{gbs:10.2f} {100 * gbs / bandwidth:8.1f}% "
+    else:
+        line += f"{'-':>10} {'-':>9} "
+    print(line + f"{4.0 * T * S / 1e6:8.1f}", flush=True)
+    return ok
+
+
 def main(argv=None) -> int:
     if "MALLOC_MMAP_THRESHOLD_" not in os.environ and argv is None:
         # Large buffers from the heap, reused from call to call, as a serving
@@ -131,52 +170,37 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=16384)
     parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--quick", action="store_true", help="first two shapes, fewer tokens")
+    parser.add_argument("--only", default="", help="run the shapes whose name contains this")
+    parser.add_argument("--row", nargs=3, metavar=("INDEX", "STAGE", "GBS"),
+                        help=argparse.SUPPRESS)  # one row, in a child process
     opts = parser.parse_args(argv)
-    shapes = SHAPES[:2] if opts.quick else SHAPES
     T = 2048 if opts.quick else opts.tokens
+    if opts.row:
+        return 0 if measure(int(opts.row[0]), opts.row[1], T, opts.repeat,
+                            float(opts.row[2])) else 1
 
+    indices = range(2) if opts.quick else range(len(SHAPES))
+    indices = [i for i in indices if opts.only in SHAPES[i][0]]
     bandwidth = copy_bandwidth()
     print(f"# fused vs unfused gating+dispatch, T = {T}, 1 thread, median of {opts.repeat}")
     print(f"# copy bandwidth measured now: {bandwidth:.1f} GB/s")
     header = (f"{'shape':32} {'stage':8} {'fused ms':>9} {'unfused ms':>10} {'speedup':>8} {'wins':>5} "
               f"{'router GF/s':>11} {'fused GB/s':>10} {'% copy bw':>9} {'[T,S] MB':>8}")
     print(header)
-    print("-" * len(header))
-    rng = np.random.default_rng(0)
+    print("-" * len(header), flush=True)
     ok = True
-    for name, E, null, K, H, F, extra in shapes:
-        cfg = RoutingConfig(E, K, num_null=null, **extra)
-        S = cfg.S
-        x = rng.standard_normal((T, H), dtype=np.float32)
-        wr = (rng.standard_normal((H, S), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
-        wu = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
-        wg = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
-        wd = (rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)).astype(np.float32)
-        for stage, text, entry, args in (
-                ("routing", routing_module(cfg, H), "routing", (x, wr)),
-                ("layer", layer_module(cfg, H, F), "layer", (x, wr, wu, wg, wd))):
-            fused = moe_mlir.compile(text, entry, pipeline=FUSED)
-            unfused = moe_mlir.compile(text, entry, pipeline=UNFUSED)
-            out_f, out_u = fused(*args), unfused(*args)
-            if not same(out_f, out_u):
-                print(f"{name}: fused and unfused outputs differ ({stage})", file=sys.stderr)
-                ok = False
-            tf, tu, ratio, wins = time_pair(fused, unfused, args, opts.repeat)
-            router_flops = 2.0 * T * H * S
-            # Bytes the fused routing stage must touch: x and W_router read,
-            # the dispatched rows written, ids/weights/slot rows written.
-            R = out_f[0].shape[0] if stage == "routing" else T * K
-            min_bytes = 4.0 * (T * H + H * S + R * H + 3 * T * K)
-            gbs = min_bytes / tf / 1e9
-            print(f"{name:32} {stage:8} {tf * 1e3:9.2f} {tu * 1e3:10.2f} {ratio:7.3f}x {100 * wins:4.0f}% "
-                  f"{router_flops / tf / 1e9:11.2f} "
-                  f"{(f'{gbs:10.2f}' if stage == 'routing' else '         -')} "
-                  f"{(f'{100 * gbs / bandwidth:8.1f}%' if stage == 'routing' else '        -')} "
-                  f"{4.0 * T * S / 1e6:8.1f}")
+    for index in indices:
+        for stage in ("routing", "layer"):
+            command = [sys.executable, os.path.abspath(__file__), "--row", str(index), stage,
+                       str(bandwidth), "--tokens", str(opts.tokens), "--repeat", str(opts.repeat)]
+            if opts.quick:
+                command.append("--quick")
+            ok &= subprocess.run(command).returncode == 0
     print("# speedup = median over rounds of unfused / fused time; wins = rounds where fused")
-    print("# was faster (rounds alternate which runs first); router GF/s counts 2*T*H*S for the stage's time;")
-    print("# fused GB/s = minimum bytes of the routing stage / fused time; [T,S] MB is the")
-    print("# logits tensor the unfused path writes and reads back (the fused path never does).")
+    print("# was faster (rounds alternate which runs first); each row runs in a fresh process;")
+    print("# router GF/s counts 2*T*H*S for the stage's time; fused GB/s = minimum bytes of the")
+    print("# routing stage / fused time; [T,S] MB is the logits tensor the unfused path writes")
+    print("# and reads back (the fused path never does).")
     return 0 if ok else 1
 
 
