@@ -4,7 +4,7 @@
 // AdaMoE: top-4 over 8 compute + 4 null experts: 0 to 4 compute slots per
 // token; a compute slot costs 2 * 64 * 128 * 3 = 49152 FLOPs; an expert's
 // weights are 64 * 128 * 3 * 4 = 98304 bytes.
-// CHECK: moe cost report: 1 MoE layer(s)
+// CHECK-LABEL: moe cost report: 1 MoE layer(s)
 // CHECK: moe.layer at loc(
 // CHECK: experts #moe.experts<compute = 8, null = 4>, k = 4, strategy top_k, H = 64, F = 128, gated
 // CHECK: compute slots per token: 0 to 4 (dense top-4: 4)
@@ -29,6 +29,7 @@ func.func @adamoe(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,
 // Plain top-2 over 8 experts: always 2 compute slots. A decomposed layer is
 // reported at its route (followed through dispatch to the FFN); not gated:
 // 2 * 16 * 32 * 2 = 2048 FLOPs per slot, f16 weights of 16 * 32 * 2 * 2 bytes.
+// CHECK-LABEL: moe cost report:
 // CHECK: moe.route at
 // CHECK: experts #moe.experts<compute = 8>, k = 2, strategy top_k, H = 16, F = 32
 // CHECK: compute slots per token: 2 to 2 (dense top-2: 2)
@@ -49,6 +50,7 @@ func.func @decomposed(%x: tensor<?x16xf16>, %l: tensor<?x8xf32>, %wu: tensor<8x1
 
 // Variable k: top-p can stop after one slot, never before; threshold keeps
 // at least k_min - (zero-computation experts).
+// CHECK-LABEL: moe cost report:
 // CHECK: strategy top_p
 // CHECK: compute slots per token: 1 to 3
 // CHECK: strategy threshold

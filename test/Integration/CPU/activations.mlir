@@ -16,7 +16,7 @@ func.func @main() {
       activation = gelu : tensor<1x2xf32>, tensor<2xi32> -> tensor<1x2xf32>
   %ug = tensor.cast %g : tensor<1x2xf32> to tensor<*xf32>
   call @printMemrefF32(%ug) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}1.9545,   -0.158655]]
 
   // gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -25,7 +25,7 @@ func.func @main() {
       activation = gelu_tanh : tensor<1x2xf32>, tensor<2xi32> -> tensor<1x2xf32>
   %ugt = tensor.cast %gt : tensor<1x2xf32> to tensor<*xf32>
   call @printMemrefF32(%ugt) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}1.9546,   -0.158808]]
 
   // silu: x / (1 + exp(-x)); silu(2) = 1.76159416, silu(-1) = -0.268941421
@@ -33,7 +33,7 @@ func.func @main() {
       activation = silu : tensor<1x2xf32>, tensor<2xi32> -> tensor<1x2xf32>
   %us = tensor.cast %s : tensor<1x2xf32> to tensor<*xf32>
   call @printMemrefF32(%us) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}1.76159,   -0.268941]]
 
   // Edge values with H = F = 1 (one column, so a NaN cannot leak into
@@ -51,7 +51,7 @@ func.func @main() {
       activation = relu : tensor<5x1xf32>, tensor<2xi32> -> tensor<5x1xf32>
   %uer = tensor.cast %er : tensor<5x1xf32> to tensor<*xf32>
   call @printMemrefF32(%uer) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [5, 1]
+  // CHECK-LABEL: sizes = [5, 1]
   // CHECK-NEXT: {{\[\[}}{{-?}}nan],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [0],
@@ -61,7 +61,7 @@ func.func @main() {
       activation = silu : tensor<5x1xf32>, tensor<2xi32> -> tensor<5x1xf32>
   %ues = tensor.cast %es : tensor<5x1xf32> to tensor<*xf32>
   call @printMemrefF32(%ues) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [5, 1]
+  // CHECK-LABEL: sizes = [5, 1]
   // CHECK-NEXT: {{\[\[}}{{-?}}nan],
   // CHECK-NEXT: [{{-?}}0],
   // CHECK-NEXT: [-0.142278],

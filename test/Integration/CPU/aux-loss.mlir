@@ -21,7 +21,7 @@ func.func @main() {
   %l1 = moe.aux_loss %sd, %id : tensor<?x3xf32>, tensor<?x3xi32> -> tensor<f32>
   %u1 = tensor.cast %l1 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 0
+  // CHECK-LABEL: rank = 0
   // CHECK-NEXT: [1.0625]
 
   // ---- Balanced: S = 2, scores all 0.5, ids [[0], [1]]:
@@ -31,7 +31,7 @@ func.func @main() {
   %l2 = moe.aux_loss %s2, %i2 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
   %u2 = tensor.cast %l2 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 0
+  // CHECK-LABEL: rank = 0
   // CHECK-NEXT: [1]
 
   // ---- Collapsed: S = 2, scores [[1, 0], [1, 0]], ids [[0], [0]]:
@@ -41,7 +41,7 @@ func.func @main() {
   %l3 = moe.aux_loss %s3, %i3 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
   %u3 = tensor.cast %l3 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 0
+  // CHECK-LABEL: rank = 0
   // CHECK-NEXT: [2]
 
   // ---- No valid slot: ids [[-1], [9]] -> counts 0, divided by max(1, 0) = 1
@@ -50,7 +50,7 @@ func.func @main() {
   %l4 = moe.aux_loss %s3, %i4 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
   %u4 = tensor.cast %l4 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 0
+  // CHECK-LABEL: rank = 0
   // CHECK-NEXT: [0]
   return
 }

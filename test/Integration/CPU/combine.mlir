@@ -54,7 +54,7 @@ func.func @main() {
         tensor<6x2xf32> -> tensor<6x2xf32>
   %u = tensor.cast %out : tensor<6x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [6, 2]
+  // CHECK-LABEL: sizes = [6, 2]
   // CHECK-NEXT: [67.5,   125],
   // CHECK-NEXT: [12.5,   15],
   // CHECK-NEXT: [5,   6],
@@ -80,7 +80,7 @@ func.func @main() {
         tensor<?x2xf32> -> tensor<?x2xf32>
   %u2 = tensor.cast %out2 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [40,   50],
   // CHECK-NEXT: [60,   80]]
   return

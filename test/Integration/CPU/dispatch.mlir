@@ -36,15 +36,15 @@ func.func @main() {
   %o_d = tensor.cast %o : tensor<4xi32> to tensor<?xi32>
   %s_d = tensor.cast %s : tensor<?x3xi32> to tensor<?x?xi32>
   call @print(%r_d, %o_d, %s_d) : (tensor<?x?xf32>, tensor<?xi32>, tensor<?x?xi32>) -> ()
-  // CHECK: sizes = [5, 2]
+  // CHECK-LABEL: sizes = [5, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [5,   6]]
-  // CHECK: sizes = [4]
+  // CHECK-LABEL: sizes = [4]
   // CHECK-NEXT: [0,  3,  3,  5]
-  // CHECK: sizes = [3, 3]
+  // CHECK-LABEL: sizes = [3, 3]
   // CHECK-NEXT: [3,   0,   -1],
   // CHECK-NEXT: [1,   -1,   2],
   // CHECK-NEXT: [-1,   4,   -1]]
@@ -60,14 +60,14 @@ func.func @main() {
   %po_d = tensor.cast %po : tensor<4xi32> to tensor<?xi32>
   %ps_d = tensor.cast %ps : tensor<?x3xi32> to tensor<?x?xi32>
   call @print(%pr_d, %po_d, %ps_d) : (tensor<?x?xf32>, tensor<?xi32>, tensor<?x?xi32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [1,   2]]
-  // CHECK: sizes = [4]
+  // CHECK-LABEL: sizes = [4]
   // CHECK-NEXT: [0,  3,  3,  4]
-  // CHECK: sizes = [3, 3]
+  // CHECK-LABEL: sizes = [3, 3]
   // CHECK-NEXT: [3,   0,   -1],
   // CHECK-NEXT: [1,   -1,   2],
   // CHECK-NEXT: [-1,   -1,   -1]]
@@ -81,12 +81,12 @@ func.func @main() {
   %qo_d = tensor.cast %qo : tensor<4xi32> to tensor<?xi32>
   %qs_d = tensor.cast %qs : tensor<?x3xi32> to tensor<?x?xi32>
   call @print(%qr_d, %qo_d, %qs_d) : (tensor<?x?xf32>, tensor<?xi32>, tensor<?x?xi32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [3,   4]]
-  // CHECK: sizes = [4]
+  // CHECK-LABEL: sizes = [4]
   // CHECK-NEXT: [0,  2,  2,  2]
-  // CHECK: sizes = [3, 3]
+  // CHECK-LABEL: sizes = [3, 3]
   // CHECK-NEXT: [-1,   0,   -1],
   // CHECK-NEXT: [1,   -1,   -1],
   // CHECK-NEXT: [-1,   -1,   -1]]
@@ -101,15 +101,15 @@ func.func @main() {
   %wo_d = tensor.cast %wo : tensor<4xi32> to tensor<?xi32>
   %ws_d = tensor.cast %ws : tensor<?x3xi32> to tensor<?x?xi32>
   call @print(%wr_d, %wo_d, %ws_d) : (tensor<?x?xf32>, tensor<?xi32>, tensor<?x?xi32>) -> ()
-  // CHECK: sizes = [5, 2]
+  // CHECK-LABEL: sizes = [5, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [5,   6]]
-  // CHECK: sizes = [4]
+  // CHECK-LABEL: sizes = [4]
   // CHECK-NEXT: [0,  3,  3,  5]
-  // CHECK: sizes = [3, 3]
+  // CHECK-LABEL: sizes = [3, 3]
   // CHECK-NEXT: [3,   0,   -1],
   // CHECK-NEXT: [1,   -1,   2],
   // CHECK-NEXT: [-1,   4,   -1]]
@@ -123,13 +123,13 @@ func.func @main() {
   %oo_d = tensor.cast %oo : tensor<4xi32> to tensor<?xi32>
   %os_d = tensor.cast %os : tensor<3x1xi32> to tensor<?x?xi32>
   call @print(%or_d, %oo_d, %os_d) : (tensor<?x?xf32>, tensor<?xi32>, tensor<?x?xi32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [5,   6]]
-  // CHECK: sizes = [4]
+  // CHECK-LABEL: sizes = [4]
   // CHECK-NEXT: [0,  0,  3,  3]
-  // CHECK: sizes = [3, 1]
+  // CHECK-LABEL: sizes = [3, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [1],
   // CHECK-NEXT: [2]]

@@ -36,7 +36,7 @@ func.func @main() {
       : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
   %u1 = tensor.cast %y1 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [11,   7],
   // CHECK-NEXT: [13,   3],
   // CHECK-NEXT: [3,   -1],
@@ -72,7 +72,7 @@ func.func @main() {
       activation = silu gated : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
   %u2 = tensor.cast %y2 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [0,   300],
   // CHECK-NEXT: [1.76159,   26.7616],
   // CHECK-NEXT: [0,   0]]
@@ -92,7 +92,7 @@ func.func @main() {
       : tensor<2x2xf32>, tensor<2xi32> -> tensor<2x2xf32>
   %u3 = tensor.cast %y3 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0,   0],
   // CHECK-NEXT: [0,   0]]
   %noff1 = arith.constant dense<[0, 2]> : tensor<2xi32>
@@ -101,7 +101,7 @@ func.func @main() {
       : tensor<2x2xf32>, tensor<2xi32> -> tensor<2x2xf32>
   %u4 = tensor.cast %y4 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [3,   1],
   // CHECK-NEXT: [5,   7]]
   return

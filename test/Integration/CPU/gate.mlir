@@ -14,7 +14,7 @@ func.func @main() {
   %l1 = moe.gate %x, %w : tensor<2x2xf32>, tensor<2x3xf32> -> tensor<2x3xf32>
   %u1 = tensor.cast %l1 : tensor<2x3xf32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [2, 3]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 3]
   // CHECK-NEXT: [1,   2,   0],
   // CHECK-NEXT: [3,   4,   2]]
 
@@ -26,7 +26,7 @@ func.func @main() {
       : tensor<?x2xf32>, tensor<2x3xf32> -> tensor<?x3xf32>
   %u2 = tensor.cast %l2 : tensor<?x3xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [2, 3]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 3]
   // CHECK-NEXT: [1.5,   1,   10],
   // CHECK-NEXT: [3.5,   3,   12]]
 
@@ -40,7 +40,7 @@ func.func @main() {
   %l3 = moe.gate %xb, %wb : tensor<2x2xbf16>, tensor<2x2xbf16> -> tensor<2x2xf32>
   %u3 = tensor.cast %l3 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [2, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 2]
   // CHECK-NEXT: [257,   259],
   // CHECK-NEXT: [2,   5]]
 
@@ -55,7 +55,7 @@ func.func @main() {
       : tensor<1x2xf16>, tensor<2x1xf32> -> tensor<1x1xf32>
   %u4 = tensor.cast %l4 : tensor<1x1xf32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [1, 1]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [1, 1]
   // CHECK-NEXT: {{\[\[}}2049.25]]
   return
 }

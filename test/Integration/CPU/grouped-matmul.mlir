@@ -31,7 +31,7 @@ func.func @main() {
   //   [1, 2, 3], [3, 4, 7], [6, 5, -6], [8, 7, -8], [0, 0, 0]
   %o1 = arith.constant dense<[0, 2, 2, 4]> : tensor<4xi32>
   call @gmm(%lhsd, %rhs, %o1) : (tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32>) -> ()
-  // CHECK: sizes = [5, 3]
+  // CHECK-LABEL: sizes = [5, 3]
   // CHECK-NEXT: [1,   2,   3],
   // CHECK-NEXT: [3,   4,   7],
   // CHECK-NEXT: [6,   5,   -6],
@@ -43,7 +43,7 @@ func.func @main() {
   //   [1, 2, 3], [6, 8, 0], [10, 12, 0], [0, 0, 0], [0, 0, 0]
   %o2 = arith.constant dense<[0, 1, 3, 3]> : tensor<4xi32>
   call @gmm(%lhsd, %rhs, %o2) : (tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32>) -> ()
-  // CHECK: sizes = [5, 3]
+  // CHECK-LABEL: sizes = [5, 3]
   // CHECK-NEXT: [1,   2,   3],
   // CHECK-NEXT: [6,   8,   0],
   // CHECK-NEXT: [10,   12,   0],
@@ -57,7 +57,7 @@ func.func @main() {
   //   [1, 2, 3], [4, 3, -4], [6, 5, -6], [8, 7, -8], [10, 9, -10]
   %o3 = arith.constant dense<[3, 1, -2, 9]> : tensor<4xi32>
   call @gmm(%lhsd, %rhs, %o3) : (tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32>) -> ()
-  // CHECK: sizes = [5, 3]
+  // CHECK-LABEL: sizes = [5, 3]
   // CHECK-NEXT: [1,   2,   3],
   // CHECK-NEXT: [4,   3,   -4],
   // CHECK-NEXT: [6,   5,   -6],
@@ -69,7 +69,7 @@ func.func @main() {
   //   [1, 2, 3], [3, 4, 7], [5, 6, 11], [7, 8, 15], [0, 0, 0]
   %o4 = arith.constant dense<[0, 4, 2, 3]> : tensor<4xi32>
   call @gmm(%lhsd, %rhs, %o4) : (tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32>) -> ()
-  // CHECK: sizes = [5, 3]
+  // CHECK-LABEL: sizes = [5, 3]
   // CHECK-NEXT: [1,   2,   3],
   // CHECK-NEXT: [3,   4,   7],
   // CHECK-NEXT: [5,   6,   11],
@@ -82,7 +82,7 @@ func.func @main() {
   //   [1, 2, 3], [3, 4, 7], [5, 6, 11], [7, 8, 15], [9, 10, 19]
   %o5 = arith.constant dense<[-7, 2147483647, -2147483648, 1]> : tensor<4xi32>
   call @gmm(%lhsd, %rhs, %o5) : (tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32>) -> ()
-  // CHECK: sizes = [5, 3]
+  // CHECK-LABEL: sizes = [5, 3]
   // CHECK-NEXT: [1,   2,   3],
   // CHECK-NEXT: [3,   4,   7],
   // CHECK-NEXT: [5,   6,   11],
@@ -104,7 +104,7 @@ func.func @main() {
   %bf = arith.extf %bout : tensor<3x1xbf16> to tensor<3x1xf32>
   %bu = tensor.cast %bf : tensor<3x1xf32> to tensor<*xf32>
   call @printMemrefF32(%bu) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [3, 1]
+  // CHECK-LABEL: sizes = [3, 1]
   // CHECK-NEXT: {{\[\[}}258],
   // CHECK-NEXT: [256],
   // CHECK-NEXT: [260]]

@@ -35,7 +35,7 @@ func.func @main() {
       : tensor<4x2xf32> -> tensor<4x2xf32>
   %u = tensor.cast %y : tensor<4x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [4,   3],
   // CHECK-NEXT: [6,   1],
   // CHECK-NEXT: [1,   0],
@@ -58,7 +58,7 @@ func.func @main() {
       : tensor<?x2xf32> -> tensor<?x2xf32>
   %u2 = tensor.cast %y2 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [4.5,   0]]
   // ---- Every routing attribute carried by the layer: router_bias, a
@@ -92,7 +92,7 @@ func.func @main() {
       : tensor<4x2xf32> -> tensor<4x2xf32>
   %u3 = tensor.cast %y3 : tensor<4x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [5.5,   10],
   // CHECK-NEXT: [10,   21],
   // CHECK-NEXT: [4,   0],
@@ -129,7 +129,7 @@ func.func @main() {
       : tensor<?x2xf32> -> tensor<?x2xf32>
   %u4 = tensor.cast %y4 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [7.5,   1.5],
   // CHECK-NEXT: [8,   8]]
   return

@@ -30,7 +30,7 @@ func.func @main() {
   %yf = arith.extf %y : tensor<2x2xbf16> to tensor<2x2xf32>
   %uy = tensor.cast %yf : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uy) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [768,   256],
   // CHECK-NEXT: [776,   258]]
 
@@ -51,7 +51,7 @@ func.func @main() {
   %gyf = arith.extf %gy : tensor<1x2xbf16> to tensor<1x2xf32>
   %ugy = tensor.cast %gyf : tensor<1x2xf32> to tensor<*xf32>
   call @printMemrefF32(%ugy) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}49920,   0]]
 
   // ---- combine, bf16 y and x, f32 weights, f32 accumulation, bf16 result.
@@ -70,7 +70,7 @@ func.func @main() {
   %cof = arith.extf %co : tensor<2x1xbf16> to tensor<2x1xf32>
   %uco = tensor.cast %cof : tensor<2x1xf32> to tensor<*xf32>
   call @printMemrefF32(%uco) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 1]
+  // CHECK-LABEL: sizes = [2, 1]
   // CHECK-NEXT: {{\[\[}}258],
   // CHECK-NEXT: [256]]
 
@@ -83,7 +83,7 @@ func.func @main() {
   %drf = arith.extf %drows : tensor<?x2xf16> to tensor<?x2xf32>
   %udr = tensor.cast %drf : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%udr) : (tensor<*xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0.25,   3],
   // CHECK-NEXT: [1.5,   -2]]
   return

@@ -36,12 +36,12 @@ func.func @main() {
   %i1d = tensor.cast %i1 : tensor<4x2xi32> to tensor<?x?xi32>
   %w1d = tensor.cast %w1 : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%i1d, %w1d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [0,   -1],
   // CHECK-NEXT: [2,   -1],
   // CHECK-NEXT: [1,   2]]
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [5,   1],
   // CHECK-NEXT: [4,   0],
   // CHECK-NEXT: [1,   0],
@@ -61,12 +61,12 @@ func.func @main() {
   %i2d = tensor.cast %i2 : tensor<4x1xi32> to tensor<?x?xi32>
   %w2d = tensor.cast %w2 : tensor<4x1xf32> to tensor<?x?xf32>
   call @print(%i2d, %w2d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 1]
+  // CHECK-LABEL: sizes = [4, 1]
   // CHECK-NEXT: {{\[\[}}-1],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [1],
   // CHECK-NEXT: [-1]]
-  // CHECK: sizes = [4, 1]
+  // CHECK-LABEL: sizes = [4, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [3],
   // CHECK-NEXT: [2],
@@ -77,12 +77,12 @@ func.func @main() {
   %i3d = tensor.cast %i3 : tensor<4x1xi32> to tensor<?x?xi32>
   %w3d = tensor.cast %w3 : tensor<4x1xf32> to tensor<?x?xf32>
   call @print(%i3d, %w3d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 1]
+  // CHECK-LABEL: sizes = [4, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [-1],
   // CHECK-NEXT: [1],
   // CHECK-NEXT: [-1]]
-  // CHECK: sizes = [4, 1]
+  // CHECK-LABEL: sizes = [4, 1]
   // CHECK-NEXT: {{\[\[}}1],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [2],
@@ -105,10 +105,10 @@ func.func @main() {
   %i4d = tensor.cast %i4 : tensor<2x2xi32> to tensor<?x?xi32>
   %w4d = tensor.cast %w4 : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%i4d, %w4d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   -1],
   // CHECK-NEXT: [0,   -1]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [2,   0],
   // CHECK-NEXT: [2,   0]]
 
@@ -124,7 +124,7 @@ func.func @main() {
       : tensor<?x1xf32> -> tensor<?x1xi32>, tensor<?x1xf32>
   %i5u = tensor.cast %i5 : tensor<?x1xi32> to tensor<*xi32>
   call @printMemrefI32(%i5u) : (tensor<*xi32>) -> ()
-  // CHECK: sizes = [10, 1]
+  // CHECK-LABEL: sizes = [10, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [-1],

@@ -25,9 +25,9 @@ func.func @main() {
   %i1d = tensor.cast %i1 : tensor<1x4xi32> to tensor<?x?xi32>
   %w1d = tensor.cast %w1 : tensor<1x4xf32> to tensor<?x?xf32>
   call @print(%i1d, %w1d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 4]
+  // CHECK-LABEL: sizes = [1, 4]
   // CHECK-NEXT: {{\[\[}}1,   3,   2,   0]]
-  // CHECK: sizes = [1, 4]
+  // CHECK-LABEL: sizes = [1, 4]
   // CHECK-NEXT: {{\[\[}}0.25,   0.125,   0,   {{-?}}nan]]
 
   // ---- threshold<tau = 0.5, k_min = 0> with NaN, K = 4:
@@ -40,9 +40,9 @@ func.func @main() {
   %i2d = tensor.cast %i2 : tensor<1x4xi32> to tensor<?x?xi32>
   %w2d = tensor.cast %w2 : tensor<1x4xf32> to tensor<?x?xf32>
   call @print(%i2d, %w2d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 4]
+  // CHECK-LABEL: sizes = [1, 4]
   // CHECK-NEXT: {{\[\[}}1,   2,   3,   -1]]
-  // CHECK: sizes = [1, 4]
+  // CHECK-LABEL: sizes = [1, 4]
   // CHECK-NEXT: {{\[\[}}1,   1,   1,   0]]
 
   // ---- dynamic_k with extreme k_per_token [2147483647, -2147483648], K = 2:
@@ -56,10 +56,10 @@ func.func @main() {
   %i3d = tensor.cast %i3 : tensor<2x2xi32> to tensor<?x?xi32>
   %w3d = tensor.cast %w3 : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%i3d, %w3d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [2,   1],
   // CHECK-NEXT: [-1,   -1]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [2,   1],
   // CHECK-NEXT: [0,   0]]
 
@@ -77,10 +77,10 @@ func.func @main() {
   %i4d = tensor.cast %i4 : tensor<2x2xi32> to tensor<?x?xi32>
   %w4d = tensor.cast %w4 : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%i4d, %w4d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   -1],
   // CHECK-NEXT: [0,   -1]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [2,   0]]
 
@@ -94,7 +94,7 @@ func.func @main() {
       : tensor<4x1xf32> -> tensor<4x1xi32>, tensor<4x1xf32>
   %i5u = tensor.cast %i5 : tensor<4x1xi32> to tensor<*xi32>
   call @printMemrefI32(%i5u) : (tensor<*xi32>) -> ()
-  // CHECK: sizes = [4, 1]
+  // CHECK-LABEL: sizes = [4, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [-1],
@@ -116,12 +116,12 @@ func.func @main() {
   %i6d = tensor.cast %i6 : tensor<4x2xi32> to tensor<?x?xi32>
   %w6d = tensor.cast %w6 : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%i6d, %w6d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [1,   2],
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [1,   0]]
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [0,   2],
@@ -142,9 +142,9 @@ func.func @main() {
   %i7d = tensor.cast %i7 : tensor<1x2xi32> to tensor<?x?xi32>
   %w7d = tensor.cast %w7 : tensor<1x2xf32> to tensor<?x?xf32>
   call @print(%i7d, %w7d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}0,   1]]
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}0.25,   0.75]]
   %i8, %w8 = moe.route %l7 bias(%b7 : tensor<2xf32>) experts = <compute = 2> k = 2
       scoring = none strategy = threshold<tau = 0.5, k_min = 0>
@@ -152,9 +152,9 @@ func.func @main() {
   %i8d = tensor.cast %i8 : tensor<1x2xi32> to tensor<?x?xi32>
   %w8d = tensor.cast %w8 : tensor<1x2xf32> to tensor<?x?xf32>
   call @print(%i8d, %w8d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}-1,   -1]]
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}0,   0]]
 
   // ---- softmax with +inf: exp(l - max) has inf - inf = NaN, so the whole row
@@ -167,9 +167,9 @@ func.func @main() {
   %i9d = tensor.cast %i9 : tensor<1x2xi32> to tensor<?x?xi32>
   %w9d = tensor.cast %w9 : tensor<1x2xf32> to tensor<?x?xf32>
   call @print(%i9d, %w9d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}0,   1]]
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}{{-?}}nan,   {{-?}}nan]]
   // ---- expert_choice with NaN scores (NaN ranks last), 2 experts, T = 3,
   //      K = 2, cf = 0.5: C = min(3, ceil(0.5 * 3 / 2)) = ceil(0.75) = 1.
@@ -183,11 +183,11 @@ func.func @main() {
   %iad = tensor.cast %ia : tensor<3x2xi32> to tensor<?x?xi32>
   %wad = tensor.cast %wa : tensor<3x2xf32> to tensor<?x?xf32>
   call @print(%iad, %wad) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   -1],
   // CHECK-NEXT: [0,   -1],
   // CHECK-NEXT: [-1,   -1]]
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [0,   0],
   // CHECK-NEXT: [0,   0]]
@@ -203,11 +203,11 @@ func.func @main() {
   %ibd = tensor.cast %ib : tensor<3x2xi32> to tensor<?x?xi32>
   %wbd = tensor.cast %wb : tensor<3x2xf32> to tensor<?x?xf32>
   call @print(%ibd, %wbd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [1,   0]]
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   {{-?}}nan],
   // CHECK-NEXT: [0,   {{-?}}nan],
   // CHECK-NEXT: [0,   -1]]
@@ -220,7 +220,7 @@ func.func @main() {
       : tensor<3x1xf32> -> tensor<3x1xi32>, tensor<3x1xf32>
   %icu = tensor.cast %ic : tensor<3x1xi32> to tensor<*xi32>
   call @printMemrefI32(%icu) : (tensor<*xi32>) -> ()
-  // CHECK: sizes = [3, 1]
+  // CHECK-LABEL: sizes = [3, 1]
   // CHECK-NEXT: {{\[\[}}0],
   // CHECK-NEXT: [0],
   // CHECK-NEXT: [0]]
@@ -237,9 +237,9 @@ func.func @main() {
   %igd = tensor.cast %ig : tensor<1x3xi32> to tensor<?x?xi32>
   %wgd = tensor.cast %wg : tensor<1x3xf32> to tensor<?x?xf32>
   call @print(%igd, %wgd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 3]
+  // CHECK-LABEL: sizes = [1, 3]
   // CHECK-NEXT: {{\[\[}}4,   5,   0]]
-  // CHECK: sizes = [1, 3]
+  // CHECK-LABEL: sizes = [1, 3]
   // CHECK-NEXT: {{\[\[}}2,   2,   1]]
   return
 }

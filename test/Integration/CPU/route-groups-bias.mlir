@@ -36,12 +36,12 @@ func.func @main() {
   %gid = tensor.cast %gi : tensor<4x2xi32> to tensor<?x?xi32>
   %gwd = tensor.cast %gw : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%gid, %gwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [3,   4],
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [3,   4]]
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [3,   2],
   // CHECK-NEXT: [3,   3],
   // CHECK-NEXT: [1,   1],
@@ -66,11 +66,11 @@ func.func @main() {
   %bid = tensor.cast %bi : tensor<3x2xi32> to tensor<?x?xi32>
   %bwd = tensor.cast %bw : tensor<3x2xf32> to tensor<?x?xf32>
   call @print(%bid, %bwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [3,   2],
   // CHECK-NEXT: [2,   0]]
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [2,   0.5],
   // CHECK-NEXT: [2.5,   0],
   // CHECK-NEXT: [1.25,   1.25]]
@@ -90,10 +90,10 @@ func.func @main() {
   %cid = tensor.cast %ci : tensor<2x2xi32> to tensor<?x?xi32>
   %cwd = tensor.cast %cw : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%cid, %cwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [1,   0]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0.5,   0.5],
   // CHECK-NEXT: [1,   0]]
   return

@@ -37,13 +37,13 @@ func.func @main() {
   %si_d = tensor.cast %si : tensor<5x2xi32> to tensor<?x?xi32>
   %sw_d = tensor.cast %sw : tensor<5x2xf32> to tensor<?x?xf32>
   call @print(%si_d, %sw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [5, 2]
+  // CHECK-LABEL: sizes = [5, 2]
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [0,   1]]
-  // CHECK: sizes = [5, 2]
+  // CHECK-LABEL: sizes = [5, 2]
   // CHECK-NEXT: [0.375,   0.375],
   // CHECK-NEXT: [0.6,   0.2],
   // CHECK-NEXT: [0.25,   0.25],
@@ -63,10 +63,10 @@ func.func @main() {
   %ai_d = tensor.cast %ai : tensor<2x2xi32> to tensor<?x?xi32>
   %aw_d = tensor.cast %aw : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%ai_d, %aw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0,   2],
   // CHECK-NEXT: [-1,   -1]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0.428571,   0.428571],
   // CHECK-NEXT: [0,   0]]
 
@@ -85,11 +85,11 @@ func.func @main() {
   %gi_d = tensor.cast %gi : tensor<?x2xi32> to tensor<?x?xi32>
   %gw_d = tensor.cast %gw : tensor<?x2xf32> to tensor<?x?xf32>
   call @print(%gi_d, %gw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [2,   0],
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [0,   2]]
-  // CHECK: sizes = [3, 2]
+  // CHECK-LABEL: sizes = [3, 2]
   // CHECK-NEXT: [1,   0.5],
   // CHECK-NEXT: [0.5,   0.5],
   // CHECK-NEXT: [0.75,   0.5]]
@@ -104,9 +104,9 @@ func.func @main() {
   %ni_d = tensor.cast %ni : tensor<1x2xi32> to tensor<?x?xi32>
   %nw_d = tensor.cast %nw : tensor<1x2xf32> to tensor<?x?xf32>
   call @print(%ni_d, %nw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}1,   0]]
-  // CHECK: sizes = [1, 2]
+  // CHECK-LABEL: sizes = [1, 2]
   // CHECK-NEXT: {{\[\[}}1.8,   1.2]]
   return
 }

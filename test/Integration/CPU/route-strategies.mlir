@@ -31,12 +31,12 @@ func.func @main() {
   %pi_d = tensor.cast %pi : tensor<4x3xi32> to tensor<?x?xi32>
   %pw_d = tensor.cast %pw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%pi_d, %pw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [1,   -1,   -1],
   // CHECK-NEXT: [0,   1,   -1],
   // CHECK-NEXT: [0,   1,   2],
   // CHECK-NEXT: [0,   1,   -1]]
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [0.625,   0,   0],
   // CHECK-NEXT: [0.375,   0.25,   0],
   // CHECK-NEXT: [0.125,   0.125,   0.125],
@@ -53,10 +53,10 @@ func.func @main() {
   %p1i_d = tensor.cast %p1i : tensor<2x2xi32> to tensor<?x?xi32>
   %p1w_d = tensor.cast %p1w : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%p1i_d, %p1w_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [1,   0]]
-  // CHECK: sizes = [2, 2]
+  // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [3,   2]]
 
@@ -77,12 +77,12 @@ func.func @main() {
   %ai_d = tensor.cast %ai : tensor<4x4xi32> to tensor<?x?xi32>
   %aw_d = tensor.cast %aw : tensor<4x4xf32> to tensor<?x?xf32>
   call @print(%ai_d, %aw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 4]
+  // CHECK-LABEL: sizes = [4, 4]
   // CHECK-NEXT: [0,   3,   1,   -1],
   // CHECK-NEXT: [-1,   -1,   -1,   -1],
   // CHECK-NEXT: [1,   2,   3,   -1],
   // CHECK-NEXT: [1,   3,   -1,   -1]]
-  // CHECK: sizes = [4, 4]
+  // CHECK-LABEL: sizes = [4, 4]
   // CHECK-NEXT: [1,   0.875,   0.75,   0],
   // CHECK-NEXT: [0,   0,   0,   0],
   // CHECK-NEXT: [1,   1,   0.75,   0],
@@ -104,12 +104,12 @@ func.func @main() {
   %ti_d = tensor.cast %ti : tensor<4x3xi32> to tensor<?x?xi32>
   %tw_d = tensor.cast %tw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%ti_d, %tw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [1,   2,   -1],
   // CHECK-NEXT: [3,   1,   -1],
   // CHECK-NEXT: [0,   1,   2],
   // CHECK-NEXT: [0,   1,   -1]]
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [0,   -0.25,   0],
   // CHECK-NEXT: [-0.5,   -1,   0],
   // CHECK-NEXT: [1,   1,   1],
@@ -132,12 +132,12 @@ func.func @main() {
   %di_d = tensor.cast %di : tensor<?x2xi32> to tensor<?x?xi32>
   %dw_d = tensor.cast %dw : tensor<?x2xf32> to tensor<?x?xf32>
   call @print(%di_d, %dw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [-1,   -1],
   // CHECK-NEXT: [-1,   -1],
   // CHECK-NEXT: [1,   -1],
   // CHECK-NEXT: [1,   2]]
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [0,   0],
   // CHECK-NEXT: [0,   0],
   // CHECK-NEXT: [1,   0],
@@ -161,12 +161,12 @@ func.func @main() {
   %ei_d = tensor.cast %ei : tensor<4x2xi32> to tensor<?x?xi32>
   %ew_d = tensor.cast %ew : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%ei_d, %ew_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [0,   1],
   // CHECK-NEXT: [1,   0],
   // CHECK-NEXT: [-1,   -1],
   // CHECK-NEXT: [-1,   -1]]
-  // CHECK: sizes = [4, 2]
+  // CHECK-LABEL: sizes = [4, 2]
   // CHECK-NEXT: [0.571429,   0.428571],
   // CHECK-NEXT: [0.625,   0.375],
   // CHECK-NEXT: [0,   0],
@@ -187,12 +187,12 @@ func.func @main() {
   %zi_d = tensor.cast %zi : tensor<4x3xi32> to tensor<?x?xi32>
   %zw_d = tensor.cast %zw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%zi_d, %zw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [1,   2,   0],
   // CHECK-NEXT: [0,   1,   3],
   // CHECK-NEXT: [1,   3,   0],
   // CHECK-NEXT: [2,   1,   0]]
-  // CHECK: sizes = [4, 3]
+  // CHECK-LABEL: sizes = [4, 3]
   // CHECK-NEXT: [2,   2,   1],
   // CHECK-NEXT: [-0,   0,   -0],
   // CHECK-NEXT: [1,   0,   {{-?}}nan],

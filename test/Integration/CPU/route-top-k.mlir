@@ -20,9 +20,9 @@ func.func @main() {
   call @printMemrefF32(%uw) : (tensor<*xf32>) -> ()
   return
 }
-// CHECK: rank = 2 offset = 0 sizes = [2, 2]
+// CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 2]
 // CHECK-NEXT: [1,   2],
 // CHECK-NEXT: [2,   3]]
-// CHECK: rank = 2 offset = 0 sizes = [2, 2]
+// CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 2]
 // CHECK-NEXT: [0.6,   0.4],
 // CHECK-NEXT: [1,   0]]

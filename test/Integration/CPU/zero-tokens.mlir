@@ -16,7 +16,7 @@ func.func @main() {
   %l = moe.gate %x, %wr : tensor<?x2xf32>, tensor<2x4xf32> -> tensor<?x4xf32>
   %ul = tensor.cast %l : tensor<?x4xf32> to tensor<*xf32>
   call @printMemrefF32(%ul) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 4]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 4]
 
   // route with capacity over <compute = 3, null = 1>, K = 2:
   // C = ceil(1.0 * 0 * 2 / 3) = 0, nothing to keep -> ids, weights [0, 2]
@@ -27,8 +27,8 @@ func.func @main() {
   %uw = tensor.cast %w : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefI32(%ui) : (tensor<*xi32>) -> ()
   call @printMemrefF32(%uw) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // expert_choice over 4 compute experts: C = min(0, ceil(2 * 0 / 4)) = 0
   %eids, %ew = moe.route %l experts = <compute = 4> k = 2 scoring = none
@@ -36,7 +36,7 @@ func.func @main() {
       : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   %uei = tensor.cast %eids : tensor<?x2xi32> to tensor<*xi32>
   call @printMemrefI32(%uei) : (tensor<*xi32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // dispatch: R = 0 rows, offsets [0, 0, 0, 0], slot_rows [0, 2]
   %rows, %off, %sr = moe.dispatch %x, %ids num_experts = 3
@@ -47,10 +47,10 @@ func.func @main() {
   call @printMemrefF32(%ur) : (tensor<*xf32>) -> ()
   call @printMemrefI32(%uo) : (tensor<*xi32>) -> ()
   call @printMemrefI32(%us) : (tensor<*xi32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
-  // CHECK: rank = 1 offset = 0 sizes = [4]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 1 offset = 0 sizes = [4]
   // CHECK-NEXT: [0,  0,  0,  0]
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // expert_ffn on R = 0 rows -> sizes [0, 2]
   %wu = arith.constant dense<1.0> : tensor<3x2x2xf32>
@@ -60,7 +60,7 @@ func.func @main() {
       activation = silu gated : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
   %uy = tensor.cast %yr : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uy) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // combine -> sizes [0, 2]
   %out = moe.combine %yr, %sr, %ids, %w, %x experts = <compute = 3, null = 1>
@@ -68,13 +68,13 @@ func.func @main() {
         tensor<?x2xf32> -> tensor<?x2xf32>
   %uc = tensor.cast %out : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uc) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // aux_loss with T = 0: no valid slot, P = 0 / max(1, 0) -> L = 0
   %loss = moe.aux_loss %l, %ids : tensor<?x4xf32>, tensor<?x2xi32> -> tensor<f32>
   %ux = tensor.cast %loss : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%ux) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 0
+  // CHECK-LABEL: rank = 0
   // CHECK-NEXT: [0]
 
   // the whole layer with T = 0 -> sizes [0, 2]
@@ -85,6 +85,6 @@ func.func @main() {
       : tensor<?x2xf32> -> tensor<?x2xf32>
   %uyl = tensor.cast %yl : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uyl) : (tensor<*xf32>) -> ()
-  // CHECK: rank = 2 offset = 0 sizes = [0, 2]
+  // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
   return
 }
