@@ -6,12 +6,16 @@
 //
 // Each expert's FFN on its segment of rows, whose bounds come from the
 // (sanitised) offsets: an expert without rows runs no iteration and reads
-// none of its weights. Matmuls accumulate in f32; with f16/bf16 rows every
-// intermediate is rounded to the rows' type, as the contract says.
+// none of its weights. The segment is processed in chunks of up to 256 rows:
+// up (and gate) projections of the chunk with the register-blocked kernel
+// (MatmulKernel.cpp) into f32 scratch [256, F], the activation over the
+// scratch, then the down projection into the output rows. Matmuls
+// accumulate in f32; with f16/bf16 rows every intermediate is rounded to the
+// rows' type, as the contract says.
 //
 // With instrumentation, counters[e][0] counts the rows expert e processes
-// and counters[e][1] the multiply-adds its inner loops execute (their trip
-// counts, added each time one runs).
+// and counters[e][1] the multiply-adds its register blocks execute (rows x
+// columns x depth, added as each block finishes).
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,6 +64,10 @@ static Value emitActivation(LoopEmitter &e, Activation activation, Value x) {
   llvm_unreachable("unknown activation");
 }
 
+/// Rows of an expert's segment processed together (their f32 scratch is
+/// [256, F]).
+static constexpr int64_t kChunkRows = 256;
+
 /// A public global holding the counters of one instrumented FFN op.
 static Value getCounters(LoopEmitter &e, Operation *op, int64_t numExperts) {
   auto module = op->getParentOfType<ModuleOp>();
@@ -84,11 +92,13 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
     LoopEmitter e(rewriter, op.getLoc());
     Value rows = e.buffer(adaptor.getRows());
     Value rawOffsets = e.buffer(adaptor.getOffsets());
-    Value wUp = e.buffer(adaptor.getWUp());
-    Value wDown = e.buffer(adaptor.getWDown());
-    Value wGate = adaptor.getWGate() ? e.buffer(adaptor.getWGate()) : Value();
-    Value bUp = adaptor.getBUp() ? e.buffer(adaptor.getBUp()) : Value();
-    Value bDown = adaptor.getBDown() ? e.buffer(adaptor.getBDown()) : Value();
+    Value wUp = e.unitStrideBuffer(adaptor.getWUp());
+    Value wDown = e.unitStrideBuffer(adaptor.getWDown());
+    Value wGate =
+        adaptor.getWGate() ? e.unitStrideBuffer(adaptor.getWGate()) : Value();
+    Value bUp = adaptor.getBUp() ? e.unitStrideBuffer(adaptor.getBUp()) : Value();
+    Value bDown =
+        adaptor.getBDown() ? e.unitStrideBuffer(adaptor.getBDown()) : Value();
     bool gated = op.getGated();
     Activation activation = op.getActivation();
 
@@ -133,12 +143,12 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
       Type f32 = e.b.getF32Type();
-      Value up = e.alloc(f32, {ShapedType::kDynamic}, ffn);
-      Value gate = gated ? e.alloc(f32, {ShapedType::kDynamic}, ffn) : Value();
-      Value down = e.alloc(f32, {ShapedType::kDynamic}, hidden);
+      Value chunk = e.index(kChunkRows);
+      int64_t dyn = ShapedType::kDynamic;
+      Value up = e.alloc(f32, {kChunkRows, dyn}, ffn);
+      Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, ffn) : Value();
       Value zero = e.index(0);
       Value one = e.index(1);
-      Value zeroF = e.f32(0.0f);
 
       e.loop(zero, numExperts, [&](Value expert) {
         Value begin = e.load(offsets, expert);
@@ -148,46 +158,77 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
           Value current = e.load(counters, {expert, idx});
           e.store(e.add(current, e.toI64(amount)), counters, {expert, idx});
         };
-        auto countMacsFn = [&](Value tripCount) { count(1, tripCount); };
-        function_ref<void(Value)> countMacs = nullptr;
         if (counters)
-          countMacs = countMacsFn;
+          count(0, e.sub(end, begin));
+        auto countMacs = [&](Value depth) {
+          return [&, depth](Value rows, Value columns) {
+            count(1, e.mul(e.mul(rows, columns), depth));
+          };
+        };
 
-        e.loop(begin, end, [&](Value r) {
+        Value chunks = arith::CeilDivUIOp::create(e.b, e.sub(end, begin), chunk);
+        e.loop(zero, chunks, [&](Value c) {
+          Value first = e.add(begin, e.mul(c, chunk));
+          Value last = e.minSI(e.add(first, chunk), end);
+          auto local = [&, first](Value r) { return e.sub(r, first); };
+
+          // Up (and gate) projections of the chunk's rows into the scratch.
+          RowMatmul project;
+          project.a = rows;
+          project.bPrefix = {expert};
+          project.rowBegin = first;
+          project.rowEnd = last;
+          project.depth = hidden;
+          project.n = ffn;
+          project.rowOfC = local;
           if (counters)
-            count(0, one);
-          auto rowAt = [&](Value h) { return e.load(rows, {r, h}); };
-          e.fill(up, zeroF, zero, ffn);
-          emitAccumulateRowTimesMatrix(e, up, rowAt, wUp, {expert}, hidden, ffn,
-                                       countMacs);
-          if (gated) {
-            e.fill(gate, zeroF, zero, ffn);
-            emitAccumulateRowTimesMatrix(e, gate, rowAt, wGate, {expert},
-                                         hidden, ffn, countMacs);
-            e.loop(zero, ffn, [&](Value f) {
-              Value g = round(e.load(gate, f));
-              Value u = round(e.load(up, f));
-              Value a = round(emitActivation(e, activation, g));
-              e.store(round(e.mul(a, u)), up, f);
-            });
-          } else {
-            e.loop(zero, ffn, [&](Value f) {
-              Value a = e.load(up, f);
-              if (bUp)
-                a = e.add(a, e.toF32(e.load(bUp, {expert, f})));
-              e.store(round(emitActivation(e, activation, round(a))), up, f);
-            });
+            project.afterBlock = countMacs(hidden);
+          project.b = wUp;
+          project.c = up;
+          if (!gated && bUp) {
+            project.bias = bUp;
+            project.biasPrefix = {expert};
           }
-          e.fill(down, zeroF, zero, hidden);
-          emitAccumulateRowTimesMatrix(
-              e, down, [&](Value f) { return e.load(up, f); }, wDown, {expert},
-              ffn, hidden, countMacs);
-          e.loop(zero, hidden, [&](Value h) {
-            Value y = e.load(down, h);
-            if (bDown)
-              y = e.add(y, e.toF32(e.load(bDown, {expert, h})));
-            e.store(e.castFloat(y, rowType), out, {r, h});
+          emitRowMatmul(e, project);
+          if (gated) {
+            project.b = wGate;
+            project.c = gate;
+            emitRowMatmul(e, project);
+          }
+
+          // The activation, element by element over the scratch.
+          e.loop(zero, e.sub(last, first), [&](Value r) {
+            e.loop(zero, ffn, [&](Value f) {
+              if (gated) {
+                Value g = round(e.load(gate, {r, f}));
+                Value u = round(e.load(up, {r, f}));
+                Value a = round(emitActivation(e, activation, g));
+                e.store(round(e.mul(a, u)), up, {r, f});
+              } else {
+                Value a = round(e.load(up, {r, f}));
+                e.store(round(emitActivation(e, activation, a)), up, {r, f});
+              }
+            });
           });
+
+          // Down projection into the chunk's output rows.
+          RowMatmul down;
+          down.a = up;
+          down.rowOfA = local;
+          down.b = wDown;
+          down.bPrefix = {expert};
+          down.c = out;
+          down.rowBegin = first;
+          down.rowEnd = last;
+          down.depth = ffn;
+          down.n = hidden;
+          if (bDown) {
+            down.bias = bDown;
+            down.biasPrefix = {expert};
+          }
+          if (counters)
+            down.afterBlock = countMacs(ffn);
+          emitRowMatmul(e, down);
         });
       });
       // Rows that belong to no expert are zero.

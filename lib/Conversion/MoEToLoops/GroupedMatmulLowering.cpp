@@ -29,14 +29,13 @@ struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
     Value lhs = e.buffer(adaptor.getLhs());
-    Value rhs = e.buffer(adaptor.getRhs());
+    Value rhs = e.unitStrideBuffer(adaptor.getRhs());
     Value rawOffsets = e.buffer(adaptor.getOffsets());
     Value numRows = e.dim(lhs, 0);
     Value depth = e.dim(lhs, 1);
     Value numGroups = e.dim(rhs, 0);
     Value n = e.dim(rhs, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
-    Type resultElement = resultType.getElementType();
     SizeConstraints sizes;
     sizes.equal(e, lhs, 1, rhs, 1);
     sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
@@ -44,24 +43,19 @@ struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
       Value out = e.allocShaped(resultType, {numRows, n});
       Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
 
-      Value zero = e.index(0);
-      Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, n);
-      Value zeroF = e.f32(0.0f);
-      e.loop(zero, numGroups, [&](Value group) {
-        Value begin = e.load(offsets, group);
-        Value end = e.load(offsets, e.add(group, e.index(1)));
-        e.loop(begin, end, [&](Value r) {
-          e.fill(acc, zeroF, zero, n);
-          emitAccumulateRowTimesMatrix(
-              e, acc,
-              [&](Value kd) {
-                return e.load(lhs, {r, kd});
-              },
-              rhs, {group}, depth, n);
-          e.loop(zero, n, [&](Value j) {
-            e.store(e.castFloat(e.load(acc, j), resultElement), out, {r, j});
-          });
-        });
+      // Each group's rows times its matrix, with the shared register-blocked
+      // kernel; a group without rows runs no block and reads no weight.
+      e.loop(e.index(0), numGroups, [&](Value group) {
+        RowMatmul matmul;
+        matmul.a = lhs;
+        matmul.b = rhs;
+        matmul.bPrefix = {group};
+        matmul.c = out;
+        matmul.rowBegin = e.load(offsets, group);
+        matmul.rowEnd = e.load(offsets, e.add(group, e.index(1)));
+        matmul.depth = depth;
+        matmul.n = n;
+        emitRowMatmul(e, matmul);
       });
       // Rows that belong to no group are zero.
       emitZeroRows(e, out, e.load(offsets, numGroups), numRows);

@@ -16,6 +16,8 @@
 
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
 
+#include <functional>
+
 namespace mlir {
 namespace moe {
 namespace detail {
@@ -30,21 +32,14 @@ void populateExpertFFNLowering(RewritePatternSet &patterns,
 void populateCombineLowering(RewritePatternSet &patterns);
 void populateAuxLossLowering(RewritePatternSet &patterns);
 
-/// `acc[0:n] += lhsAt(k) * matrix[prefix..., k, 0:n]` for `k` in `[0, depth)`,
-/// in f32 (the matrix elements are extended to f32). `afterRow`, when given,
-/// runs after each inner loop with that loop's trip count (instrumentation).
-void emitAccumulateRowTimesMatrix(LoopEmitter &e, Value acc,
-                                  function_ref<Value(Value)> lhsAt,
-                                  Value matrix, ValueRange prefix, Value depth,
-                                  Value n,
-                                  function_ref<void(Value)> afterRow = nullptr);
-
 /// `c[rowOfC(r), 0:n] = a[rowOfA(r), 0:depth] @ b[bPrefix..., 0:depth, 0:n]
 /// (+ bias[biasPrefix..., 0:n])` for r in [rowBegin, rowEnd), accumulated in
 /// f32 with fused multiply-adds in k order from 0 (MatmulKernel.cpp): the
 /// value of every element is independent of the blocking. Rows of `a` and
 /// `c` default to r. `b`, `bias` and `c` need a unit innermost stride
-/// (LoopEmitter::buffer and alloc give one).
+/// (LoopEmitter::unitStrideBuffer and alloc give one). `afterBlock(rows,
+/// columns)`, when set, runs after each register block with its size
+/// (instrumentation: rows * columns * depth multiply-adds were executed).
 struct RowMatmul {
   Value a, b, c;
   SmallVector<Value> bPrefix;
@@ -52,6 +47,7 @@ struct RowMatmul {
   SmallVector<Value> biasPrefix;
   Value rowBegin, rowEnd, depth, n;
   std::function<Value(Value)> rowOfA, rowOfC;
+  std::function<void(Value, Value)> afterBlock;
 };
 void emitRowMatmul(LoopEmitter &e, const RowMatmul &matmul);
 

@@ -4,20 +4,25 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The matmul that the router (moe.gate, the fused moe.route_dispatch) uses:
+// The matmul of the router (moe.gate, the fused moe.route_dispatch) and of
+// the expert FFNs (moe.expert_ffn, moe.grouped_matmul):
 //
-//   for each block of 4 rows, for each block of 32 (or 16) columns:
-//     8 (or 4) vector<16xf32> accumulators live in registers across the
-//     whole depth loop: per k, one or two vector loads of the matrix row, one
-//     broadcast per row, one vector.fma per accumulator
-//   the columns past the last 16-wide block form one masked block (masked
-//   loads and stores: nothing outside the matrix is touched); rows past the
-//   last 4-row block use blocks of one row.
+//   for each chunk of up to 256 rows (its A rows stay in L2):
+//     for each panel of 32 columns (then one of 16, then one masked):
+//       for each block of 8 rows (then one of 4, then single rows):
+//         rows x (panel / 16) vector<16xf32> accumulators live in registers
+//         across the whole depth loop: per k, the panel's vector loads of
+//         B, one broadcast per row of A, one vector.fma per accumulator
+//
+// The panel of B ([depth, 32], 128 KiB at depth 1024) is reused by every row
+// block of the chunk from L2; an 8x32 block keeps 16 accumulators, enough
+// independent FMA chains to cover the FMA latency of two pipes. The masked
+// panel touches nothing outside the matrix.
 //
 // Every output element is `fma(a[k], b[k], ...)` over k = 0, 1, ... from
-// 0.0, then `+ bias`: the blocking never changes the value, so two
-// lowerings that share this kernel (moe.gate and moe.route_dispatch) give
-// bit-identical results whatever their tiles.
+// 0.0, then `+ bias`: the blocking never changes the value, so lowerings
+// that share this kernel (moe.gate and moe.route_dispatch) agree bit for
+// bit whatever their tiles.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,10 +37,13 @@ using namespace mlir::moe::detail;
 namespace {
 /// f32 lanes of one vector.
 constexpr int64_t kLanes = 16;
-/// Rows of one register block.
-constexpr int64_t kRowBlock = 4;
-/// Vectors per row of a full register block (its columns: 32).
-constexpr int64_t kVectors = 2;
+/// Vectors per row of a full panel (32 columns).
+constexpr int64_t kPanelVectors = 2;
+/// Rows of the largest register block, then of the next one.
+constexpr int64_t kBigRows = 8;
+constexpr int64_t kMidRows = 4;
+/// Rows per L2 chunk.
+constexpr int64_t kChunkRows = 256;
 
 class MatmulEmitter {
 public:
@@ -44,36 +52,54 @@ public:
         vectorType(VectorType::get({kLanes}, e.b.getF32Type())) {}
 
   void emit() {
-    Value four = e.index(kRowBlock);
-    Value count = e.sub(m.rowEnd, m.rowBegin);
-    Value blocks = arith::DivUIOp::create(e.b, count, four);
-    e.loop(e.index(0), blocks, [&](Value block) {
-      emitRows(e.add(m.rowBegin, e.mul(block, four)), kRowBlock);
+    Value chunk = e.index(kChunkRows);
+    Value chunks = arith::CeilDivUIOp::create(
+        e.b, e.sub(m.rowEnd, m.rowBegin), chunk);
+    e.loop(e.index(0), chunks, [&](Value c) {
+      Value begin = e.add(m.rowBegin, e.mul(c, chunk));
+      Value end = e.minSI(e.add(begin, chunk), m.rowEnd);
+      emitChunk(begin, end);
     });
-    e.loop(e.add(m.rowBegin, e.mul(blocks, four)), m.rowEnd,
-           [&](Value row) { emitRows(row, 1); });
   }
 
 private:
-  /// Rows [row, row + rows) over all columns.
-  void emitRows(Value row, int64_t rows) {
-    Value wide = e.index(kLanes * kVectors);
+  /// Rows [begin, end) over all columns, panel by panel.
+  void emitChunk(Value begin, Value end) {
+    Value wide = e.index(kLanes * kPanelVectors);
     Value narrow = e.index(kLanes);
-    Value wideBlocks = arith::DivUIOp::create(e.b, m.n, wide);
-    e.loop(e.index(0), wideBlocks, [&](Value block) {
-      emitBlock(row, rows, e.mul(block, wide), kVectors, Value());
+    Value panels = arith::DivUIOp::create(e.b, m.n, wide);
+    e.loop(e.index(0), panels, [&](Value p) {
+      emitPanel(begin, end, e.mul(p, wide), kPanelVectors, Value());
     });
-    Value done = e.mul(wideBlocks, wide);
+    Value done = e.mul(panels, wide);
     Value narrowEnd = e.mul(arith::DivUIOp::create(e.b, m.n, narrow), narrow);
-    // At most one 16-wide block is left.
+    // At most one 16-wide panel is left, then fewer than 16 columns.
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, done, narrowEnd),
-             [&] { emitBlock(row, rows, done, 1, Value()); });
+             [&] { emitPanel(begin, end, done, 1, Value()); });
     Value rest = e.sub(m.n, narrowEnd);
     e.ifThen(e.cmpi(arith::CmpIPredicate::ne, rest, e.index(0)), [&] {
       auto maskType = VectorType::get({kLanes}, e.b.getI1Type());
       Value mask = vector::CreateMaskOp::create(e.b, maskType, rest);
-      emitBlock(row, rows, narrowEnd, 1, mask);
+      emitPanel(begin, end, narrowEnd, 1, mask);
     });
+  }
+
+  /// One panel (`vectors` x 16 columns at `col`) for rows [begin, end):
+  /// blocks of 8 rows, then at most one of 4, then single rows.
+  void emitPanel(Value begin, Value end, Value col, int64_t vectors,
+                 Value mask) {
+    Value big = e.index(kBigRows);
+    Value bigBlocks = arith::DivUIOp::create(e.b, e.sub(end, begin), big);
+    e.loop(e.index(0), bigBlocks, [&](Value b) {
+      emitBlock(e.add(begin, e.mul(b, big)), kBigRows, col, vectors, mask);
+    });
+    Value next = e.add(begin, e.mul(bigBlocks, big));
+    Value mid = e.index(kMidRows);
+    Value hasMid = e.cmpi(arith::CmpIPredicate::sge, e.sub(end, next), mid);
+    e.ifThen(hasMid, [&] { emitBlock(next, kMidRows, col, vectors, mask); });
+    Value singles = e.select(hasMid, e.add(next, mid), next);
+    e.loop(singles, end,
+           [&](Value row) { emitBlock(row, 1, col, vectors, mask); });
   }
 
   /// A register block: `rows` x `vectors` accumulators at column `col`;
@@ -86,6 +112,11 @@ private:
     SmallVector<Value> cols;
     for (int64_t v = 0; v < vectors; ++v)
       cols.push_back(e.add(col, e.index(v * kLanes)));
+    SmallVector<Value> aRows;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value rowR = e.add(row, e.index(r));
+      aRows.push_back(m.rowOfA ? m.rowOfA(rowR) : rowR);
+    }
     SmallVector<Value> sums = e.loop(
         e.index(0), m.depth, inits, [&](Value k, ValueRange acc) {
           SmallVector<Value> b;
@@ -94,21 +125,32 @@ private:
           SmallVector<Value> next;
           for (int64_t r = 0; r < rows; ++r) {
             Value a = vector::BroadcastOp::create(
-                e.b, vectorType, loadA(e.add(row, e.index(r)), k));
+                e.b, vectorType, e.toF32(e.load(m.a, {aRows[r], k})));
             for (int64_t v = 0; v < vectors; ++v)
               next.push_back(vector::FMAOp::create(e.b, a, b[v],
                                                    acc[r * vectors + v]));
           }
           return next;
         });
+    SmallVector<Value> bias;
+    if (m.bias)
+      for (Value c : cols)
+        bias.push_back(loadVector(m.bias, m.biasPrefix, {c}, mask));
     for (int64_t r = 0; r < rows; ++r) {
-      Value outRow = rowOfC(e.add(row, e.index(r)));
+      Value rowR = e.add(row, e.index(r));
+      Value outRow = m.rowOfC ? m.rowOfC(rowR) : rowR;
       for (int64_t v = 0; v < vectors; ++v) {
         Value sum = sums[r * vectors + v];
         if (m.bias)
-          sum = e.add(sum, loadVector(m.bias, m.biasPrefix, {cols[v]}, mask));
+          sum = e.add(sum, bias[v]);
         storeVector(sum, outRow, cols[v], mask);
       }
+    }
+    if (m.afterBlock) {
+      Value width = e.index(vectors * kLanes);
+      if (mask)
+        width = e.minSI(width, e.sub(m.n, col));
+      m.afterBlock(e.index(rows), width);
     }
   }
 
@@ -117,13 +159,6 @@ private:
     all.append(rest.begin(), rest.end());
     return all;
   }
-
-  Value loadA(Value row, Value k) {
-    Value aRow = m.rowOfA ? m.rowOfA(row) : row;
-    return e.toF32(e.load(m.a, {aRow, k}));
-  }
-
-  Value rowOfC(Value row) { return m.rowOfC ? m.rowOfC(row) : row; }
 
   /// 16 consecutive elements of the innermost dimension, in f32 (the lanes
   /// off `mask` are not read and are 0).

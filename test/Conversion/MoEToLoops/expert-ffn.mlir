@@ -1,13 +1,18 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops="instrument-ffn" --canonicalize --cse | FileCheck %s --check-prefix=COUNT
 
-// The FFN loops over experts, and over each expert's rows with bounds loaded
-// from the sanitised offsets: an expert without rows runs no iteration, and
-// its weights are read only inside that row loop. Rows past offsets[E] are
-// zeroed. Nothing iterates over T*K slots.
+// The FFN loops over experts; each expert's rows, bounded by the sanitised
+// offsets, go through in chunks of up to 256: an expert without rows runs no
+// chunk, so no block of the register-blocked matmul reads its weights. Rows
+// past offsets[E] are zeroed. Nothing iterates over T*K slots.
 // CHECK-LABEL: func.func @ffn
 // CHECK-SAME: (%[[ROWS:.*]]: tensor<?x8xf32>, %[[OFF:.*]]: tensor<5xi32>, %[[WU:.*]]: tensor<4x8x16xf32>, %[[WD:.*]]: tensor<4x16x8xf32>)
+// The weights need a unit innermost stride (checked at run time).
+// CHECK:      %[[WUANY:.*]] = bufferization.to_buffer %[[WU]]
+// CHECK:      %[[WUBUF:.*]] = scf.if %{{.*}} -> (memref<4x8x16xf32, strided<[?, ?, 1], offset: ?>>)
+// CHECK:      %[[WDBUF:.*]] = scf.if %{{.*}} -> (memref<4x16x8xf32, strided<[?, ?, 1], offset: ?>>)
 // CHECK:      %[[R:.*]] = tensor.dim %[[ROWS]], %c0
+// CHECK:      %[[OUT:.*]] = memref.alloc(%[[R]]) : memref<?x8xf32>
 // Sanitised offsets: o[0] = 0, o[e+1] = clamp(o[e+1], o[e], R).
 // CHECK:      %[[SAFE:.*]] = memref.alloc() : memref<5xindex>
 // CHECK:      memref.store %c0, %[[SAFE]][%c0]
@@ -18,19 +23,30 @@
 // CHECK:        %[[LOW:.*]] = arith.maxsi %[[IDX]], %[[PREV]]
 // CHECK:        %[[CLAMPED:.*]] = arith.minsi %[[LOW]], %[[R]]
 // CHECK:        memref.store %[[CLAMPED]], %[[SAFE]]
-// The expert loop; the row loop runs from offsets[e] to offsets[e+1].
+// The f32 scratch of one chunk's hidden activations.
+// CHECK:      %[[UP:.*]] = memref.alloc() : memref<256x16xf32>
+// The expert loop; chunks of its rows [offsets[e], offsets[e+1]).
 // CHECK:      scf.for %[[E:.*]] = %c0 to %c4
 // CHECK:        %[[BEGIN:.*]] = memref.load %[[SAFE]][%[[E]]]
 // CHECK:        %[[END:.*]] = memref.load %[[SAFE]][
-// CHECK:        scf.for %[[ROW:.*]] = %[[BEGIN]] to %[[END]]
-// CHECK:          tensor.extract %[[ROWS]][%[[ROW]],
-// CHECK:          tensor.extract %[[WU]][%[[E]],
-// CHECK:          tensor.extract %[[WD]][%[[E]],
-// CHECK:        }
-// CHECK:      }
+// CHECK:        %[[NROWS:.*]] = arith.subi %[[END]], %[[BEGIN]]
+// CHECK:        %[[CHUNKS:.*]] = arith.ceildivui %[[NROWS]], %c256
+// CHECK:        scf.for %{{.*}} = %c0 to %[[CHUNKS]]
+// Up projection: 8-row register blocks, the expert's weights as vectors.
+// CHECK:          scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK:            vector.load %[[WUBUF]][%[[E]], %{{.*}}, %c0]
+// CHECK:            tensor.extract %[[ROWS]]
+// CHECK:            vector.fma
+// CHECK:          vector.store %{{.*}}, %[[UP]]
+// The activation (relu) over the scratch.
+// CHECK:          arith.cmpf ogt
+// Down projection into the output rows, 8 columns: one masked panel.
+// CHECK:          vector.maskedload %[[WDBUF]][%[[E]],
+// CHECK:          vector.maskedstore %[[OUT]]
 // CHECK:      %[[USED:.*]] = memref.load %[[SAFE]][%c4]
 // CHECK:      scf.for {{.*}} = %[[USED]] to %[[R]]
-// CHECK-NOT:  tensor.extract %[[WU]]
+// CHECK-NOT:  vector.load %[[WUBUF]]
+// CHECK:      return
 func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
                %wu: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>)
     -> tensor<?x8xf32> {
@@ -40,36 +56,49 @@ func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
   return %y : tensor<?x8xf32>
 }
 
-// Instrumented: a public global of [E, 2] counters (rows, multiply-adds).
+// Instrumented: a public global of [E, 2] counters (rows, multiply-adds):
+// the rows of the expert once, and each register block's rows x columns x
+// depth as it finishes.
 // COUNT: memref.global "public" @moe_ffn_counters_0 : memref<4x2xi64> = dense<0>
 // COUNT-LABEL: func.func @ffn
 // COUNT: %[[C:.*]] = memref.get_global @moe_ffn_counters_0 : memref<4x2xi64>
+// COUNT: memref.alloc() : memref<256x16xf32>
 // COUNT: scf.for %[[E:.*]] = %c0 to %c4
-// COUNT:   scf.for {{.*}} = %{{.*}} to %{{.*}}
-// One row more for this expert ...
-// COUNT:     %[[ROWS:.*]] = memref.load %[[C]][%[[E]], %c0]
-// COUNT:     %[[NEXT:.*]] = arith.addi %[[ROWS]], %c1_i64
-// COUNT:     memref.store %[[NEXT]], %[[C]][%[[E]], %c0]
-// ... and each inner loop's trip count of multiply-adds, added after it ran.
+// COUNT:   %[[BEGIN:.*]] = memref.load
+// COUNT:   %[[END:.*]] = memref.load
+// COUNT:   %[[N:.*]] = arith.subi %[[END]], %[[BEGIN]]
+// COUNT:   %[[ROWS:.*]] = memref.load %[[C]][%[[E]], %c0]
+// COUNT:   %[[N64:.*]] = arith.index_cast %[[N]] : index to i64
+// COUNT:   %[[NEXT:.*]] = arith.addi %[[ROWS]], %[[N64]]
+// COUNT:   memref.store %[[NEXT]], %[[C]][%[[E]], %c0]
+// An 8-row block of the 16-wide up projection, depth 8: 8 * 16 * 8.
+// COUNT:   scf.for
 // COUNT:     scf.for
-// COUNT:       scf.for
-// COUNT:       }
-// COUNT:       %[[MACS:.*]] = memref.load %[[C]][%[[E]], %c1]
-// COUNT:       arith.addi %[[MACS]], %c16_i64
-// COUNT:       memref.store {{.*}}, %[[C]][%[[E]], %c1]
+// COUNT:       vector.fma
+// COUNT:     %[[MACS:.*]] = memref.load %[[C]][%[[E]], %c1]
+// COUNT:     arith.addi %[[MACS]], %c1024_i64
+// COUNT:     memref.store {{.*}}, %[[C]][%[[E]], %c1]
 
 // -----
 
-// Gated (SwiGLU): up and gate projections, then the down projection, all
-// inside the row loop of the expert.
+// Gated (SwiGLU): up and gate projections of the chunk into two scratch
+// buffers, SiLU(gate) * up, then the down projection, all inside the
+// expert's chunk loop.
 // CHECK-LABEL: func.func @swiglu
 // CHECK-SAME: %[[WU:[a-z0-9]+]]: tensor<2x4x6xf32>, %[[WG:[a-z0-9]+]]: tensor<2x4x6xf32>, %[[WD:[a-z0-9]+]]: tensor<2x6x4xf32>
+// CHECK:      %[[WUBUF:.*]] = scf.if
+// CHECK:      %[[WDBUF:.*]] = scf.if
+// CHECK:      %[[WGBUF:.*]] = scf.if
+// CHECK:      %[[UP:.*]] = memref.alloc() : memref<256x6xf32>
+// CHECK:      %[[GATE:.*]] = memref.alloc() : memref<256x6xf32>
 // CHECK:      scf.for %[[E:.*]] = %c0 to %c2
-// CHECK:        scf.for %[[ROW:.*]] = %{{.*}} to %{{.*}}
-// CHECK:          tensor.extract %[[WU]][%[[E]],
-// CHECK:          tensor.extract %[[WG]][%[[E]],
+// CHECK:        scf.for
+// CHECK:          vector.maskedload %[[WUBUF]][%[[E]],
+// CHECK:          vector.maskedstore %[[UP]][
+// CHECK:          vector.maskedload %[[WGBUF]][%[[E]],
+// CHECK:          vector.maskedstore %[[GATE]][
 // CHECK:          math.exp
-// CHECK:          tensor.extract %[[WD]][%[[E]],
+// CHECK:          vector.maskedload %[[WDBUF]][%[[E]],
 func.func @swiglu(%rows: tensor<?x4xf32>, %offsets: tensor<3xi32>,
                   %wu: tensor<2x4x6xf32>, %wg: tensor<2x4x6xf32>,
                   %wd: tensor<2x6x4xf32>) -> tensor<?x4xf32> {

@@ -1,10 +1,10 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
 
-// The router matmul is register blocked: 4 rows x 32 columns (two
+// The matmul is register blocked: 8 rows x 32 columns (two
 // vector<16xf32> per row) accumulate in loop-carried vectors across the
 // whole depth loop, one fused multiply-add per accumulator and step; S = 48
-// leaves one 16-wide block; the bias is added after the sum. Rows past the
-// last block of 4 use blocks of one row.
+// leaves one 16-wide panel; the bias is added after the sum. Rows past the
+// last block of 8 use one block of 4, then blocks of one row.
 // CHECK-LABEL: func.func @gate
 // CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x8xf32>, %[[W:[a-z0-9]+]]: tensor<8x48xf32>, %[[B:[a-z0-9]+]]: tensor<48xf32>)
 // The weights need a unit innermost stride: checked at run time, a buffer
@@ -22,29 +22,36 @@
 // CHECK:      %[[BBUF:.*]] = scf.if %{{.*}} -> (memref<48xf32, strided<[1], offset: ?>>)
 // CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
 // CHECK:      %[[OUT:.*]] = memref.alloc(%[[T]]) : memref<?x48xf32>
-// CHECK:      %[[BLOCKS:.*]] = arith.divui %[[T]], %c4
-// CHECK:      scf.for %[[RB:.*]] = %c0 to %[[BLOCKS]]
-// CHECK:        %[[ROW:.*]] = arith.muli %[[RB]], %c4
-// The 32-wide block (one iteration: S / 32 = 1).
-// CHECK:        %[[ACC:.*]]:8 = scf.for %[[K:.*]] = %c0 to %c8 step %c1 iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
-// CHECK:          %[[B0:.*]] = vector.load %[[WBUF]][%[[K]], %c0]
-// CHECK:          %[[B1:.*]] = vector.load %[[WBUF]][%[[K]], %c16]
-// CHECK:          %[[A0:.*]] = tensor.extract %[[X]][%[[ROW]], %[[K]]]
-// CHECK:          %[[A0V:.*]] = vector.broadcast %[[A0]] : f32 to vector<16xf32>
-// CHECK:          vector.fma %[[A0V]], %[[B0]]
-// CHECK:          vector.fma %[[A0V]], %[[B1]]
-// CHECK-COUNT-6:  vector.fma
-// CHECK:          scf.yield
-// CHECK:        %[[BIAS0:.*]] = vector.load %[[BBUF]][%c0]
-// CHECK:        %[[SUM0:.*]] = arith.addf %[[ACC]]#0, %[[BIAS0]] : vector<16xf32>
-// CHECK:        vector.store %[[SUM0]], %[[OUT]][%[[ROW]], %c0]
-// The 16-wide block at column 32.
-// CHECK:        scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// Chunks of 256 rows; in each, panel by panel, blocks of 8 rows.
+// CHECK:      %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c256
+// CHECK:      scf.for %[[C:.*]] = %c0 to %[[CHUNKS]]
+// CHECK:        %[[FIRST:.*]] = arith.muli %[[C]], %c256
+// The 32-wide panel (S / 32 = 1 panel): 8 rows x 2 vectors = 16 accumulators.
+// CHECK:        %[[BLOCKS:.*]] = arith.divui %{{.*}}, %c8
+// CHECK:        scf.for %[[RB:.*]] = %c0 to %[[BLOCKS]]
+// CHECK:          %[[OFF:.*]] = arith.muli %[[RB]], %c8
+// CHECK:          %[[ROW:.*]] = arith.addi %[[FIRST]], %[[OFF]]
+// CHECK:          %[[ACC:.*]]:16 = scf.for %[[K:.*]] = %c0 to %c8 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}})
+// CHECK:            %[[B0:.*]] = vector.load %[[WBUF]][%[[K]], %c0]
+// CHECK:            %[[B1:.*]] = vector.load %[[WBUF]][%[[K]], %c16]
+// CHECK:            %[[A0:.*]] = tensor.extract %[[X]][%[[ROW]], %[[K]]]
+// CHECK:            %[[A0V:.*]] = vector.broadcast %[[A0]] : f32 to vector<16xf32>
+// CHECK:            vector.fma %[[A0V]], %[[B0]]
+// CHECK:            vector.fma %[[A0V]], %[[B1]]
+// CHECK-COUNT-14:   vector.fma
+// CHECK:            scf.yield
+// CHECK:          %[[BIAS0:.*]] = vector.load %[[BBUF]][%c0]
+// CHECK:          %[[SUM0:.*]] = arith.addf %[[ACC]]#0, %[[BIAS0]] : vector<16xf32>
+// CHECK:          vector.store %[[SUM0]], %[[OUT]][%[[ROW]], %c0]
+// Then at most one block of 4 rows, then single rows.
+// CHECK:        scf.if
+// CHECK:          scf.for {{.*}} iter_args({{.*}}) -> ({{(vector<16xf32>, ){7}vector<16xf32>}})
+// CHECK:        scf.for
+// CHECK:          scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>)
+// The 16-wide panel at column 32: 8 rows x 1 vector.
+// CHECK:        scf.for {{.*}} iter_args({{.*}}) -> ({{(vector<16xf32>, ){7}vector<16xf32>}})
 // CHECK:          vector.load %[[WBUF]][%{{.*}}, %c32]
-// CHECK-COUNT-4:  vector.fma
-// The remaining rows, one at a time.
-// CHECK:      scf.for %{{.*}} = %{{.*}} to %[[T]]
-// CHECK:        scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-8:  vector.fma
 // CHECK-NOT:  math.fma
 // CHECK:      return
 func.func @gate(%x: tensor<?x8xf32>, %w: tensor<8x48xf32>, %b: tensor<48xf32>)

@@ -6,9 +6,10 @@
 // no work for a null or empty slot.
 //  * dispatch: only ids in [0, 8) get a row (the copy of x[t] sits under that
 //    guard); every other slot gets slot_rows = -1;
-//  * FFN: the expert loop has 8 iterations, not 12; each expert's row loop is
-//    bounded by the offsets, and its weights are read only inside it, so an
-//    expert without rows loads no weights and does no FLOPs;
+//  * FFN: the expert loop has 8 iterations, not 12; each expert's rows,
+//    bounded by the offsets, go through in chunks, and its weights are read
+//    only by the matmul blocks of those chunks, so an expert without rows
+//    loads no weights and does no FLOPs;
 //  * combine: a slot contributes only if its id is a compute expert and its
 //    row is valid; with no copy or constant experts x is never read after
 //    dispatch.
@@ -34,17 +35,23 @@
 // CHECK:              memref.store {{.*}}, %[[ROWS]]
 // CHECK:          } else {
 // CHECK:            memref.store %c-1_i32
-// FFN: 8 experts, rows from the sanitised offsets, weights inside the row loop.
+// FFN: 8 experts; an expert's rows [offsets[e], offsets[e+1]) go through in
+// chunks, and its weights are read only by the matmul blocks of those chunks.
+// CHECK:      %[[WUBUF:.*]] = scf.if {{.*}} -> (memref<8x64x128xf32
+// CHECK:      %[[WDBUF:.*]] = scf.if {{.*}} -> (memref<8x128x64xf32
+// CHECK:      %[[WGBUF:.*]] = scf.if {{.*}} -> (memref<8x64x128xf32
 // CHECK:      %[[SAFE:.*]] = memref.alloc() : memref<9xindex>
 // CHECK:      scf.for %{{.*}} = %c0 to %c8
 // CHECK:      scf.for %[[EX:.*]] = %c0 to %c8
 // CHECK:        %[[BEGIN:.*]] = memref.load %[[SAFE]][%[[EX]]] : memref<9xindex>
 // CHECK:        %[[END:.*]] = memref.load %[[SAFE]][
-// CHECK:        scf.for %[[ROW:.*]] = %[[BEGIN]] to %[[END]]
-// CHECK:          memref.load %[[ROWS]][%[[ROW]],
-// CHECK:          tensor.extract %[[WU]][%[[EX]],
-// CHECK:          tensor.extract %[[WG]][%[[EX]],
-// CHECK:          tensor.extract %[[WD]][%[[EX]],
+// CHECK:        %[[N:.*]] = arith.subi %[[END]], %[[BEGIN]]
+// CHECK:        %[[CHUNKS:.*]] = arith.ceildivui %[[N]], %c256
+// CHECK:        scf.for %{{.*}} = %c0 to %[[CHUNKS]]
+// CHECK:          vector.load %[[WUBUF]][%[[EX]],
+// CHECK:          memref.load %[[ROWS]][
+// CHECK:          vector.load %[[WGBUF]][%[[EX]],
+// CHECK:          vector.load %[[WDBUF]][%[[EX]],
 // Combine: guarded on a compute id and a valid row, reads only the FFN output.
 // CHECK:      scf.for
 // CHECK:        scf.for %{{.*}} = %c0 to %c4
@@ -52,7 +59,7 @@
 // CHECK-DAG:      arith.cmpi slt, %{{.*}}, %[[R32:.*]] : i32
 // CHECK:          scf.if
 // CHECK-NOT:  tensor.extract %[[X]]
-// CHECK-NOT:  tensor.extract %[[WU]]
+// CHECK-NOT:  vector.load %[[WUBUF]]
 // CHECK:      return
 
 // Unfused, the same guards hold; the [T, 12] logits exist here only.
@@ -64,7 +71,7 @@
 // UNFUSED:        scf.for %{{.*}} = %c0 to %c64
 // UNFUSED:          tensor.extract %[[X]]
 // UNFUSED:      scf.for %{{.*}} = %c0 to %c8
-// UNFUSED:        scf.for %{{.*}} = %{{.*}} to %{{.*}}
+// UNFUSED:        arith.ceildivui %{{.*}}, %c256
 // UNFUSED-NOT:  tensor.extract %[[X]]
 // UNFUSED:      return
 func.func @adamoe(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,
