@@ -203,6 +203,19 @@ std::unique_ptr<llvm::TargetMachine> makeTargetMachine(const std::string &cpu,
   return std::move(*machine);
 }
 
+/// Lets the x86 backend keep the kernels' 16-lane vectors in 512-bit
+/// registers: CPUs such as Sapphire Rapids prefer 256-bit vectors by
+/// default and would split every vector<16xf32> in two, halving the FMA
+/// throughput. Harmless on CPUs without AVX-512 (the vectors are split).
+void preferWideVectors(llvm::Module &module) {
+  for (llvm::Function &function : module) {
+    if (function.isDeclaration())
+      continue;
+    function.addFnAttr("prefer-vector-width", "512");
+    function.addFnAttr("min-legal-vector-width", "512");
+  }
+}
+
 /// A module compiled in memory by the ExecutionEngine.
 class JitModule {
 public:
@@ -218,9 +231,13 @@ public:
     // `transformer` is a function_ref: the std::function it refers to must
     // outlive ExecutionEngine::create.
     machine = makeTargetMachine("native", optLevel);
+    auto optimizeOnly = makeOptimizingTransformer(
+        static_cast<unsigned>(optLevel), /*sizeLevel=*/0, machine.get());
     std::function<llvm::Error(llvm::Module *)> optimize =
-        makeOptimizingTransformer(static_cast<unsigned>(optLevel),
-                                  /*sizeLevel=*/0, machine.get());
+        [optimizeOnly](llvm::Module *module) {
+          preferWideVectors(*module);
+          return optimizeOnly(module);
+        };
     ExecutionEngineOptions options;
     options.transformer = optimize;
     options.jitCodeGenOptLevel = machine->getOptLevel();
@@ -269,6 +286,7 @@ py::dict emitObject(const std::string &text, const std::string &pipeline,
   llvmModule->setTargetTriple(machine->getTargetTriple());
   auto optimize = makeOptimizingTransformer(static_cast<unsigned>(optLevel),
                                             /*sizeLevel=*/0, machine.get());
+  preferWideVectors(*llvmModule);
   if (llvm::Error error = optimize(llvmModule.get()))
     throw CompileFailure{"LLVM optimisation failed: " +
                          llvm::toString(std::move(error))};

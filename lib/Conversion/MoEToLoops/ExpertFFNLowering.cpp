@@ -64,6 +64,9 @@ static Value emitActivation(LoopEmitter &e, Activation activation, Value x) {
   llvm_unreachable("unknown activation");
 }
 
+/// Columns of one panel of packed weights (the op's `packed` layout).
+static constexpr int64_t kPanelColumns = 32;
+
 /// Rows of an expert's segment processed together (their f32 scratch is
 /// [256, F]).
 static constexpr int64_t kChunkRows = 256;
@@ -102,10 +105,11 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
     bool gated = op.getGated();
     Activation activation = op.getActivation();
 
+    bool packed = op.getPacked();
     Value numRows = e.dim(rows, 0);
     Value hidden = e.dim(rows, 1);
     Value numExperts = e.dim(wUp, 0);
-    Value ffn = e.dim(wUp, 2);
+    Value ffn = packed ? e.dim(wDown, 2) : e.dim(wUp, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
 
@@ -118,19 +122,31 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       counters = getCounters(e, op, wUpType.getDimSize(0));
     }
 
-    // w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H].
+    // w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
+    // packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32].
     SizeConstraints sizes;
-    sizes.equal(e, wUp, 1, rows, 1);
     sizes.equal(e, rawOffsets, 0, wUp, 0, 1);
     sizes.equal(e, wDown, 0, wUp, 0);
-    sizes.equal(e, wDown, 1, wUp, 2);
-    sizes.equal(e, wDown, 2, rows, 1);
-    if (wGate)
-      for (int64_t d = 0; d < 3; ++d)
-        sizes.equal(e, wGate, d, wUp, d);
+    if (packed) {
+      sizes.equal(e, wUp, 2, rows, 1);
+      sizes.equal(e, wUp, 3, kPanelColumns);
+      sizes.equal(e, wDown, 3, kPanelColumns);
+      sizes.panels(e, wUp, 1, ffn, kPanelColumns);
+      sizes.panels(e, wDown, 1, hidden, kPanelColumns);
+      if (wGate)
+        for (int64_t d = 0; d < 4; ++d)
+          sizes.equal(e, wGate, d, wUp, d);
+    } else {
+      sizes.equal(e, wUp, 1, rows, 1);
+      sizes.equal(e, wDown, 1, wUp, 2);
+      sizes.equal(e, wDown, 2, rows, 1);
+      if (wGate)
+        for (int64_t d = 0; d < 3; ++d)
+          sizes.equal(e, wGate, d, wUp, d);
+    }
     if (bUp) {
       sizes.equal(e, bUp, 0, wUp, 0);
-      sizes.equal(e, bUp, 1, wUp, 2);
+      sizes.equal(e, bUp, 1, wDown, packed ? 2 : 1);
     }
     if (bDown) {
       sizes.equal(e, bDown, 0, wUp, 0);
@@ -147,6 +163,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       int64_t dyn = ShapedType::kDynamic;
       Value up = e.alloc(f32, {kChunkRows, dyn}, ffn);
       Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, ffn) : Value();
+      Value aPack = allocMatmulPack(e);
       Value zero = e.index(0);
       Value one = e.index(1);
 
@@ -160,10 +177,8 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
         };
         if (counters)
           count(0, e.sub(end, begin));
-        auto countMacs = [&](Value depth) {
-          return [&, depth](Value rows, Value columns) {
-            count(1, e.mul(e.mul(rows, columns), depth));
-          };
+        auto countMacs = [&](Value rows, Value columns, Value depth) {
+          count(1, e.mul(e.mul(rows, columns), depth));
         };
 
         Value chunks = arith::CeilDivUIOp::create(e.b, e.sub(end, begin), chunk);
@@ -174,6 +189,8 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
 
           // Up (and gate) projections of the chunk's rows into the scratch.
           RowMatmul project;
+          project.aPack = aPack;
+          project.bPacked = packed;
           project.a = rows;
           project.bPrefix = {expert};
           project.rowBegin = first;
@@ -182,7 +199,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
           project.n = ffn;
           project.rowOfC = local;
           if (counters)
-            project.afterBlock = countMacs(hidden);
+            project.afterBlock = countMacs;
           project.b = wUp;
           project.c = up;
           if (!gated && bUp) {
@@ -213,6 +230,8 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
 
           // Down projection into the chunk's output rows.
           RowMatmul down;
+          down.aPack = aPack;
+          down.bPacked = packed;
           down.a = up;
           down.rowOfA = local;
           down.b = wDown;
@@ -227,7 +246,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
             down.biasPrefix = {expert};
           }
           if (counters)
-            down.afterBlock = countMacs(ffn);
+            down.afterBlock = countMacs;
           emitRowMatmul(e, down);
         });
       });

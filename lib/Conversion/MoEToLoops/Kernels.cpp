@@ -57,6 +57,12 @@ void SizeConstraints::equal(LoopEmitter &e, Value a, int64_t dim,
       e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), e.index(size)));
 }
 
+void SizeConstraints::panels(LoopEmitter &e, Value a, int64_t dim, Value n,
+                             int64_t width) {
+  Value count = arith::CeilDivUIOp::create(e.b, n, e.index(width));
+  checks.push_back(e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), count));
+}
+
 int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {
   if (isa<GateOp>(op))
     return 1;

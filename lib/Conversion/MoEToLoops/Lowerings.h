@@ -38,18 +38,28 @@ void populateAuxLossLowering(RewritePatternSet &patterns);
 /// value of every element is independent of the blocking. Rows of `a` and
 /// `c` default to r. `b`, `bias` and `c` need a unit innermost stride
 /// (LoopEmitter::unitStrideBuffer and alloc give one). `afterBlock(rows,
-/// columns)`, when set, runs after each register block with its size
-/// (instrumentation: rows * columns * depth multiply-adds were executed).
+/// columns, depth)`, when set, runs after each register block with its
+/// size (instrumentation: rows * columns * depth multiply-adds were
+/// executed).
+/// With `bPacked`, `b` is `[bPrefix..., ceil(n/32), depth, 32]`: 32-column
+/// panels stored contiguously (`b[p, k, j]` is column `32 p + j`), padding
+/// columns in bounds.
 struct RowMatmul {
   Value a, b, c;
+  /// Optional scratch for the packed rows of A, f32 [32, 256, 8] (allocated
+  /// by the kernel when null; pass one to hoist it out of loops).
+  Value aPack;
+  bool bPacked = false;
   SmallVector<Value> bPrefix;
   Value bias;
   SmallVector<Value> biasPrefix;
   Value rowBegin, rowEnd, depth, n;
   std::function<Value(Value)> rowOfA, rowOfC;
-  std::function<void(Value, Value)> afterBlock;
+  std::function<void(Value, Value, Value)> afterBlock;
 };
 void emitRowMatmul(LoopEmitter &e, const RowMatmul &matmul);
+/// A scratch buffer for RowMatmul::aPack.
+Value allocMatmulPack(LoopEmitter &e);
 
 /// The offsets of a grouped op, sanitised as the contract says: `o[0] = 0`,
 /// `o[e+1] = clamp(o[e+1], o[e], numRows)`. Returns an `index` buffer of
@@ -105,6 +115,9 @@ public:
              int64_t offset = 0);
   /// Requires dimension `dim` of memref `a` to equal `size`.
   void equal(LoopEmitter &e, Value a, int64_t dim, int64_t size);
+  /// Requires dimension `dim` of memref `a` to equal ceil(n / width) (the
+  /// panels of packed weights holding n columns).
+  void panels(LoopEmitter &e, Value a, int64_t dim, Value n, int64_t width);
   ArrayRef<Value> conditions() const { return checks; }
 
 private:

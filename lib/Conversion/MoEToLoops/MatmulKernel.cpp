@@ -29,6 +29,7 @@
 #include "Lowerings.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -44,6 +45,8 @@ constexpr int64_t kBigRows = 8;
 constexpr int64_t kMidRows = 4;
 /// Rows per L2 chunk.
 constexpr int64_t kChunkRows = 256;
+/// Depth per L1 block (a [256, 32] f32 slice of B is 32 KiB).
+constexpr int64_t kDepthBlock = 256;
 
 class MatmulEmitter {
 public:
@@ -55,102 +58,215 @@ public:
     Value chunk = e.index(kChunkRows);
     Value chunks = arith::CeilDivUIOp::create(
         e.b, e.sub(m.rowEnd, m.rowBegin), chunk);
+    // Depth blocks keep a panel's [256, 32] slice of B in L1 across the row
+    // blocks of a chunk; the partial sums go through C, which must be f32
+    // for that (exactly the same FMA chain: a stored f32 is reloaded as is).
+    bool blocked = llvm::cast<MemRefType>(m.c.getType())
+                       .getElementType()
+                       .isF32();
+    if (blocked)
+      aPack = m.aPack ? m.aPack : allocMatmulPack(e);
     e.loop(e.index(0), chunks, [&](Value c) {
       Value begin = e.add(m.rowBegin, e.mul(c, chunk));
       Value end = e.minSI(e.add(begin, chunk), m.rowEnd);
-      emitChunk(begin, end);
+      if (!blocked) {
+        aPack = Value();
+        kBegin = e.index(0);
+        kEnd = m.depth;
+        isFirst = isLast = Value();
+        emitChunk(begin, end);
+        return;
+      }
+      Value depthBlock = e.index(kDepthBlock);
+      Value blocks = arith::CeilDivUIOp::create(e.b, m.depth, depthBlock);
+      chunkBegin = begin;
+      // At least one block, so that a zero depth still writes 0 + bias.
+      blocks = e.maxSI(blocks, e.index(1));
+      e.loop(e.index(0), blocks, [&](Value kb) {
+        kBegin = e.mul(kb, depthBlock);
+        kEnd = e.minSI(e.add(kBegin, depthBlock), m.depth);
+        isFirst = e.cmpi(arith::CmpIPredicate::eq, kb, e.index(0));
+        isLast = e.cmpi(arith::CmpIPredicate::eq, kb,
+                        e.sub(blocks, e.index(1)));
+        emitPackA(begin, end);
+        emitChunk(begin, end);
+      });
     });
   }
 
 private:
+  /// Copies the chunk's rows [begin, end) x depth block of A into aPack,
+  /// [group of 8 rows][k][row in group], so that a block's 8 broadcasts per
+  /// k come from one contiguous 32-byte run. Rows past `end` read as 0.
+  void emitPackA(Value begin, Value end) {
+    Value eight = e.index(kBigRows);
+    Value groups = arith::CeilDivUIOp::create(e.b, e.sub(end, begin), eight);
+    Value zeroF = e.f32(0.0f);
+    e.loop(e.index(0), groups, [&](Value g) {
+      e.loop(e.index(0), eight, [&](Value j) {
+        Value row = e.add(begin, e.add(e.mul(g, eight), j));
+        Value valid = e.cmpi(arith::CmpIPredicate::slt, row, end);
+        Value safeRow = e.select(valid, row, begin);
+        Value aRow = m.rowOfA ? m.rowOfA(safeRow) : safeRow;
+        e.loop(kBegin, kEnd, [&](Value k) {
+          Value a = e.toF32(e.load(m.a, {aRow, k}));
+          e.store(e.select(valid, a, zeroF), aPack,
+                  {g, e.sub(k, kBegin), j});
+        });
+      });
+    });
+  }
+
   /// Rows [begin, end) over all columns, panel by panel.
   void emitChunk(Value begin, Value end) {
     Value wide = e.index(kLanes * kPanelVectors);
     Value narrow = e.index(kLanes);
     Value panels = arith::DivUIOp::create(e.b, m.n, wide);
     e.loop(e.index(0), panels, [&](Value p) {
-      emitPanel(begin, end, e.mul(p, wide), kPanelVectors, Value());
+      emitPanel(begin, end, e.mul(p, wide), kPanelVectors, {});
     });
     Value done = e.mul(panels, wide);
+    auto maskType = VectorType::get({kLanes}, e.b.getI1Type());
+    if (m.bPacked) {
+      // The last, partial panel: B holds it whole (padded), so only the
+      // bias and the stores are masked.
+      Value rest = e.sub(m.n, done);
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ne, rest, e.index(0)), [&] {
+        SmallVector<Value> masks;
+        for (int64_t v = 0; v < kPanelVectors; ++v) {
+          Value lanes = e.sub(rest, e.index(v * kLanes));
+          masks.push_back(vector::CreateMaskOp::create(e.b, maskType, lanes));
+        }
+        emitPanel(begin, end, done, kPanelVectors, masks);
+      });
+      return;
+    }
     Value narrowEnd = e.mul(arith::DivUIOp::create(e.b, m.n, narrow), narrow);
     // At most one 16-wide panel is left, then fewer than 16 columns.
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, done, narrowEnd),
-             [&] { emitPanel(begin, end, done, 1, Value()); });
+             [&] { emitPanel(begin, end, done, 1, {}); });
     Value rest = e.sub(m.n, narrowEnd);
     e.ifThen(e.cmpi(arith::CmpIPredicate::ne, rest, e.index(0)), [&] {
-      auto maskType = VectorType::get({kLanes}, e.b.getI1Type());
       Value mask = vector::CreateMaskOp::create(e.b, maskType, rest);
-      emitPanel(begin, end, narrowEnd, 1, mask);
+      emitPanel(begin, end, narrowEnd, 1, {mask});
     });
   }
 
   /// One panel (`vectors` x 16 columns at `col`) for rows [begin, end):
-  /// blocks of 8 rows, then at most one of 4, then single rows.
+  /// blocks of 8 rows, then at most one of 4, then single rows. `masks`
+  /// (one per vector, or none) limit the columns.
   void emitPanel(Value begin, Value end, Value col, int64_t vectors,
-                 Value mask) {
+                 ArrayRef<Value> masks) {
     Value big = e.index(kBigRows);
     Value bigBlocks = arith::DivUIOp::create(e.b, e.sub(end, begin), big);
     e.loop(e.index(0), bigBlocks, [&](Value b) {
-      emitBlock(e.add(begin, e.mul(b, big)), kBigRows, col, vectors, mask);
+      emitBlock(e.add(begin, e.mul(b, big)), kBigRows, col, vectors, masks);
     });
     Value next = e.add(begin, e.mul(bigBlocks, big));
     Value mid = e.index(kMidRows);
     Value hasMid = e.cmpi(arith::CmpIPredicate::sge, e.sub(end, next), mid);
-    e.ifThen(hasMid, [&] { emitBlock(next, kMidRows, col, vectors, mask); });
+    e.ifThen(hasMid, [&] { emitBlock(next, kMidRows, col, vectors, masks); });
     Value singles = e.select(hasMid, e.add(next, mid), next);
     e.loop(singles, end,
-           [&](Value row) { emitBlock(row, 1, col, vectors, mask); });
+           [&](Value row) { emitBlock(row, 1, col, vectors, masks); });
   }
 
   /// A register block: `rows` x `vectors` accumulators at column `col`;
-  /// with `mask` (one vector), only its lanes are loaded and stored.
+  /// with `masks`, only their lanes are stored (and loaded, except from a
+  /// packed B, whose padding is in bounds).
   void emitBlock(Value row, int64_t rows, Value col, int64_t vectors,
-                 Value mask) {
-    Value zero = arith::ConstantOp::create(
-        e.b, vectorType, DenseElementsAttr::get(vectorType, 0.0f));
-    SmallVector<Value> inits(rows * vectors, zero);
+                 ArrayRef<Value> masks) {
+    auto maskOf = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
+    Value panel = m.bPacked ? arith::DivUIOp::create(
+                                  e.b, col, e.index(kLanes * kPanelVectors))
+                            : Value();
     SmallVector<Value> cols;
     for (int64_t v = 0; v < vectors; ++v)
       cols.push_back(e.add(col, e.index(v * kLanes)));
-    SmallVector<Value> aRows;
+    SmallVector<Value> aRows, cRows, groups, lanes;
     for (int64_t r = 0; r < rows; ++r) {
       Value rowR = e.add(row, e.index(r));
       aRows.push_back(m.rowOfA ? m.rowOfA(rowR) : rowR);
+      cRows.push_back(m.rowOfC ? m.rowOfC(rowR) : rowR);
+      if (aPack) {
+        Value local = e.sub(rowR, chunkBegin);
+        groups.push_back(
+            arith::DivUIOp::create(e.b, local, e.index(kBigRows)));
+        lanes.push_back(arith::RemUIOp::create(e.b, local, e.index(kBigRows)));
+      }
+    }
+    // The chains start from 0 in the first depth block and from the partial
+    // sums stored in C in the others.
+    Value zero = arith::ConstantOp::create(
+        e.b, vectorType, DenseElementsAttr::get(vectorType, 0.0f));
+    SmallVector<Value> inits(rows * vectors, zero);
+    if (isFirst) {
+      SmallVector<Type> types(rows * vectors, vectorType);
+      auto ifOp = scf::IfOp::create(e.b, types, isFirst, true);
+      OpBuilder::InsertionGuard guard(e.b);
+      e.b.setInsertionPointToStart(ifOp.thenBlock());
+      scf::YieldOp::create(e.b, inits);
+      e.b.setInsertionPointToStart(ifOp.elseBlock());
+      SmallVector<Value> partial;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < vectors; ++v)
+          partial.push_back(
+              loadVector(m.c, {}, {cRows[r], cols[v]}, maskOf(v)));
+      scf::YieldOp::create(e.b, partial);
+      inits = SmallVector<Value>(ifOp.getResults());
     }
     SmallVector<Value> sums = e.loop(
-        e.index(0), m.depth, inits, [&](Value k, ValueRange acc) {
+        kBegin, kEnd, inits, [&](Value k, ValueRange acc) {
           SmallVector<Value> b;
-          for (Value c : cols)
-            b.push_back(loadVector(m.b, m.bPrefix, {k, c}, mask));
+          for (int64_t v = 0; v < vectors; ++v) {
+            if (m.bPacked)
+              b.push_back(loadVector(m.b, m.bPrefix,
+                                     {panel, k, e.index(v * kLanes)}, Value()));
+            else
+              b.push_back(loadVector(m.b, m.bPrefix, {k, cols[v]}, maskOf(v)));
+          }
           SmallVector<Value> next;
           for (int64_t r = 0; r < rows; ++r) {
-            Value a = vector::BroadcastOp::create(
-                e.b, vectorType, e.toF32(e.load(m.a, {aRows[r], k})));
+            Value scalar =
+                aPack ? e.load(aPack, {groups[r], e.sub(k, kBegin), lanes[r]})
+                      : e.toF32(e.load(m.a, {aRows[r], k}));
+            Value a = vector::BroadcastOp::create(e.b, vectorType, scalar);
             for (int64_t v = 0; v < vectors; ++v)
               next.push_back(vector::FMAOp::create(e.b, a, b[v],
                                                    acc[r * vectors + v]));
           }
           return next;
         });
-    SmallVector<Value> bias;
-    if (m.bias)
-      for (Value c : cols)
-        bias.push_back(loadVector(m.bias, m.biasPrefix, {c}, mask));
-    for (int64_t r = 0; r < rows; ++r) {
-      Value rowR = e.add(row, e.index(r));
-      Value outRow = m.rowOfC ? m.rowOfC(rowR) : rowR;
-      for (int64_t v = 0; v < vectors; ++v) {
-        Value sum = sums[r * vectors + v];
-        if (m.bias)
-          sum = e.add(sum, bias[v]);
-        storeVector(sum, outRow, cols[v], mask);
-      }
+    // After the last depth block: + bias, rounded to C's type. Before it:
+    // the f32 partial sums.
+    auto storeFinal = [&] {
+      SmallVector<Value> bias;
+      if (m.bias)
+        for (int64_t v = 0; v < vectors; ++v)
+          bias.push_back(
+              loadVector(m.bias, m.biasPrefix, {cols[v]}, maskOf(v)));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t v = 0; v < vectors; ++v) {
+          Value sum = sums[r * vectors + v];
+          if (m.bias)
+            sum = e.add(sum, bias[v]);
+          storeVector(sum, cRows[r], cols[v], maskOf(v));
+        }
+    };
+    if (isLast) {
+      e.ifThenElse(isLast, storeFinal, [&] {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t v = 0; v < vectors; ++v)
+            storeVector(sums[r * vectors + v], cRows[r], cols[v], maskOf(v));
+      });
+    } else {
+      storeFinal();
     }
     if (m.afterBlock) {
       Value width = e.index(vectors * kLanes);
-      if (mask)
+      if (!masks.empty())
         width = e.minSI(width, e.sub(m.n, col));
-      m.afterBlock(e.index(rows), width);
+      m.afterBlock(e.index(rows), width, e.sub(kEnd, kBegin));
     }
   }
 
@@ -195,8 +311,19 @@ private:
   LoopEmitter &e;
   const RowMatmul &m;
   VectorType vectorType;
+  /// The depth block being emitted: [kBegin, kEnd); isFirst / isLast are
+  /// runtime conditions, or null when there is a single block.
+  Value kBegin, kEnd, isFirst, isLast;
+  /// Packed A of the current (chunk, depth block), or null; the chunk's
+  /// first row.
+  Value aPack, chunkBegin;
 };
 } // namespace
+
+Value mlir::moe::detail::allocMatmulPack(LoopEmitter &e) {
+  return e.alloc(e.b.getF32Type(),
+                 {kChunkRows / kBigRows, kDepthBlock, kBigRows});
+}
 
 void mlir::moe::detail::emitRowMatmul(LoopEmitter &e, const RowMatmul &m) {
   MatmulEmitter(e, m).emit();

@@ -32,10 +32,13 @@
 // CHECK:        %[[NROWS:.*]] = arith.subi %[[END]], %[[BEGIN]]
 // CHECK:        %[[CHUNKS:.*]] = arith.ceildivui %[[NROWS]], %c256
 // CHECK:        scf.for %{{.*}} = %c0 to %[[CHUNKS]]
-// Up projection: 8-row register blocks, the expert's weights as vectors.
+// Up projection: the chunk's rows packed, then 8-row register blocks with
+// the expert's weights as vectors.
+// CHECK:          tensor.extract %[[ROWS]]
+// CHECK:          memref.store {{.*}}, %[[PACK:.*]][
 // CHECK:          scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 // CHECK:            vector.load %[[WUBUF]][%[[E]], %{{.*}}, %c0]
-// CHECK:            tensor.extract %[[ROWS]]
+// CHECK:            memref.load %[[PACK]]
 // CHECK:            vector.fma
 // CHECK:          vector.store %{{.*}}, %[[UP]]
 // The activation (relu) over the scratch.

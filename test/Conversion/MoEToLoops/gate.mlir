@@ -22,10 +22,15 @@
 // CHECK:      %[[BBUF:.*]] = scf.if %{{.*}} -> (memref<48xf32, strided<[1], offset: ?>>)
 // CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
 // CHECK:      %[[OUT:.*]] = memref.alloc(%[[T]]) : memref<?x48xf32>
-// Chunks of 256 rows; in each, panel by panel, blocks of 8 rows.
+// Chunks of 256 rows; per depth block of 256 (one here: depth 8) the
+// chunk's rows are packed [group of 8][k][row in group], then, panel by
+// panel, blocks of 8 rows broadcast from the pack.
 // CHECK:      %[[CHUNKS:.*]] = arith.ceildivui %[[T]], %c256
+// CHECK:      %[[PACK:.*]] = memref.alloc() : memref<32x256x8xf32>
 // CHECK:      scf.for %[[C:.*]] = %c0 to %[[CHUNKS]]
 // CHECK:        %[[FIRST:.*]] = arith.muli %[[C]], %c256
+// CHECK:        tensor.extract %[[X]]
+// CHECK:        memref.store {{.*}}, %[[PACK]]
 // The 32-wide panel (S / 32 = 1 panel): 8 rows x 2 vectors = 16 accumulators.
 // CHECK:        %[[BLOCKS:.*]] = arith.divui %{{.*}}, %c8
 // CHECK:        scf.for %[[RB:.*]] = %c0 to %[[BLOCKS]]
@@ -34,7 +39,7 @@
 // CHECK:          %[[ACC:.*]]:16 = scf.for %[[K:.*]] = %c0 to %c8 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}})
 // CHECK:            %[[B0:.*]] = vector.load %[[WBUF]][%[[K]], %c0]
 // CHECK:            %[[B1:.*]] = vector.load %[[WBUF]][%[[K]], %c16]
-// CHECK:            %[[A0:.*]] = tensor.extract %[[X]][%[[ROW]], %[[K]]]
+// CHECK:            %[[A0:.*]] = memref.load %[[PACK]][%{{.*}}, %[[K]], %{{.*}}]
 // CHECK:            %[[A0V:.*]] = vector.broadcast %[[A0]] : f32 to vector<16xf32>
 // CHECK:            vector.fma %[[A0V]], %[[B0]]
 // CHECK:            vector.fma %[[A0V]], %[[B1]]

@@ -17,10 +17,11 @@
 // CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x64xf32>, %[[WR:[a-z0-9]+]]: tensor<64x12xf32>, %[[WU:[a-z0-9]+]]: tensor<8x64x128xf32>, %[[WG:[a-z0-9]+]]: tensor<8x64x128xf32>, %[[WD:[a-z0-9]+]]: tensor<8x128x64xf32>)
 // CHECK-DAG:  %[[E:.*]] = arith.constant 8 : i32
 // CHECK-DAG:  %[[ZERO:.*]] = arith.constant 0 : i32
-// The fused router reads x and the router weights for the logits of a tile.
+// The fused router reads x (packed per tile) and the router weights for the
+// logits of a tile.
 // CHECK:      bufferization.to_buffer %[[WR]]
-// CHECK:      vector.maskedload
 // CHECK:      tensor.extract %[[X]]
+// CHECK:      vector.maskedload
 // CHECK:      vector.fma
 // Scatter: compute slots only.
 // CHECK:      %[[ROWS:.*]] = memref.alloc(%[[R:.*]]) : memref<?x64xf32>

@@ -317,10 +317,55 @@ LogicalResult GroupedMatmulOp::verify() {
 // ExpertFFNOp
 //===----------------------------------------------------------------------===//
 
+/// Columns of one panel of packed expert weights.
+static constexpr int64_t kPanelColumns = 32;
+
+/// With `packed`, dimension 1 of `packed` holds ceil(n / 32) panels, where
+/// n is dimension `nDim` of `source`; checked when both are static.
+static LogicalResult verifyPanels(Operation *op, StringRef name, Value packed,
+                                  StringRef sourceName, Value source,
+                                  int64_t nDim, StringRef symbol) {
+  if (!packed)
+    return success();
+  auto packedType = llvm::cast<RankedTensorType>(packed.getType());
+  auto sourceType = llvm::cast<RankedTensorType>(source.getType());
+  if (packedType.isDynamicDim(1) || sourceType.isDynamicDim(nDim))
+    return success();
+  int64_t n = sourceType.getDimSize(nDim);
+  int64_t expected = llvm::divideCeil(n, kPanelColumns);
+  if (packedType.getDimSize(1) == expected)
+    return success();
+  return op->emitOpError()
+         << "operand '" << name << "' (packed) has "
+         << packedType.getDimSize(1) << " panels in dimension 1, expected ceil("
+         << symbol << " / 32) = " << expected << " with " << symbol << " = "
+         << n << " from operand '" << sourceName << "'";
+}
+
 /// The expert weights of an FFN: `w_up`, `w_gate` `[E,H,F]`, `w_down`
-/// `[E,F,H]`, `b_up` `[E,F]`, `b_down` `[E,H]`.
+/// `[E,F,H]`, `b_up` `[E,F]`, `b_down` `[E,H]`; packed: `w_up`, `w_gate`
+/// `[E,ceil(F/32),H,32]`, `w_down` `[E,ceil(H/32),F,32]`.
 template <typename OpT>
 static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
+  if (op.getPacked()) {
+    Dim panel = Dim::literal(kPanelColumns);
+    return success(
+        succeeded(c.operand("w_down", op.getWDown(),
+                            {"E", "H_panels", "F", panel}, ElementKind::Float)) &&
+        succeeded(c.operand("w_up", op.getWUp(), {"E", "F_panels", "H", panel},
+                            ElementKind::Float)) &&
+        succeeded(c.operand("w_gate", op.getWGate(),
+                            {"E", "F_panels", "H", panel},
+                            ElementKind::Float)) &&
+        succeeded(verifyPanels(op, "w_up", op.getWUp(), "w_down",
+                               op.getWDown(), 2, "F")) &&
+        succeeded(verifyPanels(op, "w_down", op.getWDown(), "w_up",
+                               op.getWUp(), 2, "H")) &&
+        succeeded(c.operand("b_up", op.getBUp(), {"E", "F"},
+                            ElementKind::Float)) &&
+        succeeded(c.operand("b_down", op.getBDown(), {"E", "H"},
+                            ElementKind::Float)));
+  }
   return success(succeeded(c.operand("w_up", op.getWUp(), {"E", "H", "F"},
                                      ElementKind::Float)) &&
                  succeeded(c.operand("w_gate", op.getWGate(), {"E", "H", "F"},

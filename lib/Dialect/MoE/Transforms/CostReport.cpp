@@ -65,38 +65,38 @@ ExpertFFNOp ffnOf(Value rows) {
   return nullptr;
 }
 
+/// H and F from the weight shapes (plain `w_up [E,H,F]`, or packed
+/// `w_up [E,F/32,H,32]` and `w_down [E,H/32,F,32]`).
 template <typename FFNLike>
-std::optional<LayerCost> fromShapes(FFNLike ffnLike, Value wUp, bool gated,
-                                    RoutingConfig routing) {
-  auto type = llvm::cast<RankedTensorType>(wUp.getType());
-  if (!type.hasStaticShape())
+std::optional<LayerCost> fromShapes(FFNLike ffnLike, RoutingConfig routing) {
+  auto up = llvm::cast<RankedTensorType>(ffnLike.getWUp().getType());
+  auto down = llvm::cast<RankedTensorType>(ffnLike.getWDown().getType());
+  if (!up.hasStaticShape() || !down.hasStaticShape())
     return std::nullopt;
   LayerCost cost;
-  cost.hidden = type.getDimSize(1);
-  cost.ffn = type.getDimSize(2);
-  cost.gated = gated;
+  bool packed = ffnLike.getPacked();
+  cost.hidden = packed ? up.getDimSize(2) : up.getDimSize(1);
+  cost.ffn = packed ? down.getDimSize(2) : up.getDimSize(2);
+  cost.gated = ffnLike.getGated();
   cost.elementBytes =
-      std::max<unsigned>(1, type.getElementType().getIntOrFloatBitWidth() / 8);
+      std::max<unsigned>(1, up.getElementType().getIntOrFloatBitWidth() / 8);
   cost.routing = routing;
   return cost;
 }
 
 std::optional<LayerCost> costOf(Operation *op) {
   if (auto layer = llvm::dyn_cast<LayerOp>(op))
-    return fromShapes(layer, layer.getWUp(), layer.getGated(),
-                      layer.getRoutingConfig());
+    return fromShapes(layer, layer.getRoutingConfig());
   if (auto route = llvm::dyn_cast<RouteOp>(op)) {
     for (Operation *user : route.getIds().getUsers())
       if (auto dispatch = llvm::dyn_cast<DispatchOp>(user))
         if (ExpertFFNOp ffn = ffnOf(dispatch.getRows()))
-          return fromShapes(ffn, ffn.getWUp(), ffn.getGated(),
-                            route.getRoutingConfig());
+          return fromShapes(ffn, route.getRoutingConfig());
     return std::nullopt;
   }
   if (auto fused = llvm::dyn_cast<RouteDispatchOp>(op))
     if (ExpertFFNOp ffn = ffnOf(fused.getRows()))
-      return fromShapes(ffn, ffn.getWUp(), ffn.getGated(),
-                        fused.getRoutingConfig());
+      return fromShapes(ffn, fused.getRoutingConfig());
   return std::nullopt;
 }
 

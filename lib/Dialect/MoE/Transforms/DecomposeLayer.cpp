@@ -66,7 +66,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value y = ExpertFFNOp::create(
         rewriter, loc, rowsType, dispatch.getRows(), dispatch.getOffsets(),
         op.getWUp(), op.getWGate(), op.getWDown(), op.getBUp(), op.getBDown(),
-        op.getActivationAttr(), op.getGatedAttr());
+        op.getActivationAttr(), op.getGatedAttr(), op.getPackedAttr());
 
     rewriter.replaceOpWithNewOp<CombineOp>(
         op, op.getY().getType(), y, dispatch.getSlotRows(), route.getIds(),

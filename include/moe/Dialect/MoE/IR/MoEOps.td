@@ -313,6 +313,14 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
     * `b_up: tensor<E x F>`, `b_down: tensor<E x H>`
     * result: `tensor<R x H>` with the element type of `rows`
 
+    With `packed`, the weights come pre-packed in 32-column panels, the
+    layout the CPU kernels stream (packing happens once, when weights are
+    bound, not on every call): `w_up`, `w_gate`:
+    `tensor<E x ceil(F/32) x H x 32>` with
+    `packed[e, p, h, j] = w[e, h, 32 p + j]`, `w_down`:
+    `tensor<E x ceil(H/32) x F x 32>` likewise; columns past `F` (or `H`)
+    in the last panel are padding (any value; never read into a result).
+
     Example:
 
     ```mlir
@@ -330,7 +338,7 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
                        Optional<AnyRankedTensor>:$b_down,
                        DefaultValuedAttr<MoE_ActivationAttr,
                            "::mlir::moe::Activation::silu">:$activation,
-                       UnitAttr:$gated);
+                       UnitAttr:$gated, UnitAttr:$packed);
   let results = (outs AnyRankedTensor:$y);
   let assemblyFormat = [{
     $rows `,` $offsets
@@ -339,8 +347,8 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
     `down` `(` $w_down `:` type($w_down) `)`
     (`up_bias` `(` $b_up^ `:` type($b_up) `)`)?
     (`down_bias` `(` $b_down^ `:` type($b_down) `)`)?
-    `activation` `=` `` $activation (`gated` $gated^)? attr-dict
-    `:` type($rows) `,` type($offsets) `->` type($y)
+    `activation` `=` `` $activation (`gated` $gated^)? (`packed` $packed^)?
+    attr-dict `:` type($rows) `,` type($offsets) `->` type($y)
   }];
 }
 
@@ -427,7 +435,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
     | `up_bias`, `down_bias` | `tensor<E x F>`, `tensor<E x H>` | only when not gated |
     | `const_proj`, `const_values` | `tensor<N_const x H x 2>`, `tensor<N_const x H>` | iff constant experts |
 
-    The result has the type of `x`.
+    The result has the type of `x`. With `packed`, `up`, `gate` and `down`
+    are pre-packed in 32-column panels, as for `moe.expert_ffn`.
 
     Example (AdaMoE layer):
 
@@ -456,7 +465,7 @@ def MoE_LayerOp : MoE_Op<"layer", [
                        MoE_RoutingAttrs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
                                 "::mlir::moe::Activation::silu">:$activation,
-                            UnitAttr:$gated));
+                            UnitAttr:$gated, UnitAttr:$packed));
   let results = (outs AnyRankedTensor:$y);
   let assemblyFormat = !strconcat([{
     $x `router` `(` $w_router `:` type($w_router) `)`
@@ -471,8 +480,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
     (`const_proj` `(` $const_proj^ `:` type($const_proj) `)`)?
     (`const_values` `(` $const_values^ `:` type($const_values) `)`)?
   }], MoE_RoutingFormat, [{
-    `activation` `=` `` $activation (`gated` $gated^)? attr-dict
-    `:` type($x) `->` type($y)
+    `activation` `=` `` $activation (`gated` $gated^)? (`packed` $packed^)?
+    attr-dict `:` type($x) `->` type($y)
   }]);
 }
 
