@@ -19,7 +19,9 @@
 #include "mlir/Conversion/MathToLibm/MathToLibm.h"
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/OpenMPToLLVM/ConvertOpenMPToLLVM.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -41,6 +43,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferDeallocationOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
@@ -53,9 +56,42 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+
+namespace {
+/// convert-scf-to-openmp wraps every parallel body in memref.alloca_scope
+/// (to release allocas each iteration), and convert-scf-to-cf then splits
+/// the body into blocks, which alloca_scope does not allow. The bodies the
+/// moe lowerings make parallel allocate on the heap only, so their scopes
+/// are inlined; a scope with an alloca inside is left alone.
+struct InlineAllocaFreeScopesPass
+    : PassWrapper<InlineAllocaFreeScopesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaFreeScopesPass)
+  StringRef getArgument() const final { return "moe-inline-alloca-free-scopes"; }
+  void runOnOperation() override {
+    SmallVector<memref::AllocaScopeOp> scopes;
+    getOperation()->walk([&](memref::AllocaScopeOp scope) {
+      bool hasAlloca = false;
+      scope.getBodyRegion().walk([&](memref::AllocaOp) { hasAlloca = true; });
+      if (!hasAlloca)
+        scopes.push_back(scope);
+    });
+    IRRewriter rewriter(&getContext());
+    for (memref::AllocaScopeOp scope : scopes) {
+      Block &body = scope.getBodyRegion().front();
+      auto terminator =
+          llvm::cast<memref::AllocaScopeReturnOp>(body.getTerminator());
+      SmallVector<Value> results(terminator.getResults());
+      rewriter.eraseOp(terminator);
+      rewriter.inlineBlockBefore(&body, scope);
+      rewriter.replaceOp(scope, results);
+    }
+  }
+};
+} // namespace
 
 void mlir::moe::buildCPUPipeline(OpPassManager &pm,
                                  const CPUPipelineOptions &options) {
@@ -68,6 +104,7 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
     pm.addPass(createMoEFuseGatingDispatchPass());
   ConvertMoEToLoopsPassOptions loops;
   loops.instrumentFFN = options.instrumentFFN;
+  loops.parallel = options.parallel;
   pm.addPass(createConvertMoEToLoopsPass(loops));
   if (options.approximateMath)
     pm.addPass(createMoEApproximateMathPass());
@@ -96,6 +133,10 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
 
   // Loops -> LLVM.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  if (options.parallel) {
+    pm.addPass(createConvertSCFToOpenMPPass());
+    pm.addPass(std::make_unique<InlineAllocaFreeScopesPass>());
+  }
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
@@ -110,6 +151,9 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   if (options.cInterface)
     pm.addPass(createMoEEmitCInterfacePass());
   pm.addPass(createConvertFuncToLLVMPass());
+  // After the functions (it would convert them too, losing the C interface).
+  if (options.parallel)
+    pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
@@ -129,7 +173,7 @@ void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {
                   func::FuncDialect, linalg::LinalgDialect,
                   LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
                   MoEDialect, scf::SCFDialect, tensor::TensorDialect,
-                  ub::UBDialect, vector::VectorDialect>();
+                  omp::OpenMPDialect, ub::UBDialect, vector::VectorDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
@@ -142,4 +186,5 @@ void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
 }

@@ -17,8 +17,8 @@ Pure-NumPy submodules (no compiler needed):
 
 __version__ = "0.1.0"
 
-from .compiler import CompileError, compile, lower  # noqa: E402,F401
+from .compiler import CompileError, compile, lower, set_num_threads  # noqa: E402,F401
 from .routing import compile_layer, compile_route  # noqa: E402,F401
 
-__all__ = ["CompileError", "compile", "compile_route", "compile_layer",
+__all__ = ["CompileError", "compile", "compile_route", "compile_layer", "set_num_threads",
            "reference", "conformance"]

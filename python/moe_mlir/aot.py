@@ -18,7 +18,8 @@ import subprocess
 import tempfile
 from typing import Dict, Optional, Sequence
 
-from .compiler import CompiledFunction, _require_native, _translate_errors, cpu_pipeline
+from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
+                       cpu_pipeline)
 
 __all__ = ["build_shared_library", "load", "SharedLibrary"]
 
@@ -32,20 +33,25 @@ def _c_compiler() -> str:
 
 def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
                          opt_level: int = 3, instrument_ffn: bool = False,
+                         parallel: bool = False,
                          pipeline: Optional[str] = None) -> Dict[str, tuple]:
     """Compiles ``mlir_text`` into the shared library ``output``.
 
     ``cpu`` is an LLVM CPU name ("native" for the host, "x86-64" for any
-    x86-64). Returns the signatures {name: (argument types, result types,
-    is_public)} that are also written to ``output + ".json"``."""
+    x86-64). ``parallel`` runs the expert FFN on OpenMP threads; the library
+    then also depends on the LLVM OpenMP runtime (libomp). Returns the
+    signatures {name: (argument types, result types, is_public)} that are
+    also written to ``output + ".json"``."""
     native = _require_native()
     output = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
         obj = os.path.join(tmp, "module.o")
-        signatures = _translate_errors(native.emit_object, mlir_text,
-                                       pipeline or cpu_pipeline(instrument_ffn), obj,
+        pipeline = pipeline or cpu_pipeline(instrument_ffn, parallel)
+        signatures = _translate_errors(native.emit_object, mlir_text, pipeline, obj,
                                        opt_level, cpu)
         command = [_c_compiler(), "-shared", "-o", output, obj, "-lm"]
+        for runtime in _openmp_libs(pipeline):
+            command += [runtime, f"-Wl,-rpath,{os.path.dirname(runtime)}"]
         linked = subprocess.run(command, capture_output=True, text=True)
         if linked.returncode != 0:
             raise RuntimeError(f"linking failed ({' '.join(command)}):\n{linked.stderr}")

@@ -21,7 +21,8 @@ except ImportError as error:  # pragma: no cover - depends on the build
     _native = None
     _native_error = error
 
-__all__ = ["CompileError", "CompiledFunction", "compile", "cpu_pipeline",
+__all__ = ["CompileError", "CompiledFunction", "compile", "cpu_pipeline", "openmp_runtime",
+           "set_num_threads",
            "lower"]
 
 
@@ -47,12 +48,57 @@ def _translate_errors(fn, *args, **kwargs):
         raise CompileError(str(error)) from None
 
 
-def cpu_pipeline(instrument_ffn: bool = False) -> str:
-    """The textual CPU pipeline with its options."""
+_OMP_RUNTIME_CANDIDATES = ("/usr/lib/llvm-22/lib/libomp.so", "/usr/lib/llvm-22/lib/libomp.so.5")
+
+
+def openmp_runtime() -> Optional[str]:
+    """The LLVM OpenMP runtime that parallel code needs (MOE_MLIR_OMP_LIB, or
+    Debian's libomp of LLVM 22), or None when it is not installed."""
+    import os
+    for path in (os.environ.get("MOE_MLIR_OMP_LIB"),) + _OMP_RUNTIME_CANDIDATES:
+        if path and os.path.exists(path):
+            return path
+    return None
+
+
+def set_num_threads(threads: int) -> None:
+    """Sets the number of threads of parallel compiled code (the OpenMP
+    runtime's; OMP_NUM_THREADS sets it at start-up)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"'threads' must be a positive integer, got {threads!r}")
+    path = openmp_runtime()
+    if path is None:
+        raise RuntimeError("the LLVM OpenMP runtime (libomp) is not installed: compiled code "
+                           "runs on one thread")
+    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL).omp_set_num_threads(threads)
+
+
+def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None) -> str:
+    """The textual CPU pipeline with its options. ``parallel`` (default: when
+    the OpenMP runtime is installed) runs the expert FFN on OpenMP threads."""
+    if parallel is None:
+        parallel = openmp_runtime() is not None
     options = []
     if instrument_ffn:
         options.append("instrument-ffn=true")
+    if parallel:
+        options.append("parallel=true")
     return "moe-cpu-pipeline" + ("{" + " ".join(options) + "}" if options else "")
+
+
+def _needs_openmp(pipeline: str) -> bool:
+    return "parallel=true" in pipeline or "parallel=1" in pipeline
+
+
+def _openmp_libs(pipeline: str) -> list:
+    """The shared libraries code from `pipeline` needs at run time."""
+    if not _needs_openmp(pipeline):
+        return []
+    path = openmp_runtime()
+    if path is None:
+        raise CompileError("the pipeline asks for parallel code, but the LLVM OpenMP runtime "
+                           "(libomp-22-dev) is not installed")
+    return [path]
 
 
 def lower(mlir_text: str, pipeline: Optional[str] = None, llvm_ir: bool = False) -> str:
@@ -342,6 +388,8 @@ class _SanitizedModule:
         command = [clang, "-O1", "-fPIC", "-shared", "-fsanitize=address",
                    "-fno-omit-frame-pointer", "-Wno-override-module", source, "-o", library,
                    "-lm"]
+        for runtime in _openmp_libs(pipeline):
+            command += [runtime, f"-Wl,-rpath,{os.path.dirname(runtime)}"]
         built = subprocess.run(command, capture_output=True, text=True)
         if built.returncode != 0:
             raise CompileError(f"sanitized build failed ({' '.join(command)}):\n{built.stderr}")
@@ -366,7 +414,7 @@ class CompiledModule:
             self._jit = _SanitizedModule(mlir_text, self.pipeline, opt_level)
         else:
             self._jit = _translate_errors(native.JitModule, mlir_text, self.pipeline,
-                                          opt_level)
+                                          opt_level, _openmp_libs(self.pipeline))
         self.signatures = dict(self._jit.signatures)
 
     @property

@@ -12,9 +12,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .compiler import CompileError, CompiledModule, cpu_pipeline
+from .compiler import CompileError, CompiledModule, _float_to_bf16_bits, cpu_pipeline
 
-__all__ = ["compile_route", "compile_layer", "RoutingConfig"]
+__all__ = ["compile_route", "compile_layer", "RoutingConfig", "pack_panels"]
 
 _STRATEGIES = ("top_k", "top_p", "adaptive", "threshold", "dynamic_k", "expert_choice")
 _SCORINGS = ("softmax", "sigmoid", "none")
@@ -154,6 +154,21 @@ class RoutingConfig:
         return text
 
 
+PANEL = 32  # columns of one panel of packed expert weights (the `packed` layout)
+
+
+def pack_panels(w: np.ndarray) -> np.ndarray:
+    """``[E, D, N] -> [E, ceil(N/32), D, 32]`` (zero padded): the ``packed``
+    layout of ``moe.expert_ffn`` / ``moe.layer`` weights, ``out[e, p, d, j] =
+    w[e, d, 32 p + j]``."""
+    w = np.asarray(w)
+    experts, depth, n = w.shape
+    panels = -(-n // PANEL)
+    padded = np.zeros((experts, depth, panels * PANEL), w.dtype)
+    padded[:, :, :n] = w
+    return np.ascontiguousarray(padded.reshape(experts, depth, panels, PANEL).transpose(0, 2, 1, 3))
+
+
 def _check_target(target: str):
     if target != "cpu":
         raise ValueError(f"target must be 'cpu', got {target!r}")
@@ -280,7 +295,12 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
     Weights use the contract's layouts: ``w_router`` [hidden, S], ``w_up``
     and ``w_gate`` [E, hidden, ffn], ``w_down`` [E, ffn, hidden], ``b_up``
     [E, ffn], ``b_down`` [E, hidden], ``wc`` [num_const, hidden, 2], ``v``
-    [num_const, hidden]. The routing arguments are those of compile_route."""
+    [num_const, hidden]. The routing arguments are those of compile_route.
+
+    ``g.bind(w_router, w_up, w_down, w_gate=None, ..., weight_dtype="f32")``
+    binds the weights once (packing the expert weights into the kernels'
+    panel layout, optionally storing them as bf16) and returns
+    ``f(x, k_per_token=None) -> y``: the fast path for repeated calls."""
     _check_target(target)
     cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
                         tau, k_min, capacity_factor, capacity, groups, normalize, scale)
@@ -297,8 +317,11 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
         "selection_bias": (S,), "wc": (cfg.num_const, H, 2), "v": (cfg.num_const, H),
     }
     optional = ("b_router", "selection_bias", "b_up", "b_down")
+    packed_shapes = {"w_up": (E, -(-F // PANEL), H, PANEL), "w_gate": (E, -(-F // PANEL), H, PANEL),
+                     "w_down": (E, -(-H // PANEL), F, PANEL)}
 
-    def build(present):
+    def build(key):
+        present, packed, weight_type = key
         order = ["x", "w_router"]
         if "b_router" in present:
             order.append("b_router")
@@ -314,7 +337,14 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
         def ttype(name):
             if name == "k_per_token":
                 return "tensor<?xi32>"
-            return "tensor<" + "x".join("?" if d is None else str(d) for d in shapes[name]) + "xf32>"
+            shape = shapes[name]
+            element = "f32"
+            if name in ("w_up", "w_gate", "w_down"):
+                element = weight_type
+                if packed:
+                    shape = packed_shapes[name]
+            return "tensor<" + "x".join("?" if d is None else str(d) for d in shape) + \
+                f"x{element}>"
 
         keywords = {"b_router": "router_bias", "k_per_token": "k_per_token",
                     "selection_bias": "bias", "w_gate": "gate", "w_down": "down",
@@ -324,19 +354,16 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
         args = ", ".join(f"%{n}: {ttype(n)}" for n in order)
         text = (f"func.func @layer({args}) -> tensor<?x{H}xf32> {{\n"
                 f"  %y = moe.layer %x{operands}\n"
-                f"      {cfg.attributes()} activation = {activation}{' gated' if gated else ''}\n"
+                f"      {cfg.attributes()} activation = {activation}{' gated' if gated else ''}"
+                f"{' packed' if packed else ''}\n"
                 f"      : tensor<?x{H}xf32> -> tensor<?x{H}xf32>\n"
                 f"  return %y : tensor<?x{H}xf32>\n}}\n")
         return text, "layer", order
 
     variants = _Variants(build)
-    variants.get(frozenset())  # compile eagerly: configuration errors surface here
+    variants.get((frozenset(), False, "f32"))  # compile eagerly: configuration errors surface here
 
-    def layer(x, w_router, w_up, w_down, w_gate=None, b_router=None, b_up=None, b_down=None,
-              k_per_token=None, selection_bias=None, wc=None, v=None):
-        given = dict(x=x, w_router=w_router, w_up=w_up, w_down=w_down, w_gate=w_gate,
-                     b_router=b_router, b_up=b_up, b_down=b_down,
-                     selection_bias=selection_bias, wc=wc, v=v)
+    def check_arguments(w_gate, b_up, b_down, wc, v, k_per_token, selection_bias):
         if gated and w_gate is None:
             raise ValueError("argument 'w_gate' is required by a gated layer")
         if not gated and w_gate is not None:
@@ -355,17 +382,71 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
                              f"got {cfg.strategy!r}")
         if selection_bias is not None and cfg.strategy == "expert_choice":
             raise ValueError("strategy 'expert_choice' does not accept 'selection_bias'")
-        present = frozenset(n for n in optional if given[n] is not None)
-        function = variants.get(present)
+
+    def convert(function, given, k_per_token, prepared=None):
         arrays = []
         for name in function.arg_names:
-            if name == "k_per_token":
+            if prepared is not None and name in prepared:
+                arrays.append(prepared[name])
+            elif name == "k_per_token":
                 arrays.append(_int32(name, k_per_token, (None,)))
             else:
                 arrays.append(_float32(name, given[name], shapes[name]))
         per_token = [(n, a) for n, a in zip(function.arg_names, arrays) if n in ("x", "k_per_token")]
         _same_tokens(per_token)
-        return function(*arrays)
+        return arrays
 
+    def layer(x, w_router, w_up, w_down, w_gate=None, b_router=None, b_up=None, b_down=None,
+              k_per_token=None, selection_bias=None, wc=None, v=None):
+        check_arguments(w_gate, b_up, b_down, wc, v, k_per_token, selection_bias)
+        given = dict(x=x, w_router=w_router, w_up=w_up, w_down=w_down, w_gate=w_gate,
+                     b_router=b_router, b_up=b_up, b_down=b_down,
+                     selection_bias=selection_bias, wc=wc, v=v)
+        present = frozenset(n for n in optional if given[n] is not None)
+        function = variants.get((present, False, "f32"))
+        return function(*convert(function, given, k_per_token))
+
+    def bind(w_router, w_up, w_down, w_gate=None, b_router=None, b_up=None, b_down=None,
+             selection_bias=None, wc=None, v=None, weight_dtype: str = "f32"):
+        """Binds the weights once and returns ``f(x, k_per_token=None) -> y``.
+
+        The expert weights are packed here, once, into the 32-column panels
+        the CPU kernels stream (the ``packed`` layout), and stored as
+        ``weight_dtype`` ("f32", or "bf16": half the bytes to read, computed
+        in f32; rounded to nearest even here). Shapes and dtypes are checked
+        here too, so a call only converts ``x``."""
+        if weight_dtype not in ("f32", "bf16"):
+            raise ValueError(f"'weight_dtype' must be 'f32' or 'bf16', got {weight_dtype!r}")
+        check_arguments(w_gate, b_up, b_down, wc, v,
+                        np.zeros(0, np.int32) if cfg.uses_k_per_token else None, selection_bias)
+        given = dict(w_router=w_router, w_up=w_up, w_down=w_down, w_gate=w_gate,
+                     b_router=b_router, b_up=b_up, b_down=b_down,
+                     selection_bias=selection_bias, wc=wc, v=v)
+        present = frozenset(n for n in optional if given[n] is not None)
+        function = variants.get((present, True, weight_dtype))
+        prepared = {}
+        for name in function.arg_names:
+            if name in ("x", "k_per_token"):
+                continue
+            array = _float32(name, given[name], shapes[name])
+            if name in ("w_up", "w_gate", "w_down"):
+                array = pack_panels(array)
+                if weight_dtype == "bf16":
+                    array = _float_to_bf16_bits(array)
+            prepared[name] = array
+
+        def bound(x, k_per_token=None):
+            if cfg.uses_k_per_token and k_per_token is None:
+                raise ValueError("argument 'k_per_token' is required by strategy 'dynamic_k'")
+            if not cfg.uses_k_per_token and k_per_token is not None:
+                raise ValueError(f"argument 'k_per_token' is only accepted with strategy "
+                                 f"'dynamic_k', got {cfg.strategy!r}")
+            return function(*convert(function, {"x": x}, k_per_token, prepared))
+
+        bound.function = function
+        bound.weights = prepared
+        return bound
+
+    layer.bind = bind
     layer.config = cfg
     return layer

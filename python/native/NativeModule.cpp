@@ -253,8 +253,13 @@ public:
   uintptr_t lookup(const std::string &name) {
     auto symbol = engine->lookup(name);
     if (!symbol) {
-      llvm::consumeError(symbol.takeError());
-      throw py::key_error("no symbol '" + name + "' in the compiled module");
+      std::string message = llvm::toString(symbol.takeError());
+      // A missing name, or a module that could not be materialised (an
+      // unresolved external symbol, ...): say which.
+      if (message.find("Symbols not found") != std::string::npos &&
+          message.find(name) != std::string::npos)
+        throw py::key_error("no symbol '" + name + "' in the compiled module");
+      throw py::key_error("cannot look up '" + name + "': " + message);
     }
     return reinterpret_cast<uintptr_t>(*symbol);
   }

@@ -6,6 +6,10 @@
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin --pass-pipeline="builtin.module(moe-cpu-pipeline)" %s | FileCheck %s
 // With instrumentation the counters are a public global:
 // RUN: moe-opt %s --moe-cpu-pipeline="instrument-ffn=true" | FileCheck %s --check-prefix=COUNT
+// With parallel=true the expert FFN's work items run in an OpenMP parallel
+// loop (the LLVM IR calls the OpenMP runtime), C interface kept:
+// RUN: moe-opt %s --moe-cpu-pipeline="parallel=true" | FileCheck %s --check-prefix=OMP
+// RUN: moe-opt %s --moe-cpu-pipeline="parallel=true" | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=OMPIR
 
 // CHECK-NOT: moe.
 // CHECK-NOT: tensor<
@@ -20,6 +24,14 @@
 // LLVMIR-DAG: declare ptr @malloc(i64)
 
 // COUNT: llvm.mlir.global external @moe_ffn_counters_0(dense<0> : tensor<4x2xi64>)
+
+// OMP-LABEL: llvm.func @layer(
+// OMP: omp.parallel
+// OMP: omp.wsloop
+// OMP: omp.loop_nest
+// OMP-LABEL: llvm.func @_mlir_ciface_layer(
+// OMPIR-DAG: call void (ptr, i32, ptr, ...) @__kmpc_fork_call(
+// OMPIR-DAG: define void @_mlir_ciface_layer(ptr
 
 func.func private @helper(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
   return %x : tensor<?x16xf32>

@@ -44,6 +44,9 @@ def ConvertMoEToLoopsPass : Pass<"convert-moe-to-loops", "::mlir::ModuleOp"> {
   let options = [
     Option<"instrumentFFN", "instrument-ffn", "bool", /*default=*/"false",
            "Count the rows and multiply-adds each expert FFN executes">,
+    Option<"parallel", "parallel", "bool", /*default=*/"false",
+           "Emit the expert FFN's independent work items (an expert's rows "
+           "in chunks of 128) as scf.parallel">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -32,6 +32,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Replace f32 math.exp by a polynomial that vectorises "
                      "(moe-approximate-math); off keeps libm's expf"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> parallel{
+      *this, "parallel",
+      llvm::cl::desc("Run the expert FFN's work items on OpenMP threads "
+                     "(scf.parallel -> omp; the code then needs the LLVM "
+                     "OpenMP runtime, libomp, at run time)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),

@@ -67,9 +67,8 @@ static Value emitActivation(LoopEmitter &e, Activation activation, Value x) {
 /// Columns of one panel of packed weights (the op's `packed` layout).
 static constexpr int64_t kPanelColumns = 32;
 
-/// Rows of an expert's segment processed together (their f32 scratch is
-/// [256, F]).
-static constexpr int64_t kChunkRows = 256;
+/// Rows of one work item (their f32 scratch is [128, F]).
+static constexpr int64_t kChunkRows = 128;
 
 /// A public global holding the counters of one instrumented FFN op.
 static Value getCounters(LoopEmitter &e, Operation *op, int64_t numExperts) {
@@ -161,95 +160,122 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       Type f32 = e.b.getF32Type();
       Value chunk = e.index(kChunkRows);
       int64_t dyn = ShapedType::kDynamic;
-      Value up = e.alloc(f32, {kChunkRows, dyn}, ffn);
-      Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, ffn) : Value();
-      Value aPack = allocMatmulPack(e);
       Value zero = e.index(0);
       Value one = e.index(1);
+      Type indexType = e.b.getIndexType();
 
-      e.loop(zero, numExperts, [&](Value expert) {
-        Value begin = e.load(offsets, expert);
+      // Work items: each expert's rows in chunks of up to 128, listed as
+      // (expert, first row). An expert without rows has no item.
+      Value numItems = e.loop(zero, numExperts, ValueRange{zero},
+                              [&](Value expert, ValueRange acc) {
+                                Value n = e.sub(e.load(offsets, e.add(expert, one)),
+                                                e.load(offsets, expert));
+                                Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
+                                return SmallVector<Value>{e.add(acc[0], items)};
+                              })[0];
+      Value itemExpert = e.alloc(indexType, {dyn}, numItems);
+      Value itemFirst = e.alloc(indexType, {dyn}, numItems);
+      e.loop(zero, numExperts, ValueRange{zero},
+             [&](Value expert, ValueRange acc) {
+               Value begin = e.load(offsets, expert);
+               Value n = e.sub(e.load(offsets, e.add(expert, one)), begin);
+               Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
+               e.loop(zero, items, [&](Value c) {
+                 Value item = e.add(acc[0], c);
+                 e.store(expert, itemExpert, item);
+                 e.store(e.add(begin, e.mul(c, chunk)), itemFirst, item);
+               });
+               return SmallVector<Value>{e.add(acc[0], items)};
+             });
+
+      // Items are independent (disjoint output rows): with `parallel` they
+      // become an scf.parallel, each with its own scratch.
+      auto item = [&](Value index) {
+        Value expert = e.load(itemExpert, index);
+        Value first = e.load(itemFirst, index);
         Value end = e.load(offsets, e.add(expert, one));
+        Value last = e.minSI(e.add(first, chunk), end);
+        Value up = e.alloc(f32, {kChunkRows, dyn}, ffn);
+        Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, ffn) : Value();
+        Value aPack = allocMatmulPack(e);
+        // Counters are shared by the items of an expert: atomic adds.
         auto count = [&](int64_t which, Value amount) {
-          Value idx = e.index(which);
-          Value current = e.load(counters, {expert, idx});
-          e.store(e.add(current, e.toI64(amount)), counters, {expert, idx});
+          memref::AtomicRMWOp::create(e.b, arith::AtomicRMWKind::addi,
+                                      e.toI64(amount), counters,
+                                      ValueRange{expert, e.index(which)});
         };
         if (counters)
-          count(0, e.sub(end, begin));
+          count(0, e.sub(last, first));
         auto countMacs = [&](Value rows, Value columns, Value depth) {
           count(1, e.mul(e.mul(rows, columns), depth));
         };
-
-        Value chunks = arith::CeilDivUIOp::create(e.b, e.sub(end, begin), chunk);
-        e.loop(zero, chunks, [&](Value c) {
-          Value first = e.add(begin, e.mul(c, chunk));
-          Value last = e.minSI(e.add(first, chunk), end);
-          auto local = [&, first](Value r) { return e.sub(r, first); };
-
-          // Up (and gate) projections of the chunk's rows into the scratch.
-          RowMatmul project;
-          project.aPack = aPack;
-          project.bPacked = packed;
-          project.a = rows;
-          project.bPrefix = {expert};
-          project.rowBegin = first;
-          project.rowEnd = last;
-          project.depth = hidden;
-          project.n = ffn;
-          project.rowOfC = local;
-          if (counters)
-            project.afterBlock = countMacs;
-          project.b = wUp;
-          project.c = up;
-          if (!gated && bUp) {
-            project.bias = bUp;
-            project.biasPrefix = {expert};
-          }
+        auto local = [&, first](Value r) { return e.sub(r, first); };
+        // Up (and gate) projections of the chunk's rows into the scratch.
+        RowMatmul project;
+        project.aPack = aPack;
+        project.bPacked = packed;
+        project.a = rows;
+        project.bPrefix = {expert};
+        project.rowBegin = first;
+        project.rowEnd = last;
+        project.depth = hidden;
+        project.n = ffn;
+        project.rowOfC = local;
+        if (counters)
+          project.afterBlock = countMacs;
+        project.b = wUp;
+        project.c = up;
+        if (!gated && bUp) {
+          project.bias = bUp;
+          project.biasPrefix = {expert};
+        }
+        emitRowMatmul(e, project);
+        if (gated) {
+          project.b = wGate;
+          project.c = gate;
           emitRowMatmul(e, project);
-          if (gated) {
-            project.b = wGate;
-            project.c = gate;
-            emitRowMatmul(e, project);
-          }
+        }
 
-          // The activation, element by element over the scratch.
-          e.loop(zero, e.sub(last, first), [&](Value r) {
-            e.loop(zero, ffn, [&](Value f) {
-              if (gated) {
-                Value g = round(e.load(gate, {r, f}));
-                Value u = round(e.load(up, {r, f}));
-                Value a = round(emitActivation(e, activation, g));
-                e.store(round(e.mul(a, u)), up, {r, f});
-              } else {
-                Value a = round(e.load(up, {r, f}));
-                e.store(round(emitActivation(e, activation, a)), up, {r, f});
-              }
-            });
+        // The activation, element by element over the scratch.
+        e.loop(zero, e.sub(last, first), [&](Value r) {
+          e.loop(zero, ffn, [&](Value f) {
+            if (gated) {
+              Value g = round(e.load(gate, {r, f}));
+              Value u = round(e.load(up, {r, f}));
+              Value a = round(emitActivation(e, activation, g));
+              e.store(round(e.mul(a, u)), up, {r, f});
+            } else {
+              Value a = round(e.load(up, {r, f}));
+              e.store(round(emitActivation(e, activation, a)), up, {r, f});
+            }
           });
-
-          // Down projection into the chunk's output rows.
-          RowMatmul down;
-          down.aPack = aPack;
-          down.bPacked = packed;
-          down.a = up;
-          down.rowOfA = local;
-          down.b = wDown;
-          down.bPrefix = {expert};
-          down.c = out;
-          down.rowBegin = first;
-          down.rowEnd = last;
-          down.depth = ffn;
-          down.n = hidden;
-          if (bDown) {
-            down.bias = bDown;
-            down.biasPrefix = {expert};
-          }
-          if (counters)
-            down.afterBlock = countMacs;
-          emitRowMatmul(e, down);
         });
-      });
+
+        // Down projection into the chunk's output rows.
+        RowMatmul down;
+        down.aPack = aPack;
+        down.bPacked = packed;
+        down.a = up;
+        down.rowOfA = local;
+        down.b = wDown;
+        down.bPrefix = {expert};
+        down.c = out;
+        down.rowBegin = first;
+        down.rowEnd = last;
+        down.depth = ffn;
+        down.n = hidden;
+        if (bDown) {
+          down.bias = bDown;
+          down.biasPrefix = {expert};
+        }
+        if (counters)
+          down.afterBlock = countMacs;
+        emitRowMatmul(e, down);
+      };
+      if (options.parallel)
+        e.parallelLoop(zero, numItems, item);
+      else
+        e.loop(zero, numItems, item);
       // Rows that belong to no expert are zero.
       emitZeroRows(e, out, e.load(offsets, numExperts), numRows);
       return SmallVector<Value>{out};

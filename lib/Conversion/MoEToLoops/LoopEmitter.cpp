@@ -160,6 +160,15 @@ void LoopEmitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {
   body(forOp.getInductionVar());
 }
 
+void LoopEmitter::parallelLoop(Value lb, Value ub,
+                               function_ref<void(Value)> body) {
+  auto parallel = scf::ParallelOp::create(b, ValueRange{lb}, ValueRange{ub},
+                                          ValueRange{index(1)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(parallel.getBody()->getTerminator());
+  body(parallel.getInductionVars()[0]);
+}
+
 SmallVector<Value>
 LoopEmitter::loop(Value lb, Value ub, ValueRange inits,
                   function_ref<SmallVector<Value>(Value, ValueRange)> body) {

@@ -84,6 +84,9 @@ public:
   SmallVector<Value>
   loop(Value lb, Value ub, ValueRange inits,
        function_ref<SmallVector<Value>(Value, ValueRange)> body);
+  /// `scf.parallel` over [lb, ub) with step 1: iterations must be
+  /// independent (the CPU pipeline maps it to OpenMP threads).
+  void parallelLoop(Value lb, Value ub, function_ref<void(Value)> body);
   void ifThen(Value condition, function_ref<void()> thenBody);
   void ifThenElse(Value condition, function_ref<void()> thenBody,
                   function_ref<void()> elseBody);

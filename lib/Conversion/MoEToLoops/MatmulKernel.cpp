@@ -40,6 +40,8 @@ namespace {
 constexpr int64_t kLanes = 16;
 /// Vectors per row of a full panel (32 columns).
 constexpr int64_t kPanelVectors = 2;
+/// Panels whose single rows are computed together.
+constexpr int64_t kQuadPanels = 4;
 /// Rows of the largest register block, then of the next one.
 constexpr int64_t kBigRows = 8;
 constexpr int64_t kMidRows = 4;
@@ -121,11 +123,28 @@ private:
   void emitChunk(Value begin, Value end) {
     Value wide = e.index(kLanes * kPanelVectors);
     Value narrow = e.index(kLanes);
-    Value panels = arith::DivUIOp::create(e.b, m.n, wide);
-    e.loop(e.index(0), panels, [&](Value p) {
-      emitPanel(begin, end, e.mul(p, wide), kPanelVectors, {});
+    // Groups of 4 panels: blocks of 8 and 4 rows panel by panel, then the
+    // single rows across all 4 panels at once (8 accumulators: enough
+    // independent FMA chains when an expert has only a few rows).
+    Value quadWidth = e.index(kLanes * kPanelVectors * kQuadPanels);
+    Value quads = arith::DivUIOp::create(e.b, m.n, quadWidth);
+    e.loop(e.index(0), quads, [&](Value q) {
+      Value col = e.mul(q, quadWidth);
+      Value singles;
+      for (int64_t p = 0; p < kQuadPanels; ++p)
+        singles = emitPanelBlocks(begin, end, e.add(col, e.index(p * 32)),
+                                  kPanelVectors, {});
+      e.loop(singles, end, [&](Value row) {
+        emitBlock(row, 1, col, kPanelVectors * kQuadPanels, {});
+      });
     });
-    Value done = e.mul(panels, wide);
+    Value quadEnd = e.mul(quads, quadWidth);
+    Value panels = arith::DivUIOp::create(e.b, e.sub(m.n, quadEnd), wide);
+    e.loop(e.index(0), panels, [&](Value p) {
+      emitPanel(begin, end, e.add(quadEnd, e.mul(p, wide)), kPanelVectors,
+                {});
+    });
+    Value done = e.add(quadEnd, e.mul(panels, wide));
     auto maskType = VectorType::get({kLanes}, e.b.getI1Type());
     if (m.bPacked) {
       // The last, partial panel: B holds it whole (padded), so only the
@@ -157,6 +176,15 @@ private:
   /// (one per vector, or none) limit the columns.
   void emitPanel(Value begin, Value end, Value col, int64_t vectors,
                  ArrayRef<Value> masks) {
+    Value singles = emitPanelBlocks(begin, end, col, vectors, masks);
+    e.loop(singles, end,
+           [&](Value row) { emitBlock(row, 1, col, vectors, masks); });
+  }
+
+  /// The blocks of 8 rows and at most one of 4 of a panel; returns the first
+  /// row left for single-row blocks.
+  Value emitPanelBlocks(Value begin, Value end, Value col, int64_t vectors,
+                        ArrayRef<Value> masks) {
     Value big = e.index(kBigRows);
     Value bigBlocks = arith::DivUIOp::create(e.b, e.sub(end, begin), big);
     e.loop(e.index(0), bigBlocks, [&](Value b) {
@@ -166,9 +194,7 @@ private:
     Value mid = e.index(kMidRows);
     Value hasMid = e.cmpi(arith::CmpIPredicate::sge, e.sub(end, next), mid);
     e.ifThen(hasMid, [&] { emitBlock(next, kMidRows, col, vectors, masks); });
-    Value singles = e.select(hasMid, e.add(next, mid), next);
-    e.loop(singles, end,
-           [&](Value row) { emitBlock(row, 1, col, vectors, masks); });
+    return e.select(hasMid, e.add(next, mid), next);
   }
 
   /// A register block: `rows` x `vectors` accumulators at column `col`;
@@ -177,9 +203,17 @@ private:
   void emitBlock(Value row, int64_t rows, Value col, int64_t vectors,
                  ArrayRef<Value> masks) {
     auto maskOf = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
+    // Packed B: vector v of the block is in panel col / 32 + v / 2, at
+    // lane offset 16 (v % 2) (`col` is a multiple of 32 there).
     Value panel = m.bPacked ? arith::DivUIOp::create(
                                   e.b, col, e.index(kLanes * kPanelVectors))
                             : Value();
+    SmallVector<Value> panels, offsets;
+    if (m.bPacked)
+      for (int64_t v = 0; v < vectors; ++v) {
+        panels.push_back(e.add(panel, e.index(v / kPanelVectors)));
+        offsets.push_back(e.index((v % kPanelVectors) * kLanes));
+      }
     SmallVector<Value> cols;
     for (int64_t v = 0; v < vectors; ++v)
       cols.push_back(e.add(col, e.index(v * kLanes)));
@@ -220,8 +254,8 @@ private:
           SmallVector<Value> b;
           for (int64_t v = 0; v < vectors; ++v) {
             if (m.bPacked)
-              b.push_back(loadVector(m.b, m.bPrefix,
-                                     {panel, k, e.index(v * kLanes)}, Value()));
+              b.push_back(loadVector(m.b, m.bPrefix, {panels[v], k, offsets[v]},
+                                     Value()));
             else
               b.push_back(loadVector(m.b, m.bPrefix, {k, cols[v]}, maskOf(v)));
           }

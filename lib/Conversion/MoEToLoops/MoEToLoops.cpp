@@ -67,6 +67,7 @@ struct ConvertMoEToLoopsPass
     RewritePatternSet patterns(context);
     MoEToLoopsOptions options;
     options.instrumentFFN = instrumentFFN;
+    options.parallel = parallel;
     populateMoEToLoopsConversionPatterns(patterns, options);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))

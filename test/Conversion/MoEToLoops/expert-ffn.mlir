@@ -1,10 +1,11 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops="instrument-ffn" --canonicalize --cse | FileCheck %s --check-prefix=COUNT
+// RUN: moe-opt %s --split-input-file --convert-moe-to-loops="parallel" --canonicalize --cse | FileCheck %s --check-prefix=PAR
 
-// The FFN loops over experts; each expert's rows, bounded by the sanitised
-// offsets, go through in chunks of up to 256: an expert without rows runs no
-// chunk, so no block of the register-blocked matmul reads its weights. Rows
-// past offsets[E] are zeroed. Nothing iterates over T*K slots.
+// The FFN runs work items: each expert's rows, bounded by the sanitised
+// offsets, in chunks of up to 128: an expert without rows has no item, so
+// no block of the register-blocked matmul reads its weights. Rows past
+// offsets[E] are zeroed. Nothing iterates over T*K slots.
 // CHECK-LABEL: func.func @ffn
 // CHECK-SAME: (%[[ROWS:.*]]: tensor<?x8xf32>, %[[OFF:.*]]: tensor<5xi32>, %[[WU:.*]]: tensor<4x8x16xf32>, %[[WD:.*]]: tensor<4x16x8xf32>)
 // The weights need a unit innermost stride (checked at run time).
@@ -23,19 +24,27 @@
 // CHECK:        %[[LOW:.*]] = arith.maxsi %[[IDX]], %[[PREV]]
 // CHECK:        %[[CLAMPED:.*]] = arith.minsi %[[LOW]], %[[R]]
 // CHECK:        memref.store %[[CLAMPED]], %[[SAFE]]
-// The f32 scratch of one chunk's hidden activations.
-// CHECK:      %[[UP:.*]] = memref.alloc() : memref<256x16xf32>
-// The expert loop; chunks of its rows [offsets[e], offsets[e+1]).
-// CHECK:      scf.for %[[E:.*]] = %c0 to %c4
-// CHECK:        %[[BEGIN:.*]] = memref.load %[[SAFE]][%[[E]]]
-// CHECK:        %[[END:.*]] = memref.load %[[SAFE]][
-// CHECK:        %[[NROWS:.*]] = arith.subi %[[END]], %[[BEGIN]]
-// CHECK:        %[[CHUNKS:.*]] = arith.ceildivui %[[NROWS]], %c256
-// CHECK:        scf.for %{{.*}} = %c0 to %[[CHUNKS]]
-// Up projection: the chunk's rows packed, then 8-row register blocks with
+// Work items: each expert's rows in chunks of up to 128, counted, then
+// listed as (expert, first row); an expert without rows has none.
+// CHECK:      %[[NITEMS:.*]] = scf.for %[[E0:.*]] = %c0 to %c4 step %c1 iter_args
+// CHECK:        arith.ceildivui %{{.*}}, %c128
+// CHECK:      %[[ITEM_E:.*]] = memref.alloc(%[[NITEMS]]) : memref<?xindex>
+// CHECK:      %[[ITEM_R:.*]] = memref.alloc(%[[NITEMS]]) : memref<?xindex>
+// CHECK:      scf.for
+// CHECK:        scf.for
+// CHECK:          memref.store %{{.*}}, %[[ITEM_E]]
+// CHECK:          memref.store %{{.*}}, %[[ITEM_R]]
+// The items (scf.parallel with parallel=true), each with its own f32
+// scratch for the hidden activations of its rows.
+// CHECK:      scf.for %[[I:.*]] = %c0 to %[[NITEMS]]
+// CHECK:        %[[E:.*]] = memref.load %[[ITEM_E]][%[[I]]]
+// CHECK:        %[[FIRST:.*]] = memref.load %[[ITEM_R]][%[[I]]]
+// CHECK:        %[[UP:.*]] = memref.alloc() : memref<128x16xf32>
+// Up projection: the item's rows packed, then 8-row register blocks with
 // the expert's weights as vectors.
+// CHECK:        %[[PACK:.*]] = memref.alloc() : memref<32x256x8xf32>
 // CHECK:          tensor.extract %[[ROWS]]
-// CHECK:          memref.store {{.*}}, %[[PACK:.*]][
+// CHECK:          memref.store {{.*}}, %[[PACK]][
 // CHECK:          scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 // CHECK:            vector.load %[[WUBUF]][%[[E]], %{{.*}}, %c0]
 // CHECK:            memref.load %[[PACK]]
@@ -50,6 +59,13 @@
 // CHECK:      scf.for {{.*}} = %[[USED]] to %[[R]]
 // CHECK-NOT:  vector.load %[[WUBUF]]
 // CHECK:      return
+// With parallel, the items are an scf.parallel, scratch allocated inside.
+// PAR-LABEL: func.func @ffn
+// PAR:      %[[NITEMS:.*]] = scf.for
+// PAR:      scf.parallel (%[[I:.*]]) = (%c0) to (%[[NITEMS]]) step (%c1)
+// PAR:        memref.load %{{.*}}[%[[I]]] : memref<?xindex>
+// PAR:        memref.alloc() : memref<128x16xf32>
+// PAR:        vector.fma
 func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
                %wu: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>)
     -> tensor<?x8xf32> {
@@ -60,42 +76,38 @@ func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
 }
 
 // Instrumented: a public global of [E, 2] counters (rows, multiply-adds):
-// the rows of the expert once, and each register block's rows x columns x
-// depth as it finishes.
+// each item adds its rows, and each register block its rows x columns x
+// depth as it finishes; items of one expert may run concurrently, so the
+// adds are atomic.
 // COUNT: memref.global "public" @moe_ffn_counters_0 : memref<4x2xi64> = dense<0>
 // COUNT-LABEL: func.func @ffn
 // COUNT: %[[C:.*]] = memref.get_global @moe_ffn_counters_0 : memref<4x2xi64>
-// COUNT: memref.alloc() : memref<256x16xf32>
-// COUNT: scf.for %[[E:.*]] = %c0 to %c4
-// COUNT:   %[[BEGIN:.*]] = memref.load
-// COUNT:   %[[END:.*]] = memref.load
-// COUNT:   %[[N:.*]] = arith.subi %[[END]], %[[BEGIN]]
-// COUNT:   %[[ROWS:.*]] = memref.load %[[C]][%[[E]], %c0]
+// COUNT:   %[[E:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xindex>
+// COUNT:   %[[FIRST:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xindex>
+// COUNT:   %[[LAST:.*]] = arith.minsi
+// COUNT:   memref.alloc() : memref<128x16xf32>
+// COUNT:   %[[N:.*]] = arith.subi %[[LAST]], %[[FIRST]]
 // COUNT:   %[[N64:.*]] = arith.index_cast %[[N]] : index to i64
-// COUNT:   %[[NEXT:.*]] = arith.addi %[[ROWS]], %[[N64]]
-// COUNT:   memref.store %[[NEXT]], %[[C]][%[[E]], %c0]
+// COUNT:   memref.atomic_rmw addi %[[N64]], %[[C]][%[[E]], %c0]
 // An 8-row block of the 16-wide up projection, depth 8: 8 * 16 * 8.
 // COUNT:   scf.for
 // COUNT:     scf.for
 // COUNT:       vector.fma
-// COUNT:     %[[MACS:.*]] = memref.load %[[C]][%[[E]], %c1]
-// COUNT:     arith.addi %[[MACS]], %c1024_i64
-// COUNT:     memref.store {{.*}}, %[[C]][%[[E]], %c1]
+// COUNT:     memref.atomic_rmw addi %c1024_i64, %[[C]][%[[E]], %c1]
 
 // -----
 
-// Gated (SwiGLU): up and gate projections of the chunk into two scratch
-// buffers, SiLU(gate) * up, then the down projection, all inside the
-// expert's chunk loop.
+// Gated (SwiGLU): up and gate projections of the item's rows into two
+// scratch buffers, SiLU(gate) * up, then the down projection, all inside
+// the item.
 // CHECK-LABEL: func.func @swiglu
 // CHECK-SAME: %[[WU:[a-z0-9]+]]: tensor<2x4x6xf32>, %[[WG:[a-z0-9]+]]: tensor<2x4x6xf32>, %[[WD:[a-z0-9]+]]: tensor<2x6x4xf32>
 // CHECK:      %[[WUBUF:.*]] = scf.if
 // CHECK:      %[[WDBUF:.*]] = scf.if
 // CHECK:      %[[WGBUF:.*]] = scf.if
-// CHECK:      %[[UP:.*]] = memref.alloc() : memref<256x6xf32>
-// CHECK:      %[[GATE:.*]] = memref.alloc() : memref<256x6xf32>
-// CHECK:      scf.for %[[E:.*]] = %c0 to %c2
-// CHECK:        scf.for
+// CHECK:        %[[E:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xindex>
+// CHECK:        %[[UP:.*]] = memref.alloc() : memref<128x6xf32>
+// CHECK:        %[[GATE:.*]] = memref.alloc() : memref<128x6xf32>
 // CHECK:          vector.maskedload %[[WUBUF]][%[[E]],
 // CHECK:          vector.maskedstore %[[UP]][
 // CHECK:          vector.maskedload %[[WGBUF]][%[[E]],

@@ -6,9 +6,9 @@
 // no work for a null or empty slot.
 //  * dispatch: only ids in [0, 8) get a row (the copy of x[t] sits under that
 //    guard); every other slot gets slot_rows = -1;
-//  * FFN: the expert loop has 8 iterations, not 12; each expert's rows,
-//    bounded by the offsets, go through in chunks, and its weights are read
-//    only by the matmul blocks of those chunks, so an expert without rows
+//  * FFN: work items are the rows of the 8 compute experts (not 12), bounded
+//    by the offsets, in chunks; an expert's weights are read only by the
+//    matmul blocks of its items, so an expert without rows has no item,
 //    loads no weights and does no FLOPs;
 //  * combine: a slot contributes only if its id is a compute expert and its
 //    row is valid; with no copy or constant experts x is never read after
@@ -36,19 +36,19 @@
 // CHECK:              memref.store {{.*}}, %[[ROWS]]
 // CHECK:          } else {
 // CHECK:            memref.store %c-1_i32
-// FFN: 8 experts; an expert's rows [offsets[e], offsets[e+1]) go through in
-// chunks, and its weights are read only by the matmul blocks of those chunks.
+// FFN: 8 experts; an expert's rows [offsets[e], offsets[e+1]) form work
+// items, and its weights are read only by the matmul blocks of those items.
 // CHECK:      %[[WUBUF:.*]] = scf.if {{.*}} -> (memref<8x64x128xf32
 // CHECK:      %[[WDBUF:.*]] = scf.if {{.*}} -> (memref<8x128x64xf32
 // CHECK:      %[[WGBUF:.*]] = scf.if {{.*}} -> (memref<8x64x128xf32
 // CHECK:      %[[SAFE:.*]] = memref.alloc() : memref<9xindex>
 // CHECK:      scf.for %{{.*}} = %c0 to %c8
-// CHECK:      scf.for %[[EX:.*]] = %c0 to %c8
-// CHECK:        %[[BEGIN:.*]] = memref.load %[[SAFE]][%[[EX]]] : memref<9xindex>
-// CHECK:        %[[END:.*]] = memref.load %[[SAFE]][
-// CHECK:        %[[N:.*]] = arith.subi %[[END]], %[[BEGIN]]
-// CHECK:        %[[CHUNKS:.*]] = arith.ceildivui %[[N]], %c256
-// CHECK:        scf.for %{{.*}} = %c0 to %[[CHUNKS]]
+// Work items: the rows of each of the 8 compute experts, in chunks.
+// CHECK:      %[[NITEMS:.*]] = scf.for %{{.*}} = %c0 to %c8 step %c1 iter_args
+// CHECK:        memref.load %[[SAFE]]
+// CHECK:        arith.ceildivui %{{.*}}, %c128
+// CHECK:      scf.for %[[I:.*]] = %c0 to %[[NITEMS]]
+// CHECK:        %[[EX:.*]] = memref.load %{{.*}}[%[[I]]] : memref<?xindex>
 // CHECK:          vector.load %[[WUBUF]][%[[EX]],
 // CHECK:          memref.load %[[ROWS]][
 // CHECK:          vector.load %[[WGBUF]][%[[EX]],
@@ -72,7 +72,7 @@
 // UNFUSED:        scf.for %{{.*}} = %c0 to %c64
 // UNFUSED:          tensor.extract %[[X]]
 // UNFUSED:      scf.for %{{.*}} = %c0 to %c8
-// UNFUSED:        arith.ceildivui %{{.*}}, %c256
+// UNFUSED:        arith.ceildivui %{{.*}}, %c128
 // UNFUSED-NOT:  tensor.extract %[[X]]
 // UNFUSED:      return
 func.func @adamoe(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,

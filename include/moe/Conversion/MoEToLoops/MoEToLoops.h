@@ -18,6 +18,9 @@ struct MoEToLoopsOptions {
   /// Count, per expert, the rows and multiply-adds each `moe.expert_ffn`
   /// executes (in public globals `moe_ffn_counters_<n>`).
   bool instrumentFFN = false;
+  /// Emit the independent work items of `moe.expert_ffn` (an expert's rows,
+  /// in chunks) as an `scf.parallel`.
+  bool parallel = false;
 };
 
 /// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,

@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""CPU benchmark of a compiled MoE layer against its baselines and against
+the machine's limits, all measured in the same run.
+
+Shapes (f32, SwiGLU): S1 Mixtral-like H=1024 F=2816 E=8 K=2; S1-Ada the same
+with AdaMoE routing (8 compute + 4 null experts, K=4, normalize non_null);
+S2 fine-grained H=1024 F=512 E=64 K=8. Tokens T in {1, 8, 64, 512, 2048};
+threads 1 and 2. For each row, in one process whose thread counts are pinned
+(OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, torch.set_num_threads,
+OMP_WAIT_POLICY=PASSIVE):
+
+* ours: the compiled layer with weights bound once (`compile_layer(...)
+  .bind(...)`: packed panels), median of repeated calls after warm-up;
+  `ours bf16`: the same with bf16 weight storage (f32 compute);
+* ffn: our compiled moe.expert_ffn alone on the dispatched rows (the same
+  work as the OpenBLAS loop);
+* OpenBLAS: a per-expert loop in C++ (sgemm, sgemv for one row) on exactly
+  the dispatched rows (bench/baselines/Baselines.cpp);
+* torch: PyTorch eager running a Mixtral-style block (per-expert index
+  select, three matmuls, index_add);
+* limits: an FMA loop with 12 independent chains (GFLOP/s) and a stream
+  triad (GB/s), with the same thread count.
+
+GFLOP/s are counted on the compute slots actually executed (2*H*F*3 per
+slot, as moe-cost-report counts them). Bandwidth-bound rows (T <= 8) report
+GB/s over the distinct expert weight bytes the routing reads.
+
+Writes the table (Markdown) and a chart of GFLOP/s against T per
+implementation next to --out (default bench/results/cpu_layer.{md,png}).
+
+Usage: PYTHONPATH=build/python_packages python3 bench/cpu_layer.py
+       [--threads 1 2] [--tokens 1 8 64 512 2048] [--shapes S1 S1-Ada S2]
+       [--repeat N] [--quick]
+"""
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name: hidden, ffn, compute experts, null experts, k, normalize
+SHAPES = {
+    "S1": (1024, 2816, 8, 0, 2, "selected"),
+    "S1-Ada": (1024, 2816, 8, 4, 4, "non_null"),
+    "S2": (1024, 512, 64, 0, 8, "selected"),
+}
+
+
+# --------------------------------------------------------------------------
+# Child: one thread count
+# --------------------------------------------------------------------------
+
+def median_time(function, repeat, min_seconds=0.3):
+    function()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeat or (time.perf_counter() - start < min_seconds and len(times) < 50):
+        t0 = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def make_weights(shape, seed):
+    H, F, E, N, K, _ = SHAPES[shape]
+    rng = np.random.default_rng(seed)
+    S = E + N
+    w_router = (rng.standard_normal((H, S), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+    # With AdaMoE (top-4 over 8 + 4 null), about a third of the slots land
+    # on null experts; the compute slots are counted, not assumed.
+    w_up = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+    w_gate = (rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)).astype(np.float32)
+    w_down = (rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)).astype(np.float32)
+    return w_router, w_up, w_gate, w_down
+
+
+def torch_block(torch, shape, w_router, w_up, w_gate, w_down):
+    """A Mixtral-style eager block: router, softmax, top-k, per expert index
+    select, three matmuls, index_add."""
+    H, F, E, N, K, normalize = SHAPES[shape]
+    wr = torch.from_numpy(w_router)
+    w1 = [torch.from_numpy(np.ascontiguousarray(w_gate[e])) for e in range(E)]
+    w3 = [torch.from_numpy(np.ascontiguousarray(w_up[e])) for e in range(E)]
+    w2 = [torch.from_numpy(np.ascontiguousarray(w_down[e])) for e in range(E)]
+
+    def run(x):
+        with torch.no_grad():
+            probs = torch.softmax(x @ wr, dim=-1)
+            weights, ids = torch.topk(probs, K, dim=-1)
+            if normalize == "non_null":
+                real = ids < E
+                total = (weights * real).sum(-1, keepdim=True)
+                weights = torch.where(real, weights / torch.where(total > 0, total,
+                                                                  torch.ones_like(total)),
+                                      torch.zeros_like(weights))
+            else:
+                weights = weights / weights.sum(-1, keepdim=True)
+            out = torch.zeros_like(x)
+            for e in range(E):
+                token, slot = torch.where(ids == e)
+                if token.numel() == 0:
+                    continue
+                rows = x.index_select(0, token)
+                h = torch.nn.functional.silu(rows @ w1[e]) * (rows @ w3[e])
+                out.index_add_(0, token, (h @ w2[e]) * weights[token, slot, None])
+            return out
+    return run
+
+
+def child(args):
+    threads = args.child
+    import torch  # after the thread variables are set (parent's env)
+    torch.set_num_threads(threads)
+    import moe_mlir
+    from moe_mlir import reference as ref
+    from moe_mlir.routing import compile_layer, pack_panels
+
+    lib = ctypes.CDLL(os.path.join(args.build, "lib", "libmoe_bench_baselines.so"))
+    lib.moe_fma_peak.restype = ctypes.c_double
+    lib.moe_triad.restype = ctypes.c_double
+    lib.moe_triad.argtypes = [ctypes.c_int, ctypes.c_long]
+    lib.moe_blas_threads(threads)
+    fma = lib.moe_fma_peak(threads)
+    triad = lib.moe_triad(threads, 40_000_000)
+    print(json.dumps({"limits": True, "threads": threads, "fma": fma, "triad": triad}), flush=True)
+
+    for shape in args.shapes:
+        H, F, E, N, K, normalize = SHAPES[shape]
+        w_router, w_up, w_gate, w_down = make_weights(shape, 1)
+        layer = compile_layer(H, F, E, K, num_null=N, normalize=normalize)
+        ours = layer.bind(w_router, w_up, w_down, w_gate)
+        ours_bf16 = layer.bind(w_router, w_up, w_down, w_gate, weight_dtype="bf16")
+        ffn_text = f"""
+func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
+               %wu: tensor<{E}x{-(-F // 32)}x{H}x32xf32>, %wg: tensor<{E}x{-(-F // 32)}x{H}x32xf32>,
+               %wd: tensor<{E}x{-(-H // 32)}x{F}x32xf32>) -> tensor<?x{H}xf32> {{
+  %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E}x{-(-F // 32)}x{H}x32xf32>)
+      gate(%wg : tensor<{E}x{-(-F // 32)}x{H}x32xf32>) down(%wd : tensor<{E}x{-(-H // 32)}x{F}x32xf32>)
+      activation = silu gated packed : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
+  return %y : tensor<?x{H}xf32>
+}}"""
+        ffn = moe_mlir.compile(ffn_text, "ffn")
+        packed = [pack_panels(w) for w in (w_up, w_gate, w_down)]
+        torch_run = torch_block(torch, shape, w_router, w_up, w_gate, w_down)
+        experts = ref.ExpertSpace(compute=E, null=N)
+        for T in args.tokens:
+            rng = np.random.default_rng(1000 + T)
+            x = rng.standard_normal((T, H), dtype=np.float32)
+            # The routing, from the reference, to dispatch the rows of the
+            # FFN-only measurements (ours and OpenBLAS) and count slots.
+            logits = x.astype(np.float32) @ w_router
+            ids, _ = ref.route(logits, experts, K, normalize=normalize)
+            compute = (ids >= 0) & (ids < E)
+            order = np.argsort(np.where(compute, ids, E).ravel(), kind="stable")
+            slots = int(compute.sum())
+            rows = np.ascontiguousarray(x[order[:slots] // K])
+            counts = np.bincount(ids[compute].ravel(), minlength=E)
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+            experts_read = int((counts > 0).sum())
+            flops = 2.0 * H * F * 3 * slots
+            weight_bytes = 4.0 * 3 * H * F * experts_read
+            t_ours = median_time(lambda: ours(x), args.repeat)
+            t_bf16 = median_time(lambda: ours_bf16(x), args.repeat) if T <= 64 else None
+            t_ffn = median_time(lambda: ffn(rows, offsets, *packed), args.repeat)
+            out = np.empty((max(slots, 1), H), np.float32)
+            scratch = np.empty(2 * max(slots, 1) * F, np.float32)
+            pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)
+            wu_c, wg_c, wd_c = (np.ascontiguousarray(w) for w in (w_up, w_gate, w_down))
+
+            def blas():
+                lib.moe_expert_loop(pointer(rows), pointer(offsets), E, H, F, pointer(wu_c),
+                                    pointer(wg_c), pointer(wd_c), pointer(out), pointer(scratch),
+                                    ctypes.c_long(max(slots, 1)))
+            t_blas = median_time(blas, args.repeat)
+            xt = torch.from_numpy(x)
+            t_torch = median_time(lambda: torch_run(xt), args.repeat)
+            print(json.dumps({"threads": threads, "shape": shape, "T": T, "slots": slots,
+                              "experts_read": experts_read, "flops": flops,
+                              "weight_bytes": weight_bytes, "ours": t_ours, "ours_bf16": t_bf16,
+                              "ffn": t_ffn, "blas": t_blas, "torch": t_torch}), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Parent: one child per thread count, then the table and the chart
+# --------------------------------------------------------------------------
+
+def run_child(threads, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               OMP_WAIT_POLICY="PASSIVE", MOE_MLIR_NUM_THREADS=str(threads))
+    command = [sys.executable, os.path.abspath(__file__), "--child", str(threads),
+               "--build", args.build, "--repeat", str(args.repeat), "--shapes", *args.shapes,
+               "--tokens", *map(str, args.tokens)]
+    results = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            record = json.loads(line)
+            results.append(record)
+            if "shape" in record:
+                print(f"  measured {record['shape']} T={record['T']} threads={threads}",
+                      file=sys.stderr, flush=True)
+    if process.returncode:
+        raise SystemExit(f"benchmark child (threads={threads}) failed")
+    return results
+
+
+def render(records, args):
+    limits = {r["threads"]: r for r in records if r.get("limits")}
+    rows = [r for r in records if "shape" in r]
+    by_key = {(r["shape"], r["T"], r["threads"]): r for r in rows}
+    lines = []
+    lines.append(f"Measured {datetime.date.today()} on {platform.node() or 'this machine'}: "
+                 f"{cpu_name()}, {os.cpu_count()} cores.")
+    for threads, lim in sorted(limits.items()):
+        lines.append(f"Limits with {threads} thread(s): FMA peak {lim['fma']:.0f} GFLOP/s, "
+                     f"triad {lim['triad']:.1f} GB/s.")
+    lines.append("")
+    header = ("| shape | T | thr | slots | ours ms | ours GF/s | % peak | ffn GF/s | OpenBLAS GF/s "
+              "| ffn / BLAS | torch ms | ours / torch | weights GB/s | % triad | bf16 speedup |")
+    lines.append(header)
+    lines.append("|" + "---|" * (header.count("|") - 1))
+    for r in rows:
+        lim = limits[r["threads"]]
+        gf = lambda t: r["flops"] / t / 1e9
+        gbs = r["weight_bytes"] / r["ours"] / 1e9
+        bf16 = f"{r['ours'] / r['ours_bf16']:.2f}x" if r.get("ours_bf16") else "-"
+        lines.append(
+            f"| {r['shape']} | {r['T']} | {r['threads']} | {r['slots']} | {r['ours'] * 1e3:.2f} "
+            f"| {gf(r['ours']):.1f} | {100 * gf(r['ours']) / lim['fma']:.0f}% "
+            f"| {gf(r['ffn']):.1f} | {gf(r['blas']):.1f} | {r['blas'] / r['ffn']:.2f}x "
+            f"| {r['torch'] * 1e3:.2f} | {r['torch'] / r['ours']:.2f}x "
+            f"| {gbs:.1f} | {100 * gbs / lim['triad']:.0f}% | {bf16} |")
+    # Threads scaling and null experts.
+    lines.append("")
+    for (shape, T, threads), r in sorted(by_key.items()):
+        if threads == 2 and (shape, T, 1) in by_key:
+            one = by_key[(shape, T, 1)]
+            lines.append(f"- {shape} T={T}: 2 threads {one['ours'] / r['ours']:.2f}x one thread")
+    for T in sorted({r["T"] for r in rows}):
+        for threads in sorted(limits):
+            a, b = by_key.get(("S1-Ada", T, threads)), by_key.get(("S1", T, threads))
+            if a and b:
+                lines.append(
+                    f"- null experts, T={T}, {threads} thread(s): S1-Ada/S1 time {a['ours'] / b['ours']:.2f}, "
+                    f"compute slots {a['slots'] / b['slots']:.2f}, distinct expert bytes "
+                    f"{a['weight_bytes'] / b['weight_bytes']:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def chart(records, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in records if "shape" in r]
+    shapes = sorted({r["shape"] for r in rows}, key=list(SHAPES).index)
+    threads = sorted({r["threads"] for r in rows})
+    fig, axes = plt.subplots(len(threads), len(shapes), figsize=(4.2 * len(shapes), 3.4 * len(threads)),
+                             squeeze=False)
+    for i, th in enumerate(threads):
+        for j, shape in enumerate(shapes):
+            ax = axes[i][j]
+            sel = sorted((r for r in rows if r["shape"] == shape and r["threads"] == th),
+                         key=lambda r: r["T"])
+            Ts = [r["T"] for r in sel]
+            for key, label in (("ours", "moe-mlir layer"), ("ffn", "moe-mlir expert FFN"),
+                               ("blas", "OpenBLAS loop"), ("torch", "PyTorch eager")):
+                ax.plot(Ts, [r["flops"] / r[key] / 1e9 for r in sel], marker="o", label=label)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{shape}, {th} thread(s)")
+            ax.set_xlabel("tokens T")
+            ax.set_ylabel("GFLOP/s (compute slots)")
+            ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1, 8, 64, 512, 2048])
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="S1 only, T in {1, 64}, 1 thread")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "cpu_layer"))
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    if args.quick:
+        args.shapes, args.tokens, args.threads = ["S1"], [1, 64], [1]
+    records = []
+    for threads in args.threads:
+        records += run_child(threads, args)
+    text = render(records, args)
+    print(text)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".md", "w") as f:
+        f.write(text)
+    with open(args.out + ".json", "w") as f:
+        json.dump(records, f, indent=1)
+    chart(records, args.out + ".png")
+    print(f"wrote {args.out}.md, {args.out}.json, {args.out}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
