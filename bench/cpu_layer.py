@@ -60,15 +60,46 @@ SHAPES = {
 # Child: one thread count
 # --------------------------------------------------------------------------
 
-def median_time(function, repeat, min_seconds=0.3):
+def median_time(function, repeat, min_seconds=0.3, before=None):
+    """Median seconds of `function` after a warm-up call; `before` (not
+    timed) runs ahead of every timed call (the cache flush of cold rows)."""
     function()
     times = []
     start = time.perf_counter()
     while len(times) < repeat or (time.perf_counter() - start < min_seconds and len(times) < 50):
+        if before:
+            before()
         t0 = time.perf_counter()
         function()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def last_level_cache_bytes():
+    """The largest cache the OS reports (bytes), or 256 MiB if unknown."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in os.listdir(base):
+            with open(os.path.join(base, index, "size")) as f:
+                text = f.read().strip()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+            best = max(best, int(text.rstrip("KMG")) * scale)
+    except (OSError, ValueError):
+        pass
+    return best or 256 << 20
+
+
+class CacheFlush:
+    """Writes a buffer twice the last-level cache so that the next call reads
+    its weights from DRAM (cold), as a decode step does for expert weights
+    larger than the cache."""
+
+    def __init__(self):
+        self.buffer = np.ones(2 * last_level_cache_bytes() // 4, np.float32)
+
+    def __call__(self):
+        self.buffer += 1.0
 
 
 def make_weights(shape, seed):
@@ -153,7 +184,10 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
         packed = [pack_panels(w) for w in (w_up, w_gate, w_down)]
         torch_run = torch_block(torch, shape, w_router, w_up, w_gate, w_down)
         experts = ref.ExpertSpace(compute=E, null=N)
+        flush = CacheFlush()
         for T in args.tokens:
+            # Bandwidth-bound rows run with cold weights (flushed caches).
+            before = flush if T <= 8 else None
             rng = np.random.default_rng(1000 + T)
             x = rng.standard_normal((T, H), dtype=np.float32)
             # The routing, from the reference, to dispatch the rows of the
@@ -169,9 +203,10 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
             experts_read = int((counts > 0).sum())
             flops = 2.0 * H * F * 3 * slots
             weight_bytes = 4.0 * 3 * H * F * experts_read
-            t_ours = median_time(lambda: ours(x), args.repeat)
-            t_bf16 = median_time(lambda: ours_bf16(x), args.repeat) if T <= 64 else None
-            t_ffn = median_time(lambda: ffn(rows, offsets, *packed), args.repeat)
+            t_ours = median_time(lambda: ours(x), args.repeat, before=before)
+            t_bf16 = median_time(lambda: ours_bf16(x), args.repeat, before=before) \
+                if T <= 64 else None
+            t_ffn = median_time(lambda: ffn(rows, offsets, *packed), args.repeat, before=before)
             out = np.empty((max(slots, 1), H), np.float32)
             scratch = np.empty(2 * max(slots, 1) * F, np.float32)
             pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)
@@ -181,19 +216,42 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                 lib.moe_expert_loop(pointer(rows), pointer(offsets), E, H, F, pointer(wu_c),
                                     pointer(wg_c), pointer(wd_c), pointer(out), pointer(scratch),
                                     ctypes.c_long(max(slots, 1)))
-            t_blas = median_time(blas, args.repeat)
+            t_blas = median_time(blas, args.repeat, before=before)
             xt = torch.from_numpy(x)
-            t_torch = median_time(lambda: torch_run(xt), args.repeat)
-            print(json.dumps({"threads": threads, "shape": shape, "T": T, "slots": slots,
+            t_torch = median_time(lambda: torch_run(xt), args.repeat, before=before)
+            # The outputs agree (a benchmark of wrong code measures nothing).
+            want = torch_run(xt).numpy()
+            error = float(np.abs(ours(x) - want).max() / max(np.abs(want).max(), 1e-30))
+            print(json.dumps({"threads": threads, "shape": shape, "T": T, "cold": bool(before),
+                              "slots": slots,
                               "experts_read": experts_read, "flops": flops,
                               "weight_bytes": weight_bytes, "ours": t_ours, "ours_bf16": t_bf16,
-                              "ffn": t_ffn, "blas": t_blas, "torch": t_torch}), flush=True)
+                              "ffn": t_ffn, "blas": t_blas, "torch": t_torch,
+                              "error_vs_torch": error}), flush=True)
     return 0
 
 
 # --------------------------------------------------------------------------
 # Parent: one child per thread count, then the table and the chart
 # --------------------------------------------------------------------------
+
+def compile_times():
+    """Seconds to compile (CPU pipeline + LLVM, JIT) an exported Mixtral-style
+    model with 1 and with 32 decoder layers (layers outlined per shape)."""
+    sys.path.insert(0, os.path.join(ROOT, "test", "python"))
+    import moe_mlir
+    from fixtures import moe_models as mm
+    from moe_mlir.export import export
+    result = {}
+    for layers in (1, 32):
+        model = mm.make_mixtral_model(seed=0, num_layers=layers, hidden_size=128,
+                                      intermediate_size=256, num_experts=8, top_k=2)
+        exported = export(model, verify=False)
+        start = time.perf_counter()
+        moe_mlir.compile(exported.mlir, "forward")
+        result[layers] = time.perf_counter() - start
+    return result
+
 
 def run_child(threads, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
@@ -214,7 +272,7 @@ def run_child(threads, args):
     return results
 
 
-def render(records, args):
+def render(records, args, compile_seconds=None):
     limits = {r["threads"]: r for r in records if r.get("limits")}
     rows = [r for r in records if "shape" in r]
     by_key = {(r["shape"], r["T"], r["threads"]): r for r in rows}
@@ -226,7 +284,8 @@ def render(records, args):
                      f"triad {lim['triad']:.1f} GB/s.")
     lines.append("")
     header = ("| shape | T | thr | slots | ours ms | ours GF/s | % peak | ffn GF/s | OpenBLAS GF/s "
-              "| ffn / BLAS | torch ms | ours / torch | weights GB/s | % triad | bf16 speedup |")
+              "| ffn / BLAS | torch ms | ours / torch | weights GB/s | % triad | bf16 speedup "
+              "| rel. diff vs torch |")
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
     for r in rows:
@@ -239,7 +298,7 @@ def render(records, args):
             f"| {gf(r['ours']):.1f} | {100 * gf(r['ours']) / lim['fma']:.0f}% "
             f"| {gf(r['ffn']):.1f} | {gf(r['blas']):.1f} | {r['blas'] / r['ffn']:.2f}x "
             f"| {r['torch'] * 1e3:.2f} | {r['torch'] / r['ours']:.2f}x "
-            f"| {gbs:.1f} | {100 * gbs / lim['triad']:.0f}% | {bf16} |")
+            f"| {gbs:.1f} | {100 * gbs / lim['triad']:.0f}% | {bf16} | {r['error_vs_torch']:.1e} |")
     # Threads scaling and null experts.
     lines.append("")
     for (shape, T, threads), r in sorted(by_key.items()):
@@ -254,6 +313,10 @@ def render(records, args):
                     f"- null experts, T={T}, {threads} thread(s): S1-Ada/S1 time {a['ours'] / b['ours']:.2f}, "
                     f"compute slots {a['slots'] / b['slots']:.2f}, distinct expert bytes "
                     f"{a['weight_bytes'] / b['weight_bytes']:.2f}")
+    if compile_seconds:
+        lines.append(f"- compile time (CPU pipeline + LLVM, JIT) of an exported Mixtral-style model: "
+                     f"1 layer {compile_seconds[1]:.2f} s, 32 layers {compile_seconds[32]:.2f} s")
+    lines.append("- cold rows (T <= 8): weights flushed from the caches before every timed call")
     return "\n".join(lines) + "\n"
 
 
@@ -314,7 +377,8 @@ def main():
     records = []
     for threads in args.threads:
         records += run_child(threads, args)
-    text = render(records, args)
+    compile_seconds = None if args.quick else compile_times()
+    text = render(records, args, compile_seconds)
     print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".md", "w") as f:

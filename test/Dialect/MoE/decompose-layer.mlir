@@ -208,3 +208,17 @@ func.func @two_layers(%x: tensor<4x16xf32>, %wr: tensor<16x4xf32>,
       strategy = top_k activation = relu : tensor<4x16xf32> -> tensor<4x16xf32>
   return %2 : tensor<4x16xf32>
 }
+
+// -----
+
+// Packed weights pass to moe.expert_ffn unchanged.
+// CHECK-LABEL: func.func @packed
+// CHECK: moe.expert_ffn {{.*}} activation = silu gated packed
+func.func @packed(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>, %wu: tensor<2x4x64x32xf32>,
+                  %wg: tensor<2x4x64x32xf32>, %wd: tensor<2x2x100x32xf32>) -> tensor<?x64xf32> {
+  %y = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x4x64x32xf32>)
+      gate(%wg : tensor<2x4x64x32xf32>) down(%wd : tensor<2x2x100x32xf32>)
+      experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -15,6 +15,8 @@
 //   [types]      element types are supported ones
 //   [experts]    an expert space has a compute expert and no negative count
 //   [fusion]     moe.route_dispatch only with per-token routing (project rule)
+//   [packed]     packed weights: [E, ceil(F/32), H, 32] and [E, ceil(H/32), F, 32]
+//                (project rule)
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
 // [shapes] gate: w's first dimension is x's hidden size.
@@ -760,4 +762,43 @@ func.func @fused_tile(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
   // expected-error @below {{'moe.route_dispatch' op attribute 'tile' expects at least 1 token, got 0}}
   %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = top_k tile = 0 : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
   return
+}
+
+// -----
+
+// [packed] w_up holds F = 100 columns in ceil(100 / 32) = 4 panels.
+func.func @packed_panels(%rows: tensor<?x64xf32>, %off: tensor<3xi32>,
+                         %wu: tensor<2x3x64x32xf32>, %wd: tensor<2x2x100x32xf32>)
+    -> tensor<?x64xf32> {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_up' (packed) has 3 panels in dimension 1, expected ceil(F / 32) = 4 with F = 100 from operand 'w_down'}}
+  %y = moe.expert_ffn %rows, %off up(%wu : tensor<2x3x64x32xf32>)
+      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed
+      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// [packed] a panel is 32 columns wide.
+func.func @packed_width(%rows: tensor<?x64xf32>, %off: tensor<3xi32>,
+                        %wu: tensor<2x4x64x16xf32>, %wd: tensor<2x2x100x32xf32>)
+    -> tensor<?x64xf32> {
+  // expected-error @below {{operand 'w_up' dimension 3 must be 32, got 16}}
+  %y = moe.expert_ffn %rows, %off up(%wu : tensor<2x4x64x16xf32>)
+      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed
+      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// [packed] w_down holds H = 64 columns: ceil(64 / 32) = 2 panels.
+func.func @packed_down(%x: tensor<?x64xf32>, %wr: tensor<64x4xf32>,
+                       %wu: tensor<4x4x64x32xf32>, %wd: tensor<4x3x100x32xf32>)
+    -> tensor<?x64xf32> {
+  // expected-error @below {{'moe.layer' op operand 'w_down' (packed) has 3 panels in dimension 1, expected ceil(H / 32) = 2 with H = 64 from operand 'w_up'}}
+  %y = moe.layer %x router(%wr : tensor<64x4xf32>) up(%wu : tensor<4x4x64x32xf32>)
+      down(%wd : tensor<4x3x100x32xf32>) experts = <compute = 4> k = 2
+      strategy = top_k activation = relu packed : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
 }

@@ -269,3 +269,21 @@ func.func @route_dispatch(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,
         tensor<13xi32>, tensor<?x2xi32>
   return
 }
+
+// Packed expert weights (32-column panels): F = 100 in 4 panels, H = 64 in 2.
+// CHECK-LABEL: func.func @packed
+// CHECK: moe.expert_ffn %{{.*}}, %{{.*}} up(%{{.*}} : tensor<2x4x64x32xbf16>) gate(%{{.*}} : tensor<2x4x64x32xbf16>) down(%{{.*}} : tensor<2x2x100x32xbf16>) activation = silu gated packed : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+// CHECK: moe.layer %{{.*}} router(%{{.*}} : tensor<64x2xf32>) up(%{{.*}} : tensor<2x4x64x32xbf16>) gate(%{{.*}} : tensor<2x4x64x32xbf16>) down(%{{.*}} : tensor<2x2x100x32xbf16>) experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed : tensor<?x64xf32> -> tensor<?x64xf32>
+func.func @packed(%rows: tensor<?x64xf32>, %off: tensor<3xi32>, %x: tensor<?x64xf32>,
+                  %wr: tensor<64x2xf32>, %wu: tensor<2x4x64x32xbf16>,
+                  %wg: tensor<2x4x64x32xbf16>, %wd: tensor<2x2x100x32xbf16>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %0 = moe.expert_ffn %rows, %off up(%wu : tensor<2x4x64x32xbf16>)
+      gate(%wg : tensor<2x4x64x32xbf16>) down(%wd : tensor<2x2x100x32xbf16>)
+      activation = silu gated packed : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+  %1 = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x4x64x32xbf16>)
+      gate(%wg : tensor<2x4x64x32xbf16>) down(%wd : tensor<2x2x100x32xbf16>)
+      experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
+}
