@@ -100,12 +100,18 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
-  if (options.fuse)
-    pm.addPass(createMoEFuseGatingDispatchPass());
-  ConvertMoEToLoopsPassOptions loops;
-  loops.instrumentFFN = options.instrumentFFN;
-  loops.parallel = options.parallel;
-  pm.addPass(createConvertMoEToLoopsPass(loops));
+  if (options.emulateGPUKernels) {
+    ConvertMoEToGPUPassOptions gpu;
+    gpu.emulate = true;
+    pm.addPass(createConvertMoEToGPUPass(gpu));
+  } else {
+    if (options.fuse)
+      pm.addPass(createMoEFuseGatingDispatchPass());
+    ConvertMoEToLoopsPassOptions loops;
+    loops.instrumentFFN = options.instrumentFFN;
+    loops.parallel = options.parallel;
+    pm.addPass(createConvertMoEToLoopsPass(loops));
+  }
   if (options.approximateMath)
     pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createCanonicalizerPass());
@@ -165,6 +171,12 @@ void mlir::moe::registerMoEPipelines() {
       "Compile moe ops on tensors to the LLVM dialect for CPUs (decompose, "
       "lower to loops, bufferize, lower to LLVM; C interfaces)",
       buildCPUPipeline);
+  PassPipelineRegistration<GPUPipelineOptions>(
+      "moe-gpu-pipeline",
+      "Compile moe ops on tensors to host LLVM code plus a gpu.binary of "
+      "NVIDIA kernels (decompose, lower to kernels, bufferize, outline, "
+      "NVVM, ptxas per chip, fatbin, gpu-to-llvm)",
+      buildGPUPipeline);
 }
 
 void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {
@@ -187,4 +199,5 @@ void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
+  registerGPUPipelineDependencies(registry);
 }

@@ -169,9 +169,21 @@ def pack_panels(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(experts, depth, panels, PANEL).transpose(0, 2, 1, 3))
 
 
+_TARGETS = ("cpu", "gpu-emulated")
+
+
 def _check_target(target: str):
-    if target != "cpu":
-        raise ValueError(f"target must be 'cpu', got {target!r}")
+    """'cpu': the CPU kernels. 'gpu-emulated': the GPU kernels
+    (convert-moe-to-gpu) run on the host, one thread after the other, which
+    is how they are tested without a GPU."""
+    if target not in _TARGETS:
+        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
+
+
+def _pipeline_for(target: str) -> str:
+    if target == "gpu-emulated":
+        return "moe-cpu-pipeline{emulate-gpu-kernels=true}"
+    return cpu_pipeline()
 
 
 def _float32(name: str, value, shape: Tuple[Optional[int], ...]) -> np.ndarray:
@@ -207,14 +219,15 @@ class _Variants:
     """Compiles one module per combination of optional arguments, on first
     use, and caches it."""
 
-    def __init__(self, build):
+    def __init__(self, build, target: str = "cpu"):
         self._build = build
         self._cache = {}
+        self._pipeline = _pipeline_for(target)
 
     def get(self, key):
         if key not in self._cache:
             text, entry, names = self._build(key)
-            module = CompiledModule(text, cpu_pipeline())
+            module = CompiledModule(text, self._pipeline)
             self._cache[key] = module.function(entry, names)
         return self._cache[key]
 
@@ -256,7 +269,7 @@ def compile_route(num_experts: int, k: int, num_null: int = 0, num_copy: int = 0
                 f"  return %ids, %weights : tensor<?x{K}xi32>, tensor<?x{K}xf32>\n}}\n")
         return text, "route", names
 
-    variants = _Variants(build)
+    variants = _Variants(build, target)
     variants.get(False)  # compile eagerly: configuration errors surface here
 
     def route(logits, k_per_token=None, selection_bias=None):
@@ -360,7 +373,7 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
                 f"  return %y : tensor<?x{H}xf32>\n}}\n")
         return text, "layer", order
 
-    variants = _Variants(build)
+    variants = _Variants(build, target)
     variants.get((frozenset(), False, "f32"))  # compile eagerly: configuration errors surface here
 
     def check_arguments(w_gate, b_up, b_down, wc, v, k_per_token, selection_bias):

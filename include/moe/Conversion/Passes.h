@@ -7,8 +7,10 @@
 #ifndef MOE_CONVERSION_PASSES_H
 #define MOE_CONVERSION_PASSES_H
 
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {

@@ -58,4 +58,81 @@ def ConvertMoEToLoopsPass : Pass<"convert-moe-to-loops", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lower moe ops to GPU kernels over device buffers";
+  let description = [{
+    Rewrites every `moe.gate`, `moe.route`, `moe.dispatch`,
+    `moe.grouped_matmul`, `moe.expert_ffn`, `moe.combine` and `moe.aux_loss`
+    (run `moe-decompose-layer` first for `moe.layer`) into one-dimensional
+    `gpu.launch` kernels over `gpu.alloc` device buffers. Tensors from the
+    host are copied to the device where a moe op first reads them; results
+    stay on the device for the next moe op and are copied back only where
+    they leave moe code; every device buffer is freed at the end of its
+    block. Launches and copies are synchronous (`gpu-to-llvm` runs each on
+    its own stream).
+
+    Nothing about routing goes back to the host: `moe.dispatch` keeps its
+    row count on the device (its rows are allocated for `T * K` rows and the
+    expert kernels read the used count from `offsets`), so the host issues
+    the same launches whatever the routing decided.
+
+    Kernels, correctness first (see docs/GPU.md): routing runs the CPU
+    lowering's routing kernel with one thread per token; dispatch is a
+    deterministic counting sort; the expert FFN and grouped matmul are SIMT
+    f32 dot products per output element. Capacity limits and
+    `expert_choice` routing (cross-token orderings) and the fused
+    `moe.route_dispatch` are rejected with a diagnostic. The rows of a
+    dynamic-R `moe.dispatch` cannot leave moe code (use its padded form).
+
+    With `emulate`, kernels become `scf.parallel` loops and device buffers
+    host buffers: the same kernel bodies then run through the CPU pipeline,
+    which is how the tests check them against the reference without a GPU.
+  }];
+  let options = [
+    Option<"emulate", "emulate", "bool", /*default=*/"false",
+           "Emit kernels as scf.parallel over host buffers (for testing the "
+           "kernels on a CPU)">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
+           "Threads per block of the one-dimensional kernels (1 to 1024)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def MoEGPUFatbinPass : Pass<"moe-gpu-fatbin", "::mlir::ModuleOp"> {
+  let summary = "Bundle a gpu.binary's per-chip PTX into one CUDA fatbin";
+  let description = [{
+    Takes every `gpu.binary` whose objects are PTX for NVVM targets (the
+    output of `gpu-module-to-binary{format=isa}` after one
+    `nvvm-attach-target` per chip), assembles each with `ptxas` for its
+    chip, and replaces the objects with a single fatbin object (made by the
+    toolkit's `fatbinary`) that holds one cubin per chip plus the PTX of the
+    first chip. The CUDA driver then picks the cubin of the device it runs
+    on, or JIT-compiles the PTX for a newer one: one library serves sm_80
+    and sm_90a devices.
+
+    A chip that `ptxas` rejects fails the pass with `ptxas`'s message. The
+    toolkit is `cuda-path`, else `$CUDA_HOME`, else `/usr/local/cuda`.
+
+    Example:
+
+    ```
+    moe-opt --moe-gpu-pipeline="chips=sm_80,sm_90a" model.mlir
+    ```
+  }];
+  let options = [
+    Option<"cudaPath", "cuda-path", "std::string", /*default=*/"\"\"",
+           "CUDA toolkit holding bin/ptxas and bin/fatbinary">,
+    Option<"ptxasOptions", "ptxas-options", "std::string",
+           /*default=*/"\"-O3\"", "Options passed to ptxas">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -42,6 +42,43 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> emulateGPUKernels{
+      *this, "emulate-gpu-kernels",
+      llvm::cl::desc("Lower moe ops with the GPU kernels (convert-moe-to-gpu"
+                     "{emulate}) run as host loops: tests the GPU kernels' "
+                     "bodies on a CPU"),
+      llvm::cl::init(false)};
+};
+
+/// Options of the GPU pipeline.
+struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
+  PassOptions::ListOption<std::string> chips{
+      *this, "chips",
+      llvm::cl::desc("NVIDIA targets to compile the kernels for (one cubin "
+                     "each; the first one's PTX is the fallback)"),
+      llvm::cl::list_init<std::string>({"sm_80", "sm_90a"})};
+  PassOptions::Option<std::string> ptxFeatures{
+      *this, "ptx-features",
+      llvm::cl::desc("NVPTX features of the targets (PTX ISA version)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<int64_t> blockSize{
+      *this, "block-size",
+      llvm::cl::desc("Threads per block of the kernels"), llvm::cl::init(128)};
+  PassOptions::Option<bool> fatbin{
+      *this, "fatbin",
+      llvm::cl::desc("Assemble the kernels with ptxas and bundle the cubins "
+                     "and PTX in one fatbin (moe-gpu-fatbin); off keeps one "
+                     "PTX object per chip (no CUDA toolkit needed)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<std::string> cudaPath{
+      *this, "cuda-path",
+      llvm::cl::desc("CUDA toolkit with ptxas and fatbinary (default: "
+                     "$CUDA_HOME, else /usr/local/cuda)"),
+      llvm::cl::init("")};
+  PassOptions::Option<bool> cInterface{
+      *this, "c-interface",
+      llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
+      llvm::cl::init(true)};
 };
 
 /// Adds the passes that take a module whose `func.func`s use moe ops (and
@@ -52,6 +89,14 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// `mlir-translate --mlir-to-llvmir` and runs with `mlir-runner`.
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
+/// Adds the passes that take the same input as the CPU pipeline to host
+/// LLVM code that launches NVIDIA GPU kernels: decompose layers, lower moe
+/// ops to kernels (convert-moe-to-gpu), bufferize, outline the kernels,
+/// lower them to NVVM for every chip, serialise them (PTX, then a fatbin
+/// with one cubin per chip), lower the host code with gpu-to-llvm. The
+/// result calls the `mgpu*` runtime functions (libmoe_cuda_runtime).
+void buildGPUPipeline(OpPassManager &pm, const GPUPipelineOptions &options);
+
 /// Registers `moe-cpu-pipeline` (and later pipelines) with the global
 /// pipeline registry.
 void registerMoEPipelines();
@@ -60,6 +105,9 @@ void registerMoEPipelines();
 /// need into `registry` (bufferization and deallocation models of arith, scf,
 /// tensor, linalg, func, cf; LLVM translation interfaces).
 void registerPipelineDependencies(DialectRegistry &registry);
+/// The GPU pipeline's part of the above (gpu, nvvm, NVVM target, GPU
+/// translation to LLVM IR).
+void registerGPUPipelineDependencies(DialectRegistry &registry);
 
 } // namespace moe
 } // namespace mlir

@@ -35,7 +35,8 @@ using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
 /// The activation in f32. NaN propagates through every one of them.
-static Value emitActivation(LoopEmitter &e, Activation activation, Value x) {
+Value mlir::moe::detail::emitActivation(LoopEmitter &e, Activation activation,
+                                        Value x) {
   Value half = e.f32(0.5f);
   Value one = e.f32(1.0f);
   switch (activation) {

@@ -117,6 +117,10 @@ static Value getErrorFlag(LoopEmitter &e, Operation *op) {
                                MemRefType::get({}, e.b.getI32Type()));
 }
 
+void mlir::moe::detail::emitRuntimeError(LoopEmitter &e, Operation *op) {
+  e.store(e.i32(getRuntimeErrorCode(op)), getErrorFlag(e, op), {});
+}
+
 /// Sets every element of `buffer` (any rank) to zero.
 static void emitZeroFill(LoopEmitter &e, Value buffer) {
   auto type = llvm::cast<MemRefType>(buffer.getType());
@@ -153,7 +157,7 @@ SmallVector<Value> mlir::moe::detail::emitGuarded(
         scf::YieldOp::create(e.b, results);
       },
       [&](OpBuilder &, Location) {
-        e.store(e.i32(getRuntimeErrorCode(op)), getErrorFlag(e, op), {});
+        emitRuntimeError(e, op);
         SmallVector<Value> results;
         for (Type type : resultTypes) {
           auto memrefType = llvm::cast<MemRefType>(type);

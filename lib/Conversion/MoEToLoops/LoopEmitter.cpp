@@ -114,8 +114,10 @@ Value LoopEmitter::unitStrideBuffer(Value tensor) {
 
 Value LoopEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
                          ValueRange dynamicSizes) {
-  return memref::AllocOp::create(b, MemRefType::get(shape, elementType),
-                                 dynamicSizes);
+  auto type = MemRefType::get(shape, elementType);
+  if (allocator)
+    return allocator(type, dynamicSizes);
+  return memref::AllocOp::create(b, type, dynamicSizes);
 }
 
 Value LoopEmitter::allocLike(RankedTensorType type, ValueRange dynamicSizes) {

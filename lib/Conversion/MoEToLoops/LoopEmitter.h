@@ -19,6 +19,8 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
+#include <functional>
+
 namespace mlir {
 namespace moe {
 namespace detail {
@@ -33,6 +35,11 @@ public:
   // tests, emit into named locals first.
 
   ImplicitLocOpBuilder b;
+
+  /// When set, alloc() (and what builds on it) creates buffers with this
+  /// instead of memref.alloc: the GPU lowering allocates device buffers on
+  /// the host and per-thread scratch (memref.alloca) inside kernels.
+  std::function<Value(MemRefType, ValueRange)> allocator;
 
   //===--------------------------------------------------------------------===//
   // Constants

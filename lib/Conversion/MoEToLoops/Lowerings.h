@@ -15,6 +15,7 @@
 #include "LoopEmitter.h"
 
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include <functional>
 
@@ -143,6 +144,11 @@ inline MemRefType getBufferType(Type tensorType) {
 
 /// The codes stored in `moe_runtime_error` (0: no error).
 int32_t getRuntimeErrorCode(Operation *op);
+/// Stores `op`'s code in the module's `moe_runtime_error`.
+void emitRuntimeError(LoopEmitter &e, Operation *op);
+
+/// The activation of moe.expert_ffn, in f32 (NaN propagates).
+Value emitActivation(LoopEmitter &e, Activation activation, Value x);
 
 } // namespace detail
 } // namespace moe

@@ -1,0 +1,56 @@
+//===- MoEToGPU.h - Lower moe ops to GPU kernels ----------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_MOETOGPU_MOETOGPU_H
+#define MOE_CONVERSION_MOETOGPU_MOETOGPU_H
+
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+
+namespace mlir {
+class ConversionTarget;
+class Operation;
+class RewritePatternSet;
+
+namespace moe {
+
+/// Options of the moe-to-gpu lowering.
+struct MoEToGPUOptions {
+  /// Emit every kernel as an `scf.parallel` over its threads and every
+  /// device buffer as a host buffer, instead of `gpu.launch` and
+  /// `gpu.alloc`: the same kernel bodies then run through the CPU pipeline,
+  /// which is how they are checked against the reference on machines
+  /// without a GPU.
+  bool emulate = false;
+  /// Threads per block of the one-dimensional kernels.
+  int64_t blockSize = 128;
+};
+
+/// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,
+/// `moe.grouped_matmul`, `moe.expert_ffn`, `moe.combine` and `moe.aux_loss`
+/// to device kernels (`gpu.launch` regions over device buffers, bridged to
+/// tensors with `bufferization.to_tensor`). Host tensors that feed an op
+/// are copied to the device; results stay on the device for the next op.
+void populateMoEToGPUConversionPatterns(RewritePatternSet &patterns,
+                                        const MoEToGPUOptions &options = {});
+
+/// Marks the ops lowered by the patterns above illegal and the dialects they
+/// produce legal.
+void configureMoEToGPUConversionTarget(ConversionTarget &target);
+
+/// Completes a conversion: device results that reach anything but another
+/// moe kernel (a `func.return`, a tensor op) are copied to host memory right
+/// after they are produced, and every device buffer is freed at the end of
+/// the block that allocated it. Fails, with a diagnostic, on a device result
+/// whose size is only known on the device (the rows of a dynamic-R
+/// `moe.dispatch`) when it leaves moe code.
+LogicalResult finalizeMoEDeviceBuffers(Operation *root);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_H

@@ -1,0 +1,170 @@
+//===- DeviceEmitter.cpp - Kernels and device buffers -----------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DeviceEmitter.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+/// Marks every buffer that DeviceEmitter::alloc creates (removed by
+/// finalizeMoEDeviceBuffers).
+static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
+
+Value DeviceEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
+                           ValueRange dynamicSizes) {
+  auto type = MemRefType::get(shape, elementType);
+  Operation *allocation;
+  if (options.emulate)
+    allocation = memref::AllocOp::create(e.b, type, dynamicSizes);
+  else
+    allocation = gpu::AllocOp::create(e.b, type, /*asyncToken=*/Type(),
+                                      ValueRange{}, dynamicSizes, ValueRange{},
+                                      /*hostShared=*/false);
+  allocation->setAttr(kDeviceBufferAttr, e.b.getUnitAttr());
+  return allocation->getResult(0);
+}
+
+Value DeviceEmitter::alloc(RankedTensorType type, ValueRange sizes) {
+  SmallVector<Value> dynamicSizes;
+  for (auto [index, size] : llvm::enumerate(sizes))
+    if (type.isDynamicDim(index))
+      dynamicSizes.push_back(size);
+  return alloc(type.getElementType(), type.getShape(), dynamicSizes);
+}
+
+void DeviceEmitter::markRowsUpperBound(Value buffer) {
+  buffer.getDefiningOp()->setAttr(kRowsUpperBoundAttr,
+                                  UnitAttr::get(buffer.getContext()));
+}
+
+bool DeviceEmitter::hasRowsUpperBound(Value buffer) {
+  Operation *def = buffer.getDefiningOp();
+  return def && def->hasAttr(kRowsUpperBoundAttr);
+}
+
+Value DeviceEmitter::input(Value tensor) {
+  if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>()) {
+    Value buffer = toTensor.getBuffer();
+    if (Operation *def = buffer.getDefiningOp())
+      if (def->hasAttr(kDeviceBufferAttr))
+        return buffer;
+  }
+  // A host tensor: its buffer (identity layout, as function arguments have
+  // after bufferization), copied to the device.
+  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  auto hostType = MemRefType::get(type.getShape(), type.getElementType());
+  Value host = bufferization::ToBufferOp::create(e.b, hostType, tensor,
+                                                 /*read_only=*/true);
+  if (options.emulate)
+    return host;
+  SmallVector<Value> dynamicSizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamicSizes.push_back(e.dim(host, d));
+  Value device = alloc(type.getElementType(), type.getShape(), dynamicSizes);
+  gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{}, device,
+                        host);
+  return device;
+}
+
+void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
+  OpBuilder::InsertionGuard guard(e.b);
+  auto savedAllocator = e.allocator;
+  Location loc = e.b.getLoc();
+  // Per-thread scratch at the start of the kernel (static shapes), so that
+  // LLVM sees fixed-size allocas it can promote.
+  auto scratchIn = [&](Block *block) {
+    return [this, block, loc](MemRefType type,
+                              ValueRange dynamicSizes) -> Value {
+      // The kernels' scratch is static; a dynamic size would be allocated
+      // where it is asked for.
+      if (!dynamicSizes.empty())
+        return memref::AllocaOp::create(e.b, type, dynamicSizes);
+      OpBuilder atStart = OpBuilder::atBlockBegin(block);
+      return memref::AllocaOp::create(atStart, loc, type);
+    };
+  };
+  if (options.emulate) {
+    // Threads run one after the other; their scratch is allocated once, at
+    // the start of the function (a thread's body never reads scratch it did
+    // not write).
+    Block *insertion = e.b.getInsertionBlock();
+    Operation *function = insertion->getParentOp();
+    if (!isa<FunctionOpInterface>(function))
+      function = function->getParentOfType<FunctionOpInterface>();
+    Block *entry = &function->getRegion(0).front();
+    e.allocator = scratchIn(entry);
+    e.loop(e.index(0), n, [&](Value i) { body(i); });
+    e.allocator = savedAllocator;
+    return;
+  }
+  Value one = e.index(1);
+  Value threads = e.index(options.blockSize);
+  // At least one block: a launch of zero blocks is an error in CUDA.
+  Value blocks = arith::CeilDivUIOp::create(e.b, e.maxSI(n, one), threads);
+  auto launch = gpu::LaunchOp::create(e.b, blocks, one, one, threads, one, one);
+  Block *block = &launch.getBody().front();
+  e.b.setInsertionPointToStart(block);
+  Value i = e.add(e.mul(launch.getBlockIds().x, launch.getBlockSize().x),
+                  launch.getThreadIds().x);
+  e.allocator = scratchIn(block);
+  e.ifThen(e.cmpi(arith::CmpIPredicate::ult, i, n), [&] { body(i); });
+  gpu::TerminatorOp::create(e.b);
+  e.allocator = savedAllocator;
+}
+
+void DeviceEmitter::single(function_ref<void()> body) {
+  forAll(e.index(1), [&](Value) { body(); });
+}
+
+void DeviceEmitter::guarded(Operation *op, const SizeConstraints &sizes,
+                            function_ref<void()> kernels) {
+  if (sizes.conditions().empty()) {
+    kernels();
+    return;
+  }
+  Value ok = e.boolean(true);
+  for (Value condition : sizes.conditions())
+    ok = e.andi(ok, condition);
+  e.ifThenElse(ok, kernels, [&] { emitRuntimeError(e, op); });
+}
+
+Value DeviceEmitter::sanitizedOffsets(Value rawOffsets, Value numGroups,
+                                      Value numRows) {
+  Value offsets =
+      alloc(e.b.getIndexType(), {ShapedType::kDynamic}, e.add(numGroups, e.index(1)));
+  single([&] {
+    Value zero = e.index(0);
+    Value one = e.index(1);
+    e.store(zero, offsets, zero);
+    e.loop(zero, numGroups, zero, [&](Value g, ValueRange previous) {
+      Value raw = e.toIndex(e.load(rawOffsets, e.add(g, one)));
+      Value clamped = e.minSI(e.maxSI(raw, previous[0]), numRows);
+      e.store(clamped, offsets, e.add(g, one));
+      return SmallVector<Value>{clamped};
+    });
+  });
+  return offsets;
+}
+
+Value DeviceEmitter::groupOfRow(Value offsets, Value numGroups, Value row) {
+  Value one = e.index(1);
+  Value zero = e.index(0);
+  return e.loop(one, e.add(numGroups, one), ValueRange{zero},
+                [&](Value g, ValueRange count) {
+                  Value before = e.cmpi(arith::CmpIPredicate::sle,
+                                        e.load(offsets, g), row);
+                  return SmallVector<Value>{
+                      e.add(count[0], e.select(before, one, zero))};
+                })[0];
+}

@@ -1,0 +1,84 @@
+//===- DeviceEmitter.h - Kernels and device buffers -------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The GPU lowering writes its kernels with the CPU lowering's LoopEmitter
+// (and shares its routing kernel): a kernel is a body over a thread index,
+// launched as a one-dimensional `gpu.launch` (or, when emulating, run as an
+// `scf.parallel` on the host). Inside a kernel, scratch buffers are
+// per-thread `memref.alloca`s; on the host, buffers are `gpu.alloc`s.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOGPU_DEVICEEMITTER_H
+#define MOE_LIB_CONVERSION_MOETOGPU_DEVICEEMITTER_H
+
+#include "../MoEToLoops/Lowerings.h"
+
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+
+namespace mlir {
+namespace moe {
+namespace detail {
+
+/// Name of the unit attribute on a device allocation whose leading size is
+/// an upper bound known on the host (T * K rows of a dynamic-R dispatch),
+/// while the true size is only known on the device.
+inline constexpr char kRowsUpperBoundAttr[] = "moe.rows_upper_bound";
+
+class DeviceEmitter {
+public:
+  DeviceEmitter(LoopEmitter &e, const MoEToGPUOptions &options)
+      : e(e), options(options) {}
+
+  LoopEmitter &e;
+  const MoEToGPUOptions &options;
+
+  /// A device buffer (`gpu.alloc`; `memref.alloc` when emulating) of the
+  /// ranked tensor type `type` with the runtime sizes `sizes` (one per
+  /// dimension; only the dynamic ones are used).
+  Value alloc(RankedTensorType type, ValueRange sizes);
+  Value alloc(Type elementType, ArrayRef<int64_t> shape,
+              ValueRange dynamicSizes = {});
+  /// Marks a buffer from alloc() as holding an upper bound of rows.
+  static void markRowsUpperBound(Value buffer);
+  static bool hasRowsUpperBound(Value buffer);
+
+  /// The device buffer of an operand: the buffer another moe kernel left on
+  /// the device, or a device copy of a host tensor.
+  Value input(Value tensor);
+
+  /// `body(i)` for every i in [0, n), one thread each, in blocks of
+  /// `options.blockSize` threads. Inside `body`, LoopEmitter::alloc gives
+  /// per-thread scratch (static shapes only).
+  void forAll(Value n, function_ref<void(Value)> body);
+  /// `body()` on one device thread (short sequential steps: scans).
+  void single(function_ref<void()> body);
+
+  /// Launches the kernels that `kernels` emits when every size constraint
+  /// holds at runtime; otherwise stores `op`'s code in `moe_runtime_error`
+  /// (the results are then not to be read, and the runtime raises).
+  void guarded(Operation *op, const SizeConstraints &sizes,
+               function_ref<void()> kernels);
+
+  /// Sanitised offsets (section 2.4) of `numGroups + 1` raw i32 offsets, in
+  /// a new device `index` buffer, computed on the device.
+  Value sanitizedOffsets(Value rawOffsets, Value numGroups, Value numRows);
+  /// Inside a kernel: the group of row r, that is the number of groups g in
+  /// [1, numGroups] with offsets[g] <= r (offsets sanitised).
+  Value groupOfRow(Value offsets, Value numGroups, Value row);
+};
+
+/// Adds one op family's patterns (RoutingToGPU.cpp, ExpertsToGPU.cpp).
+void populateRoutingToGPU(RewritePatternSet &patterns,
+                          const MoEToGPUOptions &options);
+void populateExpertsToGPU(RewritePatternSet &patterns,
+                          const MoEToGPUOptions &options);
+
+} // namespace detail
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_LIB_CONVERSION_MOETOGPU_DEVICEEMITTER_H

@@ -1,0 +1,388 @@
+//===- ExpertsToGPU.cpp - grouped_matmul, expert_ffn, combine ---*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The expert half of a layer on the device (SIMT, f32 accumulation):
+//
+//   the schedule    offsets are sanitised on the device, and every thread
+//                   finds the expert of its row from them: nothing about
+//                   routing goes back to the host, so a layer's launches
+//                   do not wait on its routing results;
+//   moe.expert_ffn  one thread per hidden element (r, f): up (and gate)
+//                   projections, activation, into f32 scratch [R, F]; then
+//                   one thread per output element (r, h) for the down
+//                   projection. Threads of rows past offsets[E] (unused
+//                   rows, empty experts) only write zeros: an expert
+//                   without rows reads no weight;
+//   moe.grouped_matmul  one thread per output element;
+//   moe.combine     one thread per (token, h), summing the token's slots in
+//                   slot order (deterministic, no atomics); the const
+//                   experts' two mixing weights are computed first, one
+//                   thread per slot.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DeviceEmitter.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+/// Columns of one panel of packed weights (the `packed` layout).
+static constexpr int64_t kPanelColumns = 32;
+
+namespace {
+template <typename Op>
+struct GPUPattern : OpConversionPattern<Op> {
+  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
+      : OpConversionPattern<Op>(context), options(options) {}
+  const MoEToGPUOptions &options;
+};
+
+/// `w[expert, k, n]` of a weight stored [E, K, N] or, packed, in panels
+/// [E, ceil(N/32), K, 32].
+static Value loadWeight(LoopEmitter &e, Value w, bool packed, Value expert,
+                        Value k, Value n) {
+  if (!packed)
+    return e.toF32(e.load(w, {expert, k, n}));
+  Value width = e.index(kPanelColumns);
+  Value panel = arith::DivUIOp::create(e.b, n, width);
+  Value column = arith::RemUIOp::create(e.b, n, width);
+  return e.toF32(e.load(w, {expert, panel, k, column}));
+}
+
+/// `sum_k a(k) * w[expert, k, n]` over k in [0, depth), f32, from `init`.
+static Value emitDot(LoopEmitter &e, Value depth, Value init,
+                     function_ref<Value(Value)> a,
+                     function_ref<Value(Value)> w) {
+  return e.loop(e.index(0), depth, ValueRange{init},
+                [&](Value k, ValueRange acc) {
+                  return SmallVector<Value>{e.add(acc[0], e.mul(a(k), w(k)))};
+                })[0];
+}
+
+struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(GroupedMatmulOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value lhs = d.input(adaptor.getLhs());
+    Value rhs = d.input(adaptor.getRhs());
+    Value rawOffsets = d.input(adaptor.getOffsets());
+    Value numRows = e.dim(lhs, 0);
+    Value depth = e.dim(lhs, 1);
+    Value numGroups = e.dim(rhs, 0);
+    Value n = e.dim(rhs, 2);
+    auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+    Type outType = resultType.getElementType();
+    SizeConstraints sizes;
+    sizes.equal(e, lhs, 1, rhs, 1);
+    sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
+    Value out = d.alloc(resultType, {numRows, n});
+    if (DeviceEmitter::hasRowsUpperBound(lhs))
+      DeviceEmitter::markRowsUpperBound(out);
+    d.guarded(op, sizes, [&] {
+      Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
+      d.forAll(e.mul(numRows, n), [&](Value i) {
+        Value r = arith::DivUIOp::create(e.b, i, n);
+        Value c = arith::RemUIOp::create(e.b, i, n);
+        Value used = e.load(offsets, numGroups);
+        e.ifThenElse(
+            e.cmpi(arith::CmpIPredicate::slt, r, used),
+            [&] {
+              Value g = d.groupOfRow(offsets, numGroups, r);
+              Value sum = emitDot(
+                  e, depth, e.f32(0.0f),
+                  [&](Value k) { return e.toF32(e.load(lhs, {r, k})); },
+                  [&](Value k) { return e.toF32(e.load(rhs, {g, k, c})); });
+              e.store(e.castFloat(sum, outType), out, {r, c});
+            },
+            [&] { e.store(e.floatConst(outType, 0.0), out, {r, c}); });
+      });
+    });
+    rewriter.replaceOp(op, e.toTensor(out, resultType));
+    return success();
+  }
+};
+
+struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(ExpertFFNOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value rows = d.input(adaptor.getRows());
+    Value rawOffsets = d.input(adaptor.getOffsets());
+    Value wUp = d.input(adaptor.getWUp());
+    Value wDown = d.input(adaptor.getWDown());
+    Value wGate = adaptor.getWGate() ? d.input(adaptor.getWGate()) : Value();
+    Value bUp = adaptor.getBUp() ? d.input(adaptor.getBUp()) : Value();
+    Value bDown = adaptor.getBDown() ? d.input(adaptor.getBDown()) : Value();
+    bool gated = op.getGated();
+    bool packed = op.getPacked();
+    Activation activation = op.getActivation();
+    Value numRows = e.dim(rows, 0);
+    Value hidden = e.dim(rows, 1);
+    Value numExperts = e.dim(wUp, 0);
+    Value ffn = packed ? e.dim(wDown, 2) : e.dim(wUp, 2);
+    auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
+    Type rowType = resultType.getElementType();
+
+    // The shapes of the CPU lowering (ExpertFFNLowering.cpp).
+    SizeConstraints sizes;
+    sizes.equal(e, rawOffsets, 0, wUp, 0, 1);
+    sizes.equal(e, wDown, 0, wUp, 0);
+    if (packed) {
+      sizes.equal(e, wUp, 2, rows, 1);
+      sizes.equal(e, wUp, 3, kPanelColumns);
+      sizes.equal(e, wDown, 3, kPanelColumns);
+      sizes.panels(e, wUp, 1, ffn, kPanelColumns);
+      sizes.panels(e, wDown, 1, hidden, kPanelColumns);
+      if (wGate)
+        for (int64_t dim = 0; dim < 4; ++dim)
+          sizes.equal(e, wGate, dim, wUp, dim);
+    } else {
+      sizes.equal(e, wUp, 1, rows, 1);
+      sizes.equal(e, wDown, 1, wUp, 2);
+      sizes.equal(e, wDown, 2, rows, 1);
+      if (wGate)
+        for (int64_t dim = 0; dim < 3; ++dim)
+          sizes.equal(e, wGate, dim, wUp, dim);
+    }
+    if (bUp) {
+      sizes.equal(e, bUp, 0, wUp, 0);
+      sizes.equal(e, bUp, 1, wDown, packed ? 2 : 1);
+    }
+    if (bDown) {
+      sizes.equal(e, bDown, 0, wUp, 0);
+      sizes.equal(e, bDown, 1, rows, 1);
+    }
+
+    Value out = d.alloc(resultType, {numRows, hidden});
+    if (DeviceEmitter::hasRowsUpperBound(rows))
+      DeviceEmitter::markRowsUpperBound(out);
+    Value scratch = d.alloc(e.b.getF32Type(),
+                            {ShapedType::kDynamic, ShapedType::kDynamic},
+                            {numRows, ffn});
+    d.guarded(op, sizes, [&] {
+      Value offsets = d.sanitizedOffsets(rawOffsets, numExperts, numRows);
+      // Rounds an f32 value to the rows' type and back (identity for f32).
+      auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
+      auto rowAt = [&](Value r) {
+        return [&, r](Value h) { return round(e.load(rows, {r, h})); };
+      };
+      // Up (and gate) projections and the activation.
+      d.forAll(e.mul(numRows, ffn), [&](Value i) {
+        Value r = arith::DivUIOp::create(e.b, i, ffn);
+        Value f = arith::RemUIOp::create(e.b, i, ffn);
+        Value used = e.load(offsets, numExperts);
+        e.ifThen(e.cmpi(arith::CmpIPredicate::slt, r, used), [&] {
+          Value expert =
+              d.groupOfRow(offsets, numExperts, r);
+          auto weightOf = [&](Value w) {
+            return [&, w](Value h) {
+              return loadWeight(e, w, packed, expert, h, f);
+            };
+          };
+          Value value;
+          if (gated) {
+            Value g = round(
+                emitDot(e, hidden, e.f32(0.0f), rowAt(r), weightOf(wGate)));
+            Value u = round(
+                emitDot(e, hidden, e.f32(0.0f), rowAt(r), weightOf(wUp)));
+            Value a = round(emitActivation(e, activation, g));
+            value = round(e.mul(a, u));
+          } else {
+            Value init = bUp ? e.toF32(e.load(bUp, {expert, f})) : e.f32(0.0f);
+            Value u = round(emitDot(e, hidden, init, rowAt(r), weightOf(wUp)));
+            value = round(emitActivation(e, activation, u));
+          }
+          e.store(value, scratch, {r, f});
+        });
+      });
+      // Down projection; unused rows are zero.
+      d.forAll(e.mul(numRows, hidden), [&](Value i) {
+        Value r = arith::DivUIOp::create(e.b, i, hidden);
+        Value h = arith::RemUIOp::create(e.b, i, hidden);
+        Value used = e.load(offsets, numExperts);
+        e.ifThenElse(
+            e.cmpi(arith::CmpIPredicate::slt, r, used),
+            [&] {
+              Value expert =
+                  d.groupOfRow(offsets, numExperts, r);
+              Value init =
+                  bDown ? e.toF32(e.load(bDown, {expert, h})) : e.f32(0.0f);
+              Value sum = emitDot(
+                  e, ffn, init, [&](Value f) { return e.load(scratch, {r, f}); },
+                  [&](Value f) {
+                    return loadWeight(e, wDown, packed, expert, f, h);
+                  });
+              e.store(e.castFloat(sum, rowType), out, {r, h});
+            },
+            [&] { e.store(e.floatConst(rowType, 0.0), out, {r, h}); });
+      });
+    });
+    rewriter.replaceOp(op, e.toTensor(out, resultType));
+    return success();
+  }
+};
+
+struct CombineToGPU : GPUPattern<CombineOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(CombineOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value y = d.input(adaptor.getY());
+    Value slotRows = d.input(adaptor.getSlotRows());
+    Value ids = d.input(adaptor.getIds());
+    Value weights = d.input(adaptor.getWeights());
+    Value x = d.input(adaptor.getX());
+    ExpertSpaceAttr experts = op.getExperts();
+    int64_t numConst = experts.getNumConst();
+    Value constProj = numConst > 0 ? d.input(adaptor.getConstProj()) : Value();
+    Value constValues =
+        numConst > 0 ? d.input(adaptor.getConstValues()) : Value();
+    Value numTokens = e.dim(x, 0);
+    Value hidden = e.dim(x, 1);
+    Value k = e.dim(ids, 1);
+    Value numRows = e.dim(y, 0);
+    auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+    Type outType = resultType.getElementType();
+    SizeConstraints sizes;
+    for (Value slotOperand : {slotRows, weights}) {
+      sizes.equal(e, slotOperand, 0, ids, 0);
+      sizes.equal(e, slotOperand, 1, ids, 1);
+    }
+    sizes.equal(e, ids, 0, x, 0);
+    sizes.equal(e, y, 1, x, 1);
+    if (numConst > 0) {
+      sizes.equal(e, constProj, 0, numConst);
+      sizes.equal(e, constProj, 1, x, 1);
+      sizes.equal(e, constValues, 0, numConst);
+      sizes.equal(e, constValues, 1, x, 1);
+    }
+    Value out = d.alloc(resultType, {numTokens, hidden});
+    // [a1, a2] of each const slot.
+    Value mix = numConst > 0
+                    ? d.alloc(e.b.getF32Type(),
+                              {ShapedType::kDynamic, ShapedType::kDynamic, 2},
+                              {numTokens, k})
+                    : Value();
+    d.guarded(op, sizes, [&] {
+      Value constBegin = e.i32(experts.getConstBegin());
+      Value constEnd = e.i32(experts.getNumExperts());
+      if (numConst > 0)
+        d.forAll(e.mul(numTokens, k), [&](Value s) {
+          Value t = arith::DivUIOp::create(e.b, s, k);
+          Value j = arith::RemUIOp::create(e.b, s, k);
+          Value id = e.load(ids, {t, j});
+          e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
+            Value c = e.toIndex(e.sub(id, constBegin));
+            Value zeroF = e.f32(0.0f);
+            SmallVector<Value> logits = e.loop(
+                e.index(0), hidden, ValueRange{zeroF, zeroF},
+                [&](Value h, ValueRange sums) {
+                  Value xv = e.toF32(e.load(x, {t, h}));
+                  Value p0 = e.toF32(e.load(constProj, {c, h, e.index(0)}));
+                  Value p1 = e.toF32(e.load(constProj, {c, h, e.index(1)}));
+                  return SmallVector<Value>{e.add(sums[0], e.mul(xv, p0)),
+                                            e.add(sums[1], e.mul(xv, p1))};
+                });
+            Value m = arith::MaximumFOp::create(e.b, logits[0], logits[1]);
+            Value ex0 = math::ExpOp::create(e.b, e.sub(logits[0], m));
+            Value ex1 = math::ExpOp::create(e.b, e.sub(logits[1], m));
+            Value den = e.add(ex0, ex1);
+            e.store(e.div(ex0, den), mix, {t, j, e.index(0)});
+            e.store(e.div(ex1, den), mix, {t, j, e.index(1)});
+          });
+        });
+      d.forAll(e.mul(numTokens, hidden), [&](Value i) {
+        Value t = arith::DivUIOp::create(e.b, i, hidden);
+        Value h = arith::RemUIOp::create(e.b, i, hidden);
+        Value zeroI32 = e.i32(0);
+        Value computeEnd = e.i32(experts.getCompute());
+        Value copyBegin = e.i32(experts.getCopyBegin());
+        Value numRowsI32 = e.toI32(numRows);
+        Value xv = e.toF32(e.load(x, {t, h}));
+        Value sum = e.loop(
+            e.index(0), k, ValueRange{e.f32(0.0f)},
+            [&](Value j, ValueRange acc) {
+              Value id = e.load(ids, {t, j});
+              Value row = e.load(slotRows, {t, j});
+              Value isCompute = e.andi(e.inRange(id, zeroI32, computeEnd),
+                                       e.inRange(row, zeroI32, numRowsI32));
+              // Only the slots that contribute read their weight (a NaN
+              // weight of a skipped slot does not propagate).
+              auto ifOp = scf::IfOp::create(
+                  e.b, TypeRange{e.b.getF32Type()}, isCompute, true);
+              OpBuilder::InsertionGuard guard(e.b);
+              e.b.setInsertionPointToStart(ifOp.thenBlock());
+              Value w = e.load(weights, {t, j});
+              Value safeRow = e.toIndex(row);
+              scf::YieldOp::create(
+                  e.b, ValueRange{e.add(acc[0], e.mul(w, e.toF32(e.load(
+                                                          y, {safeRow, h}))))});
+              e.b.setInsertionPointToStart(ifOp.elseBlock());
+              Value next = acc[0];
+              if (experts.getNumCopy() > 0 || numConst > 0) {
+                Value isCopy = e.inRange(id, copyBegin, constBegin);
+                Value isConst = e.inRange(id, constBegin, constEnd);
+                auto other = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
+                                               e.ori(isCopy, isConst), true);
+                e.b.setInsertionPointToStart(other.thenBlock());
+                Value w = e.load(weights, {t, j});
+                Value value = xv;
+                if (numConst > 0) {
+                  Value c = e.toIndex(e.select(isConst, e.sub(id, constBegin),
+                                               zeroI32));
+                  auto constIf = scf::IfOp::create(
+                      e.b, TypeRange{e.b.getF32Type()}, isConst, true);
+                  e.b.setInsertionPointToStart(constIf.thenBlock());
+                  Value a1 = e.load(mix, {t, j, e.index(0)});
+                  Value a2 = e.load(mix, {t, j, e.index(1)});
+                  Value v = e.toF32(e.load(constValues, {c, h}));
+                  scf::YieldOp::create(
+                      e.b, ValueRange{e.add(e.mul(a1, xv), e.mul(a2, v))});
+                  e.b.setInsertionPointToStart(constIf.elseBlock());
+                  scf::YieldOp::create(e.b, ValueRange{xv});
+                  e.b.setInsertionPointAfter(constIf);
+                  value = constIf.getResult(0);
+                }
+                scf::YieldOp::create(e.b,
+                                     ValueRange{e.add(acc[0], e.mul(w, value))});
+                e.b.setInsertionPointToStart(other.elseBlock());
+                scf::YieldOp::create(e.b, ValueRange{acc[0]});
+                e.b.setInsertionPointAfter(other);
+                next = other.getResult(0);
+              }
+              scf::YieldOp::create(e.b, ValueRange{next});
+              return SmallVector<Value>(ifOp.getResults());
+            })[0];
+        e.store(e.castFloat(sum, outType), out, {t, h});
+      });
+    });
+    rewriter.replaceOp(op, e.toTensor(out, resultType));
+    return success();
+  }
+};
+} // namespace
+
+void mlir::moe::detail::populateExpertsToGPU(RewritePatternSet &patterns,
+                                             const MoEToGPUOptions &options) {
+  patterns.add<GroupedMatmulToGPU, ExpertFFNToGPU, CombineToGPU>(
+      patterns.getContext(), options);
+}

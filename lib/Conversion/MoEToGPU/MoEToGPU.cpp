@@ -1,0 +1,140 @@
+//===- MoEToGPU.cpp - Lower moe ops to GPU kernels --------------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+
+#include "DeviceEmitter.h"
+
+#include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#define DEBUG_TYPE "convert-moe-to-gpu"
+
+namespace mlir {
+namespace moe {
+#define GEN_PASS_DEF_CONVERTMOETOGPUPASS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace moe
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::moe;
+
+void mlir::moe::populateMoEToGPUConversionPatterns(
+    RewritePatternSet &patterns, const MoEToGPUOptions &options) {
+  detail::populateRoutingToGPU(patterns, options);
+  detail::populateExpertsToGPU(patterns, options);
+}
+
+void mlir::moe::configureMoEToGPUConversionTarget(ConversionTarget &target) {
+  target.addLegalDialect<arith::ArithDialect,
+                         bufferization::BufferizationDialect, gpu::GPUDialect,
+                         math::MathDialect, memref::MemRefDialect,
+                         scf::SCFDialect>();
+  target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
+                      GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
+}
+
+static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
+
+LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root) {
+  // Device results that leave moe code go back to the host right after the
+  // kernels that produced them.
+  SmallVector<bufferization::ToTensorOp> results;
+  root->walk([&](bufferization::ToTensorOp op) {
+    Operation *def = op.getBuffer().getDefiningOp();
+    if (def && def->hasAttr(kDeviceBufferAttr))
+      results.push_back(op);
+  });
+  for (bufferization::ToTensorOp op : results) {
+    if (op->use_empty()) {
+      op->erase();
+      continue;
+    }
+    Value device = op.getBuffer();
+    if (detail::DeviceEmitter::hasRowsUpperBound(device))
+      return op.emitError()
+             << "the rows of a dynamic-R moe.dispatch (or expert results "
+                "computed from them) are used outside moe ops; on the GPU "
+                "their number is only known on the device: use the padded "
+                "form of moe.dispatch (a static R_max) for rows that leave "
+                "the layer";
+    if (!isa<gpu::AllocOp>(device.getDefiningOp()))
+      continue; // emulation: already host memory
+    OpBuilder b(op->getContext());
+    b.setInsertionPointAfter(op);
+    auto type = cast<MemRefType>(device.getType());
+    SmallVector<Value> dynamicSizes;
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (type.isDynamicDim(d))
+        dynamicSizes.push_back(memref::DimOp::create(b, op.getLoc(), device, d));
+    Value host = memref::AllocOp::create(b, op.getLoc(), type, dynamicSizes);
+    gpu::MemcpyOp::create(b, op.getLoc(), /*asyncToken=*/Type(), ValueRange{},
+                          host, device);
+    Value tensor = bufferization::ToTensorOp::create(
+        b, op.getLoc(), op.getType(), host, /*restrict=*/true,
+        /*writable=*/true);
+    op.getResult().replaceAllUsesWith(tensor);
+    op->erase();
+  }
+  // Every device buffer is freed at the end of the block that allocated it
+  // (launches and copies are synchronous).
+  SmallVector<Operation *> allocations;
+  root->walk([&](Operation *op) {
+    if (op->hasAttr(kDeviceBufferAttr))
+      allocations.push_back(op);
+  });
+  for (Operation *op : allocations) {
+    op->removeAttr(kDeviceBufferAttr);
+    op->removeAttr(detail::kRowsUpperBoundAttr);
+    if (!isa<gpu::AllocOp>(op))
+      continue;
+    OpBuilder b(op->getContext());
+    b.setInsertionPoint(op->getBlock()->getTerminator());
+    gpu::DeallocOp::create(b, op->getLoc(), /*asyncToken=*/Type(),
+                           ValueRange{}, op->getResult(0));
+  }
+  return success();
+}
+
+namespace {
+struct ConvertMoEToGPUPass
+    : moe::impl::ConvertMoEToGPUPassBase<ConvertMoEToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    MLIRContext *context = &getContext();
+    if (blockSize <= 0 || blockSize > 1024) {
+      getOperation()->emitError()
+          << "convert-moe-to-gpu: block-size must be in [1, 1024], got "
+          << blockSize;
+      return signalPassFailure();
+    }
+    ConversionTarget target(*context);
+    configureMoEToGPUConversionTarget(target);
+    // Everything else, moe.layer included, is left as it is.
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(context);
+    MoEToGPUOptions options;
+    options.emulate = emulate;
+    options.blockSize = blockSize;
+    populateMoEToGPUConversionPatterns(patterns, options);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))) ||
+        failed(finalizeMoEDeviceBuffers(getOperation())))
+      signalPassFailure();
+  }
+};
+} // namespace

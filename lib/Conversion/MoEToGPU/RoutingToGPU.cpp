@@ -1,0 +1,356 @@
+//===- RoutingToGPU.cpp - gate, route, dispatch, aux_loss kernels -*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The routing half of a layer on the device, correctness first:
+//
+//   moe.gate      one thread per logit (t, s): a dot product over H in f32;
+//   moe.route     one thread per token running the CPU lowering's routing
+//                 kernel (RouteKernel.h: scores, selection, count, empty
+//                 slots, normalisation) with per-thread scratch; the
+//                 cross-token steps (capacity, expert choice) are not
+//                 lowered yet and are rejected with a diagnostic;
+//   moe.dispatch  a deterministic counting sort: one thread per expert
+//                 counts its slots, one thread scans, one thread per expert
+//                 walks the slots in (token, slot) order to give each its
+//                 row, one thread per element copies the rows. The row
+//                 count stays on the device: the rows of a dynamic-R
+//                 dispatch are allocated for T * K rows;
+//   moe.aux_loss  one thread per expert, then one thread for the sum.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DeviceEmitter.h"
+
+#include "../MoEToLoops/RouteKernel.h"
+
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+namespace {
+template <typename Op>
+struct GPUPattern : OpConversionPattern<Op> {
+  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
+      : OpConversionPattern<Op>(context), options(options) {}
+  const MoEToGPUOptions &options;
+};
+
+struct GateToGPU : GPUPattern<GateOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(GateOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value x = d.input(adaptor.getX());
+    Value w = d.input(adaptor.getW());
+    Value bias = adaptor.getBias() ? d.input(adaptor.getBias()) : Value();
+    Value numTokens = e.dim(x, 0);
+    Value hidden = e.dim(x, 1);
+    Value width = e.dim(w, 1);
+    auto resultType = llvm::cast<RankedTensorType>(op.getLogits().getType());
+    SizeConstraints sizes;
+    sizes.equal(e, x, 1, w, 0);
+    if (bias)
+      sizes.equal(e, bias, 0, w, 1);
+    Value logits = d.alloc(resultType, {numTokens, width});
+    d.guarded(op, sizes, [&] {
+      d.forAll(e.mul(numTokens, width), [&](Value i) {
+        Value t = arith::DivUIOp::create(e.b, i, width);
+        Value s = arith::RemUIOp::create(e.b, i, width);
+        Value init = bias ? e.toF32(e.load(bias, s)) : e.f32(0.0f);
+        Value sum =
+            e.loop(e.index(0), hidden, init, [&](Value h, ValueRange acc) {
+              Value product =
+                  e.mul(e.toF32(e.load(x, {t, h})), e.toF32(e.load(w, {h, s})));
+              return SmallVector<Value>{e.add(acc[0], product)};
+            })[0];
+        e.store(sum, logits, {t, s});
+      });
+    });
+    rewriter.replaceOp(op, e.toTensor(logits, resultType));
+    return success();
+  }
+};
+
+struct RouteToGPU : GPUPattern<RouteOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(RouteOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RoutingConfig config = op.getRoutingConfig();
+    if (llvm::isa<ExpertChoiceAttr>(config.strategy) || config.capacity)
+      return op.emitOpError()
+             << "is not lowered to the GPU yet: "
+             << (config.capacity ? "capacity limits" : "expert_choice routing")
+             << " order slots across tokens (use the CPU pipeline)";
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value logits = d.input(adaptor.getLogits());
+    Value kPerToken =
+        adaptor.getKPerToken() ? d.input(adaptor.getKPerToken()) : Value();
+    Value bias = adaptor.getSelectionBias()
+                     ? d.input(adaptor.getSelectionBias())
+                     : Value();
+    RouteEmitter route(e, config, logits, kPerToken, bias);
+    route.numTokens = e.dim(logits, 0);
+    auto idsType = llvm::cast<RankedTensorType>(op.getIds().getType());
+    auto weightsType = llvm::cast<RankedTensorType>(op.getWeights().getType());
+    SizeConstraints sizes;
+    sizes.equal(e, logits, 1, config.experts.getNumExperts());
+    if (kPerToken)
+      sizes.equal(e, kPerToken, 0, logits, 0);
+    if (bias)
+      sizes.equal(e, bias, 0, config.experts.getNumExperts());
+    Value k = e.index(config.k);
+    route.ids = d.alloc(idsType, {route.numTokens, k});
+    route.weights = d.alloc(weightsType, {route.numTokens, k});
+    d.guarded(op, sizes, [&] {
+      d.forAll(route.numTokens, [&](Value t) {
+        // Constants of the kernel are created inside it.
+        route.width = e.index(config.experts.getNumExperts());
+        route.k = e.index(config.k);
+        route.emitPrepare();
+        route.emitToken(t);
+        route.emitNormalizeToken(t);
+      });
+    });
+    rewriter.replaceOp(op, {e.toTensor(route.ids, idsType),
+                            e.toTensor(route.weights, weightsType)});
+    return success();
+  }
+};
+
+struct DispatchToGPU : GPUPattern<DispatchOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(DispatchOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value x = d.input(adaptor.getX());
+    Value ids = d.input(adaptor.getIds());
+    auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
+    auto offsetsType = llvm::cast<RankedTensorType>(op.getOffsets().getType());
+    auto slotRowsType =
+        llvm::cast<RankedTensorType>(op.getSlotRows().getType());
+    int64_t numExperts = op.getNumExpertsAttr().getInt();
+    Value numTokens = e.dim(x, 0);
+    Value hidden = e.dim(x, 1);
+    Value k = e.dim(ids, 1);
+    SizeConstraints sizes;
+    sizes.equal(e, ids, 0, x, 0);
+
+    bool padded = !rowsType.isDynamicDim(0);
+    Value rowCapacity =
+        padded ? e.index(rowsType.getDimSize(0)) : e.mul(numTokens, k);
+    Value rows = d.alloc(rowsType, {rowCapacity, hidden});
+    if (!padded)
+      DeviceEmitter::markRowsUpperBound(rows);
+    Value offsets = d.alloc(offsetsType, {e.index(numExperts + 1)});
+    Value slotRows = d.alloc(slotRowsType, {numTokens, k});
+    Type indexType = e.b.getIndexType();
+    Value counts = d.alloc(indexType, {numExperts});
+    Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
+    Value numSlots = e.mul(numTokens, k);
+
+    d.guarded(op, sizes, [&] {
+      // The compute slots of each expert.
+      d.forAll(e.index(numExperts), [&](Value expert) {
+        Value id = e.toI32(expert);
+        Value count = e.loop(e.index(0), numSlots, ValueRange{e.index(0)},
+                             [&](Value s, ValueRange acc) {
+                               Value t = arith::DivUIOp::create(e.b, s, k);
+                               Value j = arith::RemUIOp::create(e.b, s, k);
+                               Value mine = e.cmpi(arith::CmpIPredicate::eq,
+                                                   e.load(ids, {t, j}), id);
+                               return SmallVector<Value>{e.add(
+                                   acc[0],
+                                   e.select(mine, e.index(1), e.index(0)))};
+                             })[0];
+        e.store(count, counts, expert);
+      });
+      // Exclusive scan; counts[e] becomes expert e's first row. The padded
+      // form clamps to R_max.
+      d.single([&] {
+        Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+        Value total = e.loop(e.index(0), e.index(numExperts),
+                             ValueRange{e.index(0)},
+                             [&](Value expert, ValueRange start) {
+                               Value stored = padded ? e.minSI(start[0], limit)
+                                                     : start[0];
+                               e.store(e.toI32(stored), offsets, expert);
+                               Value count = e.load(counts, expert);
+                               e.store(start[0], counts, expert);
+                               return SmallVector<Value>{
+                                   e.add(start[0], count)};
+                             })[0];
+        Value end = padded ? e.minSI(total, limit) : total;
+        e.store(e.toI32(end), offsets, e.index(numExperts));
+      });
+      // Slots of null, empty or out-of-range ids have no row.
+      Value computeEnd = e.i32(numExperts);
+      d.forAll(numSlots, [&](Value s) {
+        Value t = arith::DivUIOp::create(e.b, s, k);
+        Value j = arith::RemUIOp::create(e.b, s, k);
+        Value id = e.load(ids, {t, j});
+        e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)),
+                 [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+      });
+      // Each expert's slots get consecutive rows in (token, slot) order.
+      d.forAll(e.index(numExperts), [&](Value expert) {
+        Value id = e.toI32(expert);
+        Value first = e.load(counts, expert);
+        Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+        e.loop(e.index(0), numSlots, ValueRange{first},
+               [&](Value s, ValueRange cursor) {
+                 Value t = arith::DivUIOp::create(e.b, s, k);
+                 Value j = arith::RemUIOp::create(e.b, s, k);
+                 Value mine =
+                     e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
+                 e.ifThen(mine, [&] {
+                   Value row = cursor[0];
+                   Value fits = padded ? e.cmpi(arith::CmpIPredicate::slt,
+                                                row, limit)
+                                       : e.boolean(true);
+                   e.ifThenElse(
+                       fits,
+                       [&] {
+                         e.store(e.toI32(row), slotRows, {t, j});
+                         e.store(t, rowToken, row);
+                       },
+                       [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+                 });
+                 return SmallVector<Value>{
+                     e.add(cursor[0], e.select(mine, e.index(1), e.index(0)))};
+               });
+      });
+      // The rows; rows past the last one (padding, or the unused part of
+      // the T * K bound) are zero.
+      d.forAll(e.mul(rowCapacity, hidden), [&](Value i) {
+        Value r = arith::DivUIOp::create(e.b, i, hidden);
+        Value h = arith::RemUIOp::create(e.b, i, hidden);
+        Value used = e.toIndex(e.load(offsets, e.index(numExperts)));
+        Type elementType = rowsType.getElementType();
+        e.ifThenElse(
+            e.cmpi(arith::CmpIPredicate::slt, r, used),
+            [&] {
+              Value t = e.load(rowToken, r);
+              e.store(e.load(x, {t, h}), rows, {r, h});
+            },
+            [&] { e.store(e.floatConst(elementType, 0.0), rows, {r, h}); });
+      });
+    });
+    rewriter.replaceOp(op, {e.toTensor(rows, rowsType),
+                            e.toTensor(offsets, offsetsType),
+                            e.toTensor(slotRows, slotRowsType)});
+    return success();
+  }
+};
+
+struct AuxLossToGPU : GPUPattern<AuxLossOp> {
+  using GPUPattern::GPUPattern;
+
+  LogicalResult
+  matchAndRewrite(AuxLossOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options);
+    Value scores = d.input(adaptor.getScores());
+    Value ids = d.input(adaptor.getIds());
+    Value numTokens = e.dim(scores, 0);
+    Value width = e.dim(scores, 1);
+    Value k = e.dim(ids, 1);
+    auto resultType = llvm::cast<RankedTensorType>(op.getLoss().getType());
+    SizeConstraints sizes;
+    sizes.equal(e, ids, 0, scores, 0);
+    Type f64 = e.b.getF64Type();
+    Value counts =
+        d.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, width);
+    Value columns = d.alloc(f64, {ShapedType::kDynamic}, width);
+    Value loss = d.alloc(resultType, {});
+    auto toF64 = [&](Value index) {
+      return arith::SIToFPOp::create(e.b, f64, e.toI64(index));
+    };
+    d.guarded(op, sizes, [&] {
+      d.forAll(width, [&](Value i) {
+        Value id = e.toI32(i);
+        Value zero = e.index(0);
+        Value count = e.loop(zero, numTokens, ValueRange{zero},
+                             [&](Value t, ValueRange outer) {
+                               return e.loop(
+                                   zero, k, outer,
+                                   [&](Value j, ValueRange inner) {
+                                     Value mine = e.cmpi(
+                                         arith::CmpIPredicate::eq,
+                                         e.load(ids, {t, j}), id);
+                                     return SmallVector<Value>{e.add(
+                                         inner[0],
+                                         e.select(mine, e.index(1), zero))};
+                                   });
+                             })[0];
+        Value column = e.loop(zero, numTokens, ValueRange{e.f64(0.0)},
+                              [&](Value t, ValueRange acc) {
+                                Value s =
+                                    e.castFloat(e.load(scores, {t, i}), f64);
+                                return SmallVector<Value>{e.add(acc[0], s)};
+                              })[0];
+        e.store(count, counts, i);
+        e.store(column, columns, i);
+      });
+      d.single([&] {
+        Value zero = e.index(0);
+        Value one = e.index(1);
+        Value valid = e.loop(zero, width, ValueRange{zero},
+                             [&](Value i, ValueRange acc) {
+                               return SmallVector<Value>{
+                                   e.add(acc[0], e.load(counts, i))};
+                             })[0];
+        Value validF = toF64(e.maxSI(valid, one));
+        Value tokensF = toF64(e.maxSI(numTokens, one));
+        Value total = e.loop(zero, width, ValueRange{e.f64(0.0)},
+                             [&](Value i, ValueRange sum) {
+                               Value fraction =
+                                   e.div(toF64(e.load(counts, i)), validF);
+                               Value mean =
+                                   e.div(e.load(columns, i), tokensF);
+                               return SmallVector<Value>{
+                                   e.add(sum[0], e.mul(fraction, mean))};
+                             })[0];
+        e.store(e.toF32(e.mul(toF64(width), total)), loss, {});
+      });
+    });
+    rewriter.replaceOp(op, e.toTensor(loss, resultType));
+    return success();
+  }
+};
+
+struct RouteDispatchToGPU : OpConversionPattern<RouteDispatchOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(RouteDispatchOp op, OpAdaptor,
+                  ConversionPatternRewriter &) const override {
+    return op.emitOpError()
+           << "is not lowered to the GPU: the GPU pipeline routes and "
+              "dispatches in separate kernels (do not run "
+              "moe-fuse-gating-dispatch before it)";
+  }
+};
+} // namespace
+
+void mlir::moe::detail::populateRoutingToGPU(RewritePatternSet &patterns,
+                                             const MoEToGPUOptions &options) {
+  MLIRContext *context = patterns.getContext();
+  patterns.add<GateToGPU, RouteToGPU, DispatchToGPU, AuxLossToGPU>(context,
+                                                                   options);
+  patterns.add<RouteDispatchToGPU>(context);
+}
