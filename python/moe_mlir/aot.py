@@ -21,7 +21,34 @@ from typing import Dict, Optional, Sequence
 from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
                        cpu_pipeline)
 
-__all__ = ["build_shared_library", "load", "SharedLibrary"]
+__all__ = ["build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load",
+           "SharedLibrary"]
+
+#: The NVIDIA targets a GPU library is built for by default (one cubin each,
+#: plus the first one's PTX, in one fatbin).
+DEFAULT_CHIPS = ("sm_80", "sm_90a")
+
+
+def gpu_pipeline(chips=DEFAULT_CHIPS) -> str:
+    """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``."""
+    chips = tuple(chips)
+    if not chips or not all(isinstance(c, str) and c.startswith("sm_") for c in chips):
+        raise ValueError(f"chips must be NVIDIA targets such as 'sm_80', got {chips!r}")
+    return "moe-gpu-pipeline{chips=" + ",".join(chips) + "}"
+
+
+def cuda_runtime_library() -> str:
+    """The project's CUDA runtime (libmoe_cuda_runtime.so: the mgpu* functions
+    that GPU code calls): $MOE_CUDA_RUNTIME, else the build tree's lib/."""
+    candidates = [os.environ.get("MOE_CUDA_RUNTIME")]
+    native = _require_native()
+    build = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    candidates.append(os.path.join(build, "lib", "libmoe_cuda_runtime.so"))
+    for candidate in candidates:
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise RuntimeError("libmoe_cuda_runtime.so was not built (the CUDA toolkit was not found "
+                       "at configure time); set MOE_CUDA_RUNTIME to its path")
 
 
 def _c_compiler() -> str:
@@ -33,32 +60,47 @@ def _c_compiler() -> str:
 
 def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
                          opt_level: int = 3, instrument_ffn: bool = False,
-                         parallel: bool = False,
+                         parallel: bool = False, target: str = "cpu",
+                         chips=DEFAULT_CHIPS,
                          pipeline: Optional[str] = None) -> Dict[str, tuple]:
     """Compiles ``mlir_text`` into the shared library ``output``.
 
     ``cpu`` is an LLVM CPU name ("native" for the host, "x86-64" for any
-    x86-64). ``parallel`` runs the expert FFN on OpenMP threads; the library
-    then also depends on the LLVM OpenMP runtime (libomp). Returns the
-    signatures {name: (argument types, result types, is_public)} that are
-    also written to ``output + ".json"``."""
+    x86-64) for the host code. ``parallel`` runs the expert FFN on OpenMP
+    threads; the library then also depends on the LLVM OpenMP runtime
+    (libomp). ``target="gpu"`` compiles the moe ops to NVIDIA kernels for
+    ``chips`` (moe-gpu-pipeline); the library then depends on
+    libmoe_cuda_runtime.so, found next to it ($ORIGIN) or where it was
+    built, and on the CUDA driver at run time. Returns the signatures
+    {name: (argument types, result types, is_public)} that are also written
+    to ``output + ".json"``."""
     native = _require_native()
+    if target not in ("cpu", "gpu"):
+        raise ValueError(f"target must be 'cpu' or 'gpu', got {target!r}")
     output = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
         obj = os.path.join(tmp, "module.o")
-        pipeline = pipeline or cpu_pipeline(instrument_ffn, parallel)
+        if pipeline is None:
+            pipeline = gpu_pipeline(chips) if target == "gpu" else \
+                cpu_pipeline(instrument_ffn, parallel)
         signatures = _translate_errors(native.emit_object, mlir_text, pipeline, obj,
                                        opt_level, cpu)
         command = [_c_compiler(), "-shared", "-o", output, obj, "-lm"]
         for runtime in _openmp_libs(pipeline):
             command += [runtime, f"-Wl,-rpath,{os.path.dirname(runtime)}"]
+        if pipeline.startswith("moe-gpu-pipeline"):
+            runtime = cuda_runtime_library()
+            command += [f"-L{os.path.dirname(runtime)}", "-lmoe_cuda_runtime",
+                        "-Wl,-rpath,$ORIGIN", f"-Wl,-rpath,{os.path.dirname(runtime)}"]
         linked = subprocess.run(command, capture_output=True, text=True)
         if linked.returncode != 0:
             raise RuntimeError(f"linking failed ({' '.join(command)}):\n{linked.stderr}")
     signatures = {name: (list(sig[0]), list(sig[1]), bool(sig[2]), list(sig[3]))
                   for name, sig in dict(signatures).items()}
     with open(output + ".json", "w") as f:
-        json.dump({"format": "moe_mlir.aot/1", "functions": signatures}, f, indent=1)
+        json.dump({"format": "moe_mlir.aot/1",
+                   "target": "gpu" if pipeline.startswith("moe-gpu-pipeline") else "cpu",
+                   "functions": signatures}, f, indent=1)
     return signatures
 
 

@@ -460,6 +460,12 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
         bound.weights = prepared
         return bound
 
+    def module_text(optional=(), packed=False, weight_dtype="f32"):
+        """(MLIR text, entry name, argument names) of the variant that takes
+        the optional arguments ``optional`` (for ahead-of-time builds)."""
+        return build((frozenset(optional), packed, weight_dtype))
+
     layer.bind = bind
     layer.config = cfg
+    layer.module_text = module_text
     return layer
