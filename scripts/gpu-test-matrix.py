@@ -80,6 +80,7 @@ def main():
         tar.add(out, arcname=os.path.basename(out))
     size = os.path.getsize(archive) / 2**20
     print(f"wrote {out} and {archive} ({size:.1f} MiB, {len(names)} cases)")
+    sys.stdout.flush()
     if args.dry_run:
         env = dict(os.environ, PYTHONPATH=out)
         subprocess.run([sys.executable, os.path.join(out, "run_cases.py"), "--dry-run"],

@@ -60,3 +60,21 @@ tools = [
                                                  "mlir-opt")),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# GPU: `cuda-toolkit` when ptxas and fatbinary are there (the GPU pipeline can
+# assemble kernels), `cuda-runtime` when libmoe_cuda_runtime was built, `gpu`
+# when that runtime finds a CUDA device (tests that execute kernels).
+cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+if all(os.access(os.path.join(cuda_home, "bin", tool), os.X_OK)
+       for tool in ("ptxas", "fatbinary")):
+    config.available_features.add("cuda-toolkit")
+cuda_runtime = os.path.join(config.moe_lib_dir, "libmoe_cuda_runtime.so")
+if os.path.exists(cuda_runtime):
+    config.available_features.add("cuda-runtime")
+    try:
+        import ctypes
+        os.environ.setdefault("MOE_CUDA_RUNTIME_QUIET", "1")
+        if ctypes.CDLL(cuda_runtime).moeCudaDeviceCount() > 0:
+            config.available_features.add("gpu")
+    except OSError:
+        pass

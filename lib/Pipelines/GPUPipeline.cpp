@@ -39,6 +39,8 @@
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include <cstdlib>
+
 using namespace mlir;
 
 void mlir::moe::buildGPUPipeline(OpPassManager &pm,
@@ -84,12 +86,19 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   device.addPass(createConvertGpuOpsToNVVMOps());
   device.addPass(createCanonicalizerPass());
   device.addPass(createReconcileUnrealizedCastsPass());
+  // The toolkit also gives libdevice (expf, erff, tanhf, ... in kernels).
+  std::string cudaPath = options.cudaPath;
+  if (cudaPath.empty()) {
+    const char *home = std::getenv("CUDA_HOME");
+    cudaPath = home && *home ? home : "/usr/local/cuda";
+  }
   GpuModuleToBinaryPassOptions binary;
+  binary.toolkitPath = cudaPath;
   binary.compilationTarget = "isa";
   pm.addPass(createGpuModuleToBinaryPass(binary));
   if (options.fatbin) {
     MoEGPUFatbinPassOptions fatbin;
-    fatbin.cudaPath = options.cudaPath;
+    fatbin.cudaPath = cudaPath;
     pm.addPass(createMoEGPUFatbinPass(fatbin));
   }
 

@@ -1,0 +1,65 @@
+// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu="emulate=true" --split-input-file | FileCheck %s --check-prefix=EMU
+
+// The gate: host operands are copied to the device once, one thread per
+// logit, the result goes back to the host where it leaves moe code, and
+// every device buffer is freed at the end of the block.
+// CHECK-LABEL: func.func @gate
+//  CHECK-SAME:   (%[[X:.*]]: tensor<?x16xf32>, %[[W:.*]]: tensor<16x4xf32>)
+//       CHECK:   %[[XH:.*]] = bufferization.to_buffer %[[X]] read_only : tensor<?x16xf32> to memref<?x16xf32>
+//       CHECK:   %[[XD:.*]] = gpu.alloc (%{{.*}}) : memref<?x16xf32>
+//       CHECK:   gpu.memcpy  %[[XD]], %[[XH]] : memref<?x16xf32>, memref<?x16xf32>
+//       CHECK:   %[[WD:.*]] = gpu.alloc () : memref<16x4xf32>
+//       CHECK:   gpu.memcpy  %[[WD]], %{{.*}} : memref<16x4xf32>, memref<16x4xf32>
+//       CHECK:   %[[LD:.*]] = gpu.alloc (%{{.*}}) : memref<?x4xf32>
+//       CHECK:   gpu.launch blocks(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}})
+//       CHECK:     memref.store %{{.*}}, %[[LD]]
+//       CHECK:     gpu.terminator
+//       CHECK:   %[[LH:.*]] = memref.alloc(%{{.*}}) : memref<?x4xf32>
+//       CHECK:   gpu.memcpy  %[[LH]], %[[LD]]
+//       CHECK:   %[[OUT:.*]] = bufferization.to_tensor %[[LH]]
+//   CHECK-DAG:   gpu.dealloc  %[[XD]]
+//   CHECK-DAG:   gpu.dealloc  %[[WD]]
+//   CHECK-DAG:   gpu.dealloc  %[[LD]]
+//       CHECK:   return %[[OUT]]
+
+// Emulated: the same kernel as a host loop over the threads, no device ops.
+// EMU-LABEL: func.func @gate
+//   EMU-NOT:   gpu.
+//       EMU:   scf.for
+//   EMU-NOT:   gpu.
+//       EMU:   return
+func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
+  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  return %l : tensor<?x4xf32>
+}
+
+// -----
+
+// A decomposed layer: nothing goes back to the host between the ops (no
+// host buffer until the result's), the dispatched rows live in a T * K row
+// buffer on the device, and every kernel is a launch.
+// CHECK-LABEL: func.func @layer
+//   CHECK-NOT:   {{memref.alloc[(]}}
+//       CHECK:   gpu.launch
+//   CHECK-NOT:   {{memref.alloc[(]}}
+//       CHECK:   %[[HOST:.*]] = memref.alloc(%{{.*}}) : memref<?x8xf32>
+//  CHECK-NEXT:   gpu.memcpy  %[[HOST]]
+//   CHECK-NOT:   {{memref.alloc[(]}}
+//       CHECK:   return
+func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf32>,
+                 %wg: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>) -> tensor<?x8xf32> {
+  %l = moe.gate %x, %wr : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<?x6xf32>
+  %ids, %w = moe.route %l experts = <compute = 4, null = 2> k = 2 scoring = softmax
+      strategy = top_k normalize = non_null scale = 1.0
+      : tensor<?x6xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %rows, %off, %sr = moe.dispatch %x, %ids num_experts = 4
+      : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<?x8xf32>, tensor<5xi32>, tensor<?x2xi32>
+  %y = moe.expert_ffn %rows, %off up(%wu : tensor<4x8x16xf32>) gate(%wg : tensor<4x8x16xf32>)
+      down(%wd : tensor<4x16x8xf32>) activation = silu gated
+      : tensor<?x8xf32>, tensor<5xi32> -> tensor<?x8xf32>
+  %out = moe.combine %y, %sr, %ids, %w, %x experts = <compute = 4, null = 2>
+      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32>
+      -> tensor<?x8xf32>
+  return %out : tensor<?x8xf32>
+}
