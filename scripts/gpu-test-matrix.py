@@ -56,9 +56,14 @@ def main():
         gpu_cases.check(name, emulated, inputs)
         library = os.path.join(out, "cases", f"lib{name}.so")
         aot.build_shared_library(text, library, target="gpu", chips=chips, cpu="x86-64")
+        # The same layer with its arguments and result in device memory.
+        resident = os.path.join(out, "cases", f"lib{name}_resident.so")
+        aot.build_shared_library(text, resident, target="gpu", chips=chips, cpu="x86-64",
+                                 device_arguments=True)
         np.savez(os.path.join(out, "cases", f"{name}.npz"),
                  **{n: inputs[n] for n in arg_names}, expected=emulated)
         manifest["cases"].append({"name": name, "library": f"cases/lib{name}.so",
+                                  "resident_library": f"cases/lib{name}_resident.so",
                                   "entry": entry, "arguments": list(arg_names),
                                   "inputs": f"cases/{name}.npz"})
         print(f"  built {name}: T={T} H={H} F={F} E={E} K={K} (emulated kernels conform)")
@@ -67,7 +72,8 @@ def main():
     package = os.path.join(out, "moe_mlir")
     os.makedirs(package)
     source = os.path.join(ROOT, "python", "moe_mlir")
-    for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "reference.py",
+    for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
+                 "reference.py",
                  "gpu_cases.py", "routing.py", "cost.py", "run.py"):
         if os.path.exists(os.path.join(source, file)):
             shutil.copy(os.path.join(source, file), package)

@@ -51,6 +51,7 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   ConvertMoEToGPUPassOptions kernels;
   kernels.blockSize = options.blockSize;
+  kernels.deviceArguments = options.deviceArguments;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -29,12 +29,15 @@ __all__ = ["build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load
 DEFAULT_CHIPS = ("sm_80", "sm_90a")
 
 
-def gpu_pipeline(chips=DEFAULT_CHIPS) -> str:
+def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False) -> str:
     """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``."""
     chips = tuple(chips)
     if not chips or not all(isinstance(c, str) and c.startswith("sm_") for c in chips):
         raise ValueError(f"chips must be NVIDIA targets such as 'sm_80', got {chips!r}")
-    return "moe-gpu-pipeline{chips=" + ",".join(chips) + "}"
+    options = "chips=" + ",".join(chips)
+    if device_arguments:
+        options += " device-arguments=true"
+    return "moe-gpu-pipeline{" + options + "}"
 
 
 def cuda_runtime_library() -> str:
@@ -61,7 +64,7 @@ def _c_compiler() -> str:
 def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
                          opt_level: int = 3, instrument_ffn: bool = False,
                          parallel: bool = False, target: str = "cpu",
-                         chips=DEFAULT_CHIPS,
+                         chips=DEFAULT_CHIPS, device_arguments: bool = False,
                          pipeline: Optional[str] = None) -> Dict[str, tuple]:
     """Compiles ``mlir_text`` into the shared library ``output``.
 
@@ -71,7 +74,9 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     (libomp). ``target="gpu"`` compiles the moe ops to NVIDIA kernels for
     ``chips`` (moe-gpu-pipeline); the library then depends on
     libmoe_cuda_runtime.so, found next to it ($ORIGIN) or where it was
-    built, and on the CUDA driver at run time. Returns the signatures
+    built, and on the CUDA driver at run time. With ``device_arguments``
+    the functions take device pointers and return device buffers (call
+    them through ``moe_mlir.cuda.DeviceFunction``). Returns the signatures
     {name: (argument types, result types, is_public)} that are also written
     to ``output + ".json"``."""
     native = _require_native()
@@ -81,7 +86,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
         obj = os.path.join(tmp, "module.o")
         if pipeline is None:
-            pipeline = gpu_pipeline(chips) if target == "gpu" else \
+            pipeline = gpu_pipeline(chips, device_arguments) if target == "gpu" else \
                 cpu_pipeline(instrument_ffn, parallel)
         signatures = _translate_errors(native.emit_object, mlir_text, pipeline, obj,
                                        opt_level, cpu)
@@ -100,6 +105,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     with open(output + ".json", "w") as f:
         json.dump({"format": "moe_mlir.aot/1",
                    "target": "gpu" if pipeline.startswith("moe-gpu-pipeline") else "cpu",
+                   "device_arguments": "device-arguments=true" in pipeline,
                    "functions": signatures}, f, indent=1)
     return signatures
 

@@ -84,16 +84,23 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     `moe.route_dispatch` are rejected with a diagnostic. The rows of a
     dynamic-R `moe.dispatch` cannot leave moe code (use its padded form).
 
-    With `emulate`, kernels become `scf.parallel` loops and device buffers
+    With `device-arguments`, the functions' tensor arguments are taken to be
+    in device memory already and returned tensors stay there: weights bound
+    on the device once, no PCIe traffic per call (benchmarks, serving).
+
+    With `emulate`, kernels become host loops and device buffers
     host buffers: the same kernel bodies then run through the CPU pipeline,
     which is how the tests check them against the reference without a GPU.
   }];
   let options = [
     Option<"emulate", "emulate", "bool", /*default=*/"false",
-           "Emit kernels as scf.parallel over host buffers (for testing the "
+           "Emit kernels as host loops over host buffers (for testing the "
            "kernels on a CPU)">,
     Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
            "Threads per block of the one-dimensional kernels (1 to 1024)">,
+    Option<"deviceArguments", "device-arguments", "bool", /*default=*/"false",
+           "Function tensor arguments are device pointers and returned "
+           "tensors stay on the device (the caller frees them)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -64,6 +64,11 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
   PassOptions::Option<int64_t> blockSize{
       *this, "block-size",
       llvm::cl::desc("Threads per block of the kernels"), llvm::cl::init(128)};
+  PassOptions::Option<bool> deviceArguments{
+      *this, "device-arguments",
+      llvm::cl::desc("Tensor arguments are device pointers and results stay "
+                     "on the device (convert-moe-to-gpu{device-arguments})"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> fatbin{
       *this, "fatbin",
       llvm::cl::desc("Assemble the kernels with ptxas and bundle the cubins "

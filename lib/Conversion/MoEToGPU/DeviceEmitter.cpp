@@ -67,6 +67,11 @@ Value DeviceEmitter::input(Value tensor) {
                                                  /*read_only=*/true);
   if (options.emulate)
     return host;
+  // Arguments the caller already placed on the device.
+  if (auto argument = dyn_cast<BlockArgument>(tensor))
+    if (options.deviceArguments &&
+        isa<FunctionOpInterface>(argument.getOwner()->getParentOp()))
+      return host;
   SmallVector<Value> dynamicSizes;
   for (int64_t d = 0; d < type.getRank(); ++d)
     if (type.isDynamicDim(d))

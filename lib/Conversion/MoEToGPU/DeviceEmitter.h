@@ -7,7 +7,7 @@
 // The GPU lowering writes its kernels with the CPU lowering's LoopEmitter
 // (and shares its routing kernel): a kernel is a body over a thread index,
 // launched as a one-dimensional `gpu.launch` (or, when emulating, run as an
-// `scf.parallel` on the host). Inside a kernel, scratch buffers are
+// host loop over the threads). Inside a kernel, scratch buffers are
 // per-thread `memref.alloca`s; on the host, buffers are `gpu.alloc`s.
 //
 //===----------------------------------------------------------------------===//
@@ -70,6 +70,31 @@ public:
   /// [1, numGroups] with offsets[g] <= r (offsets sanitised).
   Value groupOfRow(Value offsets, Value numGroups, Value row);
 };
+
+/// A grouped matmul on the device, in register tiles of kTileRows rows (of
+/// one group) by kTileCols columns per thread. The schedule of tiles over
+/// (group, row tile) is computed on the device from the sanitised offsets:
+/// `tileStart[g]` counts the tiles of the groups before g, a thread finds
+/// its group from it, threads past the last tile exit. An empty group has
+/// no tile and reads no weight.
+struct GroupedTiles {
+  static constexpr int64_t kTileRows = 4;
+  static constexpr int64_t kTileCols = 4;
+  /// Sanitised offsets (numGroups + 1, index) and the number of rows.
+  Value offsets, numGroups, numRows;
+  /// Columns and depth of the products.
+  Value n, depth;
+  /// A(row, k) in f32.
+  std::function<Value(Value, Value)> a;
+  /// B_i(group, k, column) in f32: one to three products computed together
+  /// over the same A (an FFN's gate and up projections).
+  SmallVector<std::function<Value(Value, Value, Value)>> b;
+  /// Initial value of product i at (group, column) (a bias); 0 when unset.
+  SmallVector<std::function<Value(Value, Value)>> init;
+  /// Consumes the sums of every product at (group, row, column).
+  std::function<void(Value, Value, Value, ValueRange)> epilogue;
+};
+void emitGroupedTiles(DeviceEmitter &d, const GroupedTiles &tiles);
 
 /// Adds one op family's patterns (RoutingToGPU.cpp, ExpertsToGPU.cpp).
 void populateRoutingToGPU(RewritePatternSet &patterns,

@@ -10,13 +10,14 @@
 //                   finds the expert of its row from them: nothing about
 //                   routing goes back to the host, so a layer's launches
 //                   do not wait on its routing results;
-//   moe.expert_ffn  one thread per hidden element (r, f): up (and gate)
-//                   projections, activation, into f32 scratch [R, F]; then
-//                   one thread per output element (r, h) for the down
-//                   projection. Threads of rows past offsets[E] (unused
-//                   rows, empty experts) only write zeros: an expert
-//                   without rows reads no weight;
-//   moe.grouped_matmul  one thread per output element;
+//   moe.expert_ffn  register tiles (GroupedTiles.cpp: 4 rows of one expert
+//                   x 4 columns per thread, scheduled over (expert, row
+//                   tile) on the device): gate and up projections together
+//                   with the activation in the epilogue, into f32 scratch
+//                   [R, F]; then the down projection. Rows past offsets[E]
+//                   (the unused part of the T * K bound) are zeroed; an
+//                   expert without rows has no tile and reads no weight;
+//   moe.grouped_matmul  the same register tiles;
 //   moe.combine     one thread per (token, h), summing the token's slots in
 //                   slot order (deterministic, no atomics); the const
 //                   experts' two mixing weights are computed first, one
@@ -57,14 +58,17 @@ static Value loadWeight(LoopEmitter &e, Value w, bool packed, Value expert,
   return e.toF32(e.load(w, {expert, panel, k, column}));
 }
 
-/// `sum_k a(k) * w[expert, k, n]` over k in [0, depth), f32, from `init`.
-static Value emitDot(LoopEmitter &e, Value depth, Value init,
-                     function_ref<Value(Value)> a,
-                     function_ref<Value(Value)> w) {
-  return e.loop(e.index(0), depth, ValueRange{init},
-                [&](Value k, ValueRange acc) {
-                  return SmallVector<Value>{e.add(acc[0], e.mul(a(k), w(k)))};
-                })[0];
+/// Rows at or past offsets[numGroups] of `out` [numRows, n] are zero.
+static void emitZeroUnusedRows(DeviceEmitter &d, Value out, Value offsets,
+                               Value numGroups, Value numRows, Value n) {
+  LoopEmitter &e = d.e;
+  Type type = cast<MemRefType>(out.getType()).getElementType();
+  d.forAll(e.mul(numRows, n), [&](Value i) {
+    Value r = arith::DivUIOp::create(e.b, i, n);
+    Value c = arith::RemUIOp::create(e.b, i, n);
+    e.ifThen(e.cmpi(arith::CmpIPredicate::sge, r, e.load(offsets, numGroups)),
+             [&] { e.store(e.floatConst(type, 0.0), out, {r, c}); });
+  });
 }
 
 struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
@@ -92,22 +96,21 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
       DeviceEmitter::markRowsUpperBound(out);
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
-      d.forAll(e.mul(numRows, n), [&](Value i) {
-        Value r = arith::DivUIOp::create(e.b, i, n);
-        Value c = arith::RemUIOp::create(e.b, i, n);
-        Value used = e.load(offsets, numGroups);
-        e.ifThenElse(
-            e.cmpi(arith::CmpIPredicate::slt, r, used),
-            [&] {
-              Value g = d.groupOfRow(offsets, numGroups, r);
-              Value sum = emitDot(
-                  e, depth, e.f32(0.0f),
-                  [&](Value k) { return e.toF32(e.load(lhs, {r, k})); },
-                  [&](Value k) { return e.toF32(e.load(rhs, {g, k, c})); });
-              e.store(e.castFloat(sum, outType), out, {r, c});
-            },
-            [&] { e.store(e.floatConst(outType, 0.0), out, {r, c}); });
+      GroupedTiles tiles;
+      tiles.offsets = offsets;
+      tiles.numGroups = numGroups;
+      tiles.numRows = numRows;
+      tiles.n = n;
+      tiles.depth = depth;
+      tiles.a = [&](Value r, Value k) { return e.toF32(e.load(lhs, {r, k})); };
+      tiles.b.push_back([&](Value g, Value k, Value c) {
+        return e.toF32(e.load(rhs, {g, k, c}));
       });
+      tiles.epilogue = [&](Value, Value r, Value c, ValueRange sums) {
+        e.store(e.castFloat(sums[0], outType), out, {r, c});
+      };
+      emitGroupedTiles(d, tiles);
+      emitZeroUnusedRows(d, out, offsets, numGroups, numRows, n);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));
     return success();
@@ -179,59 +182,54 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       Value offsets = d.sanitizedOffsets(rawOffsets, numExperts, numRows);
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
-      auto rowAt = [&](Value r) {
-        return [&, r](Value h) { return round(e.load(rows, {r, h})); };
-      };
-      // Up (and gate) projections and the activation.
-      d.forAll(e.mul(numRows, ffn), [&](Value i) {
-        Value r = arith::DivUIOp::create(e.b, i, ffn);
-        Value f = arith::RemUIOp::create(e.b, i, ffn);
-        Value used = e.load(offsets, numExperts);
-        e.ifThen(e.cmpi(arith::CmpIPredicate::slt, r, used), [&] {
-          Value expert =
-              d.groupOfRow(offsets, numExperts, r);
-          auto weightOf = [&](Value w) {
-            return [&, w](Value h) {
-              return loadWeight(e, w, packed, expert, h, f);
-            };
-          };
-          Value value;
-          if (gated) {
-            Value g = round(
-                emitDot(e, hidden, e.f32(0.0f), rowAt(r), weightOf(wGate)));
-            Value u = round(
-                emitDot(e, hidden, e.f32(0.0f), rowAt(r), weightOf(wUp)));
-            Value a = round(emitActivation(e, activation, g));
-            value = round(e.mul(a, u));
-          } else {
-            Value init = bUp ? e.toF32(e.load(bUp, {expert, f})) : e.f32(0.0f);
-            Value u = round(emitDot(e, hidden, init, rowAt(r), weightOf(wUp)));
-            value = round(emitActivation(e, activation, u));
-          }
-          e.store(value, scratch, {r, f});
+      // Up (and gate) projections and the activation, into the scratch.
+      GroupedTiles up;
+      up.offsets = offsets;
+      up.numGroups = numExperts;
+      up.numRows = numRows;
+      up.n = ffn;
+      up.depth = hidden;
+      up.a = [&](Value r, Value h) { return round(e.load(rows, {r, h})); };
+      if (gated)
+        up.b.push_back([&](Value g, Value h, Value f) {
+          return loadWeight(e, wGate, packed, g, h, f);
         });
+      up.b.push_back([&](Value g, Value h, Value f) {
+        return loadWeight(e, wUp, packed, g, h, f);
       });
+      if (!gated && bUp)
+        up.init.push_back(
+            [&](Value g, Value f) { return e.toF32(e.load(bUp, {g, f})); });
+      up.epilogue = [&](Value, Value r, Value f, ValueRange sums) {
+        Value value;
+        if (gated) {
+          Value a = round(emitActivation(e, activation, round(sums[0])));
+          value = round(e.mul(a, round(sums[1])));
+        } else {
+          value = round(emitActivation(e, activation, round(sums[0])));
+        }
+        e.store(value, scratch, {r, f});
+      };
+      emitGroupedTiles(d, up);
       // Down projection; unused rows are zero.
-      d.forAll(e.mul(numRows, hidden), [&](Value i) {
-        Value r = arith::DivUIOp::create(e.b, i, hidden);
-        Value h = arith::RemUIOp::create(e.b, i, hidden);
-        Value used = e.load(offsets, numExperts);
-        e.ifThenElse(
-            e.cmpi(arith::CmpIPredicate::slt, r, used),
-            [&] {
-              Value expert =
-                  d.groupOfRow(offsets, numExperts, r);
-              Value init =
-                  bDown ? e.toF32(e.load(bDown, {expert, h})) : e.f32(0.0f);
-              Value sum = emitDot(
-                  e, ffn, init, [&](Value f) { return e.load(scratch, {r, f}); },
-                  [&](Value f) {
-                    return loadWeight(e, wDown, packed, expert, f, h);
-                  });
-              e.store(e.castFloat(sum, rowType), out, {r, h});
-            },
-            [&] { e.store(e.floatConst(rowType, 0.0), out, {r, h}); });
+      GroupedTiles down;
+      down.offsets = offsets;
+      down.numGroups = numExperts;
+      down.numRows = numRows;
+      down.n = hidden;
+      down.depth = ffn;
+      down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
+      down.b.push_back([&](Value g, Value f, Value h) {
+        return loadWeight(e, wDown, packed, g, f, h);
       });
+      if (bDown)
+        down.init.push_back(
+            [&](Value g, Value h) { return e.toF32(e.load(bDown, {g, h})); });
+      down.epilogue = [&](Value, Value r, Value h, ValueRange sums) {
+        e.store(e.castFloat(sums[0], rowType), out, {r, h});
+      };
+      emitGroupedTiles(d, down);
+      emitZeroUnusedRows(d, out, offsets, numExperts, numRows, hidden);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));
     return success();

@@ -14,6 +14,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -49,7 +50,8 @@ void mlir::moe::configureMoEToGPUConversionTarget(ConversionTarget &target) {
 
 static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
 
-LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root) {
+LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
+                                                  bool deviceResults) {
   // Device results that leave moe code go back to the host right after the
   // kernels that produced them.
   SmallVector<bufferization::ToTensorOp> results;
@@ -73,6 +75,12 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root) {
                 "the layer";
     if (!isa<gpu::AllocOp>(device.getDefiningOp()))
       continue; // emulation: already host memory
+    if (deviceResults &&
+        llvm::all_of(op->getUsers(), llvm::IsaPred<func::ReturnOp>)) {
+      // Returned on the device: the caller owns (and frees) the buffer.
+      device.getDefiningOp()->removeAttr(kDeviceBufferAttr);
+      continue;
+    }
     OpBuilder b(op->getContext());
     b.setInsertionPointAfter(op);
     auto type = cast<MemRefType>(device.getType());
@@ -152,10 +160,11 @@ struct ConvertMoEToGPUPass
     MoEToGPUOptions options;
     options.emulate = emulate;
     options.blockSize = blockSize;
+    options.deviceArguments = deviceArguments;
     populateMoEToGPUConversionPatterns(patterns, options);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))) ||
-        failed(finalizeMoEDeviceBuffers(getOperation())))
+        failed(finalizeMoEDeviceBuffers(getOperation(), deviceArguments)))
       signalPassFailure();
   }
 };

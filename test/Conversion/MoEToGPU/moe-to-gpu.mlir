@@ -63,3 +63,23 @@ func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf
       -> tensor<?x8xf32>
   return %out : tensor<?x8xf32>
 }
+
+// -----
+
+// With device-arguments, arguments are device pointers (no copy in) and the
+// result stays on the device (no copy out, not freed).
+// RUN: moe-opt %s --convert-moe-to-gpu="device-arguments=true" --split-input-file | FileCheck %s --check-prefix=DEV
+// DEV-LABEL: func.func @resident
+//   DEV-NOT:   gpu.memcpy
+//       DEV:   %[[OUT:.*]] = gpu.alloc (%{{.*}}) : memref<?x4xf32>
+//       DEV:   gpu.launch
+//   DEV-NOT:   gpu.memcpy
+//   DEV-NOT:   gpu.dealloc %[[OUT]]
+//       DEV:   %[[T:.*]] = bufferization.to_tensor %[[OUT]]
+//   DEV-NOT:   gpu.memcpy
+//   DEV-NOT:   gpu.dealloc %[[OUT]]
+//       DEV:   return %[[T]]
+func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
+  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  return %l : tensor<?x4xf32>
+}

@@ -20,7 +20,7 @@ namespace moe {
 
 /// Options of the moe-to-gpu lowering.
 struct MoEToGPUOptions {
-  /// Emit every kernel as an `scf.parallel` over its threads and every
+  /// Emit every kernel as a host loop (`scf.for`) over its threads and every
   /// device buffer as a host buffer, instead of `gpu.launch` and
   /// `gpu.alloc`: the same kernel bodies then run through the CPU pipeline,
   /// which is how they are checked against the reference on machines
@@ -28,6 +28,10 @@ struct MoEToGPUOptions {
   bool emulate = false;
   /// Threads per block of the one-dimensional kernels.
   int64_t blockSize = 128;
+  /// Tensor arguments of the function are already in device memory (the
+  /// caller passes device pointers) and tensor results stay there (the
+  /// caller frees them): nothing crosses PCIe in a call.
+  bool deviceArguments = false;
 };
 
 /// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,
@@ -48,7 +52,10 @@ void configureMoEToGPUConversionTarget(ConversionTarget &target);
 /// the block that allocated it. Fails, with a diagnostic, on a device result
 /// whose size is only known on the device (the rows of a dynamic-R
 /// `moe.dispatch`) when it leaves moe code.
-LogicalResult finalizeMoEDeviceBuffers(Operation *root);
+/// With `deviceResults`, device results returned by a function stay on the
+/// device (and are not freed).
+LogicalResult finalizeMoEDeviceBuffers(Operation *root,
+                                       bool deviceResults = false);
 
 } // namespace moe
 } // namespace mlir

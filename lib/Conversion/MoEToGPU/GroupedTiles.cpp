@@ -1,0 +1,117 @@
+//===- GroupedTiles.cpp - Register-tiled grouped matmul kernel --*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// One thread computes a kTileRows x kTileCols block of a group's product: it
+// reads kTileRows values of A and kTileCols values of each B per step of the
+// depth loop and keeps the sums in registers (SIMT, f32). Threads of one
+// row tile and neighbouring column blocks read the same rows of A
+// (broadcast) and neighbouring columns of B (coalesced).
+//
+//===----------------------------------------------------------------------===//
+
+#include "DeviceEmitter.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::detail;
+
+void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
+                                         const GroupedTiles &tiles) {
+  LoopEmitter &e = d.e;
+  constexpr int64_t kRows = GroupedTiles::kTileRows;
+  constexpr int64_t kCols = GroupedTiles::kTileCols;
+  int64_t numProducts = tiles.b.size();
+  Value tileRows = e.index(kRows);
+  Value tileCols = e.index(kCols);
+
+  // The schedule: tileStart[g] = tiles of the groups before g.
+  Value numGroups = tiles.numGroups;
+  Value tileStart = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic},
+                            e.add(numGroups, e.index(1)));
+  d.single([&] {
+    Value zero = e.index(0);
+    Value one = e.index(1);
+    e.store(zero, tileStart, zero);
+    e.loop(zero, numGroups, zero, [&](Value g, ValueRange before) {
+      Value rows = e.sub(e.load(tiles.offsets, e.add(g, one)),
+                         e.load(tiles.offsets, g));
+      Value count = arith::CeilDivUIOp::create(e.b, rows, tileRows);
+      Value next = e.add(before[0], count);
+      e.store(next, tileStart, e.add(g, one));
+      return SmallVector<Value>{next};
+    });
+  });
+
+  // At most ceil(R / kRows) + G tiles (one partial tile per group).
+  Value maxTiles =
+      e.add(arith::CeilDivUIOp::create(e.b, tiles.numRows, tileRows), numGroups);
+  Value columnBlocks = arith::CeilDivUIOp::create(e.b, tiles.n, tileCols);
+  d.forAll(e.mul(maxTiles, columnBlocks), [&](Value i) {
+    Value tile = arith::DivUIOp::create(e.b, i, columnBlocks);
+    Value block = arith::RemUIOp::create(e.b, i, columnBlocks);
+    Value used = e.load(tileStart, numGroups);
+    e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tile, used), [&] {
+      Value one = e.index(1);
+      Value g = d.groupOfRow(tileStart, numGroups, tile);
+      Value first = e.add(e.load(tiles.offsets, g),
+                          e.mul(e.sub(tile, e.load(tileStart, g)), tileRows));
+      Value end = e.minSI(e.add(first, tileRows),
+                          e.load(tiles.offsets, e.add(g, one)));
+      Value firstColumn = e.mul(block, tileCols);
+      // Rows and columns past the end repeat the last valid one (their sums
+      // are not stored).
+      SmallVector<Value> rows, columns;
+      Value lastRow = e.sub(end, one);
+      Value lastColumn = e.sub(tiles.n, one);
+      for (int64_t m = 0; m < kRows; ++m)
+        rows.push_back(e.minSI(e.add(first, e.index(m)), lastRow));
+      for (int64_t j = 0; j < kCols; ++j)
+        columns.push_back(e.minSI(e.add(firstColumn, e.index(j)), lastColumn));
+      // acc[(p * kRows + m) * kCols + j].
+      SmallVector<Value> inits;
+      for (int64_t p = 0; p < numProducts; ++p)
+        for (int64_t m = 0; m < kRows; ++m)
+          for (int64_t j = 0; j < kCols; ++j)
+            inits.push_back(p < static_cast<int64_t>(tiles.init.size()) &&
+                                    tiles.init[p]
+                                ? tiles.init[p](g, columns[j])
+                                : e.f32(0.0f));
+      SmallVector<Value> sums = e.loop(
+          e.index(0), tiles.depth, inits, [&](Value k, ValueRange acc) {
+            SmallVector<Value> a, next;
+            for (int64_t m = 0; m < kRows; ++m)
+              a.push_back(tiles.a(rows[m], k));
+            for (int64_t p = 0; p < numProducts; ++p) {
+              SmallVector<Value> b;
+              for (int64_t j = 0; j < kCols; ++j)
+                b.push_back(tiles.b[p](g, k, columns[j]));
+              for (int64_t m = 0; m < kRows; ++m)
+                for (int64_t j = 0; j < kCols; ++j)
+                  next.push_back(math::FmaOp::create(
+                      e.b, a[m], b[j], acc[(p * kRows + m) * kCols + j]));
+            }
+            return next;
+          });
+      for (int64_t m = 0; m < kRows; ++m) {
+        Value row = e.add(first, e.index(m));
+        for (int64_t j = 0; j < kCols; ++j) {
+          Value column = e.add(firstColumn, e.index(j));
+          Value inside =
+              e.andi(e.cmpi(arith::CmpIPredicate::slt, row, end),
+                     e.cmpi(arith::CmpIPredicate::slt, column, tiles.n));
+          e.ifThen(inside, [&] {
+            SmallVector<Value> values;
+            for (int64_t p = 0; p < numProducts; ++p)
+              values.push_back(sums[(p * kRows + m) * kCols + j]);
+            tiles.epilogue(g, row, column, values);
+          });
+        }
+      }
+    });
+  });
+}
