@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""GPU benchmark of the compiled MoE layer, built here and run on a GPU machine.
+
+Here (MLIR installed):
+  PYTHONPATH=build/python_packages /usr/bin/python3 bench/gpu_layer.py build --out build/gpu-bench
+
+builds, for each shape of the CPU benchmark (S1 Mixtral-like H=1024 F=2816
+E=8 K=2; S1-Ada with 4 null experts, K=4, normalize non_null; S2 H=1024
+F=512 E=64 K=8; SwiGLU), a device-resident GPU library (bf16 expert weights,
+f32 activations; sm_80 + sm_90a cubins + PTX), and packages them with the
+runtime, the pure-Python moe_mlir files and this script (tar.gz).
+
+There (NumPy; PyTorch with CUDA for the baselines, optional):
+  python3 gpu_layer.py run [--tokens 1 8 64 512 2048 16384]
+
+times, in the same process, for each shape and T: our layer (weights and x
+uploaded once; best-of/median wall time of a call, which ends with a stream
+synchronisation), a Mixtral-style PyTorch eager block in bf16 (per-expert
+index select, three matmuls, index_add), `torch._grouped_mm` on the same
+dispatched rows where the installed torch has it, and the device's limits
+measured on the spot (dense bf16 matmul rate, device-to-device copy
+bandwidth). It prints a table with ratios and percentages of the limits and
+writes gpu_layer.{md,json} next to itself. GFLOP/s count the compute slots
+executed (2 * 3 * H * F per slot)."""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHAPES = {
+    "S1": (1024, 2816, 8, 0, 2, "selected"),
+    "S1-Ada": (1024, 2816, 8, 4, 4, "non_null"),
+    "S2": (1024, 512, 64, 0, 8, "selected"),
+}
+
+
+def build(args):
+    from moe_mlir import aot
+    from moe_mlir.routing import compile_layer
+
+    out = os.path.abspath(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(os.path.join(out, "libs"))
+    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+        layer = compile_layer(H, F, E, K, num_null=N, normalize=normalize, target="gpu-emulated")
+        text, entry, arg_names = layer.module_text((), packed=False, weight_dtype="bf16")
+        library = os.path.join(out, "libs", f"lib{name}.so")
+        aot.build_shared_library(text, library, target="gpu", device_arguments=True,
+                                 cpu="x86-64")
+        with open(library + ".args", "w") as f:
+            json.dump({"entry": entry, "arguments": list(arg_names)}, f)
+        print(f"  built {name}")
+    shutil.copy(aot.cuda_runtime_library(), os.path.join(out, "libs"))
+    package = os.path.join(out, "moe_mlir")
+    os.makedirs(package)
+    source = os.path.join(os.path.dirname(HERE), "python", "moe_mlir")
+    for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
+                 "reference.py", "routing.py", "cost.py", "run.py", "gpu_cases.py"):
+        shutil.copy(os.path.join(source, file), package)
+    shutil.copy(os.path.abspath(__file__), out)
+    with tarfile.open(out + ".tar.gz", "w:gz") as tar:
+        tar.add(out, arcname=os.path.basename(out))
+    print(f"wrote {out}.tar.gz: copy it to a GPU machine, then `python3 gpu_layer.py run`")
+
+
+def bf16_bits(a):
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def timed(fn, sync, repeat):
+    fn()
+    sync()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples))
+
+
+def run(args):
+    sys.path.insert(0, HERE)
+    from moe_mlir import cuda
+    from moe_mlir import reference as ref
+
+    rt = cuda.Runtime(os.path.join(HERE, "libs", "libmoe_cuda_runtime.so"))
+    if rt.device_count() == 0:
+        rt.check()
+        sys.exit("no CUDA device")
+    try:
+        import torch
+        have_torch = torch.cuda.is_available()
+    except ImportError:
+        torch, have_torch = None, False
+    limits = {}
+    if have_torch:
+        dev = torch.device("cuda")
+        n = 8192
+        a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        t = timed(lambda: a @ b, torch.cuda.synchronize, 10)
+        limits["bf16_tflops"] = 2 * n ** 3 / t / 1e12
+        src = torch.empty(1 << 28, device=dev, dtype=torch.uint8)
+        dst = torch.empty_like(src)
+        t = timed(lambda: dst.copy_(src), torch.cuda.synchronize, 10)
+        limits["copy_gbs"] = 2 * src.numel() / t / 1e9
+        print(f"limits: dense bf16 {limits['bf16_tflops']:.0f} TFLOP/s, "
+              f"copy {limits['copy_gbs']:.0f} GB/s")
+    rows = []
+    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+        with open(os.path.join(HERE, "libs", f"lib{name}.so.args")) as f:
+            meta = json.load(f)
+        fn = cuda.DeviceFunction(rt, os.path.join(HERE, "libs", f"lib{name}.so"), meta["entry"])
+        rng = np.random.default_rng(0)
+        S = E + N
+        w = dict(w_router=rng.standard_normal((H, S), dtype=np.float32) / 32,
+                 w_up=rng.standard_normal((E, H, F), dtype=np.float32) / 32,
+                 w_gate=rng.standard_normal((E, H, F), dtype=np.float32) / 32,
+                 w_down=rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F))
+        device = {k: rt.to_device(bf16_bits(v) if k != "w_router" else v) for k, v in w.items()}
+        for T in args.tokens:
+            x = rng.standard_normal((T, H), dtype=np.float32)
+            xd = rt.to_device(x)
+            argv = [xd if n_ == "x" else device[n_] for n_ in meta["arguments"]]
+
+            def call():
+                (y,) = fn(*argv)
+                rt.free(y)
+            t_ours = timed(call, lambda: None, args.repeat)
+            # Compute slots from the routing of the reference.
+            ids, _ = ref.route(ref.gate(x, w["w_router"]), ref.ExpertSpace(compute=E, null=N),
+                               K, normalize=normalize)
+            slots = int(((ids >= 0) & (ids < E)).sum())
+            flops = 6.0 * H * F * slots
+            distinct = len(set(ids[(ids >= 0) & (ids < E)].tolist()))
+            weight_bytes = distinct * 3 * H * F * 2
+            row = dict(shape=name, T=T, slots=slots, ours_ms=1e3 * t_ours,
+                       ours_tflops=flops / t_ours / 1e12,
+                       weights_gbs=weight_bytes / t_ours / 1e9)
+            if have_torch:
+                row.update(torch_baselines(torch, x, w, ids, E, K, args.repeat))
+            rows.append(row)
+            rt.free(xd)
+            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in row.items()))
+        for v in device.values():
+            rt.free(v)
+    result = dict(limits=limits, rows=rows)
+    with open(os.path.join(HERE, "gpu_layer.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(HERE, "gpu_layer.md"), "w") as f:
+        f.write(markdown(result))
+    print(markdown(result))
+
+
+def torch_baselines(torch, x, w, ids, E, K, repeat):
+    dev = torch.device("cuda")
+    xt = torch.tensor(x, device=dev, dtype=torch.bfloat16)
+    wu = torch.tensor(w["w_up"], device=dev, dtype=torch.bfloat16)
+    wg = torch.tensor(w["w_gate"], device=dev, dtype=torch.bfloat16)
+    wd = torch.tensor(w["w_down"], device=dev, dtype=torch.bfloat16)
+    it = torch.tensor(ids, device=dev, dtype=torch.long)
+
+    def eager():
+        out = torch.zeros_like(xt)
+        for e in range(E):
+            token, slot = torch.where(it == e)
+            if token.numel() == 0:
+                continue
+            r = xt.index_select(0, token)
+            h = torch.nn.functional.silu(r @ wg[e]) * (r @ wu[e])
+            out.index_add_(0, token, h @ wd[e])
+        return out
+    res = {"torch_ms": 1e3 * timed(eager, torch.cuda.synchronize, repeat)}
+    if hasattr(torch, "_grouped_mm"):
+        flat = it.flatten()
+        order = torch.argsort(torch.where(flat >= 0, flat, E), stable=True)
+        valid = order[(flat[order] >= 0) & (flat[order] < E)]
+        rows = xt.index_select(0, valid // K)
+        counts = torch.bincount(flat[valid], minlength=E)
+        offs = torch.cumsum(counts, 0).to(torch.int32)
+
+        def grouped():
+            g = torch._grouped_mm(rows, wg, offs=offs)
+            u = torch._grouped_mm(rows, wu, offs=offs)
+            return torch._grouped_mm(torch.nn.functional.silu(g) * u, wd, offs=offs)
+        try:
+            res["grouped_mm_ms"] = 1e3 * timed(grouped, torch.cuda.synchronize, repeat)
+        except Exception as error:  # not supported on this device / dtype
+            res["grouped_mm_error"] = str(error)[:80]
+    return res
+
+
+def markdown(result):
+    lines = []
+    limits = result["limits"]
+    if limits:
+        lines.append(f"Limits: dense bf16 {limits['bf16_tflops']:.0f} TFLOP/s, "
+                     f"copy {limits['copy_gbs']:.0f} GB/s.\n")
+    lines.append("| shape | T | slots | ours ms | TFLOP/s | % bf16 | weights GB/s | % copy "
+                 "| torch ms | ours/torch | grouped_mm ms | ours/grouped_mm |")
+    lines.append("|---" * 12 + "|")
+    for r in result["rows"]:
+        pct = f"{100 * r['ours_tflops'] / limits['bf16_tflops']:.1f}%" if limits else "-"
+        bw = f"{100 * r['weights_gbs'] / limits['copy_gbs']:.0f}%" if limits else "-"
+        torch_ms = r.get("torch_ms")
+        gmm = r.get("grouped_mm_ms")
+        lines.append(
+            f"| {r['shape']} | {r['T']} | {r['slots']} | {r['ours_ms']:.3f} | "
+            f"{r['ours_tflops']:.2f} | {pct} | {r['weights_gbs']:.0f} | {bw} | "
+            f"{torch_ms:.3f} | {torch_ms / r['ours_ms']:.2f}x | " if torch_ms else
+            f"| {r['shape']} | {r['T']} | {r['slots']} | {r['ours_ms']:.3f} | "
+            f"{r['ours_tflops']:.2f} | {pct} | {r['weights_gbs']:.0f} | {bw} | - | - | ")
+        lines[-1] += (f"{gmm:.3f} | {gmm / r['ours_ms']:.2f}x |" if gmm else "- | - |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "build", "gpu-bench"))
+    r = sub.add_parser("run")
+    r.add_argument("--tokens", type=int, nargs="+", default=[1, 8, 64, 512, 2048, 16384])
+    r.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    build(args) if args.command == "build" else run(args)
+
+
+if __name__ == "__main__":
+    main()
