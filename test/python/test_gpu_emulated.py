@@ -80,11 +80,12 @@ def test_dynamic_k_and_bound_weights():
     np.testing.assert_allclose(packed, y, rtol=1e-5, atol=1e-5)
 
 
-def test_agrees_with_cpu_kernels():
+@pytest.mark.parametrize("T", [100, 700])  # 700 * 2 slots: several dispatch chunks
+def test_agrees_with_cpu_kernels(T):
     H, F, E, K = 48, 80, 8, 2
     rng = np.random.default_rng(11)
     w = _weights(rng, H, F, E, E + 4)
-    x = rng.standard_normal((100, H), dtype=np.float32)
+    x = rng.standard_normal((T, H), dtype=np.float32)
     gpu = compile_layer(H, F, E, K, num_null=4, target="gpu-emulated")(x, **w)
     cpu = compile_layer(H, F, E, K, num_null=4)(x, **w)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)

@@ -19,6 +19,9 @@ using namespace mlir::moe::detail;
 /// Marks every buffer that DeviceEmitter::alloc creates (removed by
 /// finalizeMoEDeviceBuffers).
 static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
+/// Marks the host buffer of a tensor copied to the device, so that later
+/// ops of the block reuse the copy (removed by finalizeMoEDeviceBuffers).
+static constexpr char kHostCopyAttr[] = "moe.host_copy";
 
 Value DeviceEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
                            ValueRange dynamicSizes) {
@@ -59,6 +62,18 @@ Value DeviceEmitter::input(Value tensor) {
       if (def->hasAttr(kDeviceBufferAttr))
         return buffer;
   }
+  // A host tensor that an earlier op of this block already copied.
+  Block *block = e.b.getInsertionBlock();
+  auto point = e.b.getInsertionPoint();
+  for (Operation *user : tensor.getUsers()) {
+    if (!isa<bufferization::ToBufferOp>(user) || !user->hasAttr(kHostCopyAttr) ||
+        user->getBlock() != block ||
+        (point != block->end() && !user->isBeforeInBlock(&*point)))
+      continue;
+    for (Operation *copy : user->getUsers())
+      if (auto memcpy = dyn_cast<gpu::MemcpyOp>(copy))
+        return memcpy.getDst();
+  }
   // A host tensor: its buffer (identity layout, as function arguments have
   // after bufferization), copied to the device.
   auto type = llvm::cast<RankedTensorType>(tensor.getType());
@@ -79,6 +94,7 @@ Value DeviceEmitter::input(Value tensor) {
   Value device = alloc(type.getElementType(), type.getShape(), dynamicSizes);
   gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{}, device,
                         host);
+  host.getDefiningOp()->setAttr(kHostCopyAttr, e.b.getUnitAttr());
   return device;
 }
 

@@ -103,6 +103,7 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
   root->walk([&](Operation *op) {
     if (op->hasAttr(kDeviceBufferAttr))
       allocations.push_back(op);
+    op->removeAttr("moe.host_copy");
   });
   for (Operation *op : allocations) {
     op->removeAttr(kDeviceBufferAttr);

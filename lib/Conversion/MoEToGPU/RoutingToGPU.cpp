@@ -12,10 +12,11 @@
 //                 slots, normalisation) with per-thread scratch; the
 //                 cross-token steps (capacity, expert choice) are not
 //                 lowered yet and are rejected with a diagnostic;
-//   moe.dispatch  a deterministic counting sort: one thread per expert
-//                 counts its slots, one thread scans, one thread per expert
-//                 walks the slots in (token, slot) order to give each its
-//                 row, one thread per element copies the rows. The row
+//   moe.dispatch  a deterministic counting sort over chunks of 256 slots:
+//                 one thread per (chunk, expert) counts its slots, one
+//                 thread scans (expert-major), one thread per (chunk,
+//                 expert) gives its slots consecutive rows in (token, slot)
+//                 order, one thread per element copies the rows. The row
 //                 count stays on the device: the rows of a dynamic-R
 //                 dispatch are allocated for T * K rows;
 //   moe.aux_loss  one thread per expert, then one thread for the sum.
@@ -31,6 +32,9 @@
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
+
+/// Slots per chunk of the dispatch's counting sort.
+static constexpr int64_t kChunkSlots = 256;
 
 namespace {
 template <typename Op>
@@ -158,43 +162,64 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
     Value offsets = d.alloc(offsetsType, {e.index(numExperts + 1)});
     Value slotRows = d.alloc(slotRowsType, {numTokens, k});
     Type indexType = e.b.getIndexType();
-    Value counts = d.alloc(indexType, {numExperts});
-    Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
     Value numSlots = e.mul(numTokens, k);
+    // The slots in (token, slot) order are cut into chunks of kChunkSlots;
+    // counts[c][e] are expert e's compute slots in chunk c, then the row
+    // of its first one there.
+    Value chunk = e.index(kChunkSlots);
+    Value numChunks = arith::CeilDivUIOp::create(e.b, numSlots, chunk);
+    Value counts = d.alloc(indexType, {ShapedType::kDynamic, numExperts},
+                           {numChunks});
+    Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
+    Value numExpertsV = e.index(numExperts);
+    // Calls `body(t, j, isMine)` for the slots of chunk c in order.
+    auto forChunkSlots = [&](Value c, Value expert, ValueRange inits,
+                             function_ref<SmallVector<Value>(Value, Value, Value,
+                                                             ValueRange)>
+                                 body) {
+      Value begin = e.mul(c, chunk);
+      Value end = e.minSI(e.add(begin, chunk), numSlots);
+      Value id = e.toI32(expert);
+      return e.loop(begin, end, inits, [&](Value s, ValueRange acc) {
+        Value t = arith::DivUIOp::create(e.b, s, k);
+        Value j = arith::RemUIOp::create(e.b, s, k);
+        Value mine = e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
+        return body(t, j, mine, acc);
+      });
+    };
 
     d.guarded(op, sizes, [&] {
-      // The compute slots of each expert.
-      d.forAll(e.index(numExperts), [&](Value expert) {
-        Value id = e.toI32(expert);
-        Value count = e.loop(e.index(0), numSlots, ValueRange{e.index(0)},
-                             [&](Value s, ValueRange acc) {
-                               Value t = arith::DivUIOp::create(e.b, s, k);
-                               Value j = arith::RemUIOp::create(e.b, s, k);
-                               Value mine = e.cmpi(arith::CmpIPredicate::eq,
-                                                   e.load(ids, {t, j}), id);
-                               return SmallVector<Value>{e.add(
-                                   acc[0],
-                                   e.select(mine, e.index(1), e.index(0)))};
-                             })[0];
-        e.store(count, counts, expert);
+      // Each (chunk, expert): its compute slots.
+      d.forAll(e.mul(numChunks, numExpertsV), [&](Value i) {
+        Value c = arith::DivUIOp::create(e.b, i, numExpertsV);
+        Value expert = arith::RemUIOp::create(e.b, i, numExpertsV);
+        Value count = forChunkSlots(
+            c, expert, ValueRange{e.index(0)},
+            [&](Value, Value, Value mine, ValueRange acc) {
+              return SmallVector<Value>{
+                  e.add(acc[0], e.select(mine, e.index(1), e.index(0)))};
+            })[0];
+        e.store(count, counts, {c, expert});
       });
-      // Exclusive scan; counts[e] becomes expert e's first row. The padded
-      // form clamps to R_max.
+      // Exclusive scan over (expert, chunk): the first row of each expert
+      // and of each of its chunks. The padded form clamps to R_max.
       d.single([&] {
         Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-        Value total = e.loop(e.index(0), e.index(numExperts),
-                             ValueRange{e.index(0)},
-                             [&](Value expert, ValueRange start) {
-                               Value stored = padded ? e.minSI(start[0], limit)
-                                                     : start[0];
-                               e.store(e.toI32(stored), offsets, expert);
-                               Value count = e.load(counts, expert);
-                               e.store(start[0], counts, expert);
-                               return SmallVector<Value>{
-                                   e.add(start[0], count)};
-                             })[0];
+        Value zero = e.index(0);
+        Value total = e.loop(
+            zero, numExpertsV, ValueRange{zero},
+            [&](Value expert, ValueRange start) {
+              Value stored = padded ? e.minSI(start[0], limit) : start[0];
+              e.store(e.toI32(stored), offsets, expert);
+              return e.loop(zero, numChunks, start,
+                            [&](Value c, ValueRange row) {
+                              Value count = e.load(counts, {c, expert});
+                              e.store(row[0], counts, {c, expert});
+                              return SmallVector<Value>{e.add(row[0], count)};
+                            });
+            })[0];
         Value end = padded ? e.minSI(total, limit) : total;
-        e.store(e.toI32(end), offsets, e.index(numExperts));
+        e.store(e.toI32(end), offsets, numExpertsV);
       });
       // Slots of null, empty or out-of-range ids have no row.
       Value computeEnd = e.i32(numExperts);
@@ -205,33 +230,30 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
         e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)),
                  [&] { e.store(e.i32(-1), slotRows, {t, j}); });
       });
-      // Each expert's slots get consecutive rows in (token, slot) order.
-      d.forAll(e.index(numExperts), [&](Value expert) {
-        Value id = e.toI32(expert);
-        Value first = e.load(counts, expert);
+      // Each (chunk, expert) gives its slots consecutive rows in order.
+      d.forAll(e.mul(numChunks, numExpertsV), [&](Value i) {
+        Value c = arith::DivUIOp::create(e.b, i, numExpertsV);
+        Value expert = arith::RemUIOp::create(e.b, i, numExpertsV);
         Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-        e.loop(e.index(0), numSlots, ValueRange{first},
-               [&](Value s, ValueRange cursor) {
-                 Value t = arith::DivUIOp::create(e.b, s, k);
-                 Value j = arith::RemUIOp::create(e.b, s, k);
-                 Value mine =
-                     e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
-                 e.ifThen(mine, [&] {
-                   Value row = cursor[0];
-                   Value fits = padded ? e.cmpi(arith::CmpIPredicate::slt,
-                                                row, limit)
-                                       : e.boolean(true);
-                   e.ifThenElse(
-                       fits,
-                       [&] {
-                         e.store(e.toI32(row), slotRows, {t, j});
-                         e.store(t, rowToken, row);
-                       },
-                       [&] { e.store(e.i32(-1), slotRows, {t, j}); });
-                 });
-                 return SmallVector<Value>{
-                     e.add(cursor[0], e.select(mine, e.index(1), e.index(0)))};
-               });
+        forChunkSlots(
+            c, expert, ValueRange{e.load(counts, {c, expert})},
+            [&](Value t, Value j, Value mine, ValueRange cursor) {
+              e.ifThen(mine, [&] {
+                Value row = cursor[0];
+                Value fits =
+                    padded ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
+                           : e.boolean(true);
+                e.ifThenElse(
+                    fits,
+                    [&] {
+                      e.store(e.toI32(row), slotRows, {t, j});
+                      e.store(t, rowToken, row);
+                    },
+                    [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+              });
+              return SmallVector<Value>{
+                  e.add(cursor[0], e.select(mine, e.index(1), e.index(0)))};
+            });
       });
       // The rows; rows past the last one (padding, or the unused part of
       // the T * K bound) are zero.

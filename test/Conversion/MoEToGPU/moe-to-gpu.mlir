@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
 // RUN: moe-opt %s --convert-moe-to-gpu="emulate=true" --split-input-file | FileCheck %s --check-prefix=EMU
+// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=COPIES
 
 // The gate: host operands are copied to the device once, one thread per
 // logit, the result goes back to the host where it leaves moe code, and
@@ -47,6 +48,12 @@ func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
 //  CHECK-NEXT:   gpu.memcpy  %[[HOST]]
 //   CHECK-NOT:   {{memref.alloc[(]}}
 //       CHECK:   return
+// Each host operand crosses once, however many ops read it (x: gate,
+// dispatch, combine), and the result once: 5 copies in, 1 out.
+// COPIES-LABEL: func.func @layer
+// COPIES-COUNT-6: gpu.memcpy
+//   COPIES-NOT: gpu.memcpy
+//       COPIES: return
 func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf32>,
                  %wg: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>) -> tensor<?x8xf32> {
   %l = moe.gate %x, %wr : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<?x6xf32>
