@@ -32,6 +32,13 @@ CASES = {
     "dynamic_k": (32, 64, 4, 3, 19, dict(strategy="dynamic_k", normalize="selected"),
                   dict(strategy=ref.DynamicK(), normalize="selected")),
     "wide_128_experts": (128, 64, 64, 8, 256, dict(), dict()),
+    "capacity_score": (48, 64, 6, 2, 50, dict(capacity=(0.8, "score"), normalize="selected"),
+                       dict(capacity=ref.Capacity(0.8, "score"), normalize="selected")),
+    "capacity_position": (48, 64, 6, 2, 50, dict(capacity=(0.5, "position"), num_null=2),
+                          dict(capacity=ref.Capacity(0.5, "position"))),
+    "expert_choice": (48, 64, 6, 2, 40,
+                      dict(strategy="expert_choice", capacity_factor=1.25, normalize="selected"),
+                      dict(strategy=ref.ExpertChoice(1.25), normalize="selected")),
 }
 
 

@@ -25,6 +25,13 @@ CASES = [
     ("zero_copy_const", dict(num_null=1, num_copy=1, num_const=2, normalize="non_null"),
      dict(normalize="non_null")),
     ("plain_gelu", dict(activation="gelu", gated=False), dict(activation="gelu", gated=False)),
+    # Cross-token steps: one device thread.
+    ("capacity_position", dict(capacity=(0.75, "position"), num_null=1),
+     dict(capacity=ref.Capacity(0.75, "position"))),
+    ("capacity_score", dict(capacity=(0.5, "score"), normalize="selected"),
+     dict(capacity=ref.Capacity(0.5, "score"), normalize="selected")),
+    ("expert_choice", dict(strategy="expert_choice", capacity_factor=1.5, normalize="selected"),
+     dict(strategy=ref.ExpertChoice(1.5), normalize="selected")),
 ]
 
 
@@ -91,10 +98,14 @@ def test_agrees_with_cpu_kernels(T):
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(capacity=(1.0, "position")), "capacity limits"),
-    (dict(strategy="expert_choice", capacity_factor=1.0), "expert_choice routing"),
-])
-def test_rejected_strategies(kwargs, message):
-    with pytest.raises(compiler.CompileError, match=message):
-        compile_layer(16, 16, 4, 2, target="gpu-emulated", **kwargs)
+def test_fused_route_dispatch_rejected():
+    from moe_mlir.compiler import CompileError, lower
+    text = """func.func @f(%x: tensor<?x16xf32>, %wr: tensor<16x4xf32>) -> tensor<?x2xi32> {
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x4xf32>) experts = <compute = 4> k = 2
+      strategy = top_k normalize = none
+      : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>,
+        tensor<5xi32>, tensor<?x2xi32>
+  return %0#0 : tensor<?x2xi32>
+}"""
+    with pytest.raises(CompileError, match="not lowered to the GPU"):
+        lower(text, "moe-cpu-pipeline{emulate-gpu-kernels=true}")

@@ -77,12 +77,13 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     the same launches whatever the routing decided.
 
     Kernels, correctness first (see docs/GPU.md): routing runs the CPU
-    lowering's routing kernel with one thread per token; dispatch is a
-    deterministic counting sort; the expert FFN and grouped matmul are SIMT
-    f32 dot products per output element. Capacity limits and
-    `expert_choice` routing (cross-token orderings) and the fused
-    `moe.route_dispatch` are rejected with a diagnostic. The rows of a
-    dynamic-R `moe.dispatch` cannot leave moe code (use its padded form).
+    lowering's routing kernel with one thread per token (capacity limits
+    and `expert_choice`, cross-token orderings, on one device thread);
+    dispatch is a deterministic counting sort over chunks of slots; the
+    expert FFN and grouped matmul use SIMT f32 register tiles scheduled
+    over (expert, row tile) on the device. The fused `moe.route_dispatch`
+    is rejected with a diagnostic, and the rows of a dynamic-R
+    `moe.dispatch` cannot leave moe code (use its padded form).
 
     With `device-arguments`, the functions' tensor arguments are taken to be
     in device memory already and returned tensors stay there: weights bound

@@ -10,7 +10,9 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -98,6 +100,26 @@ Value DeviceEmitter::input(Value tensor) {
   return device;
 }
 
+/// `value` recomputed before `anchor` (a kernel launch): values from outside
+/// the kernel are used as they are, pure region-free ops of the kernel are
+/// cloned. Null when some op on the way is not such an op.
+static Value hoistBefore(Value value, Operation *anchor, IRMapping &mapping) {
+  if (Value mapped = mapping.lookupOrNull(value))
+    return mapped;
+  Operation *def = value.getDefiningOp();
+  Region *kernel = &anchor->getRegion(0);
+  if (!kernel->isAncestor(value.getParentRegion()))
+    return value;
+  if (!def || def->getNumRegions() != 0 || !isPure(def))
+    return nullptr;
+  for (Value operand : def->getOperands())
+    if (!hoistBefore(operand, anchor, mapping))
+      return nullptr;
+  OpBuilder builder(anchor);
+  Operation *clone = builder.clone(*def, mapping);
+  return clone->getResult(cast<OpResult>(value).getResultNumber());
+}
+
 void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   OpBuilder::InsertionGuard guard(e.b);
   auto savedAllocator = e.allocator;
@@ -109,8 +131,11 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
                               ValueRange dynamicSizes) -> Value {
       // The kernels' scratch is static; a dynamic size would be allocated
       // where it is asked for.
-      if (!dynamicSizes.empty())
+      if (!dynamicSizes.empty()) {
+        if (options.emulate)
+          return memref::AllocOp::create(e.b, type, dynamicSizes);
         return memref::AllocaOp::create(e.b, type, dynamicSizes);
+      }
       OpBuilder atStart = OpBuilder::atBlockBegin(block);
       return memref::AllocaOp::create(atStart, loc, type);
     };
@@ -138,7 +163,27 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   e.b.setInsertionPointToStart(block);
   Value i = e.add(e.mul(launch.getBlockIds().x, launch.getBlockSize().x),
                   launch.getThreadIds().x);
-  e.allocator = scratchIn(block);
+  // Static scratch is per thread; a buffer whose size is only known at run
+  // time (the cross-token steps of routing, on one thread) is a device
+  // buffer allocated on the host before the launch, its size computed
+  // there from the same values.
+  auto perThread = scratchIn(block);
+  e.allocator = [&, launch](MemRefType type, ValueRange dynamicSizes) -> Value {
+    if (dynamicSizes.empty())
+      return perThread(type, dynamicSizes);
+    OpBuilder::InsertionGuard hoist(e.b);
+    e.b.setInsertionPoint(launch);
+    IRMapping mapping;
+    SmallVector<Value> sizes;
+    for (Value size : dynamicSizes) {
+      Value hoisted = hoistBefore(size, launch, mapping);
+      if (!hoisted) // not computable on the host: a dynamic alloca
+        return perThread(type, dynamicSizes);
+      sizes.push_back(hoisted);
+    }
+    // (DeviceEmitter::alloc does not go through e.allocator.)
+    return alloc(type.getElementType(), type.getShape(), sizes);
+  };
   e.ifThen(e.cmpi(arith::CmpIPredicate::ult, i, n), [&] { body(i); });
   gpu::TerminatorOp::create(e.b);
   e.allocator = savedAllocator;

@@ -135,16 +135,7 @@ struct ConvertMoEToGPUPass
     // conversion, which would add "failed to legalize" to each).
     bool unsupported = false;
     getOperation()->walk([&](Operation *op) {
-      if (auto route = dyn_cast<RouteOp>(op)) {
-        RoutingConfig config = route.getRoutingConfig();
-        if (config.capacity || isa<ExpertChoiceAttr>(config.strategy)) {
-          route.emitOpError()
-              << "is not lowered to the GPU yet: "
-              << (config.capacity ? "capacity limits" : "expert_choice routing")
-              << " order slots across tokens (use the CPU pipeline)";
-          unsupported = true;
-        }
-      } else if (isa<RouteDispatchOp>(op)) {
+      if (isa<RouteDispatchOp>(op)) {
         op->emitOpError() << "is not lowered to the GPU: the GPU pipeline "
                              "routes and dispatches in separate kernels (do "
                              "not run moe-fuse-gating-dispatch before it)";

@@ -10,8 +10,9 @@
 //   moe.route     one thread per token running the CPU lowering's routing
 //                 kernel (RouteKernel.h: scores, selection, count, empty
 //                 slots, normalisation) with per-thread scratch; the
-//                 cross-token steps (capacity, expert choice) are not
-//                 lowered yet and are rejected with a diagnostic;
+//                 cross-token steps (capacity limits, expert choice) run
+//                 the same kernel's sequential code on one device thread
+//                 (correct, slow), their buffers allocated on the host;
 //   moe.dispatch  a deterministic counting sort over chunks of 256 slots:
 //                 one thread per (chunk, expert) counts its slots, one
 //                 thread scans (expert-major), one thread per (chunk,
@@ -90,11 +91,6 @@ struct RouteToGPU : GPUPattern<RouteOp> {
   matchAndRewrite(RouteOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     RoutingConfig config = op.getRoutingConfig();
-    if (llvm::isa<ExpertChoiceAttr>(config.strategy) || config.capacity)
-      return op.emitOpError()
-             << "is not lowered to the GPU yet: "
-             << (config.capacity ? "capacity limits" : "expert_choice routing")
-             << " order slots across tokens (use the CPU pipeline)";
     LoopEmitter e(rewriter, op.getLoc());
     DeviceEmitter d(e, options);
     Value logits = d.input(adaptor.getLogits());
@@ -116,15 +112,42 @@ struct RouteToGPU : GPUPattern<RouteOp> {
     Value k = e.index(config.k);
     route.ids = d.alloc(idsType, {route.numTokens, k});
     route.weights = d.alloc(weightsType, {route.numTokens, k});
+    auto constants = [&] {
+      // Constants of a kernel are created inside it.
+      route.width = e.index(config.experts.getNumExperts());
+      route.k = e.index(config.k);
+    };
+    auto expertChoice = llvm::dyn_cast<ExpertChoiceAttr>(config.strategy);
+    bool crossToken = expertChoice || config.capacity;
     d.guarded(op, sizes, [&] {
-      d.forAll(route.numTokens, [&](Value t) {
-        // Constants of the kernel are created inside it.
-        route.width = e.index(config.experts.getNumExperts());
-        route.k = e.index(config.k);
-        route.emitPrepare();
-        route.emitToken(t);
-        route.emitNormalizeToken(t);
-      });
+      if (expertChoice) {
+        // Cross-token orderings (a stable radix sort of every (token,
+        // expert) score) on one device thread: correct, not fast.
+        d.single([&] {
+          constants();
+          route.emitExpertChoice(
+              expertChoice.getCapacityFactor().convertToDouble());
+        });
+      } else {
+        d.forAll(route.numTokens, [&](Value t) {
+          constants();
+          route.emitPrepare();
+          route.emitToken(t);
+          if (!crossToken)
+            route.emitNormalizeToken(t);
+        });
+        if (config.capacity)
+          // The capacity walk in priority order, on one device thread.
+          d.single([&] {
+            constants();
+            route.emitCapacity(config.capacity);
+          });
+      }
+      if (crossToken)
+        d.forAll(route.numTokens, [&](Value t) {
+          constants();
+          route.emitNormalizeToken(t);
+        });
     });
     rewriter.replaceOp(op, {e.toTensor(route.ids, idsType),
                             e.toTensor(route.weights, weightsType)});

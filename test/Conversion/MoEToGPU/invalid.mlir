@@ -1,22 +1,13 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file --verify-diagnostics
 
-// Cross-token routing steps are not lowered to the GPU yet.
-func.func @capacity(%l: tensor<?x4xf32>) -> tensor<?x2xi32> {
-  // expected-error @+1 {{'moe.route' op is not lowered to the GPU yet: capacity limits order slots across tokens (use the CPU pipeline)}}
-  %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = softmax strategy = top_k
-      normalize = none scale = 1.0 capacity = <factor = 1.0, priority = position>
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
-  return %ids : tensor<?x2xi32>
-}
-
-// -----
-
-func.func @expert_choice(%l: tensor<?x4xf32>) -> tensor<?x2xi32> {
-  // expected-error @+1 {{'moe.route' op is not lowered to the GPU yet: expert_choice routing order slots across tokens (use the CPU pipeline)}}
-  %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = softmax
-      strategy = expert_choice<capacity_factor = 1.0> normalize = none scale = 1.0
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
-  return %ids : tensor<?x2xi32>
+// The fused gating-dispatch op is CPU-only.
+func.func @fused(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>) -> tensor<?x4xi32> {
+  // expected-error @+1 {{'moe.route_dispatch' op is not lowered to the GPU: the GPU pipeline routes and dispatches in separate kernels}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<64x12xf32>)
+      experts = <compute = 8, null = 4> k = 4 strategy = top_k normalize = non_null
+      : tensor<?x64xf32> -> tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x64xf32>,
+        tensor<9xi32>, tensor<?x4xi32>
+  return %0#0 : tensor<?x4xi32>
 }
 
 // -----

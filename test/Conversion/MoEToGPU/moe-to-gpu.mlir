@@ -90,3 +90,25 @@ func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf3
   %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
   return %l : tensor<?x4xf32>
 }
+
+// -----
+
+// Capacity (a cross-token ordering) runs on one device thread; its buffers
+// sized by T * K are allocated on the host before that launch (sizes
+// recomputed there) and freed with the rest.
+// CHECK-LABEL: func.func @capacity
+//       CHECK:   gpu.launch
+//       CHECK:   %[[ITEMS:.*]] = gpu.alloc (%{{.*}}) : memref<?xindex>
+//       CHECK:   %[[SCRATCH:.*]] = gpu.alloc (%{{.*}}) : memref<?xindex>
+//  CHECK-NEXT:   gpu.launch
+//       CHECK:     memref.alloca() : memref<256xindex>
+//       CHECK:   gpu.launch
+//   CHECK-DAG:   gpu.dealloc  %[[ITEMS]]
+//   CHECK-DAG:   gpu.dealloc  %[[SCRATCH]]
+//       CHECK:   return
+func.func @capacity(%l: tensor<?x4xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = softmax strategy = top_k
+      normalize = selected scale = 1.0 capacity = <factor = 1.0, priority = score>
+      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}
