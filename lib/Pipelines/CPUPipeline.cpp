@@ -6,6 +6,8 @@
 
 #include "moe/Pipelines/Pipelines.h"
 
+#include "Common.h"
+
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
@@ -18,8 +20,8 @@
 #include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
 #include "mlir/Conversion/MathToLibm/MathToLibm.h"
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
-#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/OpenMPToLLVM/ConvertOpenMPToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
@@ -70,7 +72,9 @@ namespace {
 struct InlineAllocaFreeScopesPass
     : PassWrapper<InlineAllocaFreeScopesPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaFreeScopesPass)
-  StringRef getArgument() const final { return "moe-inline-alloca-free-scopes"; }
+  StringRef getArgument() const final {
+    return "moe-inline-alloca-free-scopes";
+  }
   void runOnOperation() override {
     SmallVector<memref::AllocaScopeOp> scopes;
     getOperation()->walk([&](memref::AllocaScopeOp scope) {
@@ -116,29 +120,10 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
     pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  // The rest of the model: elementwise tensor ops become linalg, which
-  // bufferizes; tensor.empty becomes an allocation.
-  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  pm.addPass(bufferization::createEmptyTensorToAllocTensorPass());
-  // Callers' arrays are inputs: never bufferize a result into them.
-  pm.addPass(createMoEReadOnlyArgumentsPass());
-
-  // Tensors -> buffers. Function boundaries use plain (identity) layouts so
-  // that C callers pass ordinary descriptors; returned buffers are always
-  // owned by the caller (copies are inserted where a result would alias an
-  // argument or a constant).
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  // Loops over layers yield each layer's freshly allocated output.
-  bufferize.allowReturnAllocsFromLoops = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::buildBufferDeallocationPipeline(pm);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  // The rest of the model, tensors -> buffers (with deallocations), loops.
+  detail::addTensorsToLoops(pm, /*deallocate=*/true);
 
   // Loops -> LLVM.
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   if (options.parallel) {
     pm.addPass(createConvertSCFToOpenMPPass());
     pm.addPass(std::make_unique<InlineAllocaFreeScopesPass>());
@@ -182,10 +167,10 @@ void mlir::moe::registerMoEPipelines() {
 void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {
   registry.insert<affine::AffineDialect, arith::ArithDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  func::FuncDialect, linalg::LinalgDialect,
-                  LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
-                  MoEDialect, scf::SCFDialect, tensor::TensorDialect,
-                  omp::OpenMPDialect, ub::UBDialect, vector::VectorDialect>();
+                  func::FuncDialect, linalg::LinalgDialect, LLVM::LLVMDialect,
+                  math::MathDialect, memref::MemRefDialect, MoEDialect,
+                  scf::SCFDialect, tensor::TensorDialect, omp::OpenMPDialect,
+                  ub::UBDialect, vector::VectorDialect>();
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   arith::registerBufferDeallocationOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(

@@ -7,8 +7,9 @@
 // RUN: moe-opt %s --moe-gpu-pipeline="fatbin=false" | FileCheck %s --check-prefix=PTX
 // The host code translates to LLVM IR (the fatbin embedded, loaded at start).
 // RUN: moe-opt %s --moe-gpu-pipeline | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVM
-// A chip ptxas does not know is reported, not ignored.
+// A chip ptxas does not know is reported, not ignored; so is a missing toolkit.
 // RUN: not moe-opt %s --moe-gpu-pipeline="chips=sm_80,sm_77" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not moe-opt %s --moe-gpu-pipeline="cuda-path=%t.nonexistent" 2>&1 | FileCheck %s --check-prefix=NOCUDA
 
 // CHECK-LABEL: llvm.func @layer
 //       CHECK:   llvm.call @mgpuMemAlloc
@@ -26,6 +27,7 @@
 //       LLVM: call ptr @mgpuModuleLoad(ptr @layer_kernel_binary
 
 // BAD: moe-gpu-fatbin: {{.*}}ptxas -arch=sm_77{{.*}} failed
+// NOCUDA: error: CUDA path: {{.*}}.nonexistent does not exist
 
 func.func @layer(%x: tensor<?x64xf32>, %wr: tensor<64x10xf32>, %wu: tensor<8x64x96xf32>,
                  %wg: tensor<8x64x96xf32>, %wd: tensor<8x96x64xf32>) -> tensor<?x64xf32> {

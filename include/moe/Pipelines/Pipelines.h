@@ -62,8 +62,8 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("NVPTX features of the targets (PTX ISA version)"),
       llvm::cl::init("+ptx80")};
   PassOptions::Option<int64_t> blockSize{
-      *this, "block-size",
-      llvm::cl::desc("Threads per block of the kernels"), llvm::cl::init(128)};
+      *this, "block-size", llvm::cl::desc("Threads per block of the kernels"),
+      llvm::cl::init(128)};
   PassOptions::Option<bool> deviceArguments{
       *this, "device-arguments",
       llvm::cl::desc("Tensor arguments are device pointers and results stay "

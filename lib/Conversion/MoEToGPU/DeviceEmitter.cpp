@@ -68,8 +68,8 @@ Value DeviceEmitter::input(Value tensor) {
   Block *block = e.b.getInsertionBlock();
   auto point = e.b.getInsertionPoint();
   for (Operation *user : tensor.getUsers()) {
-    if (!isa<bufferization::ToBufferOp>(user) || !user->hasAttr(kHostCopyAttr) ||
-        user->getBlock() != block ||
+    if (!isa<bufferization::ToBufferOp>(user) ||
+        !user->hasAttr(kHostCopyAttr) || user->getBlock() != block ||
         (point != block->end() && !user->isBeforeInBlock(&*point)))
       continue;
     for (Operation *copy : user->getUsers())
@@ -94,8 +94,7 @@ Value DeviceEmitter::input(Value tensor) {
     if (type.isDynamicDim(d))
       dynamicSizes.push_back(e.dim(host, d));
   Value device = alloc(type.getElementType(), type.getShape(), dynamicSizes);
-  gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{}, device,
-                        host);
+  gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{}, device, host);
   host.getDefiningOp()->setAttr(kHostCopyAttr, e.b.getUnitAttr());
   return device;
 }
@@ -127,18 +126,18 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   // Per-thread scratch at the start of the kernel (static shapes), so that
   // LLVM sees fixed-size allocas it can promote.
   auto scratchIn = [&](Block *block) {
-    return [this, block, loc](MemRefType type,
-                              ValueRange dynamicSizes) -> Value {
-      // The kernels' scratch is static; a dynamic size would be allocated
-      // where it is asked for.
-      if (!dynamicSizes.empty()) {
-        if (options.emulate)
-          return memref::AllocOp::create(e.b, type, dynamicSizes);
-        return memref::AllocaOp::create(e.b, type, dynamicSizes);
-      }
-      OpBuilder atStart = OpBuilder::atBlockBegin(block);
-      return memref::AllocaOp::create(atStart, loc, type);
-    };
+    return
+        [this, block, loc](MemRefType type, ValueRange dynamicSizes) -> Value {
+          // The kernels' scratch is static; a dynamic size would be allocated
+          // where it is asked for.
+          if (!dynamicSizes.empty()) {
+            if (options.emulate)
+              return memref::AllocOp::create(e.b, type, dynamicSizes);
+            return memref::AllocaOp::create(e.b, type, dynamicSizes);
+          }
+          OpBuilder atStart = OpBuilder::atBlockBegin(block);
+          return memref::AllocaOp::create(atStart, loc, type);
+        };
   };
   if (options.emulate) {
     // Threads run one after the other; their scratch is allocated once, at
@@ -207,8 +206,8 @@ void DeviceEmitter::guarded(Operation *op, const SizeConstraints &sizes,
 
 Value DeviceEmitter::sanitizedOffsets(Value rawOffsets, Value numGroups,
                                       Value numRows) {
-  Value offsets =
-      alloc(e.b.getIndexType(), {ShapedType::kDynamic}, e.add(numGroups, e.index(1)));
+  Value offsets = alloc(e.b.getIndexType(), {ShapedType::kDynamic},
+                        e.add(numGroups, e.index(1)));
   single([&] {
     Value zero = e.index(0);
     Value one = e.index(1);
@@ -226,11 +225,11 @@ Value DeviceEmitter::sanitizedOffsets(Value rawOffsets, Value numGroups,
 Value DeviceEmitter::groupOfRow(Value offsets, Value numGroups, Value row) {
   Value one = e.index(1);
   Value zero = e.index(0);
-  return e.loop(one, e.add(numGroups, one), ValueRange{zero},
-                [&](Value g, ValueRange count) {
-                  Value before = e.cmpi(arith::CmpIPredicate::sle,
-                                        e.load(offsets, g), row);
-                  return SmallVector<Value>{
-                      e.add(count[0], e.select(before, one, zero))};
-                })[0];
+  return e.loop(
+      one, e.add(numGroups, one), ValueRange{zero},
+      [&](Value g, ValueRange count) {
+        Value before =
+            e.cmpi(arith::CmpIPredicate::sle, e.load(offsets, g), row);
+        return SmallVector<Value>{e.add(count[0], e.select(before, one, zero))};
+      })[0];
 }

@@ -19,6 +19,8 @@
 
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 
+#include "mlir/Transforms/DialectConversion.h"
+
 namespace mlir {
 namespace moe {
 namespace detail {
@@ -95,6 +97,13 @@ struct GroupedTiles {
   std::function<void(Value, Value, Value, ValueRange)> epilogue;
 };
 void emitGroupedTiles(DeviceEmitter &d, const GroupedTiles &tiles);
+
+/// A conversion pattern of the GPU lowering (with its options).
+template <typename Op> struct GPUPattern : OpConversionPattern<Op> {
+  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
+      : OpConversionPattern<Op>(context), options(options) {}
+  const MoEToGPUOptions &options;
+};
 
 /// Adds one op family's patterns (RoutingToGPU.cpp, ExpertsToGPU.cpp).
 void populateRoutingToGPU(RewritePatternSet &patterns,

@@ -35,17 +35,7 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-/// Columns of one panel of packed weights (the `packed` layout).
-static constexpr int64_t kPanelColumns = 32;
-
 namespace {
-template <typename Op>
-struct GPUPattern : OpConversionPattern<Op> {
-  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
-      : OpConversionPattern<Op>(context), options(options) {}
-  const MoEToGPUOptions &options;
-};
-
 /// `w[expert, k, n]` of a weight stored [E, K, N] or, packed, in panels
 /// [E, ceil(N/32), K, 32].
 static Value loadWeight(LoopEmitter &e, Value w, bool packed, Value expert,
@@ -67,7 +57,9 @@ static void emitZeroUnusedRows(DeviceEmitter &d, Value out, Value offsets,
     Value r = arith::DivUIOp::create(e.b, i, n);
     Value c = arith::RemUIOp::create(e.b, i, n);
     e.ifThen(e.cmpi(arith::CmpIPredicate::sge, r, e.load(offsets, numGroups)),
-             [&] { e.store(e.floatConst(type, 0.0), out, {r, c}); });
+             [&] {
+               e.store(e.floatConst(type, 0.0), out, {r, c});
+             });
   });
 }
 
@@ -142,42 +134,15 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
 
-    // The shapes of the CPU lowering (ExpertFFNLowering.cpp).
-    SizeConstraints sizes;
-    sizes.equal(e, rawOffsets, 0, wUp, 0, 1);
-    sizes.equal(e, wDown, 0, wUp, 0);
-    if (packed) {
-      sizes.equal(e, wUp, 2, rows, 1);
-      sizes.equal(e, wUp, 3, kPanelColumns);
-      sizes.equal(e, wDown, 3, kPanelColumns);
-      sizes.panels(e, wUp, 1, ffn, kPanelColumns);
-      sizes.panels(e, wDown, 1, hidden, kPanelColumns);
-      if (wGate)
-        for (int64_t dim = 0; dim < 4; ++dim)
-          sizes.equal(e, wGate, dim, wUp, dim);
-    } else {
-      sizes.equal(e, wUp, 1, rows, 1);
-      sizes.equal(e, wDown, 1, wUp, 2);
-      sizes.equal(e, wDown, 2, rows, 1);
-      if (wGate)
-        for (int64_t dim = 0; dim < 3; ++dim)
-          sizes.equal(e, wGate, dim, wUp, dim);
-    }
-    if (bUp) {
-      sizes.equal(e, bUp, 0, wUp, 0);
-      sizes.equal(e, bUp, 1, wDown, packed ? 2 : 1);
-    }
-    if (bDown) {
-      sizes.equal(e, bDown, 0, wUp, 0);
-      sizes.equal(e, bDown, 1, rows, 1);
-    }
-
+    SizeConstraints sizes =
+        expertFFNSizes(e, {rows, rawOffsets, wUp, wGate, wDown, bUp, bDown,
+                           packed, hidden, ffn});
     Value out = d.alloc(resultType, {numRows, hidden});
     if (DeviceEmitter::hasRowsUpperBound(rows))
       DeviceEmitter::markRowsUpperBound(out);
-    Value scratch = d.alloc(e.b.getF32Type(),
-                            {ShapedType::kDynamic, ShapedType::kDynamic},
-                            {numRows, ffn});
+    Value scratch =
+        d.alloc(e.b.getF32Type(), {ShapedType::kDynamic, ShapedType::kDynamic},
+                {numRows, ffn});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numExperts, numRows);
       // Rounds an f32 value to the rows' type and back (identity for f32).
@@ -198,8 +163,9 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
         return loadWeight(e, wUp, packed, g, h, f);
       });
       if (!gated && bUp)
-        up.init.push_back(
-            [&](Value g, Value f) { return e.toF32(e.load(bUp, {g, f})); });
+        up.init.push_back([&](Value g, Value f) {
+          return e.toF32(e.load(bUp, {g, f}));
+        });
       up.epilogue = [&](Value, Value r, Value f, ValueRange sums) {
         Value value;
         if (gated) {
@@ -223,8 +189,9 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
         return loadWeight(e, wDown, packed, g, f, h);
       });
       if (bDown)
-        down.init.push_back(
-            [&](Value g, Value h) { return e.toF32(e.load(bDown, {g, h})); });
+        down.init.push_back([&](Value g, Value h) {
+          return e.toF32(e.load(bDown, {g, h}));
+        });
       down.epilogue = [&](Value, Value r, Value h, ValueRange sums) {
         e.store(e.castFloat(sums[0], rowType), out, {r, h});
       };
@@ -260,19 +227,8 @@ struct CombineToGPU : GPUPattern<CombineOp> {
     Value numRows = e.dim(y, 0);
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
-    SizeConstraints sizes;
-    for (Value slotOperand : {slotRows, weights}) {
-      sizes.equal(e, slotOperand, 0, ids, 0);
-      sizes.equal(e, slotOperand, 1, ids, 1);
-    }
-    sizes.equal(e, ids, 0, x, 0);
-    sizes.equal(e, y, 1, x, 1);
-    if (numConst > 0) {
-      sizes.equal(e, constProj, 0, numConst);
-      sizes.equal(e, constProj, 1, x, 1);
-      sizes.equal(e, constValues, 0, numConst);
-      sizes.equal(e, constValues, 1, x, 1);
-    }
+    SizeConstraints sizes = combineSizes(e, y, slotRows, ids, weights, x,
+                                         constProj, constValues, numConst);
     Value out = d.alloc(resultType, {numTokens, hidden});
     // [a1, a2] of each const slot.
     Value mix = numConst > 0
@@ -325,15 +281,16 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                                        e.inRange(row, zeroI32, numRowsI32));
               // Only the slots that contribute read their weight (a NaN
               // weight of a skipped slot does not propagate).
-              auto ifOp = scf::IfOp::create(
-                  e.b, TypeRange{e.b.getF32Type()}, isCompute, true);
+              auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
+                                            isCompute, true);
               OpBuilder::InsertionGuard guard(e.b);
               e.b.setInsertionPointToStart(ifOp.thenBlock());
               Value w = e.load(weights, {t, j});
               Value safeRow = e.toIndex(row);
               scf::YieldOp::create(
-                  e.b, ValueRange{e.add(acc[0], e.mul(w, e.toF32(e.load(
-                                                          y, {safeRow, h}))))});
+                  e.b,
+                  ValueRange{e.add(
+                      acc[0], e.mul(w, e.toF32(e.load(y, {safeRow, h}))))});
               e.b.setInsertionPointToStart(ifOp.elseBlock());
               Value next = acc[0];
               if (experts.getNumCopy() > 0 || numConst > 0) {
@@ -345,8 +302,8 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                 Value w = e.load(weights, {t, j});
                 Value value = xv;
                 if (numConst > 0) {
-                  Value c = e.toIndex(e.select(isConst, e.sub(id, constBegin),
-                                               zeroI32));
+                  Value c = e.toIndex(
+                      e.select(isConst, e.sub(id, constBegin), zeroI32));
                   auto constIf = scf::IfOp::create(
                       e.b, TypeRange{e.b.getF32Type()}, isConst, true);
                   e.b.setInsertionPointToStart(constIf.thenBlock());
@@ -360,8 +317,8 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                   e.b.setInsertionPointAfter(constIf);
                   value = constIf.getResult(0);
                 }
-                scf::YieldOp::create(e.b,
-                                     ValueRange{e.add(acc[0], e.mul(w, value))});
+                scf::YieldOp::create(
+                    e.b, ValueRange{e.add(acc[0], e.mul(w, value))});
                 e.b.setInsertionPointToStart(other.elseBlock());
                 scf::YieldOp::create(e.b, ValueRange{acc[0]});
                 e.b.setInsertionPointAfter(other);

@@ -38,8 +38,8 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
     Value one = e.index(1);
     e.store(zero, tileStart, zero);
     e.loop(zero, numGroups, zero, [&](Value g, ValueRange before) {
-      Value rows = e.sub(e.load(tiles.offsets, e.add(g, one)),
-                         e.load(tiles.offsets, g));
+      Value rows =
+          e.sub(e.load(tiles.offsets, e.add(g, one)), e.load(tiles.offsets, g));
       Value count = arith::CeilDivUIOp::create(e.b, rows, tileRows);
       Value next = e.add(before[0], count);
       e.store(next, tileStart, e.add(g, one));
@@ -48,8 +48,8 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
   });
 
   // At most ceil(R / kRows) + G tiles (one partial tile per group).
-  Value maxTiles =
-      e.add(arith::CeilDivUIOp::create(e.b, tiles.numRows, tileRows), numGroups);
+  Value maxTiles = e.add(
+      arith::CeilDivUIOp::create(e.b, tiles.numRows, tileRows), numGroups);
   Value columnBlocks = arith::CeilDivUIOp::create(e.b, tiles.n, tileCols);
   d.forAll(e.mul(maxTiles, columnBlocks), [&](Value i) {
     Value tile = arith::DivUIOp::create(e.b, i, columnBlocks);
@@ -60,8 +60,8 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
       Value g = d.groupOfRow(tileStart, numGroups, tile);
       Value first = e.add(e.load(tiles.offsets, g),
                           e.mul(e.sub(tile, e.load(tileStart, g)), tileRows));
-      Value end = e.minSI(e.add(first, tileRows),
-                          e.load(tiles.offsets, e.add(g, one)));
+      Value end =
+          e.minSI(e.add(first, tileRows), e.load(tiles.offsets, e.add(g, one)));
       Value firstColumn = e.mul(block, tileCols);
       // Rows and columns past the end repeat the last valid one (their sums
       // are not stored).
@@ -81,8 +81,8 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
                                     tiles.init[p]
                                 ? tiles.init[p](g, columns[j])
                                 : e.f32(0.0f));
-      SmallVector<Value> sums = e.loop(
-          e.index(0), tiles.depth, inits, [&](Value k, ValueRange acc) {
+      SmallVector<Value> sums =
+          e.loop(e.index(0), tiles.depth, inits, [&](Value k, ValueRange acc) {
             SmallVector<Value> a, next;
             for (int64_t m = 0; m < kRows; ++m)
               a.push_back(tiles.a(rows[m], k));

@@ -102,7 +102,8 @@ struct MoEGPUFatbinPass : moe::impl::MoEGPUFatbinPassBase<MoEGPUFatbinPass> {
       if (!target || object.getFormat() != gpu::CompilationTarget::Assembly)
         return binary.emitError()
                << "moe-gpu-fatbin: expects PTX objects of NVVM targets "
-                  "(gpu-module-to-binary{format=isa}), got " << object;
+                  "(gpu-module-to-binary{format=isa}), got "
+               << object;
       StringRef chip = target.getChip();
       std::string ptx = dir.file(chip.str() + ".ptx");
       std::string cubin = dir.file(chip.str() + ".cubin");
@@ -120,9 +121,8 @@ struct MoEGPUFatbinPass : moe::impl::MoEGPUFatbinPassBase<MoEGPUFatbinPass> {
       ptxasArgs.append({ptx, "-o", cubin});
       if (failed(run(binary, bin + "ptxas", ptxasArgs, dir)))
         return failure();
-      fatbinArgs.push_back(("--image3=kind=elf,sm=" + smOf(chip) +
-                            ",file=" + cubin)
-                               .str());
+      fatbinArgs.push_back(
+          ("--image3=kind=elf,sm=" + smOf(chip) + ",file=" + cubin).str());
       if (!first) {
         first = object;
         fatbinArgs.push_back(
@@ -140,8 +140,8 @@ struct MoEGPUFatbinPass : moe::impl::MoEGPUFatbinPassBase<MoEGPUFatbinPass> {
     MLIRContext *context = binary.getContext();
     auto object = gpu::ObjectAttr::get(
         context, first.getTarget(), gpu::CompilationTarget::Fatbin,
-        StringAttr::get(context, (*fatbin)->getBuffer()),
-        first.getProperties(), first.getKernels());
+        StringAttr::get(context, (*fatbin)->getBuffer()), first.getProperties(),
+        first.getKernels());
     binary.setObjectsAttr(ArrayAttr::get(context, {object}));
     return success();
   }

@@ -40,10 +40,9 @@ void mlir::moe::populateMoEToGPUConversionPatterns(
 }
 
 void mlir::moe::configureMoEToGPUConversionTarget(ConversionTarget &target) {
-  target.addLegalDialect<arith::ArithDialect,
-                         bufferization::BufferizationDialect, gpu::GPUDialect,
-                         math::MathDialect, memref::MemRefDialect,
-                         scf::SCFDialect>();
+  target.addLegalDialect<
+      arith::ArithDialect, bufferization::BufferizationDialect, gpu::GPUDialect,
+      math::MathDialect, memref::MemRefDialect, scf::SCFDialect>();
   target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
                       GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
 }
@@ -87,7 +86,8 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
     SmallVector<Value> dynamicSizes;
     for (int64_t d = 0; d < type.getRank(); ++d)
       if (type.isDynamicDim(d))
-        dynamicSizes.push_back(memref::DimOp::create(b, op.getLoc(), device, d));
+        dynamicSizes.push_back(
+            memref::DimOp::create(b, op.getLoc(), device, d));
     Value host = memref::AllocOp::create(b, op.getLoc(), type, dynamicSizes);
     gpu::MemcpyOp::create(b, op.getLoc(), /*asyncToken=*/Type(), ValueRange{},
                           host, device);
@@ -112,8 +112,8 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
       continue;
     OpBuilder b(op->getContext());
     b.setInsertionPoint(op->getBlock()->getTerminator());
-    gpu::DeallocOp::create(b, op->getLoc(), /*asyncToken=*/Type(),
-                           ValueRange{}, op->getResult(0));
+    gpu::DeallocOp::create(b, op->getLoc(), /*asyncToken=*/Type(), ValueRange{},
+                           op->getResult(0));
   }
   return success();
 }

@@ -1,4 +1,5 @@
-//===- RoutingToGPU.cpp - gate, route, dispatch, aux_loss kernels -*- C++ -*-===//
+//===- RoutingToGPU.cpp - gate, route, dispatch, aux_loss kernels -*- C++
+//-*-===//
 //
 // Part of the moe-mlir project.
 //
@@ -38,13 +39,6 @@ using namespace mlir::moe::detail;
 static constexpr int64_t kChunkSlots = 256;
 
 namespace {
-template <typename Op>
-struct GPUPattern : OpConversionPattern<Op> {
-  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
-      : OpConversionPattern<Op>(context), options(options) {}
-  const MoEToGPUOptions &options;
-};
-
 struct GateToGPU : GPUPattern<GateOp> {
   using GPUPattern::GPUPattern;
 
@@ -191,14 +185,14 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
     // of its first one there.
     Value chunk = e.index(kChunkSlots);
     Value numChunks = arith::CeilDivUIOp::create(e.b, numSlots, chunk);
-    Value counts = d.alloc(indexType, {ShapedType::kDynamic, numExperts},
-                           {numChunks});
+    Value counts =
+        d.alloc(indexType, {ShapedType::kDynamic, numExperts}, {numChunks});
     Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
     Value numExpertsV = e.index(numExperts);
     // Calls `body(t, j, isMine)` for the slots of chunk c in order.
     auto forChunkSlots = [&](Value c, Value expert, ValueRange inits,
-                             function_ref<SmallVector<Value>(Value, Value, Value,
-                                                             ValueRange)>
+                             function_ref<SmallVector<Value>(Value, Value,
+                                                             Value, ValueRange)>
                                  body) {
       Value begin = e.mul(c, chunk);
       Value end = e.minSI(e.add(begin, chunk), numSlots);
@@ -250,8 +244,9 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
         Value t = arith::DivUIOp::create(e.b, s, k);
         Value j = arith::RemUIOp::create(e.b, s, k);
         Value id = e.load(ids, {t, j});
-        e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)),
-                 [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+        e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)), [&] {
+          e.store(e.i32(-1), slotRows, {t, j});
+        });
       });
       // Each (chunk, expert) gives its slots consecutive rows in order.
       d.forAll(e.mul(numChunks, numExpertsV), [&](Value i) {
@@ -263,16 +258,18 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
             [&](Value t, Value j, Value mine, ValueRange cursor) {
               e.ifThen(mine, [&] {
                 Value row = cursor[0];
-                Value fits =
-                    padded ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
-                           : e.boolean(true);
+                Value fits = padded
+                                 ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
+                                 : e.boolean(true);
                 e.ifThenElse(
                     fits,
                     [&] {
                       e.store(e.toI32(row), slotRows, {t, j});
                       e.store(t, rowToken, row);
                     },
-                    [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+                    [&] {
+                      e.store(e.i32(-1), slotRows, {t, j});
+                    });
               });
               return SmallVector<Value>{
                   e.add(cursor[0], e.select(mine, e.index(1), e.index(0)))};
@@ -291,7 +288,9 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
               Value t = e.load(rowToken, r);
               e.store(e.load(x, {t, h}), rows, {r, h});
             },
-            [&] { e.store(e.floatConst(elementType, 0.0), rows, {r, h}); });
+            [&] {
+              e.store(e.floatConst(elementType, 0.0), rows, {r, h});
+            });
       });
     });
     rewriter.replaceOp(op, {e.toTensor(rows, rowsType),
@@ -318,8 +317,7 @@ struct AuxLossToGPU : GPUPattern<AuxLossOp> {
     SizeConstraints sizes;
     sizes.equal(e, ids, 0, scores, 0);
     Type f64 = e.b.getF64Type();
-    Value counts =
-        d.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, width);
+    Value counts = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, width);
     Value columns = d.alloc(f64, {ShapedType::kDynamic}, width);
     Value loss = d.alloc(resultType, {});
     auto toF64 = [&](Value index) {
@@ -329,47 +327,39 @@ struct AuxLossToGPU : GPUPattern<AuxLossOp> {
       d.forAll(width, [&](Value i) {
         Value id = e.toI32(i);
         Value zero = e.index(0);
-        Value count = e.loop(zero, numTokens, ValueRange{zero},
-                             [&](Value t, ValueRange outer) {
-                               return e.loop(
-                                   zero, k, outer,
-                                   [&](Value j, ValueRange inner) {
-                                     Value mine = e.cmpi(
-                                         arith::CmpIPredicate::eq,
-                                         e.load(ids, {t, j}), id);
-                                     return SmallVector<Value>{e.add(
-                                         inner[0],
-                                         e.select(mine, e.index(1), zero))};
-                                   });
-                             })[0];
-        Value column = e.loop(zero, numTokens, ValueRange{e.f64(0.0)},
-                              [&](Value t, ValueRange acc) {
-                                Value s =
-                                    e.castFloat(e.load(scores, {t, i}), f64);
-                                return SmallVector<Value>{e.add(acc[0], s)};
-                              })[0];
+        Value count = e.loop(
+            zero, numTokens, ValueRange{zero}, [&](Value t, ValueRange outer) {
+              return e.loop(zero, k, outer, [&](Value j, ValueRange inner) {
+                Value mine =
+                    e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
+                return SmallVector<Value>{
+                    e.add(inner[0], e.select(mine, e.index(1), zero))};
+              });
+            })[0];
+        Value column =
+            e.loop(zero, numTokens, ValueRange{e.f64(0.0)},
+                   [&](Value t, ValueRange acc) {
+                     Value s = e.castFloat(e.load(scores, {t, i}), f64);
+                     return SmallVector<Value>{e.add(acc[0], s)};
+                   })[0];
         e.store(count, counts, i);
         e.store(column, columns, i);
       });
       d.single([&] {
         Value zero = e.index(0);
         Value one = e.index(1);
-        Value valid = e.loop(zero, width, ValueRange{zero},
-                             [&](Value i, ValueRange acc) {
-                               return SmallVector<Value>{
-                                   e.add(acc[0], e.load(counts, i))};
-                             })[0];
+        Value valid =
+            e.loop(zero, width, ValueRange{zero}, [&](Value i, ValueRange acc) {
+              return SmallVector<Value>{e.add(acc[0], e.load(counts, i))};
+            })[0];
         Value validF = toF64(e.maxSI(valid, one));
         Value tokensF = toF64(e.maxSI(numTokens, one));
-        Value total = e.loop(zero, width, ValueRange{e.f64(0.0)},
-                             [&](Value i, ValueRange sum) {
-                               Value fraction =
-                                   e.div(toF64(e.load(counts, i)), validF);
-                               Value mean =
-                                   e.div(e.load(columns, i), tokensF);
-                               return SmallVector<Value>{
-                                   e.add(sum[0], e.mul(fraction, mean))};
-                             })[0];
+        Value total = e.loop(
+            zero, width, ValueRange{e.f64(0.0)}, [&](Value i, ValueRange sum) {
+              Value fraction = e.div(toF64(e.load(counts, i)), validF);
+              Value mean = e.div(e.load(columns, i), tokensF);
+              return SmallVector<Value>{e.add(sum[0], e.mul(fraction, mean))};
+            })[0];
         e.store(e.toF32(e.mul(toF64(width), total)), loss, {});
       });
     });
@@ -381,9 +371,8 @@ struct AuxLossToGPU : GPUPattern<AuxLossOp> {
 struct RouteDispatchToGPU : OpConversionPattern<RouteDispatchOp> {
   using OpConversionPattern::OpConversionPattern;
 
-  LogicalResult
-  matchAndRewrite(RouteDispatchOp op, OpAdaptor,
-                  ConversionPatternRewriter &) const override {
+  LogicalResult matchAndRewrite(RouteDispatchOp op, OpAdaptor,
+                                ConversionPatternRewriter &) const override {
     return op.emitOpError()
            << "is not lowered to the GPU: the GPU pipeline routes and "
               "dispatches in separate kernels (do not run "

@@ -49,19 +49,8 @@ struct CombineOpLowering : OpConversionPattern<CombineOp> {
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
     // slot_rows, ids, weights [T,K]; y [R,H]; Wc [N_const,H,2]; v [N_const,H].
-    SizeConstraints sizes;
-    for (Value slotOperand : {slotRows, weights}) {
-      sizes.equal(e, slotOperand, 0, ids, 0);
-      sizes.equal(e, slotOperand, 1, ids, 1);
-    }
-    sizes.equal(e, ids, 0, x, 0);
-    sizes.equal(e, y, 1, x, 1);
-    if (numConst > 0) {
-      sizes.equal(e, constProj, 0, numConst);
-      sizes.equal(e, constProj, 1, x, 1);
-      sizes.equal(e, constValues, 0, numConst);
-      sizes.equal(e, constValues, 1, x, 1);
-    }
+    SizeConstraints sizes = combineSizes(e, y, slotRows, ids, weights, x,
+                                         constProj, constValues, numConst);
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value out = e.allocShaped(resultType, {numTokens, hidden});
       Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, hidden);

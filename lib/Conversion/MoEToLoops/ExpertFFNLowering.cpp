@@ -65,9 +65,6 @@ Value mlir::moe::detail::emitActivation(LoopEmitter &e, Activation activation,
   llvm_unreachable("unknown activation");
 }
 
-/// Columns of one panel of packed weights (the op's `packed` layout).
-static constexpr int64_t kPanelColumns = 32;
-
 /// Rows of one work item (their f32 scratch is [128, F]).
 static constexpr int64_t kChunkRows = 128;
 
@@ -99,7 +96,8 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
     Value wDown = e.unitStrideBuffer(adaptor.getWDown());
     Value wGate =
         adaptor.getWGate() ? e.unitStrideBuffer(adaptor.getWGate()) : Value();
-    Value bUp = adaptor.getBUp() ? e.unitStrideBuffer(adaptor.getBUp()) : Value();
+    Value bUp =
+        adaptor.getBUp() ? e.unitStrideBuffer(adaptor.getBUp()) : Value();
     Value bDown =
         adaptor.getBDown() ? e.unitStrideBuffer(adaptor.getBDown()) : Value();
     bool gated = op.getGated();
@@ -122,36 +120,9 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       counters = getCounters(e, op, wUpType.getDimSize(0));
     }
 
-    // w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
-    // packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32].
-    SizeConstraints sizes;
-    sizes.equal(e, rawOffsets, 0, wUp, 0, 1);
-    sizes.equal(e, wDown, 0, wUp, 0);
-    if (packed) {
-      sizes.equal(e, wUp, 2, rows, 1);
-      sizes.equal(e, wUp, 3, kPanelColumns);
-      sizes.equal(e, wDown, 3, kPanelColumns);
-      sizes.panels(e, wUp, 1, ffn, kPanelColumns);
-      sizes.panels(e, wDown, 1, hidden, kPanelColumns);
-      if (wGate)
-        for (int64_t d = 0; d < 4; ++d)
-          sizes.equal(e, wGate, d, wUp, d);
-    } else {
-      sizes.equal(e, wUp, 1, rows, 1);
-      sizes.equal(e, wDown, 1, wUp, 2);
-      sizes.equal(e, wDown, 2, rows, 1);
-      if (wGate)
-        for (int64_t d = 0; d < 3; ++d)
-          sizes.equal(e, wGate, d, wUp, d);
-    }
-    if (bUp) {
-      sizes.equal(e, bUp, 0, wUp, 0);
-      sizes.equal(e, bUp, 1, wDown, packed ? 2 : 1);
-    }
-    if (bDown) {
-      sizes.equal(e, bDown, 0, wUp, 0);
-      sizes.equal(e, bDown, 1, rows, 1);
-    }
+    SizeConstraints sizes =
+        expertFFNSizes(e, {rows, rawOffsets, wUp, wGate, wDown, bUp, bDown,
+                           packed, hidden, ffn});
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value out = e.allocShaped(resultType, {numRows, hidden});
       Value offsets = emitSanitizedOffsets(e, rawOffsets, numExperts, numRows);
@@ -167,13 +138,14 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
 
       // Work items: each expert's rows in chunks of up to 128, listed as
       // (expert, first row). An expert without rows has no item.
-      Value numItems = e.loop(zero, numExperts, ValueRange{zero},
-                              [&](Value expert, ValueRange acc) {
-                                Value n = e.sub(e.load(offsets, e.add(expert, one)),
-                                                e.load(offsets, expert));
-                                Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
-                                return SmallVector<Value>{e.add(acc[0], items)};
-                              })[0];
+      Value numItems =
+          e.loop(zero, numExperts, ValueRange{zero},
+                 [&](Value expert, ValueRange acc) {
+                   Value n = e.sub(e.load(offsets, e.add(expert, one)),
+                                   e.load(offsets, expert));
+                   Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
+                   return SmallVector<Value>{e.add(acc[0], items)};
+                 })[0];
       Value itemExpert = e.alloc(indexType, {dyn}, numItems);
       Value itemFirst = e.alloc(indexType, {dyn}, numItems);
       e.loop(zero, numExperts, ValueRange{zero},

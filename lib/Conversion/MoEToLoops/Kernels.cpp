@@ -170,3 +170,55 @@ SmallVector<Value> mlir::moe::detail::emitGuarded(
       });
   return SmallVector<Value>(ifOp.getResults());
 }
+
+SizeConstraints mlir::moe::detail::expertFFNSizes(LoopEmitter &e,
+                                                  const ExpertFFNOperands &o) {
+  SizeConstraints sizes;
+  sizes.equal(e, o.offsets, 0, o.wUp, 0, 1);
+  sizes.equal(e, o.wDown, 0, o.wUp, 0);
+  if (o.packed) {
+    sizes.equal(e, o.wUp, 2, o.rows, 1);
+    sizes.equal(e, o.wUp, 3, kPanelColumns);
+    sizes.equal(e, o.wDown, 3, kPanelColumns);
+    sizes.panels(e, o.wUp, 1, o.ffn, kPanelColumns);
+    sizes.panels(e, o.wDown, 1, o.hidden, kPanelColumns);
+    if (o.wGate)
+      for (int64_t d = 0; d < 4; ++d)
+        sizes.equal(e, o.wGate, d, o.wUp, d);
+  } else {
+    sizes.equal(e, o.wUp, 1, o.rows, 1);
+    sizes.equal(e, o.wDown, 1, o.wUp, 2);
+    sizes.equal(e, o.wDown, 2, o.rows, 1);
+    if (o.wGate)
+      for (int64_t d = 0; d < 3; ++d)
+        sizes.equal(e, o.wGate, d, o.wUp, d);
+  }
+  if (o.bUp) {
+    sizes.equal(e, o.bUp, 0, o.wUp, 0);
+    sizes.equal(e, o.bUp, 1, o.wDown, o.packed ? 2 : 1);
+  }
+  if (o.bDown) {
+    sizes.equal(e, o.bDown, 0, o.wUp, 0);
+    sizes.equal(e, o.bDown, 1, o.rows, 1);
+  }
+  return sizes;
+}
+
+SizeConstraints mlir::moe::detail::combineSizes(
+    LoopEmitter &e, Value y, Value slotRows, Value ids, Value weights, Value x,
+    Value constProj, Value constValues, int64_t numConst) {
+  SizeConstraints sizes;
+  for (Value slotOperand : {slotRows, weights}) {
+    sizes.equal(e, slotOperand, 0, ids, 0);
+    sizes.equal(e, slotOperand, 1, ids, 1);
+  }
+  sizes.equal(e, ids, 0, x, 0);
+  sizes.equal(e, y, 1, x, 1);
+  if (numConst > 0) {
+    sizes.equal(e, constProj, 0, numConst);
+    sizes.equal(e, constProj, 1, x, 1);
+    sizes.equal(e, constValues, 0, numConst);
+    sizes.equal(e, constValues, 1, x, 1);
+  }
+  return sizes;
+}

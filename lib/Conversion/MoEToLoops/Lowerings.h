@@ -125,6 +125,27 @@ private:
   SmallVector<Value> checks;
 };
 
+/// The operands of moe.expert_ffn (buffers; optional ones null) whose
+/// runtime sizes the contract ties together.
+struct ExpertFFNOperands {
+  Value rows, offsets, wUp, wGate, wDown, bUp, bDown;
+  bool packed = false;
+  /// Runtime H and F.
+  Value hidden, ffn;
+};
+/// w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
+/// packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32]; offsets E+1.
+SizeConstraints expertFFNSizes(LoopEmitter &e, const ExpertFFNOperands &ffn);
+
+/// The operands of moe.combine (buffers; const ones null without const
+/// experts): slot_rows, ids, weights [T,K]; y [R,H]; Wc [N,H,2]; v [N,H].
+SizeConstraints combineSizes(LoopEmitter &e, Value y, Value slotRows, Value ids,
+                             Value weights, Value x, Value constProj,
+                             Value constValues, int64_t numConst);
+
+/// Columns of one panel of packed expert weights (the `packed` layout).
+inline constexpr int64_t kPanelColumns = 32;
+
 /// Runs `kernel` (which returns the op's result buffers, of `resultTypes`)
 /// when every size constraint holds at runtime. Otherwise, instead of
 /// reading or writing out of bounds, it stores the op's code in the
