@@ -73,7 +73,7 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       *this, "fatbin",
       llvm::cl::desc("Assemble the kernels with ptxas and bundle the cubins "
                      "and PTX in one fatbin (moe-gpu-fatbin); off keeps one "
-                     "PTX object per chip (no CUDA toolkit needed)"),
+                     "PTX object per chip (no ptxas needed)"),
       llvm::cl::init(true)};
   PassOptions::Option<std::string> cudaPath{
       *this, "cuda-path",
