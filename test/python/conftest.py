@@ -17,12 +17,13 @@ for path in (os.path.join(_BUILD, "python_packages"), os.path.join(_REPO, "pytho
 # Under the sanitizers (scripts/sanitize.sh sets MOE_MLIR_SANITIZE=1) every
 # compiled test function goes through clang with AddressSanitizer, which is
 # several times slower than the JIT. To keep a full CI run within its time
-# budget, the large parametrized grids run a deterministic sample there (every
-# SANITIZE_SAMPLE-th case of each test function, the first one always), while
-# every other test runs whole. The full grids run in the plain test run.
-SANITIZE_SAMPLE = 4
-_SAMPLED_MODULES = ("test_compiled_layer", "test_bind", "test_gpu_emulated", "test_fusion",
-                    "test_export", "test_compiled_route", "test_matmul_kernel")
+# budget, the parametrized tests run a deterministic sample there (every n-th
+# case of each test function, the first one always): the large grids one case
+# in 8, the edge cases (the most sanitizer-relevant) one in 2; every other
+# test runs whole. Everything runs whole in the plain test run.
+_SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 8, "test_gpu_emulated": 8,
+                    "test_fusion": 8, "test_export": 8, "test_compiled_route": 8,
+                    "test_matmul_kernel": 8, "test_compiled_edge_cases": 2}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -39,7 +40,7 @@ def pytest_collection_modifyitems(config, items):
         key = (module, item.originalname)
         index = seen.get(key, 0)
         seen[key] = index + 1
-        (kept if index % SANITIZE_SAMPLE == 0 else dropped).append(item)
+        (kept if index % _SAMPLED_MODULES[module] == 0 else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
