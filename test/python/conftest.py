@@ -19,11 +19,14 @@ for path in (os.path.join(_BUILD, "python_packages"), os.path.join(_REPO, "pytho
 # several times slower than the JIT. To keep a full CI run within its time
 # budget, the parametrized tests run a deterministic sample there (every n-th
 # case of each test function, the first one always): the large grids one case
-# in 8, the edge cases (the most sanitizer-relevant) one in 2; every other
-# test runs whole. Everything runs whole in the plain test run.
+# in 8, the edge cases (the most sanitizer-relevant) one in 3, and the export
+# tests (whole PyTorch models, pure-Python exporters) one test in 4; every
+# other test runs whole. Everything runs whole in the plain test run.
 _SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 8, "test_gpu_emulated": 8,
-                    "test_fusion": 8, "test_export": 8, "test_compiled_route": 8,
-                    "test_matmul_kernel": 8, "test_compiled_edge_cases": 2}
+                    "test_fusion": 8, "test_export": 4, "test_compiled_route": 8,
+                    "test_matmul_kernel": 8, "test_compiled_edge_cases": 3}
+# Modules whose plain (not parametrized) tests are sampled too.
+_SAMPLE_WHOLE_MODULE = {"test_export"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,10 +37,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         callspec = getattr(item, "callspec", None)
-        if module not in _SAMPLED_MODULES or callspec is None:
+        if module not in _SAMPLED_MODULES or (callspec is None and
+                                               module not in _SAMPLE_WHOLE_MODULE):
             kept.append(item)
             continue
-        key = (module, item.originalname)
+        key = (module, None if module in _SAMPLE_WHOLE_MODULE else item.originalname)
         index = seen.get(key, 0)
         seen[key] = index + 1
         (kept if index % _SAMPLED_MODULES[module] == 0 else dropped).append(item)
