@@ -367,13 +367,19 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="S1 only, T in {1, 64}, 1 thread")
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "cpu_layer"))
+    parser.add_argument("--out", default=None,
+                        help="output prefix (default bench/results/cpu_layer, or "
+                             "bench/results/cpu_layer_quick with --quick)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     if args.quick:
         args.shapes, args.tokens, args.threads = ["S1"], [1, 64], [1]
+    if args.out is None:
+        # A quick run never overwrites the full results the README shows.
+        args.out = os.path.join(ROOT, "bench", "results",
+                                "cpu_layer_quick" if args.quick else "cpu_layer")
     records = []
     for threads in args.threads:
         records += run_child(threads, args)
