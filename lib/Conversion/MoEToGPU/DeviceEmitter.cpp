@@ -47,6 +47,14 @@ Value DeviceEmitter::alloc(RankedTensorType type, ValueRange sizes) {
   return alloc(type.getElementType(), type.getShape(), dynamicSizes);
 }
 
+Value DeviceEmitter::allocRowsOf(Value rows, RankedTensorType type,
+                                 ValueRange sizes) {
+  Value buffer = alloc(type, sizes);
+  if (hasRowsUpperBound(rows))
+    markRowsUpperBound(buffer);
+  return buffer;
+}
+
 void DeviceEmitter::markRowsUpperBound(Value buffer) {
   buffer.getDefiningOp()->setAttr(kRowsUpperBoundAttr,
                                   UnitAttr::get(buffer.getContext()));
@@ -186,6 +194,14 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   e.ifThen(e.cmpi(arith::CmpIPredicate::ult, i, n), [&] { body(i); });
   gpu::TerminatorOp::create(e.b);
   e.allocator = savedAllocator;
+}
+
+void DeviceEmitter::forAll2D(Value rows, Value columns,
+                             function_ref<void(Value, Value)> body) {
+  forAll(e.mul(rows, columns), [&](Value i) {
+    body(arith::DivUIOp::create(e.b, i, columns),
+         arith::RemUIOp::create(e.b, i, columns));
+  });
 }
 
 void DeviceEmitter::single(function_ref<void()> body) {

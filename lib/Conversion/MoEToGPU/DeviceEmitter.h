@@ -44,6 +44,9 @@ public:
   Value alloc(RankedTensorType type, ValueRange sizes);
   Value alloc(Type elementType, ArrayRef<int64_t> shape,
               ValueRange dynamicSizes = {});
+  /// A result buffer with one row per row of `rows`: it holds an upper
+  /// bound of rows when `rows` does.
+  Value allocRowsOf(Value rows, RankedTensorType type, ValueRange sizes);
   /// Marks a buffer from alloc() as holding an upper bound of rows.
   static void markRowsUpperBound(Value buffer);
   static bool hasRowsUpperBound(Value buffer);
@@ -56,6 +59,11 @@ public:
   /// `options.blockSize` threads. Inside `body`, LoopEmitter::alloc gives
   /// per-thread scratch (static shapes only).
   void forAll(Value n, function_ref<void(Value)> body);
+  /// `body(r, c)` for every (r, c) in [0, rows) x [0, columns), one thread
+  /// each, c fastest (neighbouring threads touch neighbouring elements of a
+  /// row-major buffer).
+  void forAll2D(Value rows, Value columns,
+                function_ref<void(Value, Value)> body);
   /// `body()` on one device thread (short sequential steps: scans).
   void single(function_ref<void()> body);
 
@@ -80,10 +88,17 @@ public:
 /// its group from it, threads past the last tile exit. An empty group has
 /// no tile and reads no weight.
 struct GroupedTiles {
+  GroupedTiles(Value offsets, Value numGroups, Value numRows, Value n,
+               Value depth)
+      : offsets(offsets), numGroups(numGroups), numRows(numRows), n(n),
+        depth(depth) {}
   static constexpr int64_t kTileRows = 4;
   static constexpr int64_t kTileCols = 4;
   /// Sanitised offsets (numGroups + 1, index) and the number of rows.
   Value offsets, numGroups, numRows;
+  /// The schedule (emitTileSchedule); computed by emitGroupedTiles when
+  /// unset. Products over the same rows share one.
+  Value tileStart;
   /// Columns and depth of the products.
   Value n, depth;
   /// A(row, k) in f32.
@@ -97,6 +112,9 @@ struct GroupedTiles {
   std::function<void(Value, Value, Value, ValueRange)> epilogue;
 };
 void emitGroupedTiles(DeviceEmitter &d, const GroupedTiles &tiles);
+/// `tileStart[g]`: the kTileRows-row tiles of the groups before g
+/// (numGroups + 1 entries), computed by one device thread.
+Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups);
 
 /// A conversion pattern of the GPU lowering (with its options).
 template <typename Op> struct GPUPattern : OpConversionPattern<Op> {

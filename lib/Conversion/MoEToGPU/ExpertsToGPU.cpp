@@ -53,9 +53,7 @@ static void emitZeroUnusedRows(DeviceEmitter &d, Value out, Value offsets,
                                Value numGroups, Value numRows, Value n) {
   LoopEmitter &e = d.e;
   Type type = cast<MemRefType>(out.getType()).getElementType();
-  d.forAll(e.mul(numRows, n), [&](Value i) {
-    Value r = arith::DivUIOp::create(e.b, i, n);
-    Value c = arith::RemUIOp::create(e.b, i, n);
+  d.forAll2D(numRows, n, [&](Value r, Value c) {
     e.ifThen(e.cmpi(arith::CmpIPredicate::sge, r, e.load(offsets, numGroups)),
              [&] {
                e.store(e.floatConst(type, 0.0), out, {r, c});
@@ -83,17 +81,10 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
     SizeConstraints sizes;
     sizes.equal(e, lhs, 1, rhs, 1);
     sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
-    Value out = d.alloc(resultType, {numRows, n});
-    if (DeviceEmitter::hasRowsUpperBound(lhs))
-      DeviceEmitter::markRowsUpperBound(out);
+    Value out = d.allocRowsOf(lhs, resultType, {numRows, n});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
-      GroupedTiles tiles;
-      tiles.offsets = offsets;
-      tiles.numGroups = numGroups;
-      tiles.numRows = numRows;
-      tiles.n = n;
-      tiles.depth = depth;
+      GroupedTiles tiles(offsets, numGroups, numRows, n, depth);
       tiles.a = [&](Value r, Value k) { return e.toF32(e.load(lhs, {r, k})); };
       tiles.b.push_back([&](Value g, Value k, Value c) {
         return e.toF32(e.load(rhs, {g, k, c}));
@@ -137,9 +128,7 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
     SizeConstraints sizes =
         expertFFNSizes(e, {rows, rawOffsets, wUp, wGate, wDown, bUp, bDown,
                            packed, hidden, ffn});
-    Value out = d.alloc(resultType, {numRows, hidden});
-    if (DeviceEmitter::hasRowsUpperBound(rows))
-      DeviceEmitter::markRowsUpperBound(out);
+    Value out = d.allocRowsOf(rows, resultType, {numRows, hidden});
     Value scratch =
         d.alloc(e.b.getF32Type(), {ShapedType::kDynamic, ShapedType::kDynamic},
                 {numRows, ffn});
@@ -148,12 +137,10 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
       // Up (and gate) projections and the activation, into the scratch.
-      GroupedTiles up;
-      up.offsets = offsets;
-      up.numGroups = numExperts;
-      up.numRows = numRows;
-      up.n = ffn;
-      up.depth = hidden;
+      // One tile schedule serves both projections (same rows).
+      Value tileStart = emitTileSchedule(d, offsets, numExperts);
+      GroupedTiles up(offsets, numExperts, numRows, ffn, hidden);
+      up.tileStart = tileStart;
       up.a = [&](Value r, Value h) { return round(e.load(rows, {r, h})); };
       if (gated)
         up.b.push_back([&](Value g, Value h, Value f) {
@@ -178,12 +165,8 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       };
       emitGroupedTiles(d, up);
       // Down projection; unused rows are zero.
-      GroupedTiles down;
-      down.offsets = offsets;
-      down.numGroups = numExperts;
-      down.numRows = numRows;
-      down.n = hidden;
-      down.depth = ffn;
+      GroupedTiles down(offsets, numExperts, numRows, hidden, ffn);
+      down.tileStart = tileStart;
       down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
       down.b.push_back([&](Value g, Value f, Value h) {
         return loadWeight(e, wDown, packed, g, f, h);
@@ -240,9 +223,7 @@ struct CombineToGPU : GPUPattern<CombineOp> {
       Value constBegin = e.i32(experts.getConstBegin());
       Value constEnd = e.i32(experts.getNumExperts());
       if (numConst > 0)
-        d.forAll(e.mul(numTokens, k), [&](Value s) {
-          Value t = arith::DivUIOp::create(e.b, s, k);
-          Value j = arith::RemUIOp::create(e.b, s, k);
+        d.forAll2D(numTokens, k, [&](Value t, Value j) {
           Value id = e.load(ids, {t, j});
           e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
             Value c = e.toIndex(e.sub(id, constBegin));
@@ -264,9 +245,7 @@ struct CombineToGPU : GPUPattern<CombineOp> {
             e.store(e.div(ex1, den), mix, {t, j, e.index(1)});
           });
         });
-      d.forAll(e.mul(numTokens, hidden), [&](Value i) {
-        Value t = arith::DivUIOp::create(e.b, i, hidden);
-        Value h = arith::RemUIOp::create(e.b, i, hidden);
+      d.forAll2D(numTokens, hidden, [&](Value t, Value h) {
         Value zeroI32 = e.i32(0);
         Value computeEnd = e.i32(experts.getCompute());
         Value copyBegin = e.i32(experts.getCopyBegin());

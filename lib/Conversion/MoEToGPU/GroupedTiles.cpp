@@ -20,6 +20,28 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
+Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
+                                          Value numGroups) {
+  LoopEmitter &e = d.e;
+  Value tileRows = e.index(GroupedTiles::kTileRows);
+  Value tileStart = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic},
+                            e.add(numGroups, e.index(1)));
+  d.single([&] {
+    Value zero = e.index(0);
+    Value one = e.index(1);
+    e.store(zero, tileStart, zero);
+    e.loop(zero, numGroups, zero, [&](Value g, ValueRange before) {
+      Value rows = e.sub(e.load(offsets, e.add(g, one)), e.load(offsets, g));
+      Value count = arith::CeilDivUIOp::create(e.b, rows, tileRows);
+      Value next = e.add(before[0], count);
+      e.store(next, tileStart, e.add(g, one));
+      return SmallVector<Value>{next};
+    });
+  });
+
+  return tileStart;
+}
+
 void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
                                          const GroupedTiles &tiles) {
   LoopEmitter &e = d.e;
@@ -29,31 +51,16 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
   Value tileRows = e.index(kRows);
   Value tileCols = e.index(kCols);
 
-  // The schedule: tileStart[g] = tiles of the groups before g.
   Value numGroups = tiles.numGroups;
-  Value tileStart = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic},
-                            e.add(numGroups, e.index(1)));
-  d.single([&] {
-    Value zero = e.index(0);
-    Value one = e.index(1);
-    e.store(zero, tileStart, zero);
-    e.loop(zero, numGroups, zero, [&](Value g, ValueRange before) {
-      Value rows =
-          e.sub(e.load(tiles.offsets, e.add(g, one)), e.load(tiles.offsets, g));
-      Value count = arith::CeilDivUIOp::create(e.b, rows, tileRows);
-      Value next = e.add(before[0], count);
-      e.store(next, tileStart, e.add(g, one));
-      return SmallVector<Value>{next};
-    });
-  });
+  Value tileStart = tiles.tileStart
+                        ? tiles.tileStart
+                        : emitTileSchedule(d, tiles.offsets, numGroups);
 
   // At most ceil(R / kRows) + G tiles (one partial tile per group).
   Value maxTiles = e.add(
       arith::CeilDivUIOp::create(e.b, tiles.numRows, tileRows), numGroups);
   Value columnBlocks = arith::CeilDivUIOp::create(e.b, tiles.n, tileCols);
-  d.forAll(e.mul(maxTiles, columnBlocks), [&](Value i) {
-    Value tile = arith::DivUIOp::create(e.b, i, columnBlocks);
-    Value block = arith::RemUIOp::create(e.b, i, columnBlocks);
+  d.forAll2D(maxTiles, columnBlocks, [&](Value tile, Value block) {
     Value used = e.load(tileStart, numGroups);
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tile, used), [&] {
       Value one = e.index(1);

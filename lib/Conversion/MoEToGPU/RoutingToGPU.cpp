@@ -60,9 +60,7 @@ struct GateToGPU : GPUPattern<GateOp> {
       sizes.equal(e, bias, 0, w, 1);
     Value logits = d.alloc(resultType, {numTokens, width});
     d.guarded(op, sizes, [&] {
-      d.forAll(e.mul(numTokens, width), [&](Value i) {
-        Value t = arith::DivUIOp::create(e.b, i, width);
-        Value s = arith::RemUIOp::create(e.b, i, width);
+      d.forAll2D(numTokens, width, [&](Value t, Value s) {
         Value init = bias ? e.toF32(e.load(bias, s)) : e.f32(0.0f);
         Value sum =
             e.loop(e.index(0), hidden, init, [&](Value h, ValueRange acc) {
@@ -207,9 +205,7 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
 
     d.guarded(op, sizes, [&] {
       // Each (chunk, expert): its compute slots.
-      d.forAll(e.mul(numChunks, numExpertsV), [&](Value i) {
-        Value c = arith::DivUIOp::create(e.b, i, numExpertsV);
-        Value expert = arith::RemUIOp::create(e.b, i, numExpertsV);
+      d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
         Value count = forChunkSlots(
             c, expert, ValueRange{e.index(0)},
             [&](Value, Value, Value mine, ValueRange acc) {
@@ -240,18 +236,14 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
       });
       // Slots of null, empty or out-of-range ids have no row.
       Value computeEnd = e.i32(numExperts);
-      d.forAll(numSlots, [&](Value s) {
-        Value t = arith::DivUIOp::create(e.b, s, k);
-        Value j = arith::RemUIOp::create(e.b, s, k);
+      d.forAll2D(numTokens, k, [&](Value t, Value j) {
         Value id = e.load(ids, {t, j});
         e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)), [&] {
           e.store(e.i32(-1), slotRows, {t, j});
         });
       });
       // Each (chunk, expert) gives its slots consecutive rows in order.
-      d.forAll(e.mul(numChunks, numExpertsV), [&](Value i) {
-        Value c = arith::DivUIOp::create(e.b, i, numExpertsV);
-        Value expert = arith::RemUIOp::create(e.b, i, numExpertsV);
+      d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
         Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
         forChunkSlots(
             c, expert, ValueRange{e.load(counts, {c, expert})},
@@ -277,9 +269,7 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
       });
       // The rows; rows past the last one (padding, or the unused part of
       // the T * K bound) are zero.
-      d.forAll(e.mul(rowCapacity, hidden), [&](Value i) {
-        Value r = arith::DivUIOp::create(e.b, i, hidden);
-        Value h = arith::RemUIOp::create(e.b, i, hidden);
+      d.forAll2D(rowCapacity, hidden, [&](Value r, Value h) {
         Value used = e.toIndex(e.load(offsets, e.index(numExperts)));
         Type elementType = rowsType.getElementType();
         e.ifThenElse(
