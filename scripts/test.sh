@@ -11,6 +11,10 @@ BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
 
 "$ROOT/scripts/setup.sh"
 
+# A parallel build on a many-core machine needs every object ordered after
+# the generated headers; a 2-core build would not notice a missing edge.
+"$ROOT/scripts/check-build-order.sh"
+
 echo "== running every test"
 start=$(date +%s)
 ctest --test-dir "$BUILD_DIR" --output-on-failure
