@@ -10,7 +10,7 @@ threads 1 and 2. For each row, in one process whose thread counts are pinned
 OMP_WAIT_POLICY=PASSIVE):
 
 * ours: the compiled layer with weights bound once (`compile_layer(...)
-  .bind(...)`: packed panels), median of repeated calls after warm-up;
+  .bind(...)`: packed panels);
   `ours bf16`: the same with bf16 weight storage (f32 compute);
 * ffn: our compiled moe.expert_ffn alone on the dispatched rows (the same
   work as the OpenBLAS loop);
@@ -20,6 +20,13 @@ OMP_WAIT_POLICY=PASSIVE):
   select, three matmuls, index_add);
 * limits: an FMA loop with 12 independent chains (GFLOP/s) and a stream
   triad (GB/s), with the same thread count.
+
+This VM's speed drifts by 2-5x over minutes, so the rows are measured in
+rounds: for one T and thread count, every shape, every implementation and
+the two limit probes are called once per round (rotating order, after one
+warm-up call each), for at least --repeat rounds and 2 s. Times are medians
+over rounds; every ratio and percentage is the median of the per-round
+ratios, so that both sides of a comparison saw the same machine.
 
 GFLOP/s are counted on the compute slots actually executed (2*H*F*3 per
 slot, as moe-cost-report counts them). Bandwidth-bound rows (T <= 8) report
@@ -60,19 +67,31 @@ SHAPES = {
 # Child: one thread count
 # --------------------------------------------------------------------------
 
-def median_time(function, repeat, min_seconds=0.3, before=None):
-    """Median seconds of `function` after a warm-up call; `before` (not
-    timed) runs ahead of every timed call (the cache flush of cold rows)."""
-    function()
-    times = []
+def interleaved_times(candidates, repeat, min_seconds=2.0, max_rounds=30, before=None):
+    """Times every candidate (name -> callable) in rounds: each round calls
+    each candidate once, in an order rotated from round to round, after one
+    warm-up call each. Returns name -> list of seconds, one per round.
+
+    This VM's speed drifts by 2-5x over minutes; measuring the candidates of
+    a comparison in the same rounds exposes them to the same drift, and the
+    ratios are taken per round (see `paired`). `before` (not timed) runs
+    ahead of every timed call (the cache flush of cold rows)."""
+    names = list(candidates)
+    for name in names:
+        candidates[name]()
+    times = {name: [] for name in names}
     start = time.perf_counter()
-    while len(times) < repeat or (time.perf_counter() - start < min_seconds and len(times) < 50):
-        if before:
-            before()
-        t0 = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    rounds = 0
+    while rounds < repeat or (time.perf_counter() - start < min_seconds and rounds < max_rounds):
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
+            if before:
+                before()
+            t0 = time.perf_counter()
+            candidates[name]()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return times
 
 
 def last_level_cache_bytes():
@@ -161,16 +180,16 @@ def child(args):
     lib.moe_triad.restype = ctypes.c_double
     lib.moe_triad.argtypes = [ctypes.c_int, ctypes.c_long]
     lib.moe_blas_threads(threads)
-    fma = lib.moe_fma_peak(threads)
-    triad = lib.moe_triad(threads, 40_000_000)
-    print(json.dumps({"limits": True, "threads": threads, "fma": fma, "triad": triad}), flush=True)
+    pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)
 
+    # Every shape is compiled and bound up front, so that the rows of one T
+    # (all shapes, all implementations, the machine's limits) are measured
+    # in the same rounds.
+    setups = {}
     for shape in args.shapes:
         H, F, E, N, K, normalize = SHAPES[shape]
         w_router, w_up, w_gate, w_down = make_weights(shape, 1)
         layer = compile_layer(H, F, E, K, num_null=N, normalize=normalize)
-        ours = layer.bind(w_router, w_up, w_down, w_gate)
-        ours_bf16 = layer.bind(w_router, w_up, w_down, w_gate, weight_dtype="bf16")
         ffn_text = f"""
 func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                %wu: tensor<{E}x{-(-F // 32)}x{H}x32xf32>, %wg: tensor<{E}x{-(-F // 32)}x{H}x32xf32>,
@@ -180,20 +199,32 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
       activation = silu gated packed : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
   return %y : tensor<?x{H}xf32>
 }}"""
-        ffn = moe_mlir.compile(ffn_text, "ffn")
-        packed = [pack_panels(w) for w in (w_up, w_gate, w_down)]
-        torch_run = torch_block(torch, shape, w_router, w_up, w_gate, w_down)
-        experts = ref.ExpertSpace(compute=E, null=N)
-        flush = CacheFlush()
-        for T in args.tokens:
-            # Bandwidth-bound rows run with cold weights (flushed caches).
-            before = flush if T <= 8 else None
+        setups[shape] = {
+            "weights": (w_router, w_up, w_gate, w_down),
+            "ours": layer.bind(w_router, w_up, w_down, w_gate),
+            "ours_bf16": layer.bind(w_router, w_up, w_down, w_gate, weight_dtype="bf16"),
+            "ffn": moe_mlir.compile(ffn_text, "ffn"),
+            "packed": [pack_panels(w) for w in (w_up, w_gate, w_down)],
+            "torch": torch_block(torch, shape, w_router, w_up, w_gate, w_down),
+            "contiguous": [np.ascontiguousarray(w) for w in (w_up, w_gate, w_down)],
+            "experts": ref.ExpertSpace(compute=E, null=N),
+        }
+
+    flush = CacheFlush()
+    for T in args.tokens:
+        # Bandwidth-bound rows run with cold weights (flushed caches).
+        cold = T <= 8
+        candidates = {}
+        rows_info = {}
+        for shape, setup in setups.items():
+            H, F, E, N, K, normalize = SHAPES[shape]
+            w_router = setup["weights"][0]
             rng = np.random.default_rng(1000 + T)
             x = rng.standard_normal((T, H), dtype=np.float32)
             # The routing, from the reference, to dispatch the rows of the
             # FFN-only measurements (ours and OpenBLAS) and count slots.
             logits = x.astype(np.float32) @ w_router
-            ids, _ = ref.route(logits, experts, K, normalize=normalize)
+            ids, _ = ref.route(logits, setup["experts"], K, normalize=normalize)
             compute = (ids >= 0) & (ids < E)
             order = np.argsort(np.where(compute, ids, E).ravel(), kind="stable")
             slots = int(compute.sum())
@@ -201,33 +232,53 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
             counts = np.bincount(ids[compute].ravel(), minlength=E)
             offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
             experts_read = int((counts > 0).sum())
-            flops = 2.0 * H * F * 3 * slots
-            weight_bytes = 4.0 * 3 * H * F * experts_read
-            t_ours = median_time(lambda: ours(x), args.repeat, before=before)
-            t_bf16 = median_time(lambda: ours_bf16(x), args.repeat, before=before) \
-                if T <= 64 else None
-            t_ffn = median_time(lambda: ffn(rows, offsets, *packed), args.repeat, before=before)
             out = np.empty((max(slots, 1), H), np.float32)
             scratch = np.empty(2 * max(slots, 1) * F, np.float32)
-            pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)
-            wu_c, wg_c, wd_c = (np.ascontiguousarray(w) for w in (w_up, w_gate, w_down))
-
-            def blas():
-                lib.moe_expert_loop(pointer(rows), pointer(offsets), E, H, F, pointer(wu_c),
-                                    pointer(wg_c), pointer(wd_c), pointer(out), pointer(scratch),
-                                    ctypes.c_long(max(slots, 1)))
-            t_blas = median_time(blas, args.repeat, before=before)
+            wu_c, wg_c, wd_c = setup["contiguous"]
             xt = torch.from_numpy(x)
-            t_torch = median_time(lambda: torch_run(xt), args.repeat, before=before)
+
+            def blas(rows=rows, offsets=offsets, E=E, H=H, F=F, wu=wu_c, wg=wg_c, wd=wd_c,
+                     out=out, scratch=scratch, slots=slots):
+                lib.moe_expert_loop(pointer(rows), pointer(offsets), E, H, F, pointer(wu),
+                                    pointer(wg), pointer(wd), pointer(out), pointer(scratch),
+                                    ctypes.c_long(max(slots, 1)))
+
+            candidates[(shape, "ours")] = lambda f=setup["ours"], x=x: f(x)
+            if T <= 64:
+                candidates[(shape, "ours_bf16")] = lambda f=setup["ours_bf16"], x=x: f(x)
+            candidates[(shape, "ffn")] = \
+                lambda f=setup["ffn"], r=rows, o=offsets, p=setup["packed"]: f(r, o, *p)
+            candidates[(shape, "blas")] = blas
+            candidates[(shape, "torch")] = lambda f=setup["torch"], xt=xt: f(xt)
             # The outputs agree (a benchmark of wrong code measures nothing).
-            want = torch_run(xt).numpy()
-            error = float(np.abs(ours(x) - want).max() / max(np.abs(want).max(), 1e-30))
-            print(json.dumps({"threads": threads, "shape": shape, "T": T, "cold": bool(before),
-                              "slots": slots,
-                              "experts_read": experts_read, "flops": flops,
-                              "weight_bytes": weight_bytes, "ours": t_ours, "ours_bf16": t_bf16,
-                              "ffn": t_ffn, "blas": t_blas, "torch": t_torch,
-                              "error_vs_torch": error}), flush=True)
+            want = setup["torch"](xt).numpy()
+            error = float(np.abs(setup["ours"](x) - want).max() / max(np.abs(want).max(), 1e-30))
+            rows_info[shape] = {"slots": slots, "experts_read": experts_read,
+                                "flops": 2.0 * H * F * 3 * slots,
+                                "weight_bytes": 4.0 * 3 * H * F * experts_read,
+                                "error_vs_torch": error}
+        # The machine's limits, measured in the same rounds.
+        fma_rounds, triad_rounds = [], []
+
+        def limits_probe():
+            fma_rounds.append(lib.moe_fma_peak(threads))
+            triad_rounds.append(lib.moe_triad(threads, 40_000_000))
+        candidates[("limits", "fma")] = limits_probe
+        times = interleaved_times(candidates, args.repeat, before=flush if cold else None)
+        # The warm-up call appended one probe too: keep the timed rounds.
+        fma_rounds, triad_rounds = fma_rounds[1:], triad_rounds[1:]
+        for shape, info in rows_info.items():
+            record = {"threads": threads, "shape": shape, "T": T, "cold": cold, **info,
+                      "fma": statistics.median(fma_rounds),
+                      "triad": statistics.median(triad_rounds),
+                      "fma_rounds": fma_rounds, "triad_rounds": triad_rounds,
+                      "rounds": {key: times[(shape, key)]
+                                 for key in ("ours", "ours_bf16", "ffn", "blas", "torch")
+                                 if (shape, key) in times}}
+            for key in ("ours", "ours_bf16", "ffn", "blas", "torch"):
+                record[key] = statistics.median(times[(shape, key)]) \
+                    if (shape, key) in times else None
+            print(json.dumps(record), flush=True)
     return 0
 
 
@@ -272,46 +323,70 @@ def run_child(threads, args):
     return results
 
 
+def paired(numerator, denominator):
+    """Median over rounds of numerator[i] / denominator[i]: a ratio of two
+    things measured in the same round, robust to the VM's drift."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
 def render(records, args, compile_seconds=None):
-    limits = {r["threads"]: r for r in records if r.get("limits")}
     rows = [r for r in records if "shape" in r]
     by_key = {(r["shape"], r["T"], r["threads"]): r for r in rows}
     lines = []
     lines.append(f"Measured {datetime.date.today()} on {platform.node() or 'this machine'}: "
                  f"{cpu_name()}, {os.cpu_count()} cores.")
-    for threads, lim in sorted(limits.items()):
-        lines.append(f"Limits with {threads} thread(s): FMA peak {lim['fma']:.0f} GFLOP/s, "
-                     f"triad {lim['triad']:.1f} GB/s.")
+    for threads in sorted({r["threads"] for r in rows}):
+        mine = [r for r in rows if r["threads"] == threads]
+        fma = [r["fma"] for r in mine]
+        triad = [r["triad"] for r in mine]
+        lines.append(f"Limits with {threads} thread(s), measured in the rounds of every T: "
+                     f"FMA peak {min(fma):.0f}-{max(fma):.0f} GFLOP/s, "
+                     f"triad {min(triad):.1f}-{max(triad):.1f} GB/s.")
     lines.append("")
-    header = ("| shape | T | thr | slots | ours ms | ours GF/s | % peak | ffn GF/s | OpenBLAS GF/s "
-              "| ffn / BLAS | torch ms | ours / torch | weights GB/s | % triad | bf16 speedup "
-              "| rel. diff vs torch |")
+    lines.append("Every row of one T and thread count (all shapes, all implementations, the FMA and "
+                 "triad probes) is measured in the same rounds, one call each per round in a "
+                 "rotating order; times are medians over rounds, ratios and percentages are "
+                 "medians of per-round ratios.")
+    lines.append("")
+    header = ("| shape | T | thr | rounds | slots | ours ms | ours GF/s | % peak | ffn GF/s "
+              "| OpenBLAS GF/s | ffn / BLAS | torch ms | ours / torch | weights GB/s | % triad "
+              "| bf16 speedup | rel. diff vs torch |")
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
     for r in rows:
-        lim = limits[r["threads"]]
+        rounds = r["rounds"]
         gf = lambda t: r["flops"] / t / 1e9
         gbs = r["weight_bytes"] / r["ours"] / 1e9
-        bf16 = f"{r['ours'] / r['ours_bf16']:.2f}x" if r.get("ours_bf16") else "-"
+        peak = 100 * statistics.median(r["flops"] / t / 1e9 / f
+                                       for t, f in zip(rounds["ours"], r["fma_rounds"]))
+        triad = 100 * statistics.median(r["weight_bytes"] / t / 1e9 / b
+                                        for t, b in zip(rounds["ours"], r["triad_rounds"]))
+        bf16 = f"{paired(rounds['ours'], rounds['ours_bf16']):.2f}x" \
+            if "ours_bf16" in rounds else "-"
         lines.append(
-            f"| {r['shape']} | {r['T']} | {r['threads']} | {r['slots']} | {r['ours'] * 1e3:.2f} "
-            f"| {gf(r['ours']):.1f} | {100 * gf(r['ours']) / lim['fma']:.0f}% "
-            f"| {gf(r['ffn']):.1f} | {gf(r['blas']):.1f} | {r['blas'] / r['ffn']:.2f}x "
-            f"| {r['torch'] * 1e3:.2f} | {r['torch'] / r['ours']:.2f}x "
-            f"| {gbs:.1f} | {100 * gbs / lim['triad']:.0f}% | {bf16} | {r['error_vs_torch']:.1e} |")
+            f"| {r['shape']} | {r['T']} | {r['threads']} | {len(rounds['ours'])} | {r['slots']} "
+            f"| {r['ours'] * 1e3:.2f} | {gf(r['ours']):.1f} | {peak:.0f}% "
+            f"| {gf(r['ffn']):.1f} | {gf(r['blas']):.1f} "
+            f"| {paired(rounds['blas'], rounds['ffn']):.2f}x "
+            f"| {r['torch'] * 1e3:.2f} | {paired(rounds['torch'], rounds['ours']):.2f}x "
+            f"| {gbs:.1f} | {triad:.0f}% | {bf16} | {r['error_vs_torch']:.1e} |")
     # Threads scaling and null experts.
     lines.append("")
     for (shape, T, threads), r in sorted(by_key.items()):
         if threads == 2 and (shape, T, 1) in by_key:
             one = by_key[(shape, T, 1)]
-            lines.append(f"- {shape} T={T}: 2 threads {one['ours'] / r['ours']:.2f}x one thread")
+            lines.append(f"- {shape} T={T}: 2 threads {one['ours'] / r['ours']:.2f}x one thread "
+                         f"(separate processes: ratio of medians)")
     for T in sorted({r["T"] for r in rows}):
-        for threads in sorted(limits):
+        for threads in sorted({r["threads"] for r in rows}):
             a, b = by_key.get(("S1-Ada", T, threads)), by_key.get(("S1", T, threads))
             if a and b:
+                time_ratio = paired(a["rounds"]["ours"], b["rounds"]["ours"])
+                ffn_ratio = paired(a["rounds"]["ffn"], b["rounds"]["ffn"])
                 lines.append(
-                    f"- null experts, T={T}, {threads} thread(s): S1-Ada/S1 time {a['ours'] / b['ours']:.2f}, "
-                    f"compute slots {a['slots'] / b['slots']:.2f}, distinct expert bytes "
+                    f"- null experts, T={T}, {threads} thread(s): S1-Ada/S1 layer time "
+                    f"{time_ratio:.2f}, expert FFN time {ffn_ratio:.2f}; compute slots "
+                    f"{a['slots'] / b['slots']:.2f}, distinct expert bytes "
                     f"{a['weight_bytes'] / b['weight_bytes']:.2f}")
     if compile_seconds:
         lines.append(f"- compile time (CPU pipeline + LLVM, JIT) of an exported Mixtral-style model: "

@@ -122,3 +122,41 @@ func.func @swiglu(%rows: tensor<?x4xf32>, %offsets: tensor<3xi32>,
       activation = silu gated : tensor<?x4xf32>, tensor<3xi32> -> tensor<?x4xf32>
   return %y : tensor<?x4xf32>
 }
+
+// -----
+
+// Packed weights, one group of 4 panels (128 columns). Blocks of 8 and 4
+// rows run panel by panel and prefetch their panel 32 k steps ahead,
+// clamped to the depth block; the last 1-3 rows of a chunk go in one block
+// of 2 rows (16 accumulators) and one of 1 row (8), each across the 4
+// panels, so that 2 or 3 rows per expert stream the weights once or twice.
+// CHECK-LABEL: func.func @packed_quad
+// CHECK:      %[[WUBUF:.*]] = scf.if %{{.*}} -> (memref<2x4x32x32xf32
+// CHECK:      scf.for %[[K8:.*]] = %c0 to %c32 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}})
+// CHECK-NEXT:   %[[A8:.*]] = arith.addi %[[K8]], %c32
+// CHECK-NEXT:   %[[P8:.*]] = arith.minsi %[[A8]], %c31
+// CHECK-NEXT:   memref.prefetch %[[WUBUF]][%[[E:.*]], %c0, %[[P8]], %c0], read, locality<3>, data
+// CHECK-NEXT:   memref.prefetch %[[WUBUF]][%[[E]], %c0, %[[P8]], %c16], read, locality<3>, data
+// CHECK-NEXT:   vector.load %[[WUBUF]][%[[E]], %c0, %[[K8]], %c0]
+// CHECK:      scf.for %[[K4:.*]] = %c0 to %c32 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){7}vector<16xf32>}})
+// CHECK-NEXT:   %[[A4:.*]] = arith.addi %[[K4]], %c32
+// CHECK-NEXT:   %[[P4:.*]] = arith.minsi %[[A4]], %c31
+// CHECK-NEXT:   memref.prefetch %[[WUBUF]][%[[E]], %c0, %[[P4]], %c0]
+// CHECK:      arith.cmpi sge, %{{.*}}, %c2
+// CHECK-NEXT: scf.if
+// CHECK:      scf.for %[[K2:.*]] = %c0 to %c32 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}})
+// CHECK-NOT:    memref.prefetch
+// CHECK:        vector.load %[[WUBUF]][%[[E]], %c0, %[[K2]], %c0]
+// CHECK:        vector.load %[[WUBUF]][%[[E]], %c3, %[[K2]], %c16]
+// CHECK:      scf.if
+// CHECK:      scf.for %[[K1:.*]] = %c0 to %c32 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){7}vector<16xf32>}})
+// CHECK-NOT:    memref.prefetch
+// CHECK:        vector.load %[[WUBUF]][%[[E]], %c3, %[[K1]], %c16]
+func.func @packed_quad(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
+                       %wu: tensor<2x4x32x32xf32>,
+                       %wd: tensor<2x1x128x32xf32>) -> tensor<?x32xf32> {
+  %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x4x32x32xf32>)
+      down(%wd : tensor<2x1x128x32xf32>)
+      activation = relu packed : tensor<?x32xf32>, tensor<3xi32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
