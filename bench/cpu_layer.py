@@ -15,11 +15,16 @@ OMP_WAIT_POLICY=PASSIVE):
 * ffn: our compiled moe.expert_ffn alone on the dispatched rows (the same
   work as the OpenBLAS loop);
 * OpenBLAS: a per-expert loop in C++ (sgemm, sgemv for one row) on exactly
-  the dispatched rows (bench/baselines/Baselines.cpp);
+  the dispatched rows (bench/baselines/Baselines.cpp). OpenBLAS 0.3.21
+  falls back to its SSE3 kernels on CPU models it does not know (this VM's):
+  unless OPENBLAS_CORETYPE is set, the benchmark sets it from the CPU flags
+  (PyTorch uses the same OpenBLAS) and reports the kernels used;
 * torch: PyTorch eager running a Mixtral-style block (per-expert index
   select, three matmuls, index_add);
 * limits: an FMA loop with 12 independent chains (GFLOP/s) and a stream
-  triad (GB/s), with the same thread count.
+  triad (GB/s), with the same thread count;
+* ours on 1 thread, in the rounds of the multi-thread child: the thread
+  scaling.
 
 This VM's speed drifts by 2-5x over minutes, so the rows are measured in
 rounds: for one T and thread count, every shape, every implementation and
@@ -61,6 +66,54 @@ SHAPES = {
     "S1-Ada": (1024, 2816, 8, 4, 4, "non_null"),
     "S2": (1024, 512, 64, 0, 8, "selected"),
 }
+
+
+# Implementations timed per row (ours_1t: the layer on one thread, in the
+# rounds of the multi-thread child).
+KEYS = ("ours", "ours_bf16", "ours_1t", "ffn", "blas", "torch")
+
+# OpenBLAS cores that are generic fallbacks: OpenBLAS 0.3.21 (Debian 12)
+# does not know recent CPU models and picks its SSE3 "Prescott" kernels,
+# 3x slower than its AVX-512 ones here (32 vs 99 GFLOP/s for one sgemm).
+GENERIC_OPENBLAS_CORES = {"prescott", "core2", "nehalem", "katmai", "coppermine",
+                          "northwood", "banias", "atom", "generic"}
+
+
+def openblas_core():
+    """The kernel set the process's OpenBLAS uses (PyTorch and the C++ loop
+    share it)."""
+    try:
+        blas = ctypes.CDLL("libopenblas.so.0")
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        return blas.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+def openblas_environment():
+    """OPENBLAS_CORETYPE for the children: unchanged when the user set it or
+    OpenBLAS recognises the CPU; otherwise the best kernels the CPU's flags
+    allow, so that neither baseline runs on a generic fallback."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return {}, None
+    detected = subprocess.run([sys.executable, "-c",
+                               "import ctypes; b = ctypes.CDLL('libopenblas.so.0'); "
+                               "b.openblas_get_corename.restype = ctypes.c_char_p; "
+                               "print(b.openblas_get_corename().decode())"],
+                              capture_output=True, text=True).stdout.strip()
+    if detected.lower() not in GENERIC_OPENBLAS_CORES:
+        return {}, None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    for flag, core in (("avx512_bf16", "Cooperlake"), ("avx512f", "SkylakeX"),
+                       ("avx2", "Haswell")):
+        if flag in flags:
+            return {"OPENBLAS_CORETYPE": core}, detected
+    return {}, None
 
 
 # --------------------------------------------------------------------------
@@ -181,6 +234,7 @@ def child(args):
     lib.moe_triad.argtypes = [ctypes.c_int, ctypes.c_long]
     lib.moe_blas_threads(threads)
     pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)
+    print(json.dumps({"openblas_core": openblas_core()}), flush=True)
 
     # Every shape is compiled and bound up front, so that the rows of one T
     # (all shapes, all implementations, the machine's limits) are measured
@@ -244,6 +298,15 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                                     ctypes.c_long(max(slots, 1)))
 
             candidates[(shape, "ours")] = lambda f=setup["ours"], x=x: f(x)
+            if threads > 1:
+                # Thread scaling from the same rounds: the layer on one thread.
+                def one_thread(f=setup["ours"], x=x):
+                    moe_mlir.set_num_threads(1)
+                    try:
+                        f(x)
+                    finally:
+                        moe_mlir.set_num_threads(threads)
+                candidates[(shape, "ours_1t")] = one_thread
             if T <= 64:
                 candidates[(shape, "ours_bf16")] = lambda f=setup["ours_bf16"], x=x: f(x)
             candidates[(shape, "ffn")] = \
@@ -273,9 +336,8 @@ func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                       "triad": statistics.median(triad_rounds),
                       "fma_rounds": fma_rounds, "triad_rounds": triad_rounds,
                       "rounds": {key: times[(shape, key)]
-                                 for key in ("ours", "ours_bf16", "ffn", "blas", "torch")
-                                 if (shape, key) in times}}
-            for key in ("ours", "ours_bf16", "ffn", "blas", "torch"):
+                                 for key in KEYS if (shape, key) in times}}
+            for key in KEYS:
                 record[key] = statistics.median(times[(shape, key)]) \
                     if (shape, key) in times else None
             print(json.dumps(record), flush=True)
@@ -306,7 +368,8 @@ def compile_times():
 
 def run_child(threads, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               OMP_WAIT_POLICY="PASSIVE", MOE_MLIR_NUM_THREADS=str(threads))
+               OMP_WAIT_POLICY="PASSIVE", MOE_MLIR_NUM_THREADS=str(threads),
+               **args.blas_env)
     command = [sys.executable, os.path.abspath(__file__), "--child", str(threads),
                "--build", args.build, "--repeat", str(args.repeat), "--shapes", *args.shapes,
                "--tokens", *map(str, args.tokens)]
@@ -342,6 +405,12 @@ def render(records, args, compile_seconds=None):
         lines.append(f"Limits with {threads} thread(s), measured in the rounds of every T: "
                      f"FMA peak {min(fma):.0f}-{max(fma):.0f} GFLOP/s, "
                      f"triad {min(triad):.1f}-{max(triad):.1f} GB/s.")
+    cores = sorted({r["openblas_core"] for r in records if "openblas_core" in r})
+    forced = getattr(args, "blas_detected", None)
+    lines.append(f"OpenBLAS kernels (the C++ loop and PyTorch share them): {', '.join(cores)}"
+                 + (f" (OPENBLAS_CORETYPE set by the benchmark: OpenBLAS's own detection "
+                    f"picks the generic {forced} kernels on this CPU model)" if forced else "")
+                 + ".")
     lines.append("")
     lines.append("Every row of one T and thread count (all shapes, all implementations, the FMA and "
                  "triad probes) is measured in the same rounds, one call each per round in a "
@@ -373,10 +442,10 @@ def render(records, args, compile_seconds=None):
     # Threads scaling and null experts.
     lines.append("")
     for (shape, T, threads), r in sorted(by_key.items()):
-        if threads == 2 and (shape, T, 1) in by_key:
-            one = by_key[(shape, T, 1)]
-            lines.append(f"- {shape} T={T}: 2 threads {one['ours'] / r['ours']:.2f}x one thread "
-                         f"(separate processes: ratio of medians)")
+        if "ours_1t" in r["rounds"]:
+            lines.append(f"- {shape} T={T}: {threads} threads "
+                         f"{paired(r['rounds']['ours_1t'], r['rounds']['ours']):.2f}x one thread "
+                         f"(same rounds)")
     for T in sorted({r["T"] for r in rows}):
         for threads in sorted({r["threads"] for r in rows}):
             a, b = by_key.get(("S1-Ada", T, threads)), by_key.get(("S1", T, threads))
@@ -455,6 +524,7 @@ def main():
         # A quick run never overwrites the full results the README shows.
         args.out = os.path.join(ROOT, "bench", "results",
                                 "cpu_layer_quick" if args.quick else "cpu_layer")
+    args.blas_env, args.blas_detected = openblas_environment()
     records = []
     for threads in args.threads:
         records += run_child(threads, args)
