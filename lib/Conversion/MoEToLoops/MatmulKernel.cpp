@@ -41,7 +41,7 @@ namespace {
 constexpr int64_t kLanes = 16;
 /// Vectors per row of a full panel (32 columns).
 constexpr int64_t kPanelVectors = 2;
-/// Panels whose single rows are computed together.
+/// Panels whose last 1-3 rows (blocks of 2 and 1) are computed together.
 constexpr int64_t kQuadPanels = 4;
 /// Rows of the largest register block, then of the next one.
 constexpr int64_t kBigRows = 8;
