@@ -272,17 +272,23 @@ private:
       inits = SmallVector<Value>(ifOp.getResults());
     }
     bool prefetch = m.bPacked && rows >= kPrefetchMinRows;
+    int64_t bBytes =
+        llvm::cast<MemRefType>(m.b.getType()).getElementTypeBitWidth() / 8;
     SmallVector<Value> sums = e.loop(
         kBegin, kEnd, inits, [&](Value k, ValueRange acc) {
           if (prefetch) {
-            // Clamped to the depth block: the address stays in bounds.
+            // Clamped to the depth block: the address stays in bounds. One
+            // prefetch per 64-byte line of the panel's row (a bf16 row of
+            // 32 columns is a single line).
             Value ahead = e.minSI(e.add(k, e.index(kPrefetchDistance)),
                                   e.sub(kEnd, e.index(1)));
             for (int64_t v = 0; v < vectors; ++v)
-              memref::PrefetchOp::create(
-                  e.b, m.b, indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
-                  /*isWrite=*/false, /*localityHint=*/3,
-                  /*isDataCache=*/true);
+              if ((v % kPanelVectors) * kLanes * bBytes % 64 == 0)
+                memref::PrefetchOp::create(
+                    e.b, m.b,
+                    indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
+                    /*isWrite=*/false, /*localityHint=*/3,
+                    /*isDataCache=*/true);
           }
           SmallVector<Value> b;
           for (int64_t v = 0; v < vectors; ++v) {

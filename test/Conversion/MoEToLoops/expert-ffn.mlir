@@ -160,3 +160,23 @@ func.func @packed_quad(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
       activation = relu packed : tensor<?x32xf32>, tensor<3xi32> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
+
+// -----
+
+// bf16 packed weights: a panel's row of 32 bf16 columns is one 64-byte
+// line, prefetched once per k step.
+// CHECK-LABEL: func.func @packed_bf16
+// CHECK:      %[[WUBUF:.*]] = scf.if %{{.*}} -> (memref<2x4x32x32xbf16
+// CHECK:      scf.for %[[K8:.*]] = %c0 to %c32 step %c1 iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}})
+// CHECK-NEXT:   %[[A8:.*]] = arith.addi %[[K8]], %c32
+// CHECK-NEXT:   %[[P8:.*]] = arith.minsi %[[A8]], %c31
+// CHECK-NEXT:   memref.prefetch %[[WUBUF]][%{{.*}}, %c0, %[[P8]], %c0], read, locality<3>, data
+// CHECK-NEXT:   vector.load %[[WUBUF]][%{{.*}}, %c0, %[[K8]], %c0] : {{.*}}, vector<16xbf16>
+func.func @packed_bf16(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
+                       %wu: tensor<2x4x32x32xbf16>,
+                       %wd: tensor<2x1x128x32xbf16>) -> tensor<?x32xf32> {
+  %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x4x32x32xbf16>)
+      down(%wd : tensor<2x1x128x32xbf16>)
+      activation = relu packed : tensor<?x32xf32>, tensor<3xi32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
