@@ -8,6 +8,7 @@
 
 #include "Common.h"
 
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
@@ -59,11 +60,10 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // The rest of the model runs on the host, as in the CPU pipeline. Device
-  // buffers are freed by convert-moe-to-gpu. The upstream deallocation
-  // pipeline rejects gpu.dealloc ("memory free side-effect on MemRef value
-  // not supported"), so host temporaries of non-moe tensor ops are not
-  // freed yet (docs/GPU.md).
-  detail::addTensorsToLoops(pm, /*deallocate=*/false);
+  // buffers are freed by convert-moe-to-gpu; the upstream buffer
+  // deallocation frees the host temporaries and leaves the device buffers
+  // alone (registerDeviceBufferDeallocationModels).
+  detail::addTensorsToLoops(pm, /*deallocate=*/true);
 
   // Kernels: outline, lower to NVVM for every chip, serialise.
   pm.addPass(createGpuKernelOutliningPass());
@@ -121,6 +121,9 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
 void mlir::moe::registerGPUPipelineDependencies(DialectRegistry &registry) {
   registry.insert<gpu::GPUDialect, NVVM::NVVMDialect>();
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  // The host temporaries are freed by the upstream buffer deallocation,
+  // which must leave the device buffers to convert-moe-to-gpu.
+  registerDeviceBufferDeallocationModels(registry);
   // convert-gpu-to-nvvm lowers what the kernels hold through these.
   arith::registerConvertArithToLLVMInterface(registry);
   cf::registerConvertControlFlowToLLVMInterface(registry);

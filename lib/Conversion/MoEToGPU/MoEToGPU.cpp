@@ -78,6 +78,8 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
         llvm::all_of(op->getUsers(), llvm::IsaPred<func::ReturnOp>)) {
       // Returned on the device: the caller owns (and frees) the buffer.
       device.getDefiningOp()->removeAttr(kDeviceBufferAttr);
+      device.getDefiningOp()->setAttr(kCallerOwnedDeviceBufferAttr,
+                                      UnitAttr::get(op->getContext()));
       continue;
     }
     OpBuilder b(op->getContext());

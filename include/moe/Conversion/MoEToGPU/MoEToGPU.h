@@ -13,6 +13,7 @@
 
 namespace mlir {
 class ConversionTarget;
+class DialectRegistry;
 class Operation;
 class RewritePatternSet;
 
@@ -56,6 +57,17 @@ void configureMoEToGPUConversionTarget(ConversionTarget &target);
 /// device (and are not freed).
 LogicalResult finalizeMoEDeviceBuffers(Operation *root,
                                        bool deviceResults = false);
+
+/// Marks a `gpu.alloc` whose buffer the function returns to its caller
+/// (device results with `deviceResults`): the caller frees it.
+inline constexpr char kCallerOwnedDeviceBufferAttr[] = "moe.caller_owned";
+
+/// Lets the upstream ownership-based buffer deallocation run on functions
+/// that hold the device buffers of convert-moe-to-gpu (which frees them
+/// itself): `gpu.alloc` is not owned by its block unless it carries
+/// `kCallerOwnedDeviceBufferAttr`, and `gpu.dealloc` is not analysed. Host
+/// buffers are handled as usual.
+void registerDeviceBufferDeallocationModels(DialectRegistry &registry);
 
 } // namespace moe
 } // namespace mlir
