@@ -108,50 +108,38 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
     DeviceEmitter d(e, options);
-    Value rows = d.input(adaptor.getRows());
-    Value rawOffsets = d.input(adaptor.getOffsets());
-    Value wUp = d.input(adaptor.getWUp());
-    Value wDown = d.input(adaptor.getWDown());
-    Value wGate = adaptor.getWGate() ? d.input(adaptor.getWGate()) : Value();
-    Value bUp = adaptor.getBUp() ? d.input(adaptor.getBUp()) : Value();
-    Value bDown = adaptor.getBDown() ? d.input(adaptor.getBDown()) : Value();
+    ExpertFFNOperands o = fetchExpertFFNOperands(
+        e, op, adaptor, [&](Value operand) { return d.input(operand); },
+        [&](Value operand) { return d.input(operand); });
     bool gated = op.getGated();
-    bool packed = op.getPacked();
     Activation activation = op.getActivation();
-    Value numRows = e.dim(rows, 0);
-    Value hidden = e.dim(rows, 1);
-    Value numExperts = e.dim(wUp, 0);
-    Value ffn = packed ? e.dim(wDown, 2) : e.dim(wUp, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
-
-    SizeConstraints sizes =
-        expertFFNSizes(e, {rows, rawOffsets, wUp, wGate, wDown, bUp, bDown,
-                           packed, hidden, ffn});
-    Value out = d.allocRowsOf(rows, resultType, {numRows, hidden});
+    SizeConstraints sizes = expertFFNSizes(e, o);
+    Value out = d.allocRowsOf(o.rows, resultType, {o.numRows, o.hidden});
     Value scratch =
         d.alloc(e.b.getF32Type(), {ShapedType::kDynamic, ShapedType::kDynamic},
-                {numRows, ffn});
+                {o.numRows, o.ffn});
     d.guarded(op, sizes, [&] {
-      Value offsets = d.sanitizedOffsets(rawOffsets, numExperts, numRows);
+      Value offsets = d.sanitizedOffsets(o.offsets, o.numExperts, o.numRows);
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
       // Up (and gate) projections and the activation, into the scratch.
       // One tile schedule serves both projections (same rows).
-      Value tileStart = emitTileSchedule(d, offsets, numExperts);
-      GroupedTiles up(offsets, numExperts, numRows, ffn, hidden);
+      Value tileStart = emitTileSchedule(d, offsets, o.numExperts);
+      GroupedTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
       up.tileStart = tileStart;
-      up.a = [&](Value r, Value h) { return round(e.load(rows, {r, h})); };
+      up.a = [&](Value r, Value h) { return round(e.load(o.rows, {r, h})); };
       if (gated)
         up.b.push_back([&](Value g, Value h, Value f) {
-          return loadWeight(e, wGate, packed, g, h, f);
+          return loadWeight(e, o.wGate, o.packed, g, h, f);
         });
       up.b.push_back([&](Value g, Value h, Value f) {
-        return loadWeight(e, wUp, packed, g, h, f);
+        return loadWeight(e, o.wUp, o.packed, g, h, f);
       });
-      if (!gated && bUp)
+      if (!gated && o.bUp)
         up.init.push_back([&](Value g, Value f) {
-          return e.toF32(e.load(bUp, {g, f}));
+          return e.toF32(e.load(o.bUp, {g, f}));
         });
       up.epilogue = [&](Value, Value r, Value f, ValueRange sums) {
         Value value;
@@ -165,21 +153,21 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       };
       emitGroupedTiles(d, up);
       // Down projection; unused rows are zero.
-      GroupedTiles down(offsets, numExperts, numRows, hidden, ffn);
+      GroupedTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
       down.tileStart = tileStart;
       down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
       down.b.push_back([&](Value g, Value f, Value h) {
-        return loadWeight(e, wDown, packed, g, f, h);
+        return loadWeight(e, o.wDown, o.packed, g, f, h);
       });
-      if (bDown)
+      if (o.bDown)
         down.init.push_back([&](Value g, Value h) {
-          return e.toF32(e.load(bDown, {g, h}));
+          return e.toF32(e.load(o.bDown, {g, h}));
         });
       down.epilogue = [&](Value, Value r, Value h, ValueRange sums) {
         e.store(e.castFloat(sums[0], rowType), out, {r, h});
       };
       emitGroupedTiles(d, down);
-      emitZeroUnusedRows(d, out, offsets, numExperts, numRows, hidden);
+      emitZeroUnusedRows(d, out, offsets, o.numExperts, o.numRows, o.hidden);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));
     return success();
@@ -194,68 +182,43 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
     DeviceEmitter d(e, options);
-    Value y = d.input(adaptor.getY());
-    Value slotRows = d.input(adaptor.getSlotRows());
-    Value ids = d.input(adaptor.getIds());
-    Value weights = d.input(adaptor.getWeights());
-    Value x = d.input(adaptor.getX());
+    CombineOperands ops = fetchCombineOperands(
+        e, op, adaptor, [&](Value operand) { return d.input(operand); });
     ExpertSpaceAttr experts = op.getExperts();
-    int64_t numConst = experts.getNumConst();
-    Value constProj = numConst > 0 ? d.input(adaptor.getConstProj()) : Value();
-    Value constValues =
-        numConst > 0 ? d.input(adaptor.getConstValues()) : Value();
-    Value numTokens = e.dim(x, 0);
-    Value hidden = e.dim(x, 1);
-    Value k = e.dim(ids, 1);
-    Value numRows = e.dim(y, 0);
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
-    SizeConstraints sizes = combineSizes(e, y, slotRows, ids, weights, x,
-                                         constProj, constValues, numConst);
-    Value out = d.alloc(resultType, {numTokens, hidden});
+    SizeConstraints sizes = combineSizes(e, ops);
+    Value out = d.alloc(resultType, {ops.numTokens, ops.hidden});
     // [a1, a2] of each const slot.
-    Value mix = numConst > 0
+    Value mix = ops.numConst > 0
                     ? d.alloc(e.b.getF32Type(),
                               {ShapedType::kDynamic, ShapedType::kDynamic, 2},
-                              {numTokens, k})
+                              {ops.numTokens, ops.k})
                     : Value();
     d.guarded(op, sizes, [&] {
       Value constBegin = e.i32(experts.getConstBegin());
       Value constEnd = e.i32(experts.getNumExperts());
-      if (numConst > 0)
-        d.forAll2D(numTokens, k, [&](Value t, Value j) {
-          Value id = e.load(ids, {t, j});
+      if (ops.numConst > 0)
+        d.forAll2D(ops.numTokens, ops.k, [&](Value t, Value j) {
+          Value id = e.load(ops.ids, {t, j});
           e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
             Value c = e.toIndex(e.sub(id, constBegin));
-            Value zeroF = e.f32(0.0f);
-            SmallVector<Value> logits = e.loop(
-                e.index(0), hidden, ValueRange{zeroF, zeroF},
-                [&](Value h, ValueRange sums) {
-                  Value xv = e.toF32(e.load(x, {t, h}));
-                  Value p0 = e.toF32(e.load(constProj, {c, h, e.index(0)}));
-                  Value p1 = e.toF32(e.load(constProj, {c, h, e.index(1)}));
-                  return SmallVector<Value>{e.add(sums[0], e.mul(xv, p0)),
-                                            e.add(sums[1], e.mul(xv, p1))};
-                });
-            Value m = arith::MaximumFOp::create(e.b, logits[0], logits[1]);
-            Value ex0 = math::ExpOp::create(e.b, e.sub(logits[0], m));
-            Value ex1 = math::ExpOp::create(e.b, e.sub(logits[1], m));
-            Value den = e.add(ex0, ex1);
-            e.store(e.div(ex0, den), mix, {t, j, e.index(0)});
-            e.store(e.div(ex1, den), mix, {t, j, e.index(1)});
+            std::pair<Value, Value> a = emitConstMix(e, ops, t, c);
+            e.store(a.first, mix, {t, j, e.index(0)});
+            e.store(a.second, mix, {t, j, e.index(1)});
           });
         });
-      d.forAll2D(numTokens, hidden, [&](Value t, Value h) {
+      d.forAll2D(ops.numTokens, ops.hidden, [&](Value t, Value h) {
         Value zeroI32 = e.i32(0);
         Value computeEnd = e.i32(experts.getCompute());
         Value copyBegin = e.i32(experts.getCopyBegin());
-        Value numRowsI32 = e.toI32(numRows);
-        Value xv = e.toF32(e.load(x, {t, h}));
+        Value numRowsI32 = e.toI32(ops.numRows);
+        Value xv = e.toF32(e.load(ops.x, {t, h}));
         Value sum = e.loop(
-            e.index(0), k, ValueRange{e.f32(0.0f)},
+            e.index(0), ops.k, ValueRange{e.f32(0.0f)},
             [&](Value j, ValueRange acc) {
-              Value id = e.load(ids, {t, j});
-              Value row = e.load(slotRows, {t, j});
+              Value id = e.load(ops.ids, {t, j});
+              Value row = e.load(ops.slotRows, {t, j});
               Value isCompute = e.andi(e.inRange(id, zeroI32, computeEnd),
                                        e.inRange(row, zeroI32, numRowsI32));
               // Only the slots that contribute read their weight (a NaN
@@ -264,23 +227,23 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                                             isCompute, true);
               OpBuilder::InsertionGuard guard(e.b);
               e.b.setInsertionPointToStart(ifOp.thenBlock());
-              Value w = e.load(weights, {t, j});
+              Value w = e.load(ops.weights, {t, j});
               Value safeRow = e.toIndex(row);
               scf::YieldOp::create(
                   e.b,
                   ValueRange{e.add(
-                      acc[0], e.mul(w, e.toF32(e.load(y, {safeRow, h}))))});
+                      acc[0], e.mul(w, e.toF32(e.load(ops.y, {safeRow, h}))))});
               e.b.setInsertionPointToStart(ifOp.elseBlock());
               Value next = acc[0];
-              if (experts.getNumCopy() > 0 || numConst > 0) {
+              if (experts.getNumCopy() > 0 || ops.numConst > 0) {
                 Value isCopy = e.inRange(id, copyBegin, constBegin);
                 Value isConst = e.inRange(id, constBegin, constEnd);
                 auto other = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
                                                e.ori(isCopy, isConst), true);
                 e.b.setInsertionPointToStart(other.thenBlock());
-                Value w = e.load(weights, {t, j});
+                Value w = e.load(ops.weights, {t, j});
                 Value value = xv;
-                if (numConst > 0) {
+                if (ops.numConst > 0) {
                   Value c = e.toIndex(
                       e.select(isConst, e.sub(id, constBegin), zeroI32));
                   auto constIf = scf::IfOp::create(
@@ -288,7 +251,7 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                   e.b.setInsertionPointToStart(constIf.thenBlock());
                   Value a1 = e.load(mix, {t, j, e.index(0)});
                   Value a2 = e.load(mix, {t, j, e.index(1)});
-                  Value v = e.toF32(e.load(constValues, {c, h}));
+                  Value v = e.toF32(e.load(ops.constValues, {c, h}));
                   scf::YieldOp::create(
                       e.b, ValueRange{e.add(e.mul(a1, xv), e.mul(a2, v))});
                   e.b.setInsertionPointToStart(constIf.elseBlock());

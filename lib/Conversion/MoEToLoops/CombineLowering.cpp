@@ -31,29 +31,15 @@ struct CombineOpLowering : OpConversionPattern<CombineOp> {
   matchAndRewrite(CombineOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    Value y = e.buffer(adaptor.getY());
-    Value slotRows = e.buffer(adaptor.getSlotRows());
-    Value ids = e.buffer(adaptor.getIds());
-    Value weights = e.buffer(adaptor.getWeights());
-    Value x = e.buffer(adaptor.getX());
+    CombineOperands c = fetchCombineOperands(
+        e, op, adaptor, [&](Value operand) { return e.buffer(operand); });
     ExpertSpaceAttr experts = op.getExperts();
-    int64_t numConst = experts.getNumConst();
-    Value constProj = numConst > 0 ? e.buffer(adaptor.getConstProj()) : Value();
-    Value constValues =
-        numConst > 0 ? e.buffer(adaptor.getConstValues()) : Value();
-
-    Value numTokens = e.dim(x, 0);
-    Value hidden = e.dim(x, 1);
-    Value k = e.dim(ids, 1);
-    Value numRows = e.dim(y, 0);
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
-    // slot_rows, ids, weights [T,K]; y [R,H]; Wc [N_const,H,2]; v [N_const,H].
-    SizeConstraints sizes = combineSizes(e, y, slotRows, ids, weights, x,
-                                         constProj, constValues, numConst);
+    SizeConstraints sizes = combineSizes(e, c);
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value out = e.allocShaped(resultType, {numTokens, hidden});
-      Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, hidden);
+      Value out = e.allocShaped(resultType, {c.numTokens, c.hidden});
+      Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, c.hidden);
 
       Value zero = e.index(0);
       Value zeroF = e.f32(0.0f);
@@ -62,60 +48,47 @@ struct CombineOpLowering : OpConversionPattern<CombineOp> {
       Value copyBegin = e.i32(experts.getCopyBegin());
       Value constBegin = e.i32(experts.getConstBegin());
       Value constEnd = e.i32(experts.getNumExperts());
-      Value numRowsI32 = e.toI32(numRows);
+      Value numRowsI32 = e.toI32(c.numRows);
 
       // acc[h] += w * value(h) for every h.
       auto accumulate = [&](Value w, function_ref<Value(Value)> value) {
-        e.loop(zero, hidden, [&](Value h) {
+        e.loop(zero, c.hidden, [&](Value h) {
           e.store(e.add(e.load(acc, h), e.mul(w, value(h))), acc, h);
         });
       };
 
-      e.loop(zero, numTokens, [&](Value t) {
-        e.fill(acc, zeroF, zero, hidden);
-        auto xAt = [&](Value h) { return e.toF32(e.load(x, {t, h})); };
-        e.loop(zero, k, [&](Value j) {
-          Value id = e.load(ids, {t, j});
+      e.loop(zero, c.numTokens, [&](Value t) {
+        e.fill(acc, zeroF, zero, c.hidden);
+        auto xAt = [&](Value h) { return e.toF32(e.load(c.x, {t, h})); };
+        e.loop(zero, c.k, [&](Value j) {
+          Value id = e.load(c.ids, {t, j});
           // Compute slot with a row in [0, R).
-          Value row = e.load(slotRows, {t, j});
+          Value row = e.load(c.slotRows, {t, j});
           Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
           Value rowIsValid = e.inRange(row, zeroI32, numRowsI32);
           Value isCompute = e.andi(idIsCompute, rowIsValid);
           e.ifThen(isCompute, [&] {
-            Value w = e.load(weights, {t, j});
+            Value w = e.load(c.weights, {t, j});
             Value r = e.toIndex(row);
-            accumulate(w, [&](Value h) { return e.toF32(e.load(y, {r, h})); });
+            accumulate(w,
+                       [&](Value h) { return e.toF32(e.load(c.y, {r, h})); });
           });
           if (experts.getNumCopy() > 0)
             e.ifThen(e.inRange(id, copyBegin, constBegin), [&] {
-              accumulate(e.load(weights, {t, j}), xAt);
+              accumulate(e.load(c.weights, {t, j}), xAt);
             });
-          if (numConst > 0)
+          if (c.numConst > 0)
             e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
               Value i = e.toIndex(e.sub(id, constBegin));
-              // [a1, a2] = softmax(x[t] @ Wc[i]), in f32.
-              SmallVector<Value> logits = e.loop(
-                  zero, hidden, ValueRange{zeroF, zeroF},
-                  [&](Value h, ValueRange sums) {
-                    Value xv = xAt(h);
-                    Value p0 = e.toF32(e.load(constProj, {i, h, e.index(0)}));
-                    Value p1 = e.toF32(e.load(constProj, {i, h, e.index(1)}));
-                    return SmallVector<Value>{e.add(sums[0], e.mul(xv, p0)),
-                                              e.add(sums[1], e.mul(xv, p1))};
-                  });
-              Value m = arith::MaximumFOp::create(e.b, logits[0], logits[1]);
-              Value ex0 = math::ExpOp::create(e.b, e.sub(logits[0], m));
-              Value ex1 = math::ExpOp::create(e.b, e.sub(logits[1], m));
-              Value den = e.add(ex0, ex1);
-              Value a1 = e.div(ex0, den);
-              Value a2 = e.div(ex1, den);
-              accumulate(e.load(weights, {t, j}), [&](Value h) {
-                Value v = e.toF32(e.load(constValues, {i, h}));
+              std::pair<Value, Value> mix = emitConstMix(e, c, t, i);
+              Value a1 = mix.first, a2 = mix.second;
+              accumulate(e.load(c.weights, {t, j}), [&](Value h) {
+                Value v = e.toF32(e.load(c.constValues, {i, h}));
                 return e.add(e.mul(a1, xAt(h)), e.mul(a2, v));
               });
             });
         });
-        e.loop(zero, hidden, [&](Value h) {
+        e.loop(zero, c.hidden, [&](Value h) {
           e.store(e.castFloat(e.load(acc, h), outType), out, {t, h});
         });
       });

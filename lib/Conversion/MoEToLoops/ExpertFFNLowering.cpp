@@ -90,24 +90,11 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
   matchAndRewrite(ExpertFFNOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    Value rows = e.buffer(adaptor.getRows());
-    Value rawOffsets = e.buffer(adaptor.getOffsets());
-    Value wUp = e.unitStrideBuffer(adaptor.getWUp());
-    Value wDown = e.unitStrideBuffer(adaptor.getWDown());
-    Value wGate =
-        adaptor.getWGate() ? e.unitStrideBuffer(adaptor.getWGate()) : Value();
-    Value bUp =
-        adaptor.getBUp() ? e.unitStrideBuffer(adaptor.getBUp()) : Value();
-    Value bDown =
-        adaptor.getBDown() ? e.unitStrideBuffer(adaptor.getBDown()) : Value();
+    ExpertFFNOperands o = fetchExpertFFNOperands(
+        e, op, adaptor, [&](Value operand) { return e.buffer(operand); },
+        [&](Value operand) { return e.unitStrideBuffer(operand); });
     bool gated = op.getGated();
     Activation activation = op.getActivation();
-
-    bool packed = op.getPacked();
-    Value numRows = e.dim(rows, 0);
-    Value hidden = e.dim(rows, 1);
-    Value numExperts = e.dim(wUp, 0);
-    Value ffn = packed ? e.dim(wDown, 2) : e.dim(wUp, 2);
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
 
@@ -120,12 +107,11 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       counters = getCounters(e, op, wUpType.getDimSize(0));
     }
 
-    SizeConstraints sizes =
-        expertFFNSizes(e, {rows, rawOffsets, wUp, wGate, wDown, bUp, bDown,
-                           packed, hidden, ffn});
+    SizeConstraints sizes = expertFFNSizes(e, o);
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value out = e.allocShaped(resultType, {numRows, hidden});
-      Value offsets = emitSanitizedOffsets(e, rawOffsets, numExperts, numRows);
+      Value out = e.allocShaped(resultType, {o.numRows, o.hidden});
+      Value offsets =
+          emitSanitizedOffsets(e, o.offsets, o.numExperts, o.numRows);
 
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
@@ -139,7 +125,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       // Work items: each expert's rows in chunks of up to 128, listed as
       // (expert, first row). An expert without rows has no item.
       Value numItems =
-          e.loop(zero, numExperts, ValueRange{zero},
+          e.loop(zero, o.numExperts, ValueRange{zero},
                  [&](Value expert, ValueRange acc) {
                    Value n = e.sub(e.load(offsets, e.add(expert, one)),
                                    e.load(offsets, expert));
@@ -148,7 +134,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
                  })[0];
       Value itemExpert = e.alloc(indexType, {dyn}, numItems);
       Value itemFirst = e.alloc(indexType, {dyn}, numItems);
-      e.loop(zero, numExperts, ValueRange{zero},
+      e.loop(zero, o.numExperts, ValueRange{zero},
              [&](Value expert, ValueRange acc) {
                Value begin = e.load(offsets, expert);
                Value n = e.sub(e.load(offsets, e.add(expert, one)), begin);
@@ -168,8 +154,8 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
         Value first = e.load(itemFirst, index);
         Value end = e.load(offsets, e.add(expert, one));
         Value last = e.minSI(e.add(first, chunk), end);
-        Value up = e.alloc(f32, {kChunkRows, dyn}, ffn);
-        Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, ffn) : Value();
+        Value up = e.alloc(f32, {kChunkRows, dyn}, o.ffn);
+        Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, o.ffn) : Value();
         Value aPack = allocMatmulPack(e);
         // Counters are shared by the items of an expert: atomic adds.
         auto count = [&](int64_t which, Value amount) {
@@ -186,32 +172,32 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
         // Up (and gate) projections of the chunk's rows into the scratch.
         RowMatmul project;
         project.aPack = aPack;
-        project.bPacked = packed;
-        project.a = rows;
+        project.bPacked = o.packed;
+        project.a = o.rows;
         project.bPrefix = {expert};
         project.rowBegin = first;
         project.rowEnd = last;
-        project.depth = hidden;
-        project.n = ffn;
+        project.depth = o.hidden;
+        project.n = o.ffn;
         project.rowOfC = local;
         if (counters)
           project.afterBlock = countMacs;
-        project.b = wUp;
+        project.b = o.wUp;
         project.c = up;
-        if (!gated && bUp) {
-          project.bias = bUp;
+        if (!gated && o.bUp) {
+          project.bias = o.bUp;
           project.biasPrefix = {expert};
         }
         emitRowMatmul(e, project);
         if (gated) {
-          project.b = wGate;
+          project.b = o.wGate;
           project.c = gate;
           emitRowMatmul(e, project);
         }
 
         // The activation, element by element over the scratch.
         e.loop(zero, e.sub(last, first), [&](Value r) {
-          e.loop(zero, ffn, [&](Value f) {
+          e.loop(zero, o.ffn, [&](Value f) {
             if (gated) {
               Value g = round(e.load(gate, {r, f}));
               Value u = round(e.load(up, {r, f}));
@@ -227,18 +213,18 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
         // Down projection into the chunk's output rows.
         RowMatmul down;
         down.aPack = aPack;
-        down.bPacked = packed;
+        down.bPacked = o.packed;
         down.a = up;
         down.rowOfA = local;
-        down.b = wDown;
+        down.b = o.wDown;
         down.bPrefix = {expert};
         down.c = out;
         down.rowBegin = first;
         down.rowEnd = last;
-        down.depth = ffn;
-        down.n = hidden;
-        if (bDown) {
-          down.bias = bDown;
+        down.depth = o.ffn;
+        down.n = o.hidden;
+        if (o.bDown) {
+          down.bias = o.bDown;
           down.biasPrefix = {expert};
         }
         if (counters)
@@ -250,7 +236,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
       else
         e.loop(zero, numItems, item);
       // Rows that belong to no expert are zero.
-      emitZeroRows(e, out, e.load(offsets, numExperts), numRows);
+      emitZeroRows(e, out, e.load(offsets, o.numExperts), o.numRows);
       return SmallVector<Value>{out};
     })[0];
     rewriter.replaceOp(op, e.toTensor(result, resultType));

@@ -8,6 +8,8 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/SymbolTable.h"
@@ -204,21 +206,83 @@ SizeConstraints mlir::moe::detail::expertFFNSizes(LoopEmitter &e,
   return sizes;
 }
 
-SizeConstraints mlir::moe::detail::combineSizes(
-    LoopEmitter &e, Value y, Value slotRows, Value ids, Value weights, Value x,
-    Value constProj, Value constValues, int64_t numConst) {
-  SizeConstraints sizes;
-  for (Value slotOperand : {slotRows, weights}) {
-    sizes.equal(e, slotOperand, 0, ids, 0);
-    sizes.equal(e, slotOperand, 1, ids, 1);
+ExpertFFNOperands mlir::moe::detail::fetchExpertFFNOperands(
+    LoopEmitter &e, ExpertFFNOp op, ExpertFFNOp::Adaptor adaptor,
+    FetchOperand fetch, FetchOperand fetchWeight) {
+  auto optional = [&](Value operand) {
+    return operand ? fetchWeight(operand) : Value();
+  };
+  ExpertFFNOperands o;
+  o.rows = fetch(adaptor.getRows());
+  o.offsets = fetch(adaptor.getOffsets());
+  o.wUp = fetchWeight(adaptor.getWUp());
+  o.wDown = fetchWeight(adaptor.getWDown());
+  o.wGate = optional(adaptor.getWGate());
+  o.bUp = optional(adaptor.getBUp());
+  o.bDown = optional(adaptor.getBDown());
+  o.packed = op.getPacked();
+  o.numRows = e.dim(o.rows, 0);
+  o.hidden = e.dim(o.rows, 1);
+  o.numExperts = e.dim(o.wUp, 0);
+  o.ffn = o.packed ? e.dim(o.wDown, 2) : e.dim(o.wUp, 2);
+  return o;
+}
+
+CombineOperands mlir::moe::detail::fetchCombineOperands(
+    LoopEmitter &e, CombineOp op, CombineOp::Adaptor adaptor,
+    FetchOperand fetch) {
+  CombineOperands c;
+  c.y = fetch(adaptor.getY());
+  c.slotRows = fetch(adaptor.getSlotRows());
+  c.ids = fetch(adaptor.getIds());
+  c.weights = fetch(adaptor.getWeights());
+  c.x = fetch(adaptor.getX());
+  c.numConst = op.getExperts().getNumConst();
+  if (c.numConst > 0) {
+    c.constProj = fetch(adaptor.getConstProj());
+    c.constValues = fetch(adaptor.getConstValues());
   }
-  sizes.equal(e, ids, 0, x, 0);
-  sizes.equal(e, y, 1, x, 1);
-  if (numConst > 0) {
-    sizes.equal(e, constProj, 0, numConst);
-    sizes.equal(e, constProj, 1, x, 1);
-    sizes.equal(e, constValues, 0, numConst);
-    sizes.equal(e, constValues, 1, x, 1);
+  c.numTokens = e.dim(c.x, 0);
+  c.hidden = e.dim(c.x, 1);
+  c.k = e.dim(c.ids, 1);
+  c.numRows = e.dim(c.y, 0);
+  return c;
+}
+
+SizeConstraints mlir::moe::detail::combineSizes(LoopEmitter &e,
+                                                const CombineOperands &c) {
+  SizeConstraints sizes;
+  for (Value slotOperand : {c.slotRows, c.weights}) {
+    sizes.equal(e, slotOperand, 0, c.ids, 0);
+    sizes.equal(e, slotOperand, 1, c.ids, 1);
+  }
+  sizes.equal(e, c.ids, 0, c.x, 0);
+  sizes.equal(e, c.y, 1, c.x, 1);
+  if (c.numConst > 0) {
+    sizes.equal(e, c.constProj, 0, c.numConst);
+    sizes.equal(e, c.constProj, 1, c.x, 1);
+    sizes.equal(e, c.constValues, 0, c.numConst);
+    sizes.equal(e, c.constValues, 1, c.x, 1);
   }
   return sizes;
+}
+
+std::pair<Value, Value>
+mlir::moe::detail::emitConstMix(LoopEmitter &e, const CombineOperands &c,
+                                Value t, Value i) {
+  Value zeroF = e.f32(0.0f);
+  SmallVector<Value> logits = e.loop(
+      e.index(0), c.hidden, ValueRange{zeroF, zeroF},
+      [&](Value h, ValueRange sums) {
+        Value xv = e.toF32(e.load(c.x, {t, h}));
+        Value p0 = e.toF32(e.load(c.constProj, {i, h, e.index(0)}));
+        Value p1 = e.toF32(e.load(c.constProj, {i, h, e.index(1)}));
+        return SmallVector<Value>{e.add(sums[0], e.mul(xv, p0)),
+                                  e.add(sums[1], e.mul(xv, p1))};
+      });
+  Value m = arith::MaximumFOp::create(e.b, logits[0], logits[1]);
+  Value ex0 = math::ExpOp::create(e.b, e.sub(logits[0], m));
+  Value ex1 = math::ExpOp::create(e.b, e.sub(logits[1], m));
+  Value den = e.add(ex0, ex1);
+  return {e.div(ex0, den), e.div(ex1, den)};
 }

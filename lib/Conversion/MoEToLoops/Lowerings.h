@@ -125,23 +125,45 @@ private:
   SmallVector<Value> checks;
 };
 
-/// The operands of moe.expert_ffn (buffers; optional ones null) whose
-/// runtime sizes the contract ties together.
+/// Turns an operand of the op being lowered into the memref its kernels
+/// read: a host buffer on the CPU, a device copy on the GPU.
+using FetchOperand = function_ref<Value(Value)>;
+
+/// The operands of moe.expert_ffn (buffers; optional ones null) and their
+/// runtime sizes.
 struct ExpertFFNOperands {
   Value rows, offsets, wUp, wGate, wDown, bUp, bDown;
   bool packed = false;
-  /// Runtime H and F.
-  Value hidden, ffn;
+  /// Runtime rows, H, E and F.
+  Value numRows, hidden, numExperts, ffn;
 };
+/// Fetches the rows and offsets of `op` with `fetch`, its weights and biases
+/// with `fetchWeight`, and reads their sizes.
+ExpertFFNOperands fetchExpertFFNOperands(LoopEmitter &e, ExpertFFNOp op,
+                                         ExpertFFNOp::Adaptor adaptor,
+                                         FetchOperand fetch,
+                                         FetchOperand fetchWeight);
 /// w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
 /// packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32]; offsets E+1.
 SizeConstraints expertFFNSizes(LoopEmitter &e, const ExpertFFNOperands &ffn);
 
 /// The operands of moe.combine (buffers; const ones null without const
-/// experts): slot_rows, ids, weights [T,K]; y [R,H]; Wc [N,H,2]; v [N,H].
-SizeConstraints combineSizes(LoopEmitter &e, Value y, Value slotRows, Value ids,
-                             Value weights, Value x, Value constProj,
-                             Value constValues, int64_t numConst);
+/// experts) and their runtime sizes.
+struct CombineOperands {
+  Value y, slotRows, ids, weights, x, constProj, constValues;
+  int64_t numConst = 0;
+  /// Runtime T, H, K and R.
+  Value numTokens, hidden, k, numRows;
+};
+CombineOperands fetchCombineOperands(LoopEmitter &e, CombineOp op,
+                                     CombineOp::Adaptor adaptor,
+                                     FetchOperand fetch);
+/// slot_rows, ids, weights [T,K]; y [R,H]; Wc [N,H,2]; v [N,H].
+SizeConstraints combineSizes(LoopEmitter &e, const CombineOperands &c);
+/// The mixing weights [a1, a2] = softmax(x[t] @ Wc[i]) of const expert `i`
+/// for token `t`, in f32.
+std::pair<Value, Value> emitConstMix(LoopEmitter &e, const CombineOperands &c,
+                                     Value t, Value i);
 
 /// Columns of one panel of packed expert weights (the `packed` layout).
 inline constexpr int64_t kPanelColumns = 32;
