@@ -128,26 +128,14 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
     pm.addPass(createConvertSCFToOpenMPPass());
     pm.addPass(std::make_unique<InlineAllocaFreeScopesPass>());
   }
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  // The register-blocked kernels' vector loads, stores, broadcasts and FMAs.
-  pm.addPass(createConvertVectorToLLVMPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createConvertMathToLLVMPass());
-  // What LLVM has no intrinsic for (erf, ...) becomes a libm call.
-  pm.addPass(createConvertMathToLibmPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  if (options.cInterface)
-    pm.addPass(createMoEEmitCInterfacePass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  // After the functions (it would convert them too, losing the C interface).
-  if (options.parallel)
-    pm.addPass(createConvertOpenMPToLLVMPass());
-  pm.addPass(createUBToLLVMConversionPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  // The register-blocked kernels' vector loads, stores, broadcasts and FMAs
+  // too; OpenMP after the functions (it would convert them too, losing the
+  // C interface).
+  detail::addHostToLLVM(pm, /*vectors=*/true, options.cInterface,
+                        [&](OpPassManager &pm) {
+                          if (options.parallel)
+                            pm.addPass(createConvertOpenMPToLLVMPass());
+                        });
 }
 
 void mlir::moe::registerMoEPipelines() {

@@ -7,6 +7,8 @@
 #ifndef MOE_LIB_PIPELINES_COMMON_H
 #define MOE_LIB_PIPELINES_COMMON_H
 
+#include "mlir/Support/LLVM.h"
+
 namespace mlir {
 class OpPassManager;
 namespace moe {
@@ -18,6 +20,14 @@ namespace detail {
 /// arrays are never written), optionally with deallocations, and linalg
 /// becomes loops.
 void addTensorsToLoops(OpPassManager &pm, bool deallocate);
+
+/// Host loops and buffers to the LLVM dialect: structured control flow,
+/// memrefs, math (libm for what LLVM has no intrinsic for), arith, then the
+/// functions (with C interfaces if asked). `vectors` adds the lowering of
+/// the CPU kernels' vector ops; `afterFunctions` adds conversions that must
+/// run after func-to-llvm (OpenMP, gpu-to-llvm).
+void addHostToLLVM(OpPassManager &pm, bool vectors, bool cInterface,
+                   function_ref<void(OpPassManager &)> afterFunctions);
 
 } // namespace detail
 } // namespace moe

@@ -100,22 +100,11 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
     pm.addPass(createMoEGPUFatbinPass(fatbin));
   }
 
-  // Host code.
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createConvertMathToLibmPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  if (options.cInterface)
-    pm.addPass(createMoEEmitCInterfacePass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createGpuToLLVMConversionPass());
-  pm.addPass(createUBToLLVMConversionPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  // Host code; gpu-to-llvm after the functions.
+  detail::addHostToLLVM(pm, /*vectors=*/false, options.cInterface,
+                        [](OpPassManager &pm) {
+                          pm.addPass(createGpuToLLVMConversionPass());
+                        });
 }
 
 void mlir::moe::registerGPUPipelineDependencies(DialectRegistry &registry) {
