@@ -99,6 +99,9 @@ struct InlineAllocaFreeScopesPass
 
 void mlir::moe::buildCPUPipeline(OpPassManager &pm,
                                  const CPUPipelineOptions &options) {
+  MoECheckPipelineInputPassOptions input;
+  input.pipeline = "moe-cpu-pipeline";
+  pm.addPass(createMoECheckPipelineInputPass(input));
   // Simplify the routing configurations (exact rewrites), L1 -> L2, again,
   // then loops over buffers, still on tensors at function level.
   pm.addPass(createCanonicalizerPass());

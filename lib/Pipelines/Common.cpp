@@ -20,6 +20,7 @@
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -57,6 +58,15 @@ void mlir::moe::detail::addTensorsToLoops(OpPassManager &pm, bool deallocate) {
 void mlir::moe::detail::addHostToLLVM(
     OpPassManager &pm, bool vectors, bool cInterface,
     function_ref<void(OpPassManager &)> afterFunctions) {
+  // f32 -> bf16 (and back) as integer arithmetic: round to nearest even with
+  // subnormals kept, as the contract says, on every CPU. LLVM would use
+  // vcvtneps2bf16 where AVX512-BF16 exists, which flushes subnormals to zero,
+  // and a compiler-rt call elsewhere (__truncsfbf2, which the sanitizer
+  // builds do not link). Host functions only: device code keeps the GPU's
+  // conversion instructions.
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass(expand));
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());

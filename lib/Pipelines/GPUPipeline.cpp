@@ -49,6 +49,9 @@ using namespace mlir;
 
 void mlir::moe::buildGPUPipeline(OpPassManager &pm,
                                  const GPUPipelineOptions &options) {
+  MoECheckPipelineInputPassOptions input;
+  input.pipeline = "moe-gpu-pipeline";
+  pm.addPass(createMoECheckPipelineInputPass(input));
   // L1 -> L2, then kernels over device buffers, still on tensors.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());

@@ -19,7 +19,7 @@ import tempfile
 from typing import Dict, Optional, Sequence
 
 from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
-                       cpu_pipeline)
+                       check_opt_level, cpu_pipeline)
 
 __all__ = ["build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load",
            "SharedLibrary"]
@@ -80,6 +80,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     {name: (argument types, result types, is_public)} that are also written
     to ``output + ".json"``."""
     native = _require_native()
+    opt_level = check_opt_level(opt_level)
     if target not in ("cpu", "gpu"):
         raise ValueError(f"target must be 'cpu' or 'gpu', got {target!r}")
     output = os.path.abspath(output)
@@ -110,17 +111,52 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     return signatures
 
 
+def _bad_signatures(path: str, what: str) -> ValueError:
+    return ValueError(f"{path}: not a valid moe_mlir AOT signature file: {what}")
+
+
+def read_signatures(path: str) -> Dict[str, tuple]:
+    """Reads and checks the signature file written next to a library.
+    Raises ``ValueError`` naming the file and what is wrong (``OSError``
+    when it cannot be read)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise _bad_signatures(path, f"not JSON ({type(error).__name__}: {error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "moe_mlir.aot/1":
+        raise _bad_signatures(path, "no \"format\": \"moe_mlir.aot/1\"")
+    functions = meta.get("functions")
+    if not isinstance(functions, dict):
+        raise _bad_signatures(path, "'functions' must be an object")
+    signatures = {}
+    for name, sig in functions.items():
+        where = f"function '{name}'"
+        if not isinstance(sig, list) or len(sig) not in (3, 4):
+            raise _bad_signatures(path, f"{where} must be [arguments, results, public, names]")
+        args, results, public = sig[:3]
+        for label, types in (("arguments", args), ("results", results)):
+            if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                raise _bad_signatures(path, f"{where}: {label} must be a list of type strings")
+        if not isinstance(public, bool):
+            raise _bad_signatures(path, f"{where}: 'public' must be true or false")
+        names = sig[3] if len(sig) == 4 else [None] * len(args)
+        if not isinstance(names, list) or len(names) != len(args) or \
+                not all(n is None or isinstance(n, str) for n in names):
+            raise _bad_signatures(path, f"{where}: names must be one string or null per "
+                                        f"argument")
+        signatures[name] = (args, results, public, names)
+    return signatures
+
+
 class SharedLibrary:
     """A library built by build_shared_library: ``lib[name]`` is a callable."""
 
     def __init__(self, path: str, signatures: Optional[Dict[str, tuple]] = None):
         self.path = os.path.abspath(path)
         if signatures is None:
-            with open(self.path + ".json") as f:
-                meta = json.load(f)
-            if meta.get("format") != "moe_mlir.aot/1":
-                raise ValueError(f"{self.path}.json is not a moe_mlir AOT signature file")
-            signatures = meta["functions"]
+            signatures = read_signatures(self.path + ".json")
         self.signatures = signatures
         self._lib = ctypes.CDLL(self.path)
 
@@ -130,7 +166,11 @@ class SharedLibrary:
         args, results, public = self.signatures[name][:3]
         if not public:
             raise ValueError(f"function '{name}' is not public")
-        symbol = getattr(self._lib, "_mlir_ciface_" + name)
+        try:
+            symbol = getattr(self._lib, "_mlir_ciface_" + name)
+        except AttributeError:
+            raise ValueError(f"{self.path}: no symbol _mlir_ciface_{name} (the signature file "
+                             f"does not match the library)") from None
         address = ctypes.cast(symbol, ctypes.c_void_p).value
         try:
             flag = ctypes.addressof(ctypes.c_int32.in_dll(self._lib, "moe_runtime_error"))

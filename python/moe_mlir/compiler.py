@@ -216,6 +216,34 @@ _LIBC.free.restype = None
 # ---------------------------------------------------------------------------
 # Calling compiled functions
 # ---------------------------------------------------------------------------
+def _scalar_argument(function: str, name: str, t: ValueType, value):
+    """A scalar argument as its ctypes value: integers must be integral and
+    in range (no wrapping, no truncation), floats real."""
+    ctype, dtype = _SCALARS[t.element]
+    where = f"{function}: argument '{name}'"
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"{where} must be a scalar {t.text}, got an array of shape "
+                             f"{value.shape}")
+        value = value[()]
+    if dtype is np.bool_:
+        if not isinstance(value, (bool, np.bool_, int, np.integer)) or value not in (0, 1):
+            raise ValueError(f"{where} must be a boolean ({t.text}), got {value!r}")
+        return ctype(bool(value))
+    if np.dtype(dtype).kind in "iu":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{where} must be an integer ({t.text}), got {value!r}")
+        info = np.iinfo(dtype)
+        if not info.min <= int(value) <= info.max:
+            raise ValueError(f"{where} must lie in [{info.min}, {info.max}] ({t.text}), got "
+                             f"{value}; it would wrap")
+        return ctype(int(value))
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise ValueError(f"{where} must be a real number ({t.text}), got {value!r}")
+    return ctype(float(value))
+
+
 class CompiledFunction:
     """A compiled function, called with NumPy arrays and Python numbers.
 
@@ -255,12 +283,11 @@ class CompiledFunction:
         t = self.arg_types[index]
         name = self.arg_names[index]
         if not t.is_shaped:
-            if isinstance(value, np.ndarray) and value.ndim != 0:
-                raise ValueError(f"{self.name}: argument '{name}' must be a scalar {t.text}, "
-                                 f"got an array of shape {value.shape}")
-            ctype, dtype = _SCALARS[t.element]
-            return ctype(dtype(value).item())
+            return _scalar_argument(self.name, name, t, value)
         array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{self.name}: argument '{name}' must hold real numbers "
+                             f"({t.element}), got dtype {array.dtype}")
         if array.ndim != t.rank or any(d is not None and d != s
                                        for d, s in zip(t.shape, array.shape)):
             raise ValueError(f"{self.name}: argument '{name}' must have shape "
@@ -332,20 +359,19 @@ class CompiledFunction:
             return None
         results = self._result_struct()
         self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
-        outputs = []
-        buffers = []
-        for i, t in enumerate(self.result_types):
-            field = getattr(results, f"r{i}")
-            if t.is_shaped:
-                outputs.append(self._result(t, field))
-                buffers.append(field.allocated)
-            else:
-                outputs.append(_SCALARS[t.element][1](field))
+        fields = [getattr(results, f"r{i}") for i in range(len(self.result_types))]
         # The caller owns every returned buffer. Two results may share one
         # (`return %a, %a`): copy everything first, then free each buffer once.
-        for pointer in dict.fromkeys(p for p in buffers if p):
-            _LIBC.free(pointer)
-        self._check_runtime_error()
+        # After a runtime error the results are not read at all (their sizes
+        # are whatever the failed op's types say).
+        buffers = [f.allocated for f, t in zip(fields, self.result_types) if t.is_shaped]
+        try:
+            self._check_runtime_error()
+            outputs = [self._result(t, f) if t.is_shaped else _SCALARS[t.element][1](f)
+                       for t, f in zip(self.result_types, fields)]
+        finally:
+            for pointer in dict.fromkeys(p for p in buffers if p):
+                _LIBC.free(pointer)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _check_runtime_error(self):
@@ -357,8 +383,8 @@ class CompiledFunction:
         self._error_flag.value = 0
         op = _RUNTIME_ERRORS.get(code, f"op code {code}")
         raise ValueError(f"{self.name}: the runtime sizes of the arguments of a {op} disagree "
-                         f"(e.g. a different number of tokens T in two arguments); the op did "
-                         f"not run")
+                         f"with each other or with the static sizes of its results (e.g. a "
+                         f"different number of tokens T in two arguments); the op did not run")
 
 
 class _SanitizedModule:
@@ -409,6 +435,9 @@ class CompiledModule:
     def __init__(self, mlir_text: str, pipeline: Optional[str] = None, opt_level: int = 3):
         import os
         native = _require_native()
+        check_opt_level(opt_level)
+        if not isinstance(mlir_text, str):
+            raise TypeError(f"the module must be MLIR text (str), got {type(mlir_text).__name__}")
         self.pipeline = pipeline or cpu_pipeline()
         if os.environ.get("MOE_MLIR_SANITIZE"):
             self._jit = _SanitizedModule(mlir_text, self.pipeline, opt_level)
@@ -432,7 +461,18 @@ class CompiledModule:
         if not public:
             raise ValueError(f"function '{name}' is not public or has no body; only public "
                              f"functions with bodies can be called")
-        address = self._jit.lookup("_mlir_ciface_" + name)
+        for kind, types in (("argument", args), ("result", results)):
+            for index, text in enumerate(types):
+                try:
+                    parse_type(text)
+                except CompileError as error:
+                    raise CompileError(f"function '{name}' cannot be called: {kind} #{index}: "
+                                       f"{error}") from None
+        try:
+            address = self._jit.lookup("_mlir_ciface_" + name)
+        except KeyError:
+            raise CompileError(f"function '{name}' has no C interface (_mlir_ciface_{name}) "
+                               f"in the compiled module") from None
         try:
             flag = self._jit.lookup("moe_runtime_error")
         except KeyError:
@@ -457,6 +497,14 @@ class CompiledModule:
                     buffer = (ctypes.c_int64 * (experts * 2)).from_address(address)
                     return np.ctypeslib.as_array(buffer).reshape(experts, 2)
         raise KeyError(f"no counters '{name}' (compile with instrument_ffn=True)")
+
+
+def check_opt_level(opt_level) -> int:
+    """LLVM's optimisation level: an integer 0..3."""
+    if isinstance(opt_level, bool) or not isinstance(opt_level, (int, np.integer)) \
+            or not 0 <= opt_level <= 3:
+        raise ValueError(f"'opt_level' must be an integer in [0, 3], got {opt_level!r}")
+    return int(opt_level)
 
 
 def compile(mlir_text: str, entry: str, target: str = "cpu", *, opt_level: int = 3,

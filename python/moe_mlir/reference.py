@@ -272,7 +272,9 @@ def _exact_ceil(cf: float, numerator: int, denominator: int, unbounded: int) -> 
     cf = float(cf)
     if math.isinf(cf) and cf > 0:
         return unbounded
-    return int(math.ceil(Fraction(cf) * numerator / denominator))
+    # A limit past `unbounded` cannot bind: clamping changes no decision and
+    # keeps the value an int64 for any factor (1e300 included).
+    return min(unbounded, int(math.ceil(Fraction(cf) * numerator / denominator)))
 
 
 def capacity_limit(cf: float, T: int, K: int, E: int) -> int:

@@ -41,6 +41,14 @@ class RoutingConfig:
                  scoring="softmax", strategy="top_k", p=None, tau=None, k_min=None,
                  capacity_factor=None, capacity=None, groups=None, normalize="none",
                  scale=1.0):
+        def number(name, value):
+            if value is None:
+                return None
+            if isinstance(value, (bool, np.bool_)) or \
+                    not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"'{name}' must be a number, got {value!r}")
+            return float(value)
+
         def integer(name, value, minimum):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"'{name}' must be an integer, got {value!r}")
@@ -75,6 +83,11 @@ class RoutingConfig:
         required = sorted((uses - {"k_min"}) - given)
         if required:
             raise ValueError(f"strategy {strategy!r} requires {', '.join(repr(r) for r in required)}")
+        p, tau = number("p", p), number("tau", tau)
+        capacity_factor = number("capacity_factor", capacity_factor)
+        scale = number("scale", scale)
+        if scale is None:
+            raise ValueError("'scale' must be a number, got None")
         self.p, self.tau, self.capacity_factor = p, tau, capacity_factor
         self.k_min = 1 if k_min is None else k_min
         if strategy == "top_p" and not (0 < np.float32(p) <= 1):
@@ -87,16 +100,6 @@ class RoutingConfig:
             self.k_min = integer("k_min", self.k_min, 0)
             if self.k_min > self.k:
                 raise ValueError(f"'k_min' must be <= k = {self.k}, got {self.k_min}")
-        def number(name, value):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"'{name}' must be a number, got {value!r}") from None
-
-        for name, value in (("p", p), ("tau", tau), ("capacity_factor", capacity_factor),
-                            ("scale", scale)):
-            if value is not None:
-                number(name, value)
         if strategy == "expert_choice" and not (capacity_factor > 0):
             raise ValueError(f"'capacity_factor' must be > 0, got {capacity_factor}")
 
@@ -107,9 +110,10 @@ class RoutingConfig:
             factor, priority = capacity
             if priority not in ("score", "position"):
                 raise ValueError(f"capacity priority must be 'score' or 'position', got {priority!r}")
-            if not (float(factor) > 0):
+            factor = number("capacity factor", factor)
+            if factor is None or not (factor > 0):
                 raise ValueError(f"capacity factor must be > 0, got {factor}")
-            self.capacity = (float(factor), priority)
+            self.capacity = (factor, priority)
         self.groups = None
         if groups is not None:
             if not (isinstance(groups, (tuple, list)) and len(groups) == 2):
@@ -446,6 +450,12 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
                 array = pack_panels(array)
                 if weight_dtype == "bf16":
                     array = _float_to_bf16_bits(array)
+            else:
+                # Bound means owned: a float32 caller array would otherwise
+                # be kept by reference, and changing it would change later
+                # results.
+                array = array.copy()
+            array.setflags(write=False)
             prepared[name] = array
 
         def bound(x, k_per_token=None):

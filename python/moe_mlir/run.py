@@ -79,9 +79,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        text = open(args.module).read()
+        with open(args.module, "rb") as f:
+            text = f.read().decode("utf-8")
     except OSError as error:
         print(f"moe-run: cannot read {args.module}: {error.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as error:
+        print(f"moe-run: {args.module} is not MLIR text (not UTF-8: byte {error.start})",
+              file=sys.stderr)
         return 2
     weights = _load_weights(args.weights)
 
@@ -114,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         path = inputs.pop(0)
         try:
             values.append(np.load(path))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             print(f"moe-run: cannot read {path}: {error}", file=sys.stderr)
             return 2
         labels.append(name or f"#{index}")
@@ -127,7 +132,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"moe-run: note: {len(unused)} weight(s) not used by '{args.entry}': "
               f"{', '.join(unused[:3])}{' ...' if len(unused) > 3 else ''}", file=sys.stderr)
 
-    function = module.function(args.entry, labels)
+    try:
+        function = module.function(args.entry, labels)
+    except (CompileError, ValueError) as error:
+        print(f"moe-run: {error}", file=sys.stderr)
+        return 2
     times = []
     try:
         for _ in range(max(1, args.repeat)):
@@ -141,8 +150,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"ran {args.entry} in {1e3 * float(np.median(times)):.2f} ms"
           + (f" (median of {len(times)})" if len(times) > 1 else ""))
     for path, output in zip(args.output, outputs):
-        np.save(path, output)
-        print(f"wrote {path} {output.dtype} {list(output.shape)}")
+        # Through an open file: np.save(path) would append ".npy" to a path
+        # without it, and the file written would not be the one named.
+        try:
+            with open(path, "wb") as f:
+                np.save(f, np.asarray(output))
+        except OSError as error:
+            print(f"moe-run: cannot write {path}: {error.strerror}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} {np.asarray(output).dtype} {list(np.shape(output))}")
     if args.count_ffn:
         index = 0
         total = 0

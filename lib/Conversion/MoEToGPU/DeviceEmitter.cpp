@@ -13,6 +13,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/StringExtras.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -127,6 +128,33 @@ static Value hoistBefore(Value value, Operation *anchor, IRMapping &mapping) {
   return clone->getResult(cast<OpResult>(value).getResultNumber());
 }
 
+/// The outlined kernel is named after the enclosing function
+/// (`<name>_kernel`), and that name reaches PTX, whose identifiers are
+/// `[A-Za-z_$][A-Za-z0-9_$]*`: the NVPTX backend aborts on anything else
+/// ("Symbol name with unsupported characters"). A function whose name is not
+/// such an identifier (`@"x y"`) gets kernels named after its name with every
+/// other character replaced by `_`.
+static void nameKernel(gpu::LaunchOp launch) {
+  auto function = launch->getParentOfType<FunctionOpInterface>();
+  if (!function)
+    return;
+  StringRef name = function.getName();
+  auto isIdentifierChar = [](char c) {
+    return llvm::isAlnum(c) || c == '_' || c == '$';
+  };
+  bool valid = !name.empty() && !llvm::isDigit(name.front()) &&
+               llvm::all_of(name, isIdentifierChar);
+  if (valid)
+    return;
+  std::string sanitized = "moe_";
+  for (char c : name)
+    sanitized += isIdentifierChar(c) ? c : '_';
+  sanitized += "_kernel";
+  MLIRContext *context = launch.getContext();
+  launch.setFunctionAttr(FlatSymbolRefAttr::get(context, sanitized));
+  launch.setModuleAttr(FlatSymbolRefAttr::get(context, sanitized));
+}
+
 void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   OpBuilder::InsertionGuard guard(e.b);
   auto savedAllocator = e.allocator;
@@ -166,6 +194,7 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
   // At least one block: a launch of zero blocks is an error in CUDA.
   Value blocks = arith::CeilDivUIOp::create(e.b, e.maxSI(n, one), threads);
   auto launch = gpu::LaunchOp::create(e.b, blocks, one, one, threads, one, one);
+  nameKernel(launch);
   Block *block = &launch.getBody().front();
   e.b.setInsertionPointToStart(block);
   Value i = e.add(e.mul(launch.getBlockIds().x, launch.getBlockSize().x),

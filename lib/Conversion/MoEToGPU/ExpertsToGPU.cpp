@@ -81,6 +81,7 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
     SizeConstraints sizes;
     sizes.equal(e, lhs, 1, rhs, 1);
     sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
+    sizes.result(e, resultType, {numRows, n});
     Value out = d.allocRowsOf(lhs, resultType, {numRows, n});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
@@ -116,6 +117,7 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
     auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
     Type rowType = resultType.getElementType();
     SizeConstraints sizes = expertFFNSizes(e, o);
+    sizes.result(e, resultType, {o.numRows, o.hidden});
     Value out = d.allocRowsOf(o.rows, resultType, {o.numRows, o.hidden});
     Value scratch =
         d.alloc(e.b.getF32Type(), {ShapedType::kDynamic, ShapedType::kDynamic},
@@ -188,6 +190,7 @@ struct CombineToGPU : GPUPattern<CombineOp> {
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
     SizeConstraints sizes = combineSizes(e, ops);
+    sizes.result(e, resultType, {ops.numTokens, ops.hidden});
     Value out = d.alloc(resultType, {ops.numTokens, ops.hidden});
     // [a1, a2] of each const slot.
     Value mix = ops.numConst > 0

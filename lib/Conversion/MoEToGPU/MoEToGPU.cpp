@@ -130,7 +130,7 @@ struct ConvertMoEToGPUPass
     if (blockSize <= 0 || blockSize > 1024) {
       getOperation()->emitError()
           << "convert-moe-to-gpu: block-size must be in [1, 1024], got "
-          << blockSize;
+          << static_cast<int64_t>(blockSize);
       return signalPassFailure();
     }
     // What the kernels do not cover yet, reported once per op (before the

@@ -58,6 +58,7 @@ struct GateToGPU : GPUPattern<GateOp> {
     sizes.equal(e, x, 1, w, 0);
     if (bias)
       sizes.equal(e, bias, 0, w, 1);
+    sizes.result(e, resultType, {numTokens, width});
     Value logits = d.alloc(resultType, {numTokens, width});
     d.guarded(op, sizes, [&] {
       d.forAll2D(numTokens, width, [&](Value t, Value s) {
@@ -102,6 +103,8 @@ struct RouteToGPU : GPUPattern<RouteOp> {
     if (bias)
       sizes.equal(e, bias, 0, config.experts.getNumExperts());
     Value k = e.index(config.k);
+    sizes.result(e, idsType, {route.numTokens, k});
+    sizes.result(e, weightsType, {route.numTokens, k});
     route.ids = d.alloc(idsType, {route.numTokens, k});
     route.weights = d.alloc(weightsType, {route.numTokens, k});
     auto constants = [&] {
@@ -167,6 +170,8 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
     Value k = e.dim(ids, 1);
     SizeConstraints sizes;
     sizes.equal(e, ids, 0, x, 0);
+    sizes.result(e, rowsType, {Value(), hidden});
+    sizes.result(e, slotRowsType, {numTokens, k});
 
     bool padded = !rowsType.isDynamicDim(0);
     Value rowCapacity =

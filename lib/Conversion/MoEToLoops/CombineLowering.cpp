@@ -37,6 +37,7 @@ struct CombineOpLowering : OpConversionPattern<CombineOp> {
     auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
     Type outType = resultType.getElementType();
     SizeConstraints sizes = combineSizes(e, c);
+    sizes.result(e, resultType, {c.numTokens, c.hidden});
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value out = e.allocShaped(resultType, {c.numTokens, c.hidden});
       Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, c.hidden);

@@ -137,6 +137,10 @@ struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
         llvm::cast<RankedTensorType>(op.getSlotRows().getType());
     SizeConstraints sizes;
     sizes.equal(e, ids, 0, x, 0);
+    // rows [R, H] (R is data-dependent, or the padded R_max), offsets
+    // [E + 1] (static), slot_rows [T, K].
+    sizes.result(e, rowsType, {Value(), e.dim(x, 1)});
+    sizes.result(e, slotRowsType, {e.dim(x, 0), e.dim(ids, 1)});
     SmallVector<Value> results =
         emitGuarded(e, op, sizes,
                     {getBufferType(rowsType), getBufferType(offsetsType),

@@ -108,6 +108,7 @@ struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
     }
 
     SizeConstraints sizes = expertFFNSizes(e, o);
+    sizes.result(e, resultType, {o.numRows, o.hidden});
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value out = e.allocShaped(resultType, {o.numRows, o.hidden});
       Value offsets =

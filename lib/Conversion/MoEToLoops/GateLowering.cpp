@@ -39,6 +39,7 @@ struct GateOpLowering : OpConversionPattern<GateOp> {
     sizes.equal(e, x, 1, w, 0);
     if (bias)
       sizes.equal(e, bias, 0, w, 1);
+    sizes.result(e, resultType, {numTokens, width});
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value logits = e.allocShaped(resultType, {numTokens, width});
       RowMatmul matmul;

@@ -39,6 +39,7 @@ struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
     SizeConstraints sizes;
     sizes.equal(e, lhs, 1, rhs, 1);
     sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
+    sizes.result(e, resultType, {numRows, n});
     Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
       Value out = e.allocShaped(resultType, {numRows, n});
       Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);

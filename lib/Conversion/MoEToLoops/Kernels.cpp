@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/SymbolTable.h"
 
 #include <functional>
@@ -63,6 +64,21 @@ void SizeConstraints::panels(LoopEmitter &e, Value a, int64_t dim, Value n,
                              int64_t width) {
   Value count = arith::CeilDivUIOp::create(e.b, n, e.index(width));
   checks.push_back(e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), count));
+}
+
+void SizeConstraints::result(LoopEmitter &e, RankedTensorType type,
+                             ArrayRef<Value> sizes) {
+  assert(static_cast<int64_t>(sizes.size()) == type.getRank() &&
+         "one size per dimension");
+  for (auto [dim, size] : llvm::enumerate(sizes)) {
+    if (!size || type.isDynamicDim(dim))
+      continue;
+    int64_t expected = type.getDimSize(dim);
+    if (std::optional<int64_t> known = getConstantIntValue(size);
+        known && *known == expected)
+      continue;
+    checks.push_back(e.cmpi(arith::CmpIPredicate::eq, size, e.index(expected)));
+  }
 }
 
 int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {

@@ -119,6 +119,12 @@ public:
   /// Requires dimension `dim` of memref `a` to equal ceil(n / width) (the
   /// panels of packed weights holding n columns).
   void panels(LoopEmitter &e, Value a, int64_t dim, Value n, int64_t width);
+  /// Requires every static dimension of the result type `type` to equal the
+  /// runtime size the kernel computes for it (`sizes`, one per dimension; a
+  /// null entry is not constrained, e.g. the padded `R_max` of dispatch).
+  /// The verifier compares static sizes with static ones; a static result
+  /// size derived from a dynamic operand size can only be checked here.
+  void result(LoopEmitter &e, RankedTensorType type, ArrayRef<Value> sizes);
   ArrayRef<Value> conditions() const { return checks; }
 
 private:

@@ -60,6 +60,24 @@ struct ConvertMoEToLoopsPass
 
   void runOnOperation() override {
     MLIRContext *context = &getContext();
+    // What the lowering cannot do, reported once per op (before the
+    // conversion, which would only say "failed to legalize").
+    if (instrumentFFN) {
+      bool unsupported = false;
+      getOperation()->walk([&](ExpertFFNOp op) {
+        auto wUp = llvm::cast<RankedTensorType>(op.getWUp().getType());
+        if (!wUp.isDynamicDim(0))
+          return;
+        op.emitOpError()
+            << "cannot be instrumented (instrument-ffn): the counters need a "
+               "static number of experts, but dimension 0 of operand 'w_up' "
+               "is dynamic ("
+            << wUp << ")";
+        unsupported = true;
+      });
+      if (unsupported)
+        return signalPassFailure();
+    }
     ConversionTarget target(*context);
     configureMoEToLoopsConversionTarget(target);
     // Everything else, moe.layer included, is left as it is.

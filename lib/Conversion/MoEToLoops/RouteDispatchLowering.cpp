@@ -59,6 +59,13 @@ struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
       sizes.equal(e, kPerToken, 0, x, 0);
     if (selectionBias)
       sizes.equal(e, selectionBias, 0, width);
+    // ids, weights, slot_rows [T, K]; rows [R, H] (R data-dependent or the
+    // padded R_max); offsets [E + 1] (static).
+    Value numTokensV = e.dim(x, 0);
+    Value kV = e.index(config.k);
+    for (int64_t i : {0, 1, 4})
+      sizes.result(e, types[i], {numTokensV, kV});
+    sizes.result(e, types[2], {Value(), e.dim(x, 1)});
     SmallVector<Type> bufferTypes = llvm::map_to_vector(
         types, [](RankedTensorType t) -> Type { return getBufferType(t); });
     SmallVector<Value> results =
@@ -81,7 +88,11 @@ struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
                                   config.experts.getCompute());
           dispatch.emitInit();
 
-          Value logits = e.alloc(e.b.getF32Type(), {tile, width});
+          // At most T rows: a tile larger than the batch allocates no more
+          // than the unfused logits would.
+          Value logits =
+              e.alloc(e.b.getF32Type(), {ShapedType::kDynamic, width},
+                      e.minSI(tileV, numTokens));
           Value tiles = arith::CeilDivUIOp::create(e.b, numTokens, tileV);
           e.loop(zero, tiles, [&](Value tileIndex) {
             Value begin = e.mul(tileIndex, tileV);

@@ -42,6 +42,8 @@ struct RouteOpLowering : OpConversionPattern<RouteOp> {
       sizes.equal(e, kPerToken, 0, logits, 0);
     if (bias)
       sizes.equal(e, bias, 0, config.experts.getNumExperts());
+    sizes.result(e, idsType, {route.numTokens, route.k});
+    sizes.result(e, weightsType, {route.numTokens, route.k});
     SmallVector<Value> results = emitGuarded(
         e, op, sizes, {getBufferType(idsType), getBufferType(weightsType)},
         [&]() -> SmallVector<Value> {

@@ -55,9 +55,9 @@ def _fields(obj, schema, where, path):
             out[name] = default
             continue
         value = obj[name]
-        ok = (isinstance(value, type_) and not (type_ is int and isinstance(value, bool))) \
+        ok = (isinstance(value, type_) and not (type_ in (int, float) and isinstance(value, bool))) \
             or (type_ is float and isinstance(value, int) and not isinstance(value, bool)) \
-            or value is None and default is None
+            or value is None and default is None and not required
         if not ok:
             raise ExportError(f"{path}: field '{name}' in {where} must be a "
                               f"{type_.__name__}, got {value!r}")
@@ -68,19 +68,33 @@ def _fields(obj, schema, where, path):
 def load_config(path: str) -> Dict:
     """Reads and validates a checkpoint config."""
     try:
-        with open(path) as f:
-            raw = json.load(f)
+        with open(path, "rb") as f:
+            raw = json.loads(f.read().decode("utf-8"))
     except OSError as error:
         raise ExportError(f"{path}: cannot read: {error.strerror}") from None
-    except json.JSONDecodeError as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ExportError(f"{path}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise ExportError(f"{path}: not valid JSON: nested too deeply") from None
     top = _fields(raw, _TOP, "the config", path)
     if top["format"] != FORMAT:
         raise ExportError(f"{path}: field 'format' must be {FORMAT!r}, got {top['format']!r}")
     for name in ("hidden_size", "num_layers"):
         if top[name] < 1:
             raise ExportError(f"{path}: field '{name}' must be >= 1, got {top[name]}")
-    top["moe"] = _fields(top["moe"], _MOE, "'moe'", path)
+    moe = top["moe"] = _fields(top["moe"], _MOE, "'moe'", path)
+    # Sizes are checked here, where the field is known, not when a tensor
+    # shape built from them fails later.
+    for name, minimum in (("ffn_size", 1), ("num_experts", 1), ("top_k", 1),
+                          ("num_null_experts", 0), ("num_copy_experts", 0),
+                          ("num_constant_experts", 0)):
+        if moe[name] < minimum:
+            raise ExportError(f"{path}: field '{name}' in 'moe' must be >= {minimum}, "
+                              f"got {moe[name]}")
+    for name in ("hidden_size", "ffn_size", "num_experts"):
+        where = top if name == "hidden_size" else moe
+        if where[name] > 2**31 - 1:
+            raise ExportError(f"{path}: field '{name}' must be < 2^31, got {where[name]}")
     return top
 
 
@@ -88,13 +102,14 @@ def _routing(moe: Dict, path: str) -> RoutingConfig:
     capacity = groups = None
     if moe["capacity"] is not None:
         c = moe["capacity"]
-        if set(c) != {"factor", "priority"}:
+        if set(c) != {"factor", "priority"} or not isinstance(c["priority"], str):
             raise ExportError(f"{path}: 'capacity' must be {{\"factor\": f, \"priority\": "
                               f"\"score\"|\"position\"}}, got {c!r}")
         capacity = (c["factor"], c["priority"])
     if moe["groups"] is not None:
         g = moe["groups"]
-        if set(g) != {"n", "top"}:
+        if set(g) != {"n", "top"} or not all(isinstance(v, int) and not isinstance(v, bool)
+                                             for v in g.values()):
             raise ExportError(f"{path}: 'groups' must be {{\"n\": n, \"top\": top}}, got {g!r}")
         groups = (g["n"], g["top"])
     try:

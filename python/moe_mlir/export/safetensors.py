@@ -3,12 +3,15 @@
 Layout: an 8-byte little-endian header length N, N bytes of JSON
 ``{name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]},
 "__metadata__": {...}}``, then the data (offsets relative to its start).
-Every malformed input raises ``SafetensorsError`` with the file and what is
-wrong, never a crash: truncated files, bad JSON, unknown dtypes, offsets
-outside the data, sizes that disagree with the shape.
+Every malformed input raises ``SafetensorsError`` (a ``ValueError``) with the
+file and what is wrong, never another exception or a crash: unreadable or
+truncated files, bad or deeply nested JSON, entries of the wrong JSON type,
+unknown dtypes, offsets outside the data, shapes whose size overflows,
+sizes that disagree with the shape.
 """
 
 import json
+import math
 import os
 import struct
 from collections import OrderedDict
@@ -47,61 +50,90 @@ def load(path: str, bf16_to_f32: bool = True) -> "OrderedDict[str, np.ndarray]":
     if header_size > min(_MAX_HEADER, size - 8):
         raise SafetensorsError(f"{path}: header length {header_size} exceeds the file "
                                f"({size} bytes): truncated or not a safetensors file")
-    try:
-        header = json.loads(raw[8:8 + header_size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SafetensorsError(f"{path}: the header is not valid JSON: {error}") from None
-    if not isinstance(header, dict):
-        raise SafetensorsError(f"{path}: the header must be a JSON object")
+    header = _parse_header(path, raw[8:8 + header_size])
     data = memoryview(raw)[8 + header_size:]
     tensors = OrderedDict()
     entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
-    entries.sort(key=lambda kv: (kv[1].get("data_offsets", [0])[0]
-                                 if isinstance(kv[1], dict) else 0))
+    entries.sort(key=lambda kv: _begin(kv[1]))
     for name, entry in entries:
         where = f"{path}: tensor '{name}'"
         if not isinstance(entry, dict):
             raise SafetensorsError(f"{where}: entry must be an object")
         dtype_name = entry.get("dtype")
-        if dtype_name not in DTYPES:
+        if not isinstance(dtype_name, str) or dtype_name not in DTYPES:
             raise SafetensorsError(f"{where}: unsupported dtype {dtype_name!r} (supported: "
                                    f"{', '.join(DTYPES)})")
         shape = entry.get("shape")
         offsets = entry.get("data_offsets")
-        if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)):
+        if (not isinstance(shape, list)
+                or not all(_is_int(d) and 0 <= d < 2**63 for d in shape)):
             raise SafetensorsError(f"{where}: 'shape' must be a list of non-negative integers, "
                                    f"got {shape!r}")
         if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) for o in offsets)):
+                or not all(_is_int(o) for o in offsets)):
             raise SafetensorsError(f"{where}: 'data_offsets' must be [begin, end], got {offsets!r}")
         begin, end = offsets
         if not 0 <= begin <= end <= len(data):
             raise SafetensorsError(f"{where}: data_offsets [{begin}, {end}] lie outside the "
                                    f"{len(data)} bytes of data (truncated file?)")
         dtype = DTYPES[dtype_name]
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)  # exact (Python integers): no overflow
         if end - begin != count * dtype.itemsize:
             raise SafetensorsError(f"{where}: {end - begin} bytes for shape {shape} of "
                                    f"{dtype_name} (expected {count * dtype.itemsize})")
-        array = np.frombuffer(data[begin:end], dtype=dtype, count=count).reshape(shape).copy()
+        try:
+            array = np.frombuffer(data[begin:end], dtype=dtype, count=count).reshape(shape).copy()
+        except (ValueError, OverflowError, MemoryError) as error:  # e.g. [0, 2**62]
+            raise SafetensorsError(f"{where}: shape {shape} cannot be represented: "
+                                   f"{error}") from None
         if dtype_name == "BF16" and bf16_to_f32:
             array = (array.astype(np.uint32) << 16).view(np.float32)
         tensors[name] = array
     return tensors
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _begin(entry) -> int:
+    """The sort key of an entry: its first data offset where there is one
+    (entries are validated after sorting)."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if isinstance(offsets, list) and offsets and _is_int(offsets[0]):
+        return offsets[0]
+    return 0
+
+
+def _parse_header(path: str, raw: bytes) -> dict:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SafetensorsError(f"{path}: the header is not valid JSON: {error}") from None
+    except RecursionError:
+        raise SafetensorsError(f"{path}: the header is JSON nested too deeply") from None
+    if not isinstance(header, dict):
+        raise SafetensorsError(f"{path}: the header must be a JSON object")
+    return header
+
+
 def metadata(path: str) -> Dict[str, str]:
     """The ``__metadata__`` of a file (empty if none)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise SafetensorsError(f"{path}: truncated")
-        (header_size,) = struct.unpack("<Q", head)
-        try:
-            header = json.loads(f.read(header_size).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SafetensorsError(f"{path}: the header is not valid JSON: {error}") from None
-    meta = header.get("__metadata__", {}) if isinstance(header, dict) else {}
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise SafetensorsError(f"{path}: truncated: a safetensors file starts with an "
+                                       f"8-byte header length")
+            (header_size,) = struct.unpack("<Q", head)
+            if header_size > min(_MAX_HEADER, size - 8):
+                raise SafetensorsError(f"{path}: header length {header_size} exceeds the file "
+                                       f"({size} bytes)")
+            header = _parse_header(path, f.read(header_size))
+    except OSError as error:
+        raise SafetensorsError(f"{path}: cannot read: {error.strerror}") from None
+    meta = header.get("__metadata__", {})
     return meta if isinstance(meta, dict) else {}
 
 

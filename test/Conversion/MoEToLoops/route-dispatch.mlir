@@ -3,11 +3,12 @@
 // RUN: moe-opt %s --convert-moe-to-loops | FileCheck %s --check-prefix=UNFUSED
 
 // The fused lowering walks the tokens in tiles: the only logits buffer is a
-// [tile, S] one; no [T, S] buffer is ever allocated (the unfused path
-// allocates one for the gate's result).
+// [min(tile, T), S] one; no [T, S] buffer is ever allocated (the unfused
+// path allocates one for the gate's result).
 // FUSED-LABEL: func.func @layer_routing
 // FUSED-NOT: memref.alloc(%{{.*}}) : memref<?x12xf32>
-// FUSED:     memref.alloc() : memref<16x12xf32>
+// FUSED:     %[[TILE_ROWS:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// FUSED:     memref.alloc(%[[TILE_ROWS]]) : memref<?x12xf32>
 // FUSED-NOT: memref.alloc(%{{.*}}) : memref<?x12xf32>
 // FUSED:     arith.ceildivui
 // FUSED-NOT: memref.alloc(%{{.*}}) : memref<?x12xf32>
@@ -26,9 +27,11 @@ func.func @layer_routing(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>)
 
 // The fused op itself: tile loop (ceildiv), per tile the router matmul into
 // the tile buffer, then per token the routing and the expert counts; then
-// the scan and the scatter.
+// the scan and the scatter. The tile buffer holds min(tile, T) rows.
 // CHECK-LABEL: func.func @fused
-// CHECK:      %[[TILE:.*]] = memref.alloc() : memref<32x12xf32>
+// CHECK:      %[[T:.*]] = tensor.dim %arg0, %c0
+// CHECK:      %[[TROWS:.*]] = arith.minsi %[[T]], %c32
+// CHECK:      %[[TILE:.*]] = memref.alloc(%[[TROWS]]) : memref<?x12xf32>
 // CHECK:      %[[NT:.*]] = arith.ceildivui
 // CHECK:      scf.for %[[I:.*]] = %c0 to %[[NT]]
 // CHECK:        %[[BEGIN:.*]] = arith.muli %[[I]], %c32

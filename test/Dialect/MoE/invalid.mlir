@@ -14,9 +14,12 @@
 //   [const]      constant-expert operands iff N_const > 0
 //   [types]      element types are supported ones
 //   [experts]    an expert space has a compute expert and no negative count
-//   [fusion]     moe.route_dispatch only with per-token routing (project rule)
+//   [fusion]     moe.route_dispatch only with per-token routing, 1 <= tile <= 65536
+//                (project rule)
 //   [packed]     packed weights: [E, ceil(F/32), H, 32] and [E, ceil(H/32), F, 32]
 //                (project rule)
+//   [size]       static dimensions describe at most 2^48 bytes (project rule)
+//   ([segments], operand segment sizes, are in invalid-segments.mlir: generic form)
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
 // [shapes] gate: w's first dimension is x's hidden size.
@@ -759,7 +762,7 @@ func.func @fused_k(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
 
 // [fusion] a tile holds at least one token.
 func.func @fused_tile(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
-  // expected-error @below {{'moe.route_dispatch' op attribute 'tile' expects at least 1 token, got 0}}
+  // expected-error @below {{'moe.route_dispatch' op attribute 'tile' expects 1 <= tile <= 65536 tokens, got 0}}
   %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = top_k tile = 0 : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
   return
 }
@@ -801,4 +804,43 @@ func.func @packed_down(%x: tensor<?x64xf32>, %wr: tensor<64x4xf32>,
       down(%wd : tensor<4x3x100x32xf32>) experts = <compute = 4> k = 2
       strategy = top_k activation = relu packed : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// [fusion] a tile holds at most 65536 tokens (the tiled lowering's sizes
+// stay far from overflow; found by fuzzing: tile = 2^31 wrote through a null
+// pointer).
+func.func @fused_tile_huge(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
+  // expected-error @below {{'moe.route_dispatch' op attribute 'tile' expects 1 <= tile <= 65536 tokens, got 2147483648}}
+  %0:5 = moe.route_dispatch %x router(%wr : tensor<16x8xf32>) experts = <compute = 8> k = 2 strategy = top_k tile = 2147483648 : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [size] no buffer holds more than 2^48 bytes: a static type that large is
+// rejected (its allocation size would overflow past 2^63).
+func.func @gate_huge_result(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>) {
+  // expected-error @below {{'moe.gate' op result 'logits' of type 'tensor<4611686018427387904x8xf32>' is larger than 2^48 bytes; no buffer can hold it}}
+  %0 = moe.gate %x, %w : tensor<?x64xf32>, tensor<64x8xf32> -> tensor<4611686018427387904x8xf32>
+  return
+}
+
+// -----
+
+// [size] the same for an operand.
+func.func @ffn_huge_weights(%rows: tensor<?x64xf32>, %off: tensor<1048577xi32>, %wu: tensor<1048576x64x16777216xf32>, %wd: tensor<1048576x16777216x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_up' of type 'tensor<1048576x64x16777216xf32>' is larger than 2^48 bytes; no buffer can hold it}}
+  %0 = moe.expert_ffn %rows, %off up(%wu : tensor<1048576x64x16777216xf32>) down(%wd : tensor<1048576x16777216x64xf32>) activation = relu : tensor<?x64xf32>, tensor<1048577xi32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [size] with a dynamic dimension, the static ones alone must fit.
+func.func @gate_huge_static_part(%x: tensor<?x64xf32>, %w: tensor<?x140737488355328xf32>) {
+  // expected-error @below {{'moe.gate' op operand 'w' of type 'tensor<?x140737488355328xf32>' is larger than 2^48 bytes; no buffer can hold it}}
+  %0 = moe.gate %x, %w : tensor<?x64xf32>, tensor<?x140737488355328xf32> -> tensor<?x140737488355328xf32>
+  return
 }

@@ -23,6 +23,7 @@ using namespace mlir::moe;
 using mlir::moe::detail::Dim;
 using mlir::moe::detail::ElementKind;
 using mlir::moe::detail::OperandChecker;
+using mlir::moe::detail::verifyOperandSegments;
 
 //===----------------------------------------------------------------------===//
 // Custom directives
@@ -209,6 +210,9 @@ LogicalResult GateOp::verify() {
 RoutingConfig RouteOp::getRoutingConfig() { return buildRoutingConfig(*this); }
 
 LogicalResult RouteOp::verify() {
+  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
+                                   "logits k_per_token? selection_bias?")))
+    return failure();
   // The routing rules were checked by RoutingOpInterface.
   OperandChecker c(*this);
   c.bind("S", getExperts().getNumExperts(), "attribute 'experts'");
@@ -234,6 +238,10 @@ RoutingConfig RouteDispatchOp::getRoutingConfig() {
 }
 
 LogicalResult RouteDispatchOp::verify() {
+  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
+                                   "x w_router b_router? k_per_token? "
+                                   "selection_bias?")))
+    return failure();
   // The routing rules were checked by RoutingOpInterface.
   RoutingStrategyAttrInterface strategy = getStrategy();
   if (strategy.dependsOnAllTokens())
@@ -245,9 +253,9 @@ LogicalResult RouteDispatchOp::verify() {
                             "deciding and cannot be fused; expected no "
                             "capacity";
   int64_t tile = getTileAttr().getInt();
-  if (tile < 1)
-    return emitOpError() << "attribute 'tile' expects at least 1 token, got "
-                         << tile;
+  if (tile < 1 || tile > kMaxRouteDispatchTile)
+    return emitOpError() << "attribute 'tile' expects 1 <= tile <= "
+                         << kMaxRouteDispatchTile << " tokens, got " << tile;
   ExpertSpaceAttr experts = getExperts();
   OperandChecker c(*this);
   c.bind("S", experts.getNumExperts(), "attribute 'experts'");
@@ -379,6 +387,10 @@ static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
 }
 
 LogicalResult ExpertFFNOp::verify() {
+  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
+                                   "rows offsets w_up w_gate? w_down b_up? "
+                                   "b_down?")))
+    return failure();
   if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),
                                  getBDown())))
     return failure();
@@ -407,6 +419,10 @@ static LogicalResult verifyConstantShapes(OperandChecker &c, OpT op) {
 }
 
 LogicalResult CombineOp::verify() {
+  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
+                                   "y slot_rows ids weights x const_proj? "
+                                   "const_values?")))
+    return failure();
   ExpertSpaceAttr experts = getExperts();
   if (failed(verifyExpertSpace(*this, experts)) ||
       failed(verifyConstantOperands(*this, experts, getConstProj(),
@@ -434,6 +450,11 @@ LogicalResult CombineOp::verify() {
 RoutingConfig LayerOp::getRoutingConfig() { return buildRoutingConfig(*this); }
 
 LogicalResult LayerOp::verify() {
+  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
+                                   "x w_router b_router? k_per_token? "
+                                   "selection_bias? w_up w_gate? w_down b_up? "
+                                   "b_down? const_proj? const_values?")))
+    return failure();
   // The routing rules were checked by RoutingOpInterface.
   ExpertSpaceAttr experts = getExperts();
   if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),

@@ -10,6 +10,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+
 using namespace mlir;
 using namespace mlir::moe::detail;
 
@@ -57,6 +59,9 @@ static std::string describeShape(llvm::ArrayRef<Dim> dims, ElementKind kind) {
   return text;
 }
 
+/// The largest buffer (in bytes) a static type may describe.
+static constexpr int64_t kMaxBytes = int64_t(1) << 48;
+
 void OperandChecker::bind(llvm::StringRef symbol, int64_t value,
                           llvm::StringRef source) {
   bindings[symbol] = Binding{value, source.str()};
@@ -73,6 +78,21 @@ LogicalResult OperandChecker::check(llvm::StringRef role, llvm::StringRef name,
     return op->emitOpError()
            << role << " '" << name << "' must be a "
            << describeShape(dims, kind) << ", got " << value.getType();
+
+  // A buffer of more than 2^48 bytes cannot exist (no 64-bit machine's user
+  // address space is larger, and past 2^63 the size computation of its
+  // allocation would overflow): reject the type rather than emit code for it.
+  // Dynamic dimensions count as 1: the static ones alone must fit.
+  int64_t bytes = std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  for (int64_t size : type.getShape()) {
+    if (ShapedType::isDynamic(size))
+      continue;
+    if (size != 0 && bytes > kMaxBytes / size)
+      return op->emitOpError()
+             << role << " '" << name << "' of type " << type
+             << " is larger than 2^48 bytes; no buffer can hold it";
+    bytes *= size;
+  }
 
   for (auto [index, dim] : llvm::enumerate(dims)) {
     if (type.isDynamicDim(index))
@@ -118,5 +138,23 @@ LogicalResult OperandChecker::sameElementType(llvm::StringRef role,
            << role << " '" << name << "' must have element type " << expected
            << " (the element type of '" << referenceName << "'), got "
            << actual;
+  return success();
+}
+
+LogicalResult mlir::moe::detail::verifyOperandSegments(
+    Operation *op, llvm::ArrayRef<int32_t> sizes, llvm::StringRef groups) {
+  llvm::SmallVector<llvm::StringRef> names;
+  groups.split(names, ' ');
+  assert(names.size() == sizes.size() && "one name per ODS operand group");
+  for (auto [size, name] : llvm::zip(sizes, names)) {
+    bool optional = name.consume_back("?");
+    if (optional ? size <= 1 : size == 1)
+      continue;
+    return op->emitOpError()
+           << "operand '" << name << "' "
+           << (optional ? "is optional and takes 0 or 1 value"
+                        : "is required and takes exactly 1 value")
+           << ", but 'operandSegmentSizes' gives it " << size;
+  }
   return success();
 }

@@ -80,11 +80,11 @@ struct MoEFuseGatingDispatchPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (tile < 1) {
+    if (tile < 1 || tile > kMaxRouteDispatchTile) {
       getOperation()->emitError()
-          << "moe-fuse-gating-dispatch: option 'tile' expects at least 1 "
-             "token, got "
-          << tile;
+          << "moe-fuse-gating-dispatch: option 'tile' expects 1 <= tile <= "
+          << kMaxRouteDispatchTile << " tokens, got "
+          << static_cast<int64_t>(tile);
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());

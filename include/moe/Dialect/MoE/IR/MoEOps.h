@@ -18,6 +18,11 @@
 
 namespace mlir {
 namespace moe {
+/// The largest `tile` of moe.route_dispatch (and of moe-fuse-gating-dispatch):
+/// a tile's `[tile, S]` logits are meant to stay in cache, and the bound keeps
+/// every size computation of the tiled lowering far from overflow.
+inline constexpr int64_t kMaxRouteDispatchTile = int64_t(1) << 16;
+
 namespace detail {
 /// Verifies the routing rules of the semantics contract (section 3) for any
 /// op that implements RoutingOpInterface.

@@ -140,6 +140,29 @@ def MoEReadOnlyArgumentsPass
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
 }
 
+def MoECheckPipelineInputPass
+    : Pass<"moe-check-pipeline-input", "::mlir::ModuleOp"> {
+  let summary = "Reject input that the moe pipelines would not compile";
+  let description = [{
+    The first pass of `moe-cpu-pipeline` and `moe-gpu-pipeline`. The
+    pipelines compile the functions of the top-level module (function-level
+    passes such as bufferization run on its `func.func`s, and the result is
+    translated to one LLVM module). A nested `builtin.module` would be left
+    half lowered (moe ops converted, the rest not bufferized) or silently
+    not compiled at all, so it is reported with its location instead:
+
+    ```
+    error: moe-cpu-pipeline compiles the functions of the top-level module;
+           nested module @inner is not supported (move its functions to the
+           top level)
+    ```
+  }];
+  let options = [
+    Option<"pipeline", "pipeline", "std::string", /*default=*/"\"moe pipelines\"",
+           "The pipeline named in the diagnostics">,
+  ];
+}
+
 def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
   let summary = "Replace f32 math.exp by a polynomial approximation that "
                 "vectorises";
