@@ -19,17 +19,20 @@ LLVM_PREFIX=/usr/lib/llvm-22
 
 "$ROOT/scripts/setup.sh" --packages-only
 
-if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+if [ ! -f "$BUILD_DIR/build.ninja" ] || ! grep -q "MOE_ENABLE_FUZZERS:BOOL=ON" "$BUILD_DIR/CMakeCache.txt"; then
   PATH="$LLVM_PREFIX/bin:$PATH" cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
     -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
-    -DMOE_ENABLE_SANITIZERS=ON \
+    -DMOE_ENABLE_SANITIZERS=ON -DMOE_ENABLE_FUZZERS=ON \
     -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
     -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
     -DLLVM_USE_LINKER=lld -DPython3_EXECUTABLE=/usr/bin/python3
 fi
 PATH="$LLVM_PREFIX/bin:$PATH" cmake --build "$BUILD_DIR"
+if [ -n "${MOE_SANITIZE_BUILD_ONLY:-}" ]; then
+  exit 0
+fi
 
 ASAN_RUNTIME="$("$LLVM_PREFIX/bin/clang" -print-file-name=libclang_rt.asan-x86_64.so)"
 # libMLIR.so is not instrumented: the poisoning and container annotations
@@ -43,4 +46,7 @@ LD_PRELOAD="$ASAN_RUNTIME" "$LLVM_PREFIX/bin/lit" -sv "$BUILD_DIR/test"
 echo "== compiled-code tests under ASan (generated code instrumented too)"
 MOE_BUILD_DIR="$BUILD_DIR" MOE_MLIR_SANITIZE=1 LD_PRELOAD="$ASAN_RUNTIME" \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/test/python" "$@"
+# The fuzz targets (built above): replay of the committed corpora plus a
+# fixed-seed run of each, deterministic (scripts/fuzz.sh --ci).
+"$ROOT/scripts/fuzz.sh" --ci
 echo "== sanitizers: clean"

@@ -411,9 +411,11 @@ class _SanitizedModule:
         library = os.path.join(self._dir.name, "module.so")
         with open(source, "w") as f:
             f.write(llvm_ir)
+        # compiler-rt's builtins: instrumented code keeps some bf16 values in
+        # FP registers, which x86 lowers through __truncsfbf2.
         command = [clang, "-O1", "-fPIC", "-shared", "-fsanitize=address",
                    "-fno-omit-frame-pointer", "-Wno-override-module", source, "-o", library,
-                   "-lm"]
+                   "-rtlib=compiler-rt", "-lm"]
         for runtime in _openmp_libs(pipeline):
             command += [runtime, f"-Wl,-rpath,{os.path.dirname(runtime)}"]
         built = subprocess.run(command, capture_output=True, text=True)
