@@ -39,10 +39,10 @@ func.func @f(%l: tensor<?x8xf32>) -> (tensor<4x2xi32>, tensor<4x2xf32>) {
 }""", lambda T: [np.arange(T * 8, dtype=np.float32).reshape(T, 8)]),
     "dispatch": ("""
 func.func @f(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>)
-    -> (tensor<?x8xf32>, tensor<5xi32>, tensor<4x2xi32>) {
+    -> (tensor<16x8xf32>, tensor<5xi32>, tensor<4x2xi32>) {
   %r, %o, %s = moe.dispatch %x, %ids num_experts = 4
-      : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<?x8xf32>, tensor<5xi32>, tensor<4x2xi32>
-  return %r, %o, %s : tensor<?x8xf32>, tensor<5xi32>, tensor<4x2xi32>
+      : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<16x8xf32>, tensor<5xi32>, tensor<4x2xi32>
+  return %r, %o, %s : tensor<16x8xf32>, tensor<5xi32>, tensor<4x2xi32>
 }""", lambda T: [np.ones((T, 8), np.float32), np.zeros((T, 2), np.int32)]),
     "grouped_matmul": ("""
 func.func @f(%l: tensor<?x8xf32>, %r: tensor<2x8x3xf32>, %o: tensor<3xi32>) -> tensor<4x3xf32> {
@@ -82,14 +82,18 @@ func.func @f(%x: tensor<?x8xf32>, %wr: tensor<8x4xf32>, %wu: tensor<4x8x6xf32>,
 }
 
 
+@pytest.mark.parametrize("pipeline", ["moe-cpu-pipeline",
+                                      "moe-cpu-pipeline{emulate-gpu-kernels=true}"],
+                         ids=["cpu", "gpu-emulated"])
 @pytest.mark.parametrize("op", sorted(_STATIC_RESULTS))
-def test_static_result_size_checked_at_run_time(op):
+def test_static_result_size_checked_at_run_time(op, pipeline):
     """A static result size (T = 4) that a dynamic operand size decides is
-    compared at run time: a smaller T used to write past the result, a larger
-    one returned uninitialised rows. Now both raise ValueError and the op does
+    compared at run time, by the CPU kernels and by the GPU kernels (run on
+    the host): a smaller T used to write past the result, a larger one
+    returned uninitialised rows. Now both raise ValueError and the op does
     not run; T = 4 runs."""
     text, arguments = _STATIC_RESULTS[op]
-    f = moe_mlir.compile(text, "f")
+    f = moe_mlir.compile(text, "f", pipeline=pipeline)
     results = f(*arguments(4))
     for r in results if isinstance(results, tuple) else [results]:
         assert np.all(np.isfinite(np.asarray(r, np.float64)))
