@@ -421,7 +421,13 @@ class _SanitizedModule:
         built = subprocess.run(command, capture_output=True, text=True)
         if built.returncode != 0:
             raise CompileError(f"sanitized build failed ({' '.join(command)}):\n{built.stderr}")
-        self._lib = ctypes.CDLL(library)
+        # Lazy binding, as the JIT resolves functions: a function that needs
+        # a runtime library (memrefCopy for unranked results) fails when it
+        # is looked up or called, not the whole module at load time.
+        try:
+            self._lib = ctypes.CDLL(library, mode=os.RTLD_LAZY)
+        except OSError as error:
+            raise CompileError(f"the sanitized module does not load: {error}") from None
 
     def lookup(self, name: str) -> int:
         try:
@@ -472,9 +478,9 @@ class CompiledModule:
                                        f"{error}") from None
         try:
             address = self._jit.lookup("_mlir_ciface_" + name)
-        except KeyError:
-            raise CompileError(f"function '{name}' has no C interface (_mlir_ciface_{name}) "
-                               f"in the compiled module") from None
+        except KeyError as error:
+            raise CompileError(f"function '{name}' cannot be called: "
+                               f"{error.args[0] if error.args else error}") from None
         try:
             flag = self._jit.lookup("moe_runtime_error")
         except KeyError:

@@ -8,7 +8,7 @@ import os
 import sys
 
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
-_BUILD = os.environ.get("MOE_BUILD_DIR", os.path.join(_REPO, "build"))
+_BUILD = os.path.abspath(os.environ.get("MOE_BUILD_DIR", os.path.join(_REPO, "build")))
 for path in (os.path.join(_BUILD, "python_packages"), os.path.join(_REPO, "python")):
     if path not in sys.path:
         sys.path.insert(0, path)

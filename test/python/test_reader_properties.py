@@ -190,3 +190,30 @@ def test_aot_signatures_hostile_functions(tmp_path, functions):
     for args, results, public, names in signatures.values():
         assert all(isinstance(t, str) for t in args + results)
         assert isinstance(public, bool) and len(names) == len(args)
+
+
+@pytest.fixture(scope="module")
+def valid_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("st") / "valid.safetensors")
+    safetensors.save(path, {"w": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+                            "b": np.arange(3, dtype=np.int64)}, {"source": "test"})
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@PROPERTY
+@given(st.integers(min_value=0, max_value=400), st.binary(max_size=64))
+def test_safetensors_truncated_and_oversized(tmp_path, valid_file, cut, tail):
+    """Any prefix of a valid file is refused (or, when complete, read
+    exactly); extra bytes after the data are ignored."""
+    cut = min(cut, len(valid_file))
+    path = _file(tmp_path, "cut.safetensors", valid_file[:cut] + (tail if cut == len(valid_file)
+                                                                   else b""))
+    try:
+        tensors = safetensors.load(path)
+    except safetensors.SafetensorsError:
+        assert cut < len(valid_file)
+        return
+    assert cut == len(valid_file)
+    np.testing.assert_array_equal(tensors["w"], np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    np.testing.assert_array_equal(tensors["b"], np.arange(3))

@@ -538,7 +538,9 @@ private:
         continue;
       Block &entry = func.getBody().front();
       llvm::SmallVector<Type> results;
-      if (auto ret = llvm::dyn_cast<func::ReturnOp>(entry.getTerminator()))
+      // Parsed generic IR need not end its block with a terminator.
+      if (auto ret = llvm::dyn_cast_if_present<func::ReturnOp>(
+              entry.empty() ? nullptr : &entry.back()))
         results = llvm::to_vector(ret.getOperandTypes());
       else
         results = llvm::to_vector(func.getResultTypes());
