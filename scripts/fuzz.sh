@@ -59,6 +59,8 @@ mkdir -p "$ARTIFACTS"
 # Per target: the input size limit and the per-input timeout (the pipeline
 # targets compile to LLVM IR and PTX; the verifier and execution are quick).
 max_len() { case "$1" in exec) echo 4096 ;; *) echo 16384 ;; esac; }
+# The execution target reads T x width values: long inputs from the start.
+len_control() { case "$1" in exec) echo 0 ;; *) echo 100 ;; esac; }
 timeout_of() { case "$1" in verify|exec) echo 10 ;; *) echo 30 ;; esac; }
 ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-100}" ;; esac; }
 
@@ -67,7 +69,8 @@ for target in "${targets[@]}"; do
   fuzzer="$BUILD_DIR/bin/moe-$target-fuzzer"
   corpus="$CORPORA/$target"
   mkdir -p "$corpus"
-  common=(-max_len="$(max_len "$target")" -timeout="$(timeout_of "$target")"
+  common=(-max_len="$(max_len "$target")" -len_control="$(len_control "$target")"
+          -timeout="$(timeout_of "$target")"
           -rss_limit_mb=4096 -malloc_limit_mb=4096 -print_final_stats=1
           -artifact_prefix="$ARTIFACTS/$target-")
   start=$(date +%s)

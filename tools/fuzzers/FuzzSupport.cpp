@@ -269,18 +269,34 @@ private:
         attrs.getDictionary(context()), emitError));
   }
 
-  /// Replaces one numeric literal in the text of one attribute of the op by
-  /// an interesting value and parses it back.
-  bool mutateNumberInProperty() {
+  /// Replaces one inherent attribute (property) of a random op by
+  /// `newValue(entry)`, or removes it with `drop`; false when the op has
+  /// none, `newValue` gives null or the op refuses the result.
+  bool changeProperty(llvm::function_ref<Attribute(NamedAttribute)> newValue,
+                      bool drop = false) {
     Operation *op = pickOp();
     DictionaryAttr dict = properties(op);
     if (!dict || dict.empty())
       return false;
     NamedAttrList attrs(dict);
     NamedAttribute entry = dict.getValue()[uniform(dict.size())];
+    if (drop) {
+      attrs.erase(entry.getName());
+    } else {
+      Attribute value = newValue(entry);
+      if (!value)
+        return false;
+      attrs.set(entry.getName(), value);
+    }
+    return setProperties(op, attrs);
+  }
+
+  /// One numeric literal in the text of an attribute replaced by an
+  /// interesting value, parsed back.
+  Attribute mutateNumber(Attribute attr) {
     std::string text;
     llvm::raw_string_ostream os(text);
-    entry.getValue().print(os);
+    attr.print(os);
     // Numeric literals that do not continue an identifier (`i32`, `x8`).
     llvm::SmallVector<std::pair<size_t, size_t>> spans;
     for (size_t i = 0; i < text.size(); ++i) {
@@ -300,7 +316,7 @@ private:
       i = end;
     }
     if (spans.empty())
-      return false;
+      return {};
     auto [begin, end] = spans[uniform(spans.size())];
     bool isFloat = text.substr(begin, end - begin).find_first_of(".eEx") !=
                    std::string::npos;
@@ -308,43 +324,29 @@ private:
                                   ? pick(kFloats)
                                   : pick(kIntegers);
     text = text.substr(0, begin) + replacement + text.substr(end);
-    Attribute value = parseAttribute(text, context());
-    if (!value)
-      return false;
-    attrs.set(entry.getName(), value);
-    return setProperties(op, attrs);
+    return parseAttribute(text, context());
   }
 
+  bool mutateNumberInProperty() {
+    return changeProperty(
+        [&](NamedAttribute entry) { return mutateNumber(entry.getValue()); });
+  }
+
+  /// An attribute from the pool, or the same attribute of another op
+  /// (cross-pollination).
   bool replaceProperty() {
-    Operation *op = pickOp();
-    DictionaryAttr dict = properties(op);
-    if (!dict || dict.empty())
-      return false;
-    NamedAttrList attrs(dict);
-    NamedAttribute entry = dict.getValue()[uniform(dict.size())];
-    Attribute value;
-    if (uniform(3) == 0) {
-      // The same attribute of another op (cross-pollination).
-      Operation *other = pick<Operation *>(ops);
-      if (DictionaryAttr otherDict = properties(other))
-        value = otherDict.get(entry.getName());
-    }
-    if (!value)
-      value = parseAttribute(pick(kAttributes), context());
-    if (!value)
-      return false;
-    attrs.set(entry.getName(), value);
-    return setProperties(op, attrs);
+    return changeProperty([&](NamedAttribute entry) -> Attribute {
+      if (uniform(3) == 0)
+        if (DictionaryAttr other = properties(pick<Operation *>(ops)))
+          if (Attribute value = other.get(entry.getName()))
+            return value;
+      return parseAttribute(pick(kAttributes), context());
+    });
   }
 
   bool dropProperty() {
-    Operation *op = pickOp();
-    DictionaryAttr dict = properties(op);
-    if (!dict || dict.empty())
-      return false;
-    NamedAttrList attrs(dict);
-    attrs.erase(dict.getValue()[uniform(dict.size())].getName());
-    return setProperties(op, attrs);
+    return changeProperty([](NamedAttribute) { return Attribute(); },
+                          /*drop=*/true);
   }
 
   /// operandSegmentSizes with one group moved to another: the sum stays

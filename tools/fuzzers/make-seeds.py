@@ -52,7 +52,7 @@ def exec_seeds():
     rng = random.Random(1)
     for variant in range(EXEC_VARIANTS):
         for tokens in (0, 1, 5, 17, 241):
-            payload = bytes(rng.randrange(256) for _ in range(512))
+            payload = bytes(rng.randrange(256) for _ in range(3500))
             yield bytes([variant, tokens, 1]) + payload
 
 

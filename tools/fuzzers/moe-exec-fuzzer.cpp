@@ -28,6 +28,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 //===----------------------------------------------------------------------===//
@@ -443,10 +444,48 @@ static void checkDispatch(const std::string &variant, const Outcome &o,
       fail(variant, "a padding row is not zero");
 }
 
-template <typename T, int N> static Desc<T, N> empty() {
-  Desc<T, N> d;
-  std::memset(&d, 0, sizeof(d));
-  return d;
+/// A variant's results as an Outcome (each buffer copied, then freed).
+static void takeAll(Outcome &o, IdsWeights &r) {
+  o.results.push_back(take(r.a));
+  o.results.push_back(take(r.b));
+}
+static void takeAll(Outcome &o, Dispatched &r) {
+  o.results.push_back(take(r.a));
+  o.results.push_back(take(r.b));
+  o.results.push_back(take(r.c));
+}
+template <typename T, int N> static void takeAll(Outcome &o, Desc<T, N> &r) {
+  o.results.push_back(take(r));
+}
+
+/// Calls a variant on the descriptors of `arrays` and collects its results
+/// and error code.
+template <typename R, typename... Descs, typename... Arrays>
+static Outcome invoke(void (*fn)(R *, Descs *...), Arrays &...arrays) {
+  R results;
+  std::memset(&results, 0, sizeof(results));
+  auto descs = std::make_tuple(arrays.desc()...);
+  std::apply([&](auto &...d) { fn(&results, &d...); }, descs);
+  Outcome o;
+  o.error = moe_runtime_error;
+  takeAll(o, results);
+  return o;
+}
+
+/// Runs a variant twice on `arrays` (see runTwice) and returns its outcome.
+template <typename Fn, typename... Arrays>
+static Outcome run(const char *name, bool mismatch, Fn fn, Arrays &...arrays) {
+  return runTwice(
+      name, mismatch, [&] { return invoke(fn, arrays...); }, arrays...);
+}
+
+/// A result of the expected shape and no runtime error (sizes consistent).
+static void expectShape(const char *name, const Outcome &o,
+                        std::vector<int64_t> shape) {
+  if (o.error)
+    fail(name, "a runtime error with consistent sizes");
+  if (o.results[0].shape != shape)
+    fail(name, "a result of the wrong shape");
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -461,19 +500,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   auto route = [&](const char *name, int64_t K, int32_t S, auto fn) {
     Array<float, 2> logits = in.floats<2>({T, S});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          IdsWeights r = {empty<int32_t, 2>(), empty<float, 2>()};
-          auto l = logits.desc();
-          fn(&r, &l);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r.a));
-          out.results.push_back(take(r.b));
-          return out;
-        },
-        logits);
+    Outcome o = run(name, false, fn, logits);
+    if (o.error)
+      fail(name, "a runtime error with consistent sizes");
+    checkRoute(name, o, T, K, S);
+  };
+  auto routeWithBias = [&](const char *name, int64_t K, int32_t S, auto fn) {
+    Array<float, 2> logits = in.floats<2>({T, S});
+    Array<float, 1> bias = in.floats<1>({S});
+    Outcome o = run(name, false, fn, logits, bias);
     if (o.error)
       fail(name, "a runtime error with consistent sizes");
     checkRoute(name, o, T, K, S);
@@ -490,53 +525,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     route("route_adaptive", 4, 10, _mlir_ciface_route_adaptive);
     break;
   case 3:
-  case 4: {
-    bool groups = variant % 19 == 4;
-    const char *name =
-        groups ? "route_capacity_position_groups" : "route_threshold";
-    int32_t S = groups ? 8 : 10;
-    int64_t K = groups ? 3 : 4;
-    Array<float, 2> logits = in.floats<2>({T, S});
-    Array<float, 1> bias = in.floats<1>({S});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          IdsWeights r = {empty<int32_t, 2>(), empty<float, 2>()};
-          auto l = logits.desc();
-          auto b = bias.desc();
-          (groups ? _mlir_ciface_route_capacity_position_groups
-                  : _mlir_ciface_route_threshold)(&r, &l, &b);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r.a));
-          out.results.push_back(take(r.b));
-          return out;
-        },
-        logits, bias);
-    if (o.error)
-      fail(name, "a runtime error with consistent sizes");
-    checkRoute(name, o, T, K, S);
+    routeWithBias("route_threshold", 4, 10, _mlir_ciface_route_threshold);
     break;
-  }
+  case 4:
+    routeWithBias("route_capacity_position_groups", 3, 8,
+                  _mlir_ciface_route_capacity_position_groups);
+    break;
   case 5: {
     const char *name = "route_dynamic_k";
     Array<float, 2> logits = in.floats<2>({T, 10});
     Array<int32_t, 1> k = in.ints<1>({T2}, 0, 4);
-    Outcome o = runTwice(
-        name, mismatch,
-        [&] {
-          IdsWeights r = {empty<int32_t, 2>(), empty<float, 2>()};
-          auto l = logits.desc();
-          auto kd = k.desc();
-          _mlir_ciface_route_dynamic_k(&r, &l, &kd);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r.a));
-          out.results.push_back(take(r.b));
-          return out;
-        },
-        logits, k);
-    if (!o.error) {
+    Outcome o = run(name, mismatch, _mlir_ciface_route_dynamic_k, logits, k);
+    if (!mismatch) {
+      if (o.error)
+        fail(name, "a runtime error with consistent sizes");
       std::vector<int64_t> limit;
       for (int32_t v : k.data)
         limit.push_back(std::min<int64_t>(std::max<int32_t>(v, 0), 4));
@@ -554,19 +556,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // Static result T = 5: any other T must be reported.
     const char *name = "route_static_tokens";
     Array<float, 2> logits = in.floats<2>({T, 8});
-    Outcome o = runTwice(
-        name, T != 5,
-        [&] {
-          IdsWeights r = {empty<int32_t, 2>(), empty<float, 2>()};
-          auto l = logits.desc();
-          _mlir_ciface_route_static_tokens(&r, &l);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r.a));
-          out.results.push_back(take(r.b));
-          return out;
-        },
-        logits);
+    Outcome o = run(name, T != 5, _mlir_ciface_route_static_tokens, logits);
     if (T == 5) {
       if (o.error)
         fail(name, "a runtime error with consistent sizes");
@@ -581,23 +571,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t K = padded ? 3 : 1 + in.below(4);
     Array<float, 2> x = in.floats<2>({T2, 4});
     Array<int32_t, 2> ids = in.ids<2>({T, K}, 8);
-    Outcome o = runTwice(
+    Outcome o = run(
         name, mismatch,
-        [&] {
-          Dispatched r = {empty<float, 2>(), empty<int32_t, 1>(),
-                          empty<int32_t, 2>()};
-          auto xd = x.desc();
-          auto id = ids.desc();
-          (padded ? _mlir_ciface_dispatch_padded
-                  : _mlir_ciface_dispatch)(&r, &xd, &id);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r.a));
-          out.results.push_back(take(r.b));
-          out.results.push_back(take(r.c));
-          return out;
-        },
-        x, ids);
+        padded ? _mlir_ciface_dispatch_padded : _mlir_ciface_dispatch, x, ids);
     if (!mismatch) {
       if (o.error)
         fail(name, "a runtime error with consistent sizes");
@@ -608,77 +584,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   case 11: {
     const char *name = "grouped_matmul";
     int64_t G = 1 + in.below(4), Kd = 1 + in.below(40), N = 1 + in.below(40);
-    int64_t Kd2 = mismatch ? Kd + 1 : Kd;
     Array<float, 2> lhs = in.floats<2>({T, Kd});
-    Array<float, 3> rhs = in.floats<3>({G, Kd2, N});
+    Array<float, 3> rhs = in.floats<3>({G, mismatch ? Kd + 1 : Kd, N});
     Array<int32_t, 1> offsets = in.ints<1>({G + 1}, 0, static_cast<int32_t>(T));
-    Outcome o = runTwice(
-        name, mismatch,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto l = lhs.desc();
-          auto w = rhs.desc();
-          auto off = offsets.desc();
-          _mlir_ciface_grouped_matmul(&r, &l, &w, &off);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        lhs, rhs, offsets);
-    if (!mismatch &&
-        (o.error || o.results[0].shape != std::vector<int64_t>{T, N}))
-      fail(name, "a wrong result shape or a spurious runtime error");
+    Outcome o =
+        run(name, mismatch, _mlir_ciface_grouped_matmul, lhs, rhs, offsets);
+    if (!mismatch)
+      expectShape(name, o, {T, N});
     break;
   }
   case 12: {
-    const char *name = "expert_ffn_gated";
     Array<float, 2> rows = in.floats<2>({T, 40});
     Array<int32_t, 1> offsets = in.ints<1>({4}, 0, static_cast<int32_t>(T));
     Array<float, 3> up = in.floats<3>({3, 40, 36}),
                     gate = in.floats<3>({3, 40, 36}),
                     down = in.floats<3>({3, 36, 40});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto rd = rows.desc();
-          auto off = offsets.desc();
-          auto u = up.desc(), g = gate.desc(), d = down.desc();
-          _mlir_ciface_expert_ffn_gated(&r, &rd, &off, &u, &g, &d);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        rows, offsets, up, gate, down);
-    if (o.error || o.results[0].shape != std::vector<int64_t>{T, 40})
-      fail(name, "a wrong result shape or a spurious runtime error");
+    expectShape("expert_ffn_gated",
+                run("expert_ffn_gated", false, _mlir_ciface_expert_ffn_gated,
+                    rows, offsets, up, gate, down),
+                {T, 40});
     break;
   }
   case 13: {
-    const char *name = "expert_ffn_bf16";
     Array<uint16_t, 2> rows = in.bf16<2>({T, 8});
     Array<int32_t, 1> offsets = in.ints<1>({3}, 0, static_cast<int32_t>(T));
     Array<uint16_t, 3> up = in.bf16<3>({2, 8, 5}), down = in.bf16<3>({2, 5, 8});
     Array<uint16_t, 2> bu = in.bf16<2>({2, 5}), bd = in.bf16<2>({2, 8});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          H2 r = empty<uint16_t, 2>();
-          auto rd = rows.desc();
-          auto off = offsets.desc();
-          auto u = up.desc(), d = down.desc();
-          auto b1 = bu.desc(), b2 = bd.desc();
-          _mlir_ciface_expert_ffn_bf16(&r, &rd, &off, &u, &d, &b1, &b2);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        rows, offsets, up, down, bu, bd);
-    if (o.error || o.results[0].shape != std::vector<int64_t>{T, 8})
-      fail(name, "a wrong result shape or a spurious runtime error");
+    expectShape("expert_ffn_bf16",
+                run("expert_ffn_bf16", false, _mlir_ciface_expert_ffn_bf16,
+                    rows, offsets, up, down, bu, bd),
+                {T, 8});
     break;
   }
   case 14: {
@@ -691,48 +626,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Array<float, 2> x = in.floats<2>({T2, 4});
     Array<float, 3> wc = in.floats<3>({1, 4, 2});
     Array<float, 2> v = in.floats<2>({1, 4});
-    Outcome o = runTwice(
-        name, mismatch,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto yd = y.desc(), wd = w.desc(), xd = x.desc(), vd = v.desc();
-          auto sd = slots.desc(), id = ids.desc();
-          auto cd = wc.desc();
-          _mlir_ciface_combine(&r, &yd, &sd, &id, &wd, &xd, &cd, &vd);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        y, slots, ids, w, x, wc, v);
-    if (!mismatch &&
-        (o.error || o.results[0].shape != std::vector<int64_t>{T, 4}))
-      fail(name, "a wrong result shape or a spurious runtime error");
+    Outcome o =
+        run(name, mismatch, _mlir_ciface_combine, y, slots, ids, w, x, wc, v);
+    if (!mismatch)
+      expectShape(name, o, {T, 4});
     break;
   }
   case 15: {
     const char *name = "aux_loss";
     Array<float, 2> scores = in.floats<2>({T, 10});
     Array<int32_t, 2> ids = in.ids<2>({T2, 3}, 10);
-    Outcome o = runTwice(
-        name, mismatch,
-        [&] {
-          Desc<float, 0> r = empty<float, 0>();
-          auto s = scores.desc();
-          auto id = ids.desc();
-          _mlir_ciface_aux_loss(&r, &s, &id);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        scores, ids);
+    Outcome o = run(name, mismatch, _mlir_ciface_aux_loss, scores, ids);
     if (!mismatch && o.error)
-      fail(name, "a spurious runtime error");
+      fail(name, "a runtime error with consistent sizes");
     break;
   }
   case 16: {
-    const char *name = "layer";
     Array<float, 2> x = in.floats<2>({T, 8});
     Array<float, 2> wr = in.floats<2>({8, 10});
     Array<float, 3> up = in.floats<3>({6, 8, 5}),
@@ -740,21 +649,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     down = in.floats<3>({6, 5, 8}),
                     wc = in.floats<3>({1, 8, 2});
     Array<float, 2> v = in.floats<2>({1, 8});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto xd = x.desc(), rd = wr.desc(), vd = v.desc();
-          auto u = up.desc(), g = gate.desc(), d = down.desc(), c = wc.desc();
-          _mlir_ciface_layer(&r, &xd, &rd, &u, &g, &d, &c, &vd);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        x, wr, up, gate, down, wc, v);
-    if (o.error || o.results[0].shape != std::vector<int64_t>{T, 8})
-      fail(name, "a wrong result shape or a spurious runtime error");
+    expectShape(
+        "layer",
+        run("layer", false, _mlir_ciface_layer, x, wr, up, gate, down, wc, v),
+        {T, 8});
     break;
   }
   case 17: {
@@ -765,46 +663,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Array<float, 3> up = in.floats<3>({6, 8, 5}),
                     down = in.floats<3>({6, 5, 8});
     Array<float, 2> bu = in.floats<2>({6, 5}), bd = in.floats<2>({6, 8});
-    Outcome o = runTwice(
-        name, mismatch,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto xd = x.desc(), rd = wr.desc(), b1 = bu.desc(), b2 = bd.desc();
-          auto kd = k.desc();
-          auto u = up.desc(), d = down.desc();
-          _mlir_ciface_layer_dynamic_k(&r, &xd, &rd, &kd, &u, &d, &b1, &b2);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        x, wr, k, up, down, bu, bd);
-    if (!mismatch &&
-        (o.error || o.results[0].shape != std::vector<int64_t>{T, 8}))
-      fail(name, "a wrong result shape or a spurious runtime error");
+    Outcome o = run(name, mismatch, _mlir_ciface_layer_dynamic_k, x, wr, k, up,
+                    down, bu, bd);
+    if (!mismatch)
+      expectShape(name, o, {T, 8});
     break;
   }
   default: {
-    const char *name = "layer_expert_choice";
     Array<float, 2> x = in.floats<2>({T, 8});
     Array<float, 2> wr = in.floats<2>({8, 6});
     Array<float, 3> up = in.floats<3>({6, 8, 5}),
                     down = in.floats<3>({6, 5, 8});
-    Outcome o = runTwice(
-        name, false,
-        [&] {
-          F2 r = empty<float, 2>();
-          auto xd = x.desc(), rd = wr.desc();
-          auto u = up.desc(), d = down.desc();
-          _mlir_ciface_layer_expert_choice(&r, &xd, &rd, &u, &d);
-          Outcome out;
-          out.error = moe_runtime_error;
-          out.results.push_back(take(r));
-          return out;
-        },
-        x, wr, up, down);
-    if (o.error || o.results[0].shape != std::vector<int64_t>{T, 8})
-      fail(name, "a wrong result shape or a spurious runtime error");
+    expectShape("layer_expert_choice",
+                run("layer_expert_choice", false,
+                    _mlir_ciface_layer_expert_choice, x, wr, up, down),
+                {T, 8});
     break;
   }
   }
