@@ -81,7 +81,11 @@ FuzzContext::~FuzzContext() = default;
 
 OwningOpRef<ModuleOp> FuzzContext::parse(llvm::StringRef text) {
   ParserConfig config(context.get(), /*verifyAfterParse=*/false);
-  return parseSourceString<ModuleOp>(text, config, "fuzz-input");
+  // MLIR's lexer relies on a NUL after the buffer, as files and Python
+  // strings have (libFuzzer's input has none: the lexer reads past it at an
+  // unterminated literal).
+  std::string terminated = text.str();
+  return parseSourceString<ModuleOp>(terminated, config, "fuzz-input");
 }
 
 void mlir::moe::fuzz::initializeOnce() {
