@@ -540,7 +540,8 @@ private:
   /// argument or result type otherwise only trips the func verifier.
   void repairFunctionTypes() {
     for (func::FuncOp func : module.getOps<func::FuncOp>()) {
-      if (func.isExternal())
+      // The IR is not verified: a dropped `function_type` is null here.
+      if (!func.getFunctionTypeAttr() || func.isExternal())
         continue;
       Block &entry = func.getBody().front();
       llvm::SmallVector<Type> results;
