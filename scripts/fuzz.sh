@@ -23,7 +23,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${MOE_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
 CORPORA="$ROOT/tools/fuzzers/corpus"
 LLVM_PREFIX=/usr/lib/llvm-22
-ALL_TARGETS=(verify cpu-pipeline exec gpu-pipeline)
+# Longest first: in --ci they run side by side.
+ALL_TARGETS=(gpu-pipeline cpu-pipeline verify exec)
 
 mode=fuzz
 seconds=60
@@ -64,35 +65,65 @@ len_control() { case "$1" in exec) echo 0 ;; *) echo 100 ;; esac; }
 timeout_of() { case "$1" in verify|exec) echo 10 ;; *) echo 30 ;; esac; }
 ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-100}" ;; esac; }
 
+options_of() {
+  echo -max_len="$(max_len "$1")" -len_control="$(len_control "$1")" \
+       -timeout="$(timeout_of "$1")" -rss_limit_mb=4096 -malloc_limit_mb=4096 \
+       -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$1-"
+}
+
+# CI: replay the corpus and run a fixed number of seeded mutations; new
+# inputs go to a scratch folder, so nothing changes. Writes a report.
+ci_target() {
+  local target="$1" corpus="$CORPORA/$1" scratch start runs rc=0
+  scratch="$(mktemp -d)"
+  start=$(date +%s)
+  # -runs counts the replayed inputs too.
+  runs=$(( $(ls "$corpus" | wc -l) + $(ci_runs "$target") ))
+  # shellcheck disable=SC2046
+  "$BUILD_DIR/bin/moe-$target-fuzzer" $(options_of "$target") -seed=1 -runs="$runs" \
+    "$scratch" "$corpus" > "$ARTIFACTS/$target-ci.log" 2>&1 || rc=$?
+  {
+    echo "== fuzz $target: replay $(ls "$corpus" | wc -l) inputs + $(ci_runs "$target") mutations (seed 1): $(( $(date +%s) - start )) s"
+    if [ "$rc" -ne 0 ]; then tail -60 "$ARTIFACTS/$target-ci.log"; fi
+    grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units" "$ARTIFACTS/$target-ci.log" \
+      | sed 's/^/   /' || true
+  } > "$ARTIFACTS/$target-ci.report"
+  rm -rf "$scratch"
+  return "$rc"
+}
+
 status=0
+if [ "$mode" = ci ]; then
+  # The targets are independent processes: run as many at once as there
+  # are cores (the pipeline targets take most of the time).
+  jobs_max=$(nproc 2>/dev/null || echo 1)
+  pids=()
+  start=$(date +%s)
+  for target in "${targets[@]}"; do
+    while (( $(jobs -rp | wc -l) >= jobs_max )); do sleep 0.2; done
+    ci_target "$target" &
+    pids+=("$!")
+  done
+  for i in "${!targets[@]}"; do
+    wait "${pids[$i]}" || status=1
+    cat "$ARTIFACTS/${targets[$i]}-ci.report"
+  done
+  echo "== fuzz --ci: $(( $(date +%s) - start )) s"
+  exit $status
+fi
+
 for target in "${targets[@]}"; do
   fuzzer="$BUILD_DIR/bin/moe-$target-fuzzer"
   corpus="$CORPORA/$target"
   mkdir -p "$corpus"
-  common=(-max_len="$(max_len "$target")" -len_control="$(len_control "$target")"
-          -timeout="$(timeout_of "$target")"
-          -rss_limit_mb=4096 -malloc_limit_mb=4096 -print_final_stats=1
-          -artifact_prefix="$ARTIFACTS/$target-")
+  # shellcheck disable=SC2207
+  common=($(options_of "$target"))
   start=$(date +%s)
   case "$mode" in
-    ci)
-      scratch="$(mktemp -d)"
-      echo "== fuzz $target: replay $(ls "$corpus" | wc -l) inputs + $(ci_runs "$target") mutations (seed 1)"
-      # -runs counts the replayed inputs too.
-      runs=$(( $(ls "$corpus" | wc -l) + $(ci_runs "$target") ))
-      if ! "$fuzzer" "${common[@]}" -seed=1 -runs="$runs" \
-           "$scratch" "$corpus" > "$ARTIFACTS/$target-ci.log" 2>&1; then
-        tail -60 "$ARTIFACTS/$target-ci.log"
-        status=1
-      fi
-      grep -E "^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss" \
-        "$ARTIFACTS/$target-ci.log" | sed 's/^/   /' || true
-      rm -rf "$scratch"
-      ;;
     merge)
       fresh="$(mktemp -d)"
       echo "== merge $target ($(ls "$corpus" | wc -l) inputs)"
-      "$fuzzer" "${common[@]}" -merge=1 "$fresh" "$corpus" > "$ARTIFACTS/$target-merge.log" 2>&1 \
+      "$fuzzer" "${common[@]}" -set_cover_merge=1 "$fresh" "$corpus" > "$ARTIFACTS/$target-merge.log" 2>&1 \
         || { tail -30 "$ARTIFACTS/$target-merge.log"; status=1; rm -rf "$fresh"; continue; }
       rm -f "$corpus"/*
       cp "$fresh"/* "$corpus"/ 2>/dev/null || true
