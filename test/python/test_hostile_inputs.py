@@ -106,6 +106,23 @@ def test_static_result_size_checked_at_run_time(op, pipeline):
         np.testing.assert_array_equal(a, b)
 
 
+def test_static_result_larger_than_memory():
+    """A static result size no machine can hold (2^40 tokens, 8 TB of ids)
+    against a real T: the check fails, and the results the failed op
+    returns are not allocated (malloc returns null) rather than zeroed
+    through a null pointer."""
+    text = """
+func.func @f(%l: tensor<?x8xf32>) -> (tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>) {
+  %i, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
+      : tensor<?x8xf32> -> tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>
+  return %i, %w : tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>
+}"""
+    f = moe_mlir.compile(text, "f")
+    for T in (0, 4):
+        with pytest.raises(ValueError, match="static sizes of its results"):
+            f(np.ones((T, 8), np.float32))
+
+
 def test_fused_routing_with_the_largest_tile():
     """The tile buffer of moe.route_dispatch holds min(tile, T) rows: the
     largest tile allowed works for a few tokens and equals the unfused ops
