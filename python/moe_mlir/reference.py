@@ -174,10 +174,13 @@ class Capacity:
 
 @dataclass(frozen=True)
 class Groups:
-    """``n`` contiguous expert groups, keep the ``top`` best."""
+    """``n`` contiguous expert groups, keep the ``top`` best; a group's score
+    is the sum of its two largest keys (``"top2_sum"``) or its largest
+    (``"max"``)."""
 
     n: int
     top: int
+    score: str = "top2_sum"
 
 
 _STRATEGIES = (TopK, TopP, Adaptive, Threshold, DynamicK, ExpertChoice)
@@ -425,12 +428,16 @@ def _validate_route(logits, experts, k, scoring, strategy, normalize, scale, cap
         if not isinstance(groups, Groups):
             raise ValueError(f"{op}: attribute 'groups' must be a Groups, got {groups!r}")
         n, top = groups.n, groups.top
+        if groups.score not in ("top2_sum", "max"):
+            raise ValueError(f"{op}: groups 'score' must be 'top2_sum' or 'max', got "
+                             f"{groups.score!r}")
         if S != E:
             raise ValueError(f"{op}: attribute 'groups' requires S = E, got S={S}, E={E}")
         if not _is_int(n) or n < 1 or E % n != 0:
             raise ValueError(f"{op}: groups 'n' must be a positive divisor of E={E}, got {n!r}")
-        if E // n < 2:
-            raise ValueError(f"{op}: groups require E / n >= 2, got E={E}, n={n}")
+        if E // n < 2 and groups.score == "top2_sum":
+            raise ValueError(f"{op}: groups require E / n >= 2 with score top2_sum, got "
+                             f"E={E}, n={n}")
         if not _is_int(top) or not 1 <= top <= n:
             raise ValueError(f"{op}: groups 'top' must be in [1, n={n}], got {top!r}")
         if K > top * (E // n):
@@ -492,9 +499,12 @@ def _route_core(logits: np.ndarray, cfg: _Config) -> _RouteState:
         n_g, top = cfg.groups.n, cfg.groups.top
         gs = E // n_g
         keyed = np.where(np.isnan(u), -np.inf, u).astype(F32).reshape(T, n_g, gs)
-        two = -np.sort(-keyed, axis=2)[:, :, :2]
-        with np.errstate(all="ignore"):
-            gscore = (two[:, :, 0] + two[:, :, 1]).astype(F32)
+        best = -np.sort(-keyed, axis=2)
+        if cfg.groups.score == "max":
+            gscore = best[:, :, 0].astype(F32)
+        else:
+            with np.errstate(all="ignore"):
+                gscore = (best[:, :, 0] + best[:, :, 1]).astype(F32)
         gorder = _order_desc(gscore)
         kept = np.zeros((T, n_g), bool)
         np.put_along_axis(kept, gorder[:, :top], True, axis=1)

@@ -116,9 +116,14 @@ class RoutingConfig:
             self.capacity = (factor, priority)
         self.groups = None
         if groups is not None:
-            if not (isinstance(groups, (tuple, list)) and len(groups) == 2):
-                raise ValueError(f"'groups' must be (n, top), got {groups!r}")
-            self.groups = (integer("groups n", groups[0], 1), integer("groups top", groups[1], 1))
+            if not (isinstance(groups, (tuple, list)) and len(groups) in (2, 3)):
+                raise ValueError(f"'groups' must be (n, top) or (n, top, score), got {groups!r}")
+            score = groups[2] if len(groups) == 3 else "top2_sum"
+            if score not in ("top2_sum", "max"):
+                raise ValueError(f"groups score must be 'top2_sum' or 'max', got {score!r}")
+            # Always (n, top, score): ref.Groups(*config.groups) takes it as is.
+            self.groups = (integer("groups n", groups[0], 1), integer("groups top", groups[1], 1),
+                           score)
         self.scale = float(scale)
         if strategy == "expert_choice" and (self.capacity or self.groups):
             raise ValueError("strategy 'expert_choice' does not accept 'capacity' or 'groups'")
@@ -154,7 +159,8 @@ class RoutingConfig:
             text += (f" capacity = <factor = {_f64_literal(self.capacity[0])}, "
                      f"priority = {self.capacity[1]}>")
         if self.groups:
-            text += f" groups = <n = {self.groups[0]}, top = {self.groups[1]}>"
+            score = "" if self.groups[2] == "top2_sum" else f", score = {self.groups[2]}"
+            text += f" groups = <n = {self.groups[0]}, top = {self.groups[1]}{score}>"
         return text
 
 
@@ -249,7 +255,8 @@ def compile_route(num_experts: int, k: int, num_null: int = 0, num_copy: int = 0
     num_const. ``p`` is required by top_p, ``tau`` by adaptive and threshold,
     ``capacity_factor`` by expert_choice; ``k_min`` (threshold only) defaults
     to 1. ``capacity`` is ``(factor, "score"|"position")``, ``groups`` is
-    ``(n, top)``. A parameter the strategy does not use is a ``ValueError``."""
+    ``(n, top)`` or ``(n, top, score)`` with ``score`` ``"top2_sum"`` (the
+    default) or ``"max"``. A parameter the strategy does not use is a ``ValueError``."""
     _check_target(target)
     cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
                         tau, k_min, capacity_factor, capacity, groups, normalize, scale)

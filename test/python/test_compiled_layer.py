@@ -62,7 +62,8 @@ def make_config(index, row):
         n = 2
         top = int(rng.integers(1, 3))
         K = min(K, top * (E // n))
-        groups = (n, top)
+        score = "max" if np.random.default_rng([8765, index]).random() < 0.5 else "top2_sum"
+        groups = (n, top, score)
     capacity = None
     if strategy != "expert_choice" and rng.random() < 0.4:
         capacity = (float(rng.choice([0.5, 1.0, 2.0])), str(rng.choice(["score", "position"])))

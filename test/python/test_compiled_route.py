@@ -76,10 +76,18 @@ def make_config(index, row, seed):
     kmax = min(4, S)
     groups = None
     if grouped:
-        n = int(rng.choice([d for d in (2, 3, 4) if E % d == 0 and E // d >= 2]))
+        # Half the grouped seeds score groups by their max (v1.1), which also
+        # allows one expert per group; drawn from their own stream so the
+        # other parameters of the row stay as they were.
+        score = "max" if np.random.default_rng([4321, index, seed]).random() < 0.5 \
+            else "top2_sum"
+        sizes = (2, 3, 4, 8) if score == "max" else (2, 3, 4)
+        n = int(rng.choice([d for d in sizes if E % d == 0 and E // d >= 1]))
+        if score == "top2_sum" and E // n < 2:
+            n = 2
         top = int(rng.integers(1, n + 1))
         kmax = min(kmax, top * (E // n))
-        groups = (n, top)
+        groups = (n, top, score)
     K = int(rng.integers(1, kmax + 1))
     scoring = row["scoring"]
     strategy = row["strategy"]

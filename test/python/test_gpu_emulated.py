@@ -22,6 +22,8 @@ CASES = [
      dict(strategy=ref.Threshold(0.2, 1), scoring="sigmoid")),
     ("groups", dict(groups=(2, 1), scoring="sigmoid", normalize="selected", scale=2.5),
      dict(groups=ref.Groups(2, 1), scoring="sigmoid", normalize="selected", scale=2.5)),
+    ("groups_max", dict(groups=(4, 2, "max"), scoring="sigmoid", normalize="selected"),
+     dict(groups=ref.Groups(4, 2, "max"), scoring="sigmoid", normalize="selected")),
     ("zero_copy_const", dict(num_null=1, num_copy=1, num_const=2, normalize="non_null"),
      dict(normalize="non_null")),
     ("plain_gelu", dict(activation="gelu", gated=False), dict(activation="gelu", gated=False)),

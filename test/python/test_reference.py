@@ -304,6 +304,33 @@ def test_groups_nan_expert_in_kept_group_sorts_last():
           [[0, 2, 1]], [[1, 0.5, NAN]])
 
 
+def test_groups_max_score_is_the_largest_member():
+    # v1.1: groups [.9, 0, 0] [.85, .8, 0]. top2_sum: g0 = .9 < g1 = 1.65 -> keep g1;
+    # max: g0 = .9 > g1 = .85 -> keep g0 (order 0, then 1: a tie with 2 at 0).
+    keys = [[0.9, 0, 0, 0.85, 0.8, 0]]
+    check(route(keys, 2, groups=ref.Groups(2, 1)), [[3, 4]], [[0.85, 0.8]])
+    check(route(keys, 2, groups=ref.Groups(2, 1, "max")), [[0, 1]], [[0.9, 0]])
+
+
+def test_groups_max_allows_one_expert_per_group():
+    # n = E: each group is one expert, so groups<4, 2, max> keeps the two best experts.
+    check(route([[0.1, 0.4, 0.3, 0.2]], 2, groups=ref.Groups(4, 2, "max")),
+          [[1, 2]], [[0.4, 0.3]])
+    with pytest.raises(ValueError, match="E / n >= 2"):
+        route([[0.1, 0.4, 0.3, 0.2]], 2, groups=ref.Groups(4, 2))
+
+
+def test_groups_max_nan_key_counts_as_minus_inf():
+    # g0 = max(-inf for NaN, -inf) = -inf, g1 = .2 -> keep g1
+    check(route([[NAN, -INF, 0.1, 0.2]], 2, groups=ref.Groups(2, 1, "max")),
+          [[3, 2]], [[0.2, 0.1]])
+
+
+def test_groups_rejects_an_unknown_score():
+    with pytest.raises(ValueError, match="'score'"):
+        route([[0.1, 0.4, 0.3, 0.2]], 2, groups=ref.Groups(2, 1, "sum"))
+
+
 # --------------------------------------------------------------------------------------
 # 2.2 step 7: capacity
 # --------------------------------------------------------------------------------------

@@ -317,7 +317,8 @@ struct RouteEmitter {
   }
 
   /// The group mask of step 3 for one token: selectable[i] for the experts
-  /// of the `top` groups with the best sums of their two largest keys.
+  /// of the `top` groups with the best scores (the sum of their two largest
+  /// keys, or their largest key with `score = max`).
   void emitGroupMask(Value keys, Value selectable, Value groupScores,
                      PickBuffers groupPicks) {
     GroupsAttr groups = config.groups;
@@ -340,7 +341,10 @@ struct RouteEmitter {
                                            e.select(aboveSecond, key, acc[1]));
                    return SmallVector<Value>{first, second};
                  });
-      e.store(e.add(best[0], best[1]), groupScores, g);
+      Value score = groups.getScore() == GroupScore::max
+                        ? best[0]
+                        : e.add(best[0], best[1]);
+      e.store(score, groupScores, g);
     });
     e.fill(selectable, e.boolean(false), zero, width);
     emitSelectBest(

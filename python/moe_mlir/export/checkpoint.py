@@ -108,10 +108,13 @@ def _routing(moe: Dict, path: str) -> RoutingConfig:
         capacity = (c["factor"], c["priority"])
     if moe["groups"] is not None:
         g = moe["groups"]
-        if set(g) != {"n", "top"} or not all(isinstance(v, int) and not isinstance(v, bool)
-                                             for v in g.values()):
-            raise ExportError(f"{path}: 'groups' must be {{\"n\": n, \"top\": top}}, got {g!r}")
-        groups = (g["n"], g["top"])
+        if (not {"n", "top"} <= set(g) <= {"n", "top", "score"}
+                or not all(isinstance(g[v], int) and not isinstance(g[v], bool)
+                           for v in ("n", "top"))
+                or g.get("score", "top2_sum") not in ("top2_sum", "max")):
+            raise ExportError(f"{path}: 'groups' must be {{\"n\": n, \"top\": top}} with an "
+                              f"optional \"score\": \"top2_sum\"|\"max\", got {g!r}")
+        groups = (g["n"], g["top"], g.get("score", "top2_sum"))
     try:
         return RoutingConfig(
             num_experts=moe["num_experts"], k=moe["top_k"], num_null=moe["num_null_experts"],

@@ -6,7 +6,7 @@
 //   [adaptive]   adaptive tau >= 0
 //   [threshold]  threshold tau finite and 0 <= k_min <= K
 //   [cf]         capacity factors > 0
-//   [groups]     S = E, E % n == 0, E / n >= 2, 1 <= top <= n, K <= top*E/n
+//   [groups]     S = E, E % n == 0, E / n >= 2 (top2_sum), 1 <= top <= n, K <= top*E/n
 //   [ec-space]   expert_choice only with S = E
 //   [ec-alone]   expert_choice without selection_bias, capacity or groups
 //   [k_per_token] k_per_token iff dynamic_k
@@ -283,10 +283,21 @@ func.func @groups_zero(%l: tensor<?x8xf32>) {
 
 // -----
 
-// [groups] at least two experts per group.
+// [groups] at least two experts per group for the top2_sum score (score =
+// max allows one: see ops.mlir).
 func.func @groups_size(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'groups' expects at least 2 experts per group (E / n >= 2), got E / n = 1}}
+  // expected-error @below {{attribute 'groups' expects at least 2 experts per group (E / n >= 2) with score = top2_sum, got E / n = 1}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 8, top = 4> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// [groups] an unknown group score.
+func.func @groups_score(%l: tensor<?x8xf32>) {
+  // expected-error @below {{expected one of [top2_sum, max] for how group-limited routing scores a group of experts, got: sum}}
+  // expected-error @below {{failed to parse MoE_GroupsAttr parameter 'score'}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 2, top = 1, score = sum> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 

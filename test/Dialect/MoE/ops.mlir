@@ -93,6 +93,17 @@ func.func @route_capacity_groups_bias(%logits: tensor<32x16xf32>,
       k = 4 scoring = sigmoid strategy = top_k normalize = selected scale = 2.5
       groups = <n = 4, top = 2>
       : tensor<32x16xf32> -> tensor<32x4xi32>, tensor<32x4xf32>
+  // The max group score (one expert per group is enough); an explicit
+  // top2_sum is the default and is not printed.
+  // CHECK: moe.route %[[L]] experts = <compute = 16> k = 4 scoring = sigmoid strategy = top_k groups = <n = 16, top = 4, score = max>
+  %3:2 = moe.route %logits experts = <compute = 16> k = 4 scoring = sigmoid
+      strategy = top_k groups = <n = 16, top = 4, score = max>
+      : tensor<32x16xf32> -> tensor<32x4xi32>, tensor<32x4xf32>
+  // CHECK: moe.route %[[L]] experts = <compute = 16> k = 2 strategy = top_k groups = <n = 4, top = 1>
+  // CHECK-NOT: score
+  %4:2 = moe.route %logits experts = <compute = 16> k = 2 strategy = top_k
+      groups = <n = 4, top = 1, score = top2_sum>
+      : tensor<32x16xf32> -> tensor<32x2xi32>, tensor<32x2xf32>
   return
 }
 
@@ -238,6 +249,7 @@ func.func @zero_tokens(%logits: tensor<0x8xf32>) -> tensor<0x2xi32> {
 // CHECK-SAME: k = #moe<normalize non_null>
 // CHECK-SAME: l = #moe<activation gelu_tanh>
 // CHECK-SAME: m = #moe.top_p<p = 0.899999976>
+// CHECK-SAME: n = #moe.groups<n = 4, top = 2, score = max>
 func.func @attribute_forms() attributes {
     a = #moe.experts<compute = 4, null = 1, copy = 2, const = 3>,
     b = #moe.top_k, c = #moe.top_p<p = 0.25>, d = #moe.adaptive<tau = 0.0>,
@@ -246,7 +258,7 @@ func.func @attribute_forms() attributes {
     h = #moe.capacity<factor = 0.5, priority = position>,
     i = #moe.groups<n = 2, top = 1>, j = #moe<scoring sigmoid>,
     k = #moe<normalize non_null>, l = #moe<activation gelu_tanh>,
-    m = #moe.top_p<p = 0.9>} {
+    m = #moe.top_p<p = 0.9>, n = #moe.groups<n = 4, top = 2, score = max>} {
   return
 }
 

@@ -172,10 +172,11 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
       return op->emitOpError()
              << "attribute 'groups' expects n >= 1 dividing E = " << numCompute
              << ", got n = " << n;
-    if (numCompute / n < 2)
+    // top2_sum adds a group's two largest keys; max needs one.
+    if (groups.getScore() == GroupScore::top2_sum && numCompute / n < 2)
       return op->emitOpError()
              << "attribute 'groups' expects at least 2 experts per group "
-                "(E / n >= 2), got E / n = "
+                "(E / n >= 2) with score = top2_sum, got E / n = "
              << numCompute / n;
     if (top < 1 || top > n)
       return op->emitOpError()

@@ -212,17 +212,32 @@ def MoE_CapacityAttr : MoE_Attr<"Capacity", "capacity"> {
 }
 
 def MoE_GroupsAttr : MoE_Attr<"Groups", "groups"> {
-  let summary = "group-limited routing (DeepSeek-V3)";
+  let summary = "group-limited routing (DeepSeek-V2/V3)";
   let description = [{
-    The `E` experts are split into `n` contiguous groups; a group's score is
-    the sum of its two largest selection keys; only the experts of the `top`
-    best groups can be selected. Requires `S = E`, `E % n == 0`,
-    `E / n >= 2`, `1 <= top <= n` and `K <= top * E / n`.
+    The `E` experts are split into `n` contiguous groups and scored by
+    `score`: `top2_sum` (the default) sums each group's two largest
+    selection keys, `max` takes its largest; only the experts of the `top`
+    best groups can be selected (ties: lower group index; a NaN group score
+    ranks last). Requires `S = E`, `E % n == 0`, `E / n >= 2` for
+    `top2_sum` (`E / n >= 1` for `max`), `1 <= top <= n` and
+    `K <= top * E / n`. The default score is omitted in the textual form.
 
-    Example: `groups = <n = 8, top = 4>`.
+    Example:
+
+    ```mlir
+    groups = <n = 8, top = 4>                 // DeepSeek-V3 (bias, top2_sum)
+    groups = <n = 8, top = 3, score = max>    // DeepSeek-V3 official, no bias
+    ```
   }];
-  let parameters = (ins "int64_t":$n, "int64_t":$top);
+  let parameters = (ins "int64_t":$n, "int64_t":$top,
+      DefaultValuedParameter<"::mlir::moe::GroupScore",
+                             "::mlir::moe::GroupScore::top2_sum">:$score);
   let assemblyFormat = "`<` struct(params) `>`";
+  let builders = [
+    AttrBuilder<(ins "int64_t":$n, "int64_t":$top), [{
+      return $_get($_ctxt, n, top, ::mlir::moe::GroupScore::top2_sum);
+    }]>
+  ];
 }
 
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

@@ -57,6 +57,21 @@ def MoE_CapacityPriority : I32EnumAttr<"CapacityPriority",
   }];
 }
 
+def MoE_GroupScore : I32EnumAttr<"GroupScore",
+    "how group-limited routing scores a group of experts", [
+      I32EnumAttrCase<"top2_sum", 0>,
+      I32EnumAttrCase<"max", 1>
+    ]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+  let description = [{
+    `top2_sum`: the sum of the group's two largest selection keys
+    (DeepSeek-V3 with its correction bias). `max`: the group's largest key
+    (DeepSeek-V3's official inference code without a bias, DeepSeek-V2).
+    NaN keys count as -inf in both.
+  }];
+}
+
 def MoE_Activation : I32EnumAttr<"Activation",
     "the activation function of an expert FFN", [
       I32EnumAttrCase<"silu", 0>,
