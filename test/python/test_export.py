@@ -334,7 +334,8 @@ def test_mismatch_is_reported_with_the_module_path():
     a Mixtral block that forgets to renormalise), export-time verification
     fails and names the module and what differs."""
     class NoRenorm(type(mm.make_mixtral_moe(seed=0))):
-        def forward(self, x):
+        def forward(self, hidden_states):
+            x = hidden_states.reshape(-1, hidden_states.shape[-1])
             logits = self.gate(x)
             p = torch.softmax(logits, -1)
             w, i = torch.topk(p, self.top_k, -1)
@@ -342,9 +343,11 @@ def test_mismatch_is_reported_with_the_module_path():
             for e, expert in enumerate(self.experts):
                 t, j = torch.where(i == e)
                 out.index_add_(0, t, expert(x[t]) * w[t, j, None])
-            return out, logits
+            return out.reshape(hidden_states.shape), logits
     block = mm.make_mixtral_moe(seed=0)
     block.__class__ = NoRenorm
     with pytest.raises(ExportError, match=r"model: the exported graph does not reproduce the "
-                                          r"module: with \d+ tokens"):
+                                          r"module: 'output' for a probe input \[1, 1, 64\] "
+                                          r"differs in 1 token\(s\) \(tokens \[0\]\), "
+                                          r"max \|difference\| [0-9.e+-]+"):
         export(block)

@@ -15,11 +15,12 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from .layers import (AttentionSpec, DenseMLPSpec, MoESpec, add, attention, gate_rows,
-                     linear, moe_layer, rmsnorm, swiglu_mlp, tokens_k)
+                     linear, moe_chain, moe_layer, rmsnorm, router_logits, swiglu_mlp,
+                     tokens_k)
 from .mlir_builder import FunctionBuilder, ModuleBuilder, Value, tensor_type
-from .model import ExportedModel
+from .model import ExportedModel, ExportError
 
-__all__ = ["LayerSpec", "ModelSpec", "emit"]
+__all__ = ["CallSpec", "LayerSpec", "ModelSpec", "emit"]
 
 
 @dataclass
@@ -75,14 +76,40 @@ class LayerSpec:
 
 
 @dataclass
+class CallSpec:
+    """How the framework module is called and what it returns, for
+    export-time verification (the exported function always takes tokens
+    ``[T, H]`` and returns ``[T, H]``, then the extra results).
+
+    ``input_rank``: 3 when the module takes ``[B, S, H]`` (and, for the
+    exported graph, its B*S tokens are independent), 2 when it takes
+    ``[T, H]``. ``extra_inputs``: names of further tensor arguments, passed
+    positionally after the hidden states (``gate_residual``: [T, S] logits).
+    ``outputs``: for each result of the exported function (``output``,
+    ``router_logits``), its index in the tuple the module returns (None: the
+    module returns a bare tensor; ``outputs`` None: the hidden states only,
+    the module's tensor or the first element of its tuple). ``keywords``: constant keyword arguments
+    of every call."""
+    input_rank: int = 3
+    extra_inputs: Tuple[str, ...] = ()
+    outputs: Optional[Tuple[Optional[int], ...]] = None   # None: a tensor, or a tuple's first
+    keywords: dict = field(default_factory=dict)
+
+
+@dataclass
 class ModelSpec:
     hidden: int
     layers: List[LayerSpec]
     path: str = "model"
     final_norm: Optional[NormSpec] = None
+    call: CallSpec = field(default_factory=CallSpec)
 
 
-def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args) -> Value:
+def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
+                extra_inputs=None, extra_results=None) -> Value:
+    """The layer's output; an MoE block that takes a gating residual reads
+    it from ``extra_inputs["gate_residual"]``, and one that returns its
+    router logits appends them to ``extra_results``."""
     h = x
     if layer.attention is not None:
         with fb.location(layer.path + ".self_attn"):
@@ -100,7 +127,16 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args) -> Value:
             if spec.k_predictor is not None:
                 k_per_token = tokens_k(fb, inner, moe_args["k_predictor.weight"],
                                        moe_args["k_predictor.bias"], spec.routing.k)
-            out = moe_layer(fb, inner, spec, moe_args, k_per_token)
+            residual = (extra_inputs or {}).get("gate_residual") if spec.gate_residual else None
+            if spec.router_net is not None or residual is not None:
+                logits = router_logits(fb, inner, spec, moe_args, residual)
+                out = moe_chain(fb, inner, logits, spec, moe_args, k_per_token)
+            else:
+                out = moe_layer(fb, inner, spec, moe_args, k_per_token)
+                if spec.return_logits:
+                    logits = router_logits(fb, inner, spec, moe_args)
+            if spec.return_logits and extra_results is not None:
+                extra_results.append(logits)
             if spec.shared is not None:
                 shared = swiglu_mlp(fb, inner, moe_args["shared.w_gate"], moe_args["shared.w_up"],
                                     moe_args["shared.w_down"])
@@ -158,9 +194,26 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
         position.append((list(groups).index(layer.key()), len(members)))
         members.append(layer)
 
+    # A lone MoE block keeps its own interface: a gating residual input
+    # (MoE++) and its router logits as a second result (transformers).
+    block = spec.layers[0].ffn if len(spec.layers) == 1 else None
+    block = block if isinstance(block, MoESpec) and spec.layers[0].attention is None else None
+    for layer in spec.layers:
+        if isinstance(layer.ffn, MoESpec) and layer.ffn.gate_residual and block is None:
+            raise ExportError(f"{layer.ffn_path or layer.path}: a gating residual (the previous "
+                              f"layer's router logits) is supported for a single exported "
+                              f"block, not yet inside a model")
+    residual_in = block is not None and block.gate_residual
+    logits_out = block is not None and block.return_logits
+
     module = ModuleBuilder()
     main = FunctionBuilder(entry, public=True)
     x = main.arg((None, spec.hidden), name="input", hint="x")
+    inputs = ["input"]
+    residual = None
+    if residual_in:
+        residual = main.arg((None, block.routing.S), name="gate_residual", hint="res")
+        inputs.append("gate_residual")
     weights = OrderedDict()
     stacks = OrderedDict()
     functions = []
@@ -173,11 +226,16 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
                               for role in roles)
         fb = FunctionBuilder(f"layer_{number}", public=False)
         fx = fb.arg((None, spec.hidden), hint="x")
+        extra_inputs = {}
+        if residual_in:
+            extra_inputs["gate_residual"] = fb.arg((None, block.routing.S), hint="res")
         fstacked = OrderedDict((r, fb.arg(a.shape, hint="w")) for r, a in stacked.items())
         index = fb.scalar_arg("index")
         with fb.location(first.path):
             per_layer = OrderedDict((r, _slice(fb, v, index)) for r, v in fstacked.items())
-            fb.results = [_emit_layer(fb, fx, first, per_layer)]
+            extra_results = [] if logits_out else None
+            fb.results = [_emit_layer(fb, fx, first, per_layer, extra_inputs, extra_results)]
+            fb.results += extra_results or []
         module.outlined(("layer", number), lambda fb=fb: fb)
         functions.append(fb)
         prefix = f"{spec.path}.stack{number}"
@@ -198,13 +256,23 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             run += 1
         callee = functions[number]
         paths = [layer.path for layer in spec.layers[i:i + run]]
-        operand_types = ", ".join([h.type] + [v.type for v in stacked_args[number]] + ["index"])
+        leading = [h] + ([residual] if residual is not None else [])
+        operand_types = ", ".join([v.type for v in leading]
+                                  + [v.type for v in stacked_args[number]] + ["index"])
         operands = ", ".join(str(v) for v in stacked_args[number])
         result = main.fresh("h")
         with main.location(paths if run > 1 else paths[0]):
             if run == 1:
-                main.emit(f"{result} = func.call @{callee.name}({h}, {operands}, "
-                          f"{main.index(start)}) : ({operand_types}) -> {h.type}")
+                results = [r.type for r in callee.results]
+                call = result + (f":{len(results)}" if len(results) > 1 else "")
+                main.emit(f"{call} = func.call @{callee.name}("
+                          f"{', '.join(str(v) for v in leading)}, {operands}, "
+                          f"{main.index(start)}) : ({operand_types}) -> "
+                          f"({', '.join(results)})")
+                if len(results) > 1:
+                    extras = [Value(f"{result}#{j}", r.type, r.shape, "f32")
+                              for j, r in enumerate(callee.results) if j > 0]
+                    result = f"{result}#0"
             else:
                 iv, acc, inner = main.fresh("i"), main.fresh("acc"), main.fresh("y")
                 lower, upper, step = main.index(start), main.index(start + run), main.index(1)
@@ -224,11 +292,12 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             weights[name] = np.ascontiguousarray(spec.final_norm.weight, dtype=np.float32)
         with main.location(name):
             h = rmsnorm(main, h, w, spec.final_norm.eps)
-    main.results = [h]
+    main.results = [h] + (extras if logits_out else [])
     module.add(main)
     info = {"layers": len(spec.layers), "layer_functions": len(functions), "stacks": stacks}
     text = module.text()
     if resources:
         blobs = ",\n".join(f"      {k}: \"{_resource_hex(v)}\"" for k, v in resources.items())
         text += "\n{-#\n  dialect_resources: {\n    builtin: {\n" + blobs + "\n    }\n  }\n#-}\n"
-    return ExportedModel(text, entry, ["input"], weights, info)
+    info["results"] = ["output"] + (["router_logits"] if logits_out else [])
+    return ExportedModel(text, entry, inputs, weights, info)

@@ -17,7 +17,8 @@ from ..routing import RoutingConfig
 from .mlir_builder import FunctionBuilder, Value, tensor_type
 
 __all__ = ["MoESpec", "DenseMLPSpec", "AttentionSpec", "linear", "rmsnorm", "add",
-           "attention", "swiglu_mlp", "moe_layer", "gate_rows", "tokens_k"]
+           "attention", "swiglu_mlp", "moe_layer", "moe_chain", "router_logits", "gate_rows",
+           "tokens_k"]
 
 
 # ---------------------------------------------------------------------------
@@ -54,12 +55,50 @@ class MoESpec:
     # A per-token k computed by the model: k = ceil(sigmoid(x @ w + b) * max_k).
     k_predictor: Optional[Tuple[np.ndarray, np.ndarray]] = None   # ([H, 1], [1])
     convention: str = ""
+    # A router that is a network rather than one Linear: layers applied in
+    # order to x, ("linear", [in, out], bias or None) or ("tanh",), giving
+    # [T, S] logits (MoE++'s Linear-Tanh-Linear router). With a network or a
+    # gating residual the block is emitted as moe.route + dispatch +
+    # expert_ffn + combine on logits computed by ordinary ops.
+    router_net: Optional[List[tuple]] = None
+    # The gating residual (MoE++): the previous layer's router logits [T, S]
+    # are an input of the block and are added to this block's logits.
+    gate_residual: bool = False
+    # The block also returns its router logits [T, S] (transformers' blocks).
+    return_logits: bool = False
+
+    def logits(self, x: np.ndarray, residual: Optional[np.ndarray] = None) -> np.ndarray:
+        """The router logits [T, S] of tokens x [T, H], in f32 (as emitted)."""
+        h = np.asarray(x, np.float32)
+        if self.router_net is None:
+            h = (h @ self.w_router).astype(np.float32)
+            if self.b_router is not None:
+                h = (h + self.b_router).astype(np.float32)
+        else:
+            for layer in self.router_net:
+                if layer[0] == "linear":
+                    h = (h @ layer[1]).astype(np.float32)
+                    if layer[2] is not None:
+                        h = (h + layer[2]).astype(np.float32)
+                else:
+                    h = np.tanh(h).astype(np.float32)
+        if self.gate_residual and residual is not None:
+            h = (h + np.asarray(residual, np.float32)).astype(np.float32)
+        return h
 
     def weights(self) -> Dict[str, np.ndarray]:
         """The named weights of the block (function arguments), in order."""
-        named = {"router": self.w_router}
-        if self.b_router is not None:
-            named["router_bias"] = self.b_router
+        if self.router_net is None:
+            named = {"router": self.w_router}
+            if self.b_router is not None:
+                named["router_bias"] = self.b_router
+        else:
+            named = {}
+            for i, layer in enumerate(self.router_net):
+                if layer[0] == "linear":
+                    named[f"router.{i}.weight"] = layer[1]
+                    if layer[2] is not None:
+                        named[f"router.{i}.bias"] = layer[2]
         if self.k_predictor is not None:
             named["k_predictor.weight"], named["k_predictor.bias"] = self.k_predictor
         if self.selection_bias is not None:
@@ -85,7 +124,9 @@ class MoESpec:
 
     def key(self):
         """What makes two blocks compile to the same function."""
-        return ("moe", self.convention, self.routing.attributes(), self.activation,
+        net = None if self.router_net is None else tuple(l[0] for l in self.router_net)
+        return ("moe", self.convention, self.routing.attributes(), self.activation, net,
+                self.gate_residual, self.return_logits,
                 tuple((n, w.shape) for n, w in self.weights().items()))
 
 
@@ -217,6 +258,72 @@ def moe_layer(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Valu
     fb.emit(f"{name} = moe.layer {x}{text} {spec.routing.attributes()} "
             f"activation = {spec.activation}{gated} : {x.type} -> {x.type}")
     return Value(name, x.type, x.shape, "f32")
+
+
+def tanh(fb: FunctionBuilder, x: Value) -> Value:
+    """Elementwise tanh of a [T, N] tensor."""
+    out = fb.empty(x.shape, "f32", _dyn(fb, x, [0]))
+    return fb.generic([(x, "d0, d1")], (out, "d0, d1"), ["parallel"] * 2, 2,
+                      lambda bb, a: bb.unary("math.tanh", a[0]))
+
+
+def router_logits(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Value],
+                  residual: Optional[Value] = None) -> Value:
+    """The block's router logits [T, S] as ordinary ops: its Linear router
+    (and bias), or its router network, plus the gating residual."""
+    if spec.router_net is None:
+        h = linear(fb, x, args["router"])
+        if "router_bias" in args:
+            h = add_bias(fb, h, args["router_bias"])
+    else:
+        h = x
+        for i, layer in enumerate(spec.router_net):
+            if layer[0] == "linear":
+                h = linear(fb, h, args[f"router.{i}.weight"])
+                if f"router.{i}.bias" in args:
+                    h = add_bias(fb, h, args[f"router.{i}.bias"])
+            else:
+                h = tanh(fb, h)
+    if residual is not None:
+        h = add(fb, h, residual)
+    return h
+
+
+def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
+              args: Dict[str, Value], k_per_token: Optional[Value] = None) -> Value:
+    """The block on precomputed logits: moe.route, moe.dispatch,
+    moe.expert_ffn and moe.combine (the level below moe.layer)."""
+    routing = spec.routing
+    E, K, H = routing.E, routing.k, spec.hidden
+    ids_type, w_type = tensor_type((None, K), "i32"), tensor_type((None, K))
+    ids, weights = fb.fresh("ids"), fb.fresh("rw")
+    operands = ""
+    if k_per_token is not None:
+        operands += f" k_per_token({k_per_token} : {k_per_token.type})"
+    if "selection_bias" in args:
+        operands += f" bias({args['selection_bias']} : {args['selection_bias'].type})"
+    fb.emit(f"{ids}, {weights} = moe.route {logits}{operands} {routing.attributes()} "
+            f": {logits.type} -> {ids_type}, {w_type}")
+    rows, offsets, slots = fb.fresh("rows"), fb.fresh("off"), fb.fresh("slots")
+    off_type = tensor_type((E + 1,), "i32")
+    fb.emit(f"{rows}, {offsets}, {slots} = moe.dispatch {x}, {ids} num_experts = {E} "
+            f": {x.type}, {ids_type} -> {x.type}, {off_type}, {ids_type}")
+
+    def operand(keyword, name):
+        value = args.get(name)
+        return f" {keyword}({value} : {value.type})" if value is not None else ""
+    gated = " gated" if spec.w_gate is not None else ""
+    y = fb.fresh("y")
+    fb.emit(f"{y} = moe.expert_ffn {rows}, {offsets}" + operand("up", "w_up")
+            + operand("gate", "w_gate") + operand("down", "w_down") + operand("up_bias", "b_up")
+            + operand("down_bias", "b_down") + f" activation = {spec.activation}{gated} "
+            f": {x.type}, {off_type} -> {x.type}")
+    out = fb.fresh("out")
+    fb.emit(f"{out} = moe.combine {y}, {slots}, {ids}, {weights}, {x}"
+            + operand("const_proj", "const_proj") + operand("const_values", "const_values")
+            + f" experts = {routing.experts_attr()} : {x.type}, {ids_type}, {ids_type}, "
+            f"{w_type}, {x.type} -> {x.type}")
+    return Value(out, x.type, x.shape, "f32")
 
 
 def _expand(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value:

@@ -43,7 +43,20 @@ class ExportedModel:
         weights = list(self.weights.values())
 
         def run(*inputs):
-            return function(*inputs, *weights)
+            """Runs the model on hidden states ``[T, H]`` or ``[..., H]``
+            (leading dimensions are flattened into tokens and restored on the
+            output; router logits stay ``[T, S]``, as transformers returns
+            them) and the further inputs the export has (``self.inputs``)."""
+            if len(inputs) != len(self.inputs):
+                raise TypeError(f"{self.entry}: expected {len(self.inputs)} input(s) "
+                                f"({', '.join(self.inputs)}), got {len(inputs)}")
+            arrays = [np.asarray(a) for a in inputs]
+            lead = arrays[0].shape[:-1]
+            flat = [a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a for a in arrays]
+            out = function(*flat, *weights)
+            if isinstance(out, tuple):
+                return (out[0].reshape(*lead, out[0].shape[-1]),) + tuple(out[1:])
+            return out.reshape(*lead, out.shape[-1])
         run.function = function
         return run
 

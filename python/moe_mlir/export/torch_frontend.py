@@ -323,9 +323,68 @@ def _decoder_layer(module, path) -> LayerSpec:
                      residual=True)
 
 
-def extract(module, path: str = "model") -> ModelSpec:
+_ROUTING_FIELDS = ("num_experts", "k", "num_null", "num_copy", "num_const", "scoring",
+                   "strategy", "p", "tau", "k_min", "capacity_factor", "capacity", "groups",
+                   "normalize", "scale")
+
+
+def _routing_arguments(routing: RoutingConfig) -> dict:
+    strategy_params = {"top_p": ("p",), "adaptive": ("tau",), "threshold": ("tau", "k_min"),
+                       "expert_choice": ("capacity_factor",)}.get(routing.strategy, ())
+    args = dict(num_experts=routing.E, k=routing.k, num_null=routing.num_null,
+                num_copy=routing.num_copy, num_const=routing.num_const,
+                scoring=routing.scoring, strategy=routing.strategy, capacity=routing.capacity,
+                groups=routing.groups, normalize=routing.normalize, scale=routing.scale)
+    args.update({name: getattr(routing, name) for name in strategy_params})
+    return args
+
+
+def _override(spec: MoESpec, overrides, path: str) -> MoESpec:
+    """The spec with ``export(routing=...)`` applied: a dict of RoutingConfig
+    arguments (or a RoutingConfig) replacing what the module gave. The
+    expert counts must still match the module's weights."""
+    if overrides is None:
+        return spec
+    if isinstance(overrides, RoutingConfig):
+        overrides = _routing_arguments(overrides)
+    if not isinstance(overrides, dict):
+        raise ExportError(f"{path}: 'routing' must be a dict of routing arguments or a "
+                          f"RoutingConfig, got {type(overrides).__name__}")
+    unknown = sorted(set(overrides) - set(_ROUTING_FIELDS))
+    if unknown:
+        raise ExportError(f"{path}: unknown routing argument(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(_ROUTING_FIELDS)})")
+    args = _routing_arguments(spec.routing)
+    if "strategy" in overrides:  # the old strategy's parameters do not carry over
+        for name in ("p", "tau", "k_min", "capacity_factor"):
+            args.pop(name, None)
+    args.update(overrides)
+    try:
+        routing = RoutingConfig(**args)
+    except (TypeError, ValueError) as error:
+        raise ExportError(f"{path}: the routing override {overrides!r} is not valid: "
+                          f"{error}") from None
+    for name in ("E", "num_null", "num_copy", "num_const"):
+        if getattr(routing, name) != getattr(spec.routing, name):
+            raise ExportError(f"{path}: the routing override changes the expert space "
+                              f"({name} {getattr(spec.routing, name)} -> "
+                              f"{getattr(routing, name)}), which the module's weights fix")
+    spec.routing = routing
+    return spec
+
+
+def extract(module, path: str = "model", routing=None) -> ModelSpec:
     """The ModelSpec of a model (``layers`` + ``norm``), a decoder layer
-    (``self_attn`` + norms + FFN) or an MoE block."""
+    (``self_attn`` + norms + FFN) or an MoE block. ``routing`` overrides
+    routing arguments of every MoE block (see ``export``)."""
+    spec = _extract(module, path)
+    for layer in spec.layers:
+        if isinstance(layer.ffn, MoESpec):
+            layer.ffn = _override(layer.ffn, routing, layer.ffn_path or layer.path)
+    return spec
+
+
+def _extract(module, path: str) -> ModelSpec:
     if hasattr(module, "layers") and hasattr(module, "norm"):
         layers = [_decoder_layer(layer, f"{path}.layers.{i}")
                   for i, layer in enumerate(module.layers)]

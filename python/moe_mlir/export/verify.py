@@ -1,15 +1,26 @@
 """Export-time numerical verification against the framework's eager output.
 
 The exported graph is compiled and run on probe inputs next to the module
-itself; outputs must agree under the contract's conformance rule (section
-5). Tokens whose routing sits on a knife edge are found with the reference's
+itself, the module called in its own convention (``CallSpec``: ``[B, S, H]``
+or ``[T, H]`` in, a tensor or a tuple out, further inputs such as a gating
+residual) on cloned inputs (some published blocks scale their input in
+place). Every result (the hidden states, the router logits where the block
+returns them) must agree under the contract's conformance rule (section 5).
+Tokens whose routing sits on a knife edge are found with the reference's
 ``route_decisions`` on each MoE block's actual input (captured with forward
 hooks) and excluded; with attention after such a block, the later tokens of
 the sequence are excluded too (attention mixes them). A mismatch raises
-``ExportError`` naming the module and what differs.
+``ExportError`` naming the module, the probe shape, the token and the max
+difference.
+
+Modules in bf16 (or f16) run eagerly in that type; the export computes in
+f32 with the weights widened exactly, so the comparison uses the project's
+bf16 (f16) bound of ``conformance.MATMUL_TOL`` and a routing decision counts
+as ambiguous within the rounding of the logits in that type (2^-7, 2^-10
+relative) instead of 1e-5.
 """
 
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
@@ -19,7 +30,12 @@ from .graph import ModelSpec
 from .layers import MoESpec
 from .model import ExportedModel, ExportError
 
-__all__ = ["verify_export", "routing_ambiguity"]
+__all__ = ["verify_export", "routing_ambiguity", "DEFAULT_PROBES"]
+
+#: (batch, sequence) shapes of the probe inputs.
+DEFAULT_PROBES = ((1, 1), (1, 7), (1, 33), (2, 1), (2, 7), (2, 33))
+
+_EPS = {"f32": ref.AMBIGUITY_EPS, "bf16": 2.0 ** -7, "f16": 2.0 ** -10}
 
 
 def _strategy(routing):
@@ -31,15 +47,14 @@ def _strategy(routing):
             }[routing.strategy]
 
 
-def routing_ambiguity(spec: MoESpec, inputs: np.ndarray) -> np.ndarray:
+def routing_ambiguity(spec: MoESpec, inputs: np.ndarray, residual=None,
+                      elem_type: str = "f32") -> np.ndarray:
     """Which tokens of an MoE block's input have an ambiguous routing."""
     routing = spec.routing
     strategy = _strategy(routing)
     strategy = strategy() if callable(strategy) else strategy
     x = np.asarray(inputs, np.float32).reshape(-1, spec.hidden)
-    logits = (x @ spec.w_router).astype(np.float32)
-    if spec.b_router is not None:
-        logits = (logits + spec.b_router).astype(np.float32)
+    logits = spec.logits(x, residual)
     k_per_token = None
     if spec.k_predictor is not None:
         w, b = spec.k_predictor
@@ -52,51 +67,121 @@ def routing_ambiguity(spec: MoESpec, inputs: np.ndarray) -> np.ndarray:
         scale=routing.scale,
         capacity=ref.Capacity(*routing.capacity) if routing.capacity else None,
         groups=ref.Groups(*routing.groups) if routing.groups else None,
-        k_per_token=k_per_token, selection_bias=spec.selection_bias)
+        k_per_token=k_per_token, selection_bias=spec.selection_bias, eps=_EPS[elem_type])
     return np.asarray(decisions.ambiguous, bool)
 
 
-def _eager(module, x: np.ndarray, captures):
-    """Runs the module; ``captures`` pairs submodules with lists that receive
-    their first input."""
+def _module_dtype(module):
     import torch
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
+
+
+def _elem_type(dtype) -> str:
+    import torch
+    return {torch.bfloat16: "bf16", torch.float16: "f16"}.get(dtype, "f32")
+
+
+def _eager(module, spec: ModelSpec, x: np.ndarray, extras: List[np.ndarray], captures, dtype):
+    """Runs the module on copies of the inputs in its own convention;
+    ``captures`` pairs submodules with lists that receive their first input.
+    Returns the results in the exported function's order, flattened to
+    [T, ...] in f32."""
+    import torch
+    call = spec.call
     handles = []
     for source, store in captures:
         def capture(mod, args, out, store=store):
-            store.append(args[0].detach().to(torch.float32).cpu().numpy()
-                         .reshape(-1, args[0].shape[-1]))
+            if args and isinstance(args[0], torch.Tensor):
+                store.append(args[0].detach().to(torch.float32).cpu().numpy()
+                             .reshape(-1, args[0].shape[-1]))
         handles.append(source.register_forward_hook(capture))
     try:
         with torch.no_grad():
-            out = module(torch.from_numpy(x))
+            args = [torch.from_numpy(np.array(a)).to(dtype) for a in [x] + extras]
+            out = module(*args, **call.keywords)
     finally:
         for handle in handles:
             handle.remove()
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.detach().to(torch.float32).cpu().numpy().reshape(x.shape)
+    results = []
+    outputs = call.outputs
+    if outputs is None:
+        outputs = (0,) if isinstance(out, (tuple, list)) else (None,)
+    for index in outputs:
+        value = out if index is None else out[index]
+        if not isinstance(value, torch.Tensor):
+            raise ExportError(f"{spec.path}: result {index} of the module is "
+                              f"{type(value).__name__}, not a tensor")
+        value = value.detach().to(torch.float32).cpu().numpy()
+        results.append(value.reshape(-1, value.shape[-1]))
+    return results
+
+
+def _rounded(array: np.ndarray, dtype) -> np.ndarray:
+    import torch
+    return torch.from_numpy(array).to(dtype).to(torch.float32).numpy()
+
+
+def _probes(spec: ModelSpec, probes):
+    shapes = []
+    attention = any(layer.attention is not None for layer in spec.layers)
+    for probe in probes:
+        shape = (1, int(probe)) if np.isscalar(probe) else tuple(int(d) for d in probe)
+        # The exported graph treats its tokens as one sequence: attention
+        # models are probed one sequence at a time.
+        if attention and shape[0] != 1:
+            continue
+        if shape not in shapes:
+            shapes.append(shape)
+    return shapes
 
 
 def verify_export(module, spec: ModelSpec, exported: ExportedModel,
-                  tokens: Sequence[int] = (1, 7, 33), seed: int = 0, attempts: int = 3):
+                  probes: Sequence = DEFAULT_PROBES, seed: int = 0, attempts: int = 3):
     """Runs the module eagerly and the exported graph compiled, on probe inputs
-    of each length in ``tokens``; raises ExportError on a mismatch."""
+    of each (batch, sequence) shape in ``probes`` (an int is one sequence of
+    that length); raises ExportError on a mismatch. Returns the largest
+    |exported - eager| of the hidden-state output on non-ambiguous tokens."""
     run = exported.compile()
+    dtype = _module_dtype(module)
+    elem = _elem_type(dtype)
+    rtol, atol = conformance.matmul_tolerance(elem)
     has_attention = [layer.attention is not None for layer in spec.layers]
-    for count in tokens:
+    names = exported.info.get("results", ["output"])
+    worst = 0.0
+    for batch, length in _probes(spec, probes):
+        count = batch * length
         for attempt in range(attempts):
-            rng = np.random.default_rng([seed, count, attempt])
-            x = rng.standard_normal((count, spec.hidden)).astype(np.float32)
+            rng = np.random.default_rng([seed, batch, length, attempt])
+            shape = (batch, length, spec.hidden) if spec.call.input_rank == 3 \
+                else (count, spec.hidden)
+            x = rng.standard_normal(shape).astype(np.float32)
+            extras = []
+            for name in spec.call.extra_inputs:
+                block = spec.layers[0].ffn
+                extras.append(rng.standard_normal((count, block.routing.S)).astype(np.float32))
+            if elem != "f32":
+                # The module sees the inputs in its type, the export the same values.
+                x, extras = _rounded(x, dtype), [_rounded(a, dtype) for a in extras]
             hooked = {i: [] for i, layer in enumerate(spec.layers)
                       if isinstance(layer.ffn, MoESpec) and layer.ffn_source is not None}
-            expected = _eager(module, x,
-                              [(spec.layers[i].ffn_source, store) for i, store in hooked.items()])
-            got = run(x)
+            expected = _eager(module, spec, x, extras,
+                              [(spec.layers[i].ffn_source, store) for i, store in hooked.items()],
+                              dtype)
+            got = run(x.reshape(count, spec.hidden), *extras)
+            got = list(got) if isinstance(got, tuple) else [got]
+            if len(got) != len(expected):
+                raise ExportError(f"{spec.path}: the module returns {len(expected)} result(s), "
+                                  f"the export {len(got)}")
             excluded = set()
             for i, captured in hooked.items():
                 if not captured:
                     continue
-                ambiguous = np.nonzero(routing_ambiguity(spec.layers[i].ffn, captured[0]))[0]
+                residual = extras[0] if spec.layers[i].ffn.gate_residual and extras else None
+                ambiguous = np.nonzero(routing_ambiguity(spec.layers[i].ffn, captured[0],
+                                                         residual, elem))[0]
                 if ambiguous.size == 0:
                     continue
                 if any(has_attention[i + 1:]):
@@ -104,21 +189,41 @@ def verify_export(module, spec: ModelSpec, exported: ExportedModel,
                     excluded.update(range(int(ambiguous.min()), count))
                 else:
                     excluded.update(int(t) for t in ambiguous)
-            result = conformance.compare_rows(got, expected, exclude_tokens=sorted(excluded),
-                                              what="output")
-            if result.badly_chosen and attempt + 1 < attempts:
+            results = []
+            for name, g, e in zip(names, got, expected):
+                g = np.asarray(g, np.float32).reshape(e.shape) if g.size == e.size else g
+                if g.shape != e.shape:
+                    raise ExportError(f"{spec.path}: result '{name}' has shape {e.shape} in "
+                                      f"eager and {g.shape} exported (probe [{batch}, {length}])")
+                # The router logits do not depend on routing decisions.
+                skip = sorted(excluded) if name == "output" else []
+                results.append((name, g, e, conformance.compare_rows(
+                    g, e, rtol_row=rtol, atol=atol, exclude_tokens=skip, what=name)))
+            if any(r.badly_chosen for *_, r in results) and attempt + 1 < attempts:
                 continue
-            if result.badly_chosen:
-                raise ExportError(f"{spec.path}: cannot verify the export: the routing of "
-                                  f"{len(excluded)} of {count} probe tokens is ambiguous")
-            if not result.ok:
-                rows = sorted({m.token for m in result.failures})
-                first = result.failures[0]
-                raise ExportError(
-                    f"{spec.path}: the exported graph does not reproduce the module: with "
-                    f"{count} tokens, {len(rows)} token(s) differ beyond the conformance bound "
-                    f"(first: token {first.token}, column {first.slot}: exported "
-                    f"{first.got:.6g} vs eager {first.expected:.6g}, bound "
-                    f"{first.tol:.3g})")
+            for name, g, e, result in results:
+                if result.badly_chosen:
+                    raise ExportError(f"{spec.path}: cannot verify the export: the routing of "
+                                      f"{len(excluded)} of {count} probe tokens is ambiguous")
+                if not result.ok:
+                    rows = sorted({m.token for m in result.failures})
+                    first = result.failures[0]
+                    keep = np.ones(count, bool)
+                    if name == "output" and excluded:
+                        keep[sorted(excluded)] = False
+                    diff = float(np.nanmax(np.abs(g[keep] - e[keep]))) if keep.any() else 0.0
+                    raise ExportError(
+                        f"{spec.path}: the exported graph does not reproduce the module: "
+                        f"'{name}' for a probe input [{batch}, {length}, {spec.hidden}] "
+                        f"differs in {len(rows)} token(s) (tokens {rows[:8]}"
+                        f"{'...' if len(rows) > 8 else ''}), max |difference| {diff:.3g}; first: "
+                        f"token {first.token}, column {first.slot}: exported {first.got:.6g} vs "
+                        f"eager {first.expected:.6g}, bound {first.tol:.3g} ({elem})")
+            name, g, e, _ = results[0]
+            keep = np.ones(count, bool)
+            keep[sorted(excluded)] = False
+            if keep.any():
+                worst = max(worst, float(np.max(np.abs(g[keep] - e[keep]))))
             break
-    return True
+    return worst
+
