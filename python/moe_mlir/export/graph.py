@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 
 from .layers import (AttentionSpec, DenseMLPSpec, MoESpec, add, attention, gate_rows,
-                     linear, moe_chain, moe_layer, rmsnorm, router_logits, swiglu_mlp,
-                     tokens_k)
+                     linear, moe_chain, moe_layer, permute_columns, rmsnorm, router_logits,
+                     scale_rows, swiglu_mlp, tokens_k)
 from .mlir_builder import FunctionBuilder, ModuleBuilder, Value, tensor_type
 from .model import ExportedModel, ExportError
 
@@ -83,8 +83,8 @@ class CallSpec:
 
     ``input_rank``: 3 when the module takes ``[B, S, H]`` (and, for the
     exported graph, its B*S tokens are independent), 2 when it takes
-    ``[T, H]``. ``extra_inputs``: names of further tensor arguments, passed
-    positionally after the hidden states (``gate_residual``: [T, S] logits).
+    ``[T, H]``. ``extra_inputs``: names of further tensor arguments, passed as
+    keywords of those names (``gate_residual``: [T, S] logits).
     ``outputs``: for each result of the exported function (``output``,
     ``router_logits``), its index in the tuple the module returns (None: the
     module returns a bare tensor; ``outputs`` None: the hidden states only,
@@ -128,9 +128,14 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
                 k_per_token = tokens_k(fb, inner, moe_args["k_predictor.weight"],
                                        moe_args["k_predictor.bias"], spec.routing.k)
             residual = (extra_inputs or {}).get("gate_residual") if spec.gate_residual else None
-            if spec.router_net is not None or residual is not None:
+            if (spec.router_net is not None or residual is not None
+                    or spec.slot_order is not None or spec.input_scale != 1.0):
                 logits = router_logits(fb, inner, spec, moe_args, residual)
-                out = moe_chain(fb, inner, logits, spec, moe_args, k_per_token)
+                routed = logits if spec.slot_order is None \
+                    else permute_columns(fb, logits, spec.slot_order)
+                seen = inner if spec.input_scale == 1.0 \
+                    else scale_rows(fb, inner, spec.input_scale)
+                out = moe_chain(fb, seen, routed, spec, moe_args, k_per_token)
             else:
                 out = moe_layer(fb, inner, spec, moe_args, k_per_token)
                 if spec.return_logits:

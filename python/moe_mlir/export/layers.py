@@ -17,7 +17,8 @@ from ..routing import RoutingConfig
 from .mlir_builder import FunctionBuilder, Value, tensor_type
 
 __all__ = ["MoESpec", "DenseMLPSpec", "AttentionSpec", "linear", "rmsnorm", "add",
-           "attention", "swiglu_mlp", "moe_layer", "moe_chain", "router_logits", "gate_rows",
+           "attention", "swiglu_mlp", "moe_layer", "moe_chain", "router_logits", "permute_columns", "scale_rows",
+           "gate_rows",
            "tokens_k"]
 
 
@@ -62,13 +63,32 @@ class MoESpec:
     # expert_ffn + combine on logits computed by ordinary ops.
     router_net: Optional[List[tuple]] = None
     # The gating residual (MoE++): the previous layer's router logits [T, S]
-    # are an input of the block and are added to this block's logits.
+    # are an input of the block; ``residual @ residual_map`` ([S, S], MoE++'s
+    # ``gate_map`` transposed; the identity when None) is added to this
+    # block's logits.
     gate_residual: bool = False
+    residual_map: Optional[np.ndarray] = None
     # The block also returns its router logits [T, S] (transformers' blocks).
     return_logits: bool = False
+    # The module's slot order differs from the contract's (compute, null,
+    # copy, const): contract slot c is the module's logit column
+    # slot_order[c]. Returned logits stay in the module's order.
+    slot_order: Optional[List[int]] = None
+    # The experts (compute, copy and constant) see ``input_scale * x``; the
+    # router sees x (MoE++ multiplies its input by its top-k after routing).
+    input_scale: float = 1.0
+    # How the module is called when exported on its own (CallSpec fields:
+    # input_rank, extra_inputs, outputs), as its recogniser found it.
+    interface: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def route_logits(self, x: np.ndarray, residual: Optional[np.ndarray] = None) -> np.ndarray:
+        """The logits [T, S] that moe.route sees, in the contract's slot order."""
+        logits = self.logits(x, residual)
+        return logits if self.slot_order is None else logits[:, self.slot_order]
 
     def logits(self, x: np.ndarray, residual: Optional[np.ndarray] = None) -> np.ndarray:
-        """The router logits [T, S] of tokens x [T, H], in f32 (as emitted)."""
+        """The router logits [T, S] of tokens x [T, H] in the module's slot
+        order, in f32 (as emitted)."""
         h = np.asarray(x, np.float32)
         if self.router_net is None:
             h = (h @ self.w_router).astype(np.float32)
@@ -83,7 +103,10 @@ class MoESpec:
                 else:
                     h = np.tanh(h).astype(np.float32)
         if self.gate_residual and residual is not None:
-            h = (h + np.asarray(residual, np.float32)).astype(np.float32)
+            r = np.asarray(residual, np.float32)
+            if self.residual_map is not None:
+                r = (r @ self.residual_map).astype(np.float32)
+            h = (h + r).astype(np.float32)
         return h
 
     def weights(self) -> Dict[str, np.ndarray]:
@@ -99,6 +122,8 @@ class MoESpec:
                     named[f"router.{i}.weight"] = layer[1]
                     if layer[2] is not None:
                         named[f"router.{i}.bias"] = layer[2]
+        if self.residual_map is not None:
+            named["residual_map"] = self.residual_map
         if self.k_predictor is not None:
             named["k_predictor.weight"], named["k_predictor.bias"] = self.k_predictor
         if self.selection_bias is not None:
@@ -127,6 +152,7 @@ class MoESpec:
         net = None if self.router_net is None else tuple(l[0] for l in self.router_net)
         return ("moe", self.convention, self.routing.attributes(), self.activation, net,
                 self.gate_residual, self.return_logits,
+                None if self.slot_order is None else tuple(self.slot_order), self.input_scale,
                 tuple((n, w.shape) for n, w in self.weights().items()))
 
 
@@ -285,14 +311,38 @@ def router_logits(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, 
             else:
                 h = tanh(fb, h)
     if residual is not None:
+        if "residual_map" in args:
+            residual = linear(fb, residual, args["residual_map"])
         h = add(fb, h, residual)
     return h
 
 
+def permute_columns(fb: FunctionBuilder, x: Value, order: List[int]) -> Value:
+    """y[:, c] = x[:, order[c]] for a [T, N] tensor: a gather through a
+    constant index table inside a linalg.generic."""
+    table = fb.constant("dense<[" + ", ".join(str(int(c)) for c in order) + "]>",
+                        f"tensor<{len(order)}xindex>")
+    out = fb.empty(x.shape, "f32", _dyn(fb, x, [0]))
+
+    def body(bb, a):
+        t, c = bb.index(0), bb.index(1)
+        column = bb.op(f"tensor.extract {table}[{c}] : tensor<{len(order)}xindex>")
+        return bb.op(f"tensor.extract {x}[{t}, {column}] : {x.type}")
+    return fb.generic([], (out, "d0, d1"), ["parallel"] * 2, 2, body)
+
+
+def scale_rows(fb: FunctionBuilder, x: Value, factor: float) -> Value:
+    """factor * x, elementwise."""
+    out = fb.empty(x.shape, "f32", _dyn(fb, x, [0]))
+    return fb.generic([(x, "d0, d1")], (out, "d0, d1"), ["parallel"] * 2, 2,
+                      lambda bb, a: bb.binary("arith.mulf", a[0], bb.f32(factor)))
+
+
 def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
               args: Dict[str, Value], k_per_token: Optional[Value] = None) -> Value:
-    """The block on precomputed logits: moe.route, moe.dispatch,
-    moe.expert_ffn and moe.combine (the level below moe.layer)."""
+    """The block on precomputed logits (in the contract's slot order):
+    moe.route, moe.dispatch, moe.expert_ffn and moe.combine (the level below
+    moe.layer); the experts see ``x`` (already scaled by the caller)."""
     routing = spec.routing
     E, K, H = routing.E, routing.k, spec.hidden
     ids_type, w_type = tensor_type((None, K), "i32"), tensor_type((None, K))

@@ -32,7 +32,7 @@ from typing import Optional
 import numpy as np
 
 from ..routing import RoutingConfig
-from .graph import LayerSpec, ModelSpec, NormSpec
+from .graph import CallSpec, LayerSpec, ModelSpec, NormSpec
 from .layers import AttentionSpec, DenseMLPSpec, MoESpec
 from .model import ExportError
 
@@ -68,15 +68,37 @@ def _config(module, *names, default=_MISSING, path=""):
     return default
 
 
+def _is_linear(layer) -> bool:
+    """torch.nn.Linear, or a module of published code that is one by
+    structure: a 2-D ``weight`` [out, in], an optional 1-D ``bias``, and no
+    quantisation ``scale`` (DeepSeek-V3's own ``Linear`` class in bf16 or
+    f32; its fp8 form has a scale and is not supported)."""
+    torch = _torch()
+    if isinstance(layer, torch.nn.Linear):
+        return True
+    weight = getattr(layer, "weight", None)
+    bias = getattr(layer, "bias", None)
+    return (isinstance(layer, torch.nn.Module) and isinstance(weight, torch.Tensor)
+            and weight.dim() == 2 and weight.is_floating_point()
+            and weight.element_size() > 1
+            and (bias is None or (isinstance(bias, torch.Tensor) and bias.dim() == 1))
+            and getattr(layer, "scale", None) is None
+            and not list(layer.children()))
+
+
 def _linear(module, name: str, path: str, allow_bias: bool = False):
     """The weight of Linear ``module.<name>`` transposed to [in, out] (and its bias)."""
-    torch = _torch()
     layer = getattr(module, name, None)
     where = f"{path}.{name}"
     if layer is None:
         raise ExportError(f"{where}: missing")
-    if not isinstance(layer, torch.nn.Linear):
-        raise ExportError(f"{where}: expected a torch.nn.Linear, got {type(layer).__name__}")
+    if not _is_linear(layer):
+        weight = getattr(layer, "weight", None)
+        what = type(layer).__name__
+        if weight is not None and getattr(weight, "element_size", lambda: 4)() == 1:
+            what += " with 8-bit (fp8) weights, which are not supported"
+        raise ExportError(f"{where}: expected a torch.nn.Linear (or a Linear-like module with "
+                          f"a 2-D weight), got {what}")
     if layer.bias is not None and not allow_bias:
         raise ExportError(f"{where}: has a bias, which this convention does not have")
     weight = _array(layer.weight).T.copy()
@@ -104,16 +126,66 @@ def _swiglu(expert, path: str):
                                   f"(SwiGLU experts with SiLU are)")
             return (_linear(expert, gate, path), _linear(expert, up, path),
                     _linear(expert, down, path))
+    if hasattr(expert, "up_proj") and hasattr(expert, "down_proj") and \
+            not hasattr(expert, "gate_proj"):
+        # One Linear H -> 2F with the gate half first (MoE++'s MLPMoE:
+        # down(silu(h[:, :F]) * h[:, F:]), h = up_proj(x)); the activation is
+        # a closure there, so verification checks it is SiLU.
+        up = _linear(expert, "up_proj", path)
+        down = _linear(expert, "down_proj", path)
+        F = down.shape[0]
+        if up.shape[1] == 2 * F:
+            return (np.ascontiguousarray(up[:, :F]), np.ascontiguousarray(up[:, F:]), down)
     raise ExportError(f"{path}: not a SwiGLU expert: expected w1/w3/w2 or "
-                      f"gate_proj/up_proj/down_proj Linear layers, found "
+                      f"gate_proj/up_proj/down_proj Linear layers (or a fused up_proj "
+                      f"[2F, H] with down_proj), found "
                       f"{', '.join(n for n, _ in expert.named_children()) or 'no submodules'}")
+
+
+def _fused_experts(experts, path: str):
+    """transformers v5's fused experts (``MixtralExperts``,
+    ``Qwen2MoeExperts``, ``Qwen3MoeExperts``, ``OlmoeExperts``):
+    ``gate_up_proj [E, 2F, H]`` (the gate half first) and ``down_proj
+    [E, H, F]``, applied as ``F.linear`` per expert with ``act_fn``."""
+    torch = _torch()
+    gate_up = getattr(experts, "gate_up_proj", None)
+    down = getattr(experts, "down_proj", None)
+    if not (isinstance(gate_up, torch.Tensor) and isinstance(down, torch.Tensor)):
+        return None
+    if gate_up.dim() != 3 or down.dim() != 3 or gate_up.shape[1] % 2:
+        raise ExportError(f"{path}: fused experts expect gate_up_proj [E, 2F, H] and "
+                          f"down_proj [E, H, F], got {tuple(gate_up.shape)} and "
+                          f"{tuple(down.shape)}")
+    E, two_f, H = gate_up.shape
+    F = two_f // 2
+    if tuple(down.shape) != (E, H, F):
+        raise ExportError(f"{path}.down_proj: expected [E, H, F] = {[E, H, F]}, got "
+                          f"{list(down.shape)}")
+    if getattr(experts, "gate_up_proj_bias", None) is not None or \
+            getattr(experts, "down_proj_bias", None) is not None:
+        raise ExportError(f"{path}: fused experts with biases (gpt-oss's layout) are not "
+                          f"supported")
+    activation = getattr(experts, "act_fn", None)
+    if not _is_silu(activation):
+        raise ExportError(f"{path}.act_fn: activation {activation!r} is not supported "
+                          f"(SwiGLU experts with SiLU are)")
+    w = _array(gate_up)                                   # [E, 2F, H]
+    w_gate = np.ascontiguousarray(w[:, :F, :].transpose(0, 2, 1))
+    w_up = np.ascontiguousarray(w[:, F:, :].transpose(0, 2, 1))
+    w_down = np.ascontiguousarray(_array(down).transpose(0, 2, 1))
+    return w_gate, w_up, w_down
 
 
 def _experts(module, path: str):
     experts = getattr(module, "experts", None)
     torch = _torch()
+    if isinstance(experts, torch.nn.Module) and not isinstance(experts, torch.nn.ModuleList):
+        fused = _fused_experts(experts, f"{path}.experts")
+        if fused is not None:
+            return fused
     if not isinstance(experts, (torch.nn.ModuleList, list, tuple)) or len(experts) == 0:
-        raise ExportError(f"{path}.experts: expected a non-empty ModuleList of experts")
+        raise ExportError(f"{path}.experts: expected a non-empty ModuleList of experts or "
+                          f"fused experts (gate_up_proj, down_proj)")
     parts = [_swiglu(e, f"{path}.experts.{i}") for i, e in enumerate(experts)]
     shapes = {tuple(p.shape for p in part) for part in parts}
     if len(shapes) != 1:
@@ -214,6 +286,173 @@ def _moe_plus_plus(module, path):
                  const_proj=const_proj, const_values=const_values)
 
 
+def _router_network(router, path: str):
+    """The layers of a router that is a Linear or a Sequential of Linear
+    and Tanh layers (MoE++'s ``moe_2layer_gate``), for ``MoESpec.router_net``."""
+    torch = _torch()
+    layers = list(router) if isinstance(router, torch.nn.Sequential) else [router]
+    net = []
+    for i, layer in enumerate(layers):
+        where = path if len(layers) == 1 else f"{path}.{i}"
+        if isinstance(layer, torch.nn.Tanh):
+            net.append(("tanh",))
+        elif _is_linear(layer):
+            weight = _array(layer.weight).T.copy()
+            bias = _array(layer.bias) if getattr(layer, "bias", None) is not None else None
+            net.append(("linear", weight, bias))
+        else:
+            raise ExportError(f"{where}: router layer {type(layer).__name__} is not supported "
+                              f"(Linear and Tanh layers are)")
+    return net
+
+
+def _expert_kind(expert, path: str, hidden: int):
+    """MoE++'s expert kinds by structure and behaviour: 'compute' (a SwiGLU
+    FFN), 'const' (``wg`` Linear H->2 and a ``constant`` [H]), and, for
+    experts without parameters, 'null' or 'copy' by what they return for a
+    probe input (zeros, or the input itself)."""
+    torch = _torch()
+    if hasattr(expert, "constant") and hasattr(expert, "wg"):
+        return "const"
+    if not list(expert.parameters()):
+        probe = torch.linspace(-1.0, 1.0, 3 * hidden).reshape(3, hidden)
+        with torch.no_grad():
+            out = expert(probe.clone())
+        if isinstance(out, torch.Tensor) and out.shape == probe.shape:
+            if bool((out == 0).all()):
+                return "null"
+            if bool((out == probe).all()):
+                return "copy"
+        raise ExportError(f"{path}: an expert without parameters that returns neither zeros "
+                          f"nor its input ({type(expert).__name__})")
+    return "compute"
+
+
+def _module_global(module, name: str):
+    """A global of the Python module that defines the class of ``module``
+    (MoE++ keeps its top-k in ``MOE_TOP_K`` there)."""
+    import sys
+    defining = sys.modules.get(type(module).__module__)
+    return getattr(defining, name, None)
+
+
+def _moe_plus_plus_published(module, path):
+    """MoE++ as published (SkyworkAI/MoE-plus-plus @ 7f43967,
+    ``moe_plus_plus_layer.py``): ``MOE.moe`` (``MOELayer``) holds ``gate``
+    (``Router``: ``wg`` Linear or Linear-Tanh-Linear in f32, ``gate_map``
+    for the gating residual) and ``experts.experts`` (FFN, constant, copy and
+    zero experts in one list). The top-k is the module-level ``MOE_TOP_K``."""
+    layer = getattr(module, "moe", module)
+    router = getattr(layer, "gate", None)
+    experts = getattr(getattr(layer, "experts", None), "experts", None)
+    if router is None or not hasattr(router, "gate_map") or experts is None:
+        return None
+    lpath = f"{path}.moe" if layer is not module else path
+    g = f"{lpath}.gate"
+    if getattr(router, "moe_use_logits_norm", False):
+        raise ExportError(f"{g}: moe_use_logits_norm (logits divided by their standard "
+                          f"deviation) is not supported yet")
+    mixtral = bool(getattr(router, "moe_use_mixtral_gating", False))
+    no_mul = bool(getattr(layer, "moe_feature_no_mul_topk", False))
+    k = _module_global(module, "MOE_TOP_K")
+    if k is None:
+        raise ExportError(f"{path}: MoE++ reads its top-k from the module-level MOE_TOP_K of "
+                          f"{type(module).__module__}, which is missing: pass "
+                          f"export(..., routing={{'k': K}})")
+    net = _router_network(router.wg, f"{g}.wg")
+    hidden = net[0][1].shape[0]
+    kinds = [_expert_kind(e, f"{lpath}.experts.experts.{i}", hidden)
+             for i, e in enumerate(experts)]
+    order = [i for kind in ("compute", "null", "copy", "const")
+             for i, k_ in enumerate(kinds) if k_ == kind]
+    compute = [i for i in order if kinds[i] == "compute"]
+    consts = [i for i in order if kinds[i] == "const"]
+    if not compute:
+        raise ExportError(f"{lpath}.experts.experts: no FFN expert")
+    parts = [_swiglu(experts[i], f"{lpath}.experts.experts.{i}") for i in compute]
+    if len({tuple(w.shape for w in p) for p in parts}) != 1:
+        raise ExportError(f"{lpath}.experts.experts: FFN experts have different shapes")
+    stacked = tuple(np.stack([p[j] for p in parts]) for j in range(3))
+    const_proj = const_values = None
+    if consts:
+        const_proj = np.stack([_linear(experts[i], "wg", f"{lpath}.experts.experts.{i}")
+                               for i in consts])
+        const_values = np.stack([_array(experts[i].constant).reshape(-1) for i in consts])
+    # Default gating: softmax over all slots, top-k, the zero experts'
+    # weights set to 0, renormalised over the k (copy and constant count):
+    # normalize = non_null. Mixtral gating: top-k of the logits, softmax over
+    # the k = softmax scores renormalised over the selected slots.
+    routing = dict(num_null=kinds.count("null"), num_copy=kinds.count("copy"),
+                   num_const=len(consts), strategy="top_k",
+                   normalize="selected" if mixtral else "non_null")
+    spec = _spec(lpath, "moe_plus_plus", net[-1][1], stacked, int(k), routing,
+                 const_proj=const_proj, const_values=const_values)
+    spec.router_net = net
+    spec.w_router = None
+    spec.gate_residual = True
+    spec.residual_map = _linear(router, "gate_map", g)
+    spec.return_logits = True
+    spec.slot_order = order if order != list(range(len(order))) else None
+    spec.input_scale = 1.0 if (mixtral or no_mul) else float(k)
+    spec.interface = dict(input_rank=3, extra_inputs=("gate_residual",), outputs=(0, 1))
+    return spec
+
+
+def _adamoe_published(module, path):
+    """AdaMoE as published (CengZihao/AdaMoE @ 180f122,
+    ``adaptive_moe_utils.py``, ``CustomMixtralSparseMoeBlock``): real experts
+    routed by ``gate`` (H -> E), null experts by ``gate2`` (H -> N), logits
+    concatenated; softmax over all, top-k, the weights of slots with ids
+    ``<= 7`` renormalised over themselves (the literal 7: E must be 8)."""
+    if not (hasattr(module, "gate2") and hasattr(module, "num_null_experts")):
+        return None
+    w_real = _linear(module, "gate", path)
+    w_null = _linear(module, "gate2", path)
+    experts = _experts(module, path)
+    E = experts[0].shape[0]
+    if E != 8:
+        raise ExportError(f"{path}: AdaMoE's published routing counts the slots with ids <= 7 "
+                          f"as real experts (a literal in adaptive_moe_utils.py), which is the "
+                          f"contract's non_null only with 8 experts; this block has {E}")
+    n_null = int(module.num_null_experts)
+    if w_null.shape[1] != n_null:
+        raise ExportError(f"{path}.gate2: {w_null.shape[1]} outputs, but num_null_experts = "
+                          f"{n_null}")
+    k = int(_config(module, "top_k", "num_experts_per_tok", path=path))
+    spec = _spec(path, "adamoe", np.concatenate([w_real, w_null], axis=1), experts, k,
+                 dict(num_null=n_null, strategy="top_k", normalize="non_null"))
+    spec.return_logits = True
+    spec.interface = dict(input_rank=3, outputs=(0, 1))
+    return spec
+
+
+def _switch_mlp(module, path):
+    """Top-p routing as published (ZhenweiAn/Dynamic_MoE @ f56bc20,
+    ``modeling/modeling_moe.py``, ``SwitchMLP``): ``router`` (H -> E),
+    softmax, experts kept while the running sum before them is <= p
+    (``top_p_threshold``; the first always), raw probabilities as weights, no
+    cap on the count (K = E)."""
+    if not (hasattr(module, "router") and hasattr(module, "top_p_threshold")):
+        return None
+    w_router = _linear(module, "router", path)
+    experts = _experts(module, path)
+    E = experts[0].shape[0]
+    p = float(module.top_p_threshold)
+    # The published rule keeps o_1 always and stops after the first count
+    # whose running sum is > p; the contract stops at the first >= p. They
+    # differ only when a running sum equals p exactly, which the contract's
+    # conformance rule counts as ambiguous (docs/Export.md).
+    if p <= 0.0:
+        routing = dict(strategy="top_k", normalize="none")
+        k = 1
+    else:
+        routing = dict(strategy="top_p", p=min(p, 1.0), normalize="none")
+        k = E
+    spec = _spec(path, "top_p", w_router, experts, k, routing)
+    spec.interface = dict(input_rank=3, outputs=(None,))
+    return spec
+
+
 def _adamoe(module, path):
     if not hasattr(module, "num_null_experts"):
         return None
@@ -254,7 +493,8 @@ def _mixtral(module, path):
                  dict(strategy="top_k", normalize="selected"))
 
 
-_RECOGNIZERS = (_deepseek_v3, _qwen2_moe, _moe_plus_plus, _adamoe, _top_p, _dynamic_k, _mixtral)
+_RECOGNIZERS = (_deepseek_v3, _qwen2_moe, _moe_plus_plus_published, _moe_plus_plus,
+                _adamoe_published, _adamoe, _switch_mlp, _top_p, _dynamic_k, _mixtral)
 
 
 def recognize_moe(module, path: str) -> Optional[MoESpec]:
@@ -303,6 +543,8 @@ def _ffn(module, path):
         return spec
     if all(hasattr(module, n) for n in ("gate_proj", "up_proj", "down_proj")):
         return _dense(module, path)
+    if getattr(module, "use_switch", None) is False and hasattr(module, "mlp"):
+        return _dense(module.mlp, f"{path}.mlp")     # Dynamic_MoE's dense layers
     raise ExportError(f"{path}: not understood as a feed-forward block: it is neither an MoE "
                       f"block of a known convention (Mixtral, Qwen-MoE, DeepSeek-V3, AdaMoE, "
                       f"MoE++, top-p, dynamic-k) nor a SwiGLU MLP; found "
@@ -397,5 +639,6 @@ def _extract(module, path: str) -> ModelSpec:
         return ModelSpec(layer.attention.w_q.shape[0], [layer], path)
     spec = _ffn(module, path)
     hidden = spec.hidden if isinstance(spec, MoESpec) else spec.w_up.shape[0]
+    call = CallSpec(**spec.interface) if isinstance(spec, MoESpec) else CallSpec()
     return ModelSpec(hidden, [LayerSpec(path=path, ffn=spec, residual=False, ffn_source=module)],
-                     path)
+                     path, call=call)

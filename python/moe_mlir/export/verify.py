@@ -54,7 +54,7 @@ def routing_ambiguity(spec: MoESpec, inputs: np.ndarray, residual=None,
     strategy = _strategy(routing)
     strategy = strategy() if callable(strategy) else strategy
     x = np.asarray(inputs, np.float32).reshape(-1, spec.hidden)
-    logits = spec.logits(x, residual)
+    logits = spec.route_logits(x, residual)
     k_per_token = None
     if spec.k_predictor is not None:
         w, b = spec.k_predictor
@@ -100,8 +100,10 @@ def _eager(module, spec: ModelSpec, x: np.ndarray, extras: List[np.ndarray], cap
         handles.append(source.register_forward_hook(capture))
     try:
         with torch.no_grad():
-            args = [torch.from_numpy(np.array(a)).to(dtype) for a in [x] + extras]
-            out = module(*args, **call.keywords)
+            hidden = torch.from_numpy(np.array(x)).to(dtype)
+            named = {name: torch.from_numpy(np.array(a)).to(dtype)
+                     for name, a in zip(call.extra_inputs, extras)}
+            out = module(hidden, **named, **call.keywords)
     finally:
         for handle in handles:
             handle.remove()
