@@ -248,6 +248,48 @@ def _deepseek_v3(module, path):
                  shared=_dense(shared, f"{path}.shared_experts") if shared is not None else None)
 
 
+def _deepseek_v3_official(module, path):
+    """DeepSeek-V3's official inference code (deepseek-ai/DeepSeek-V3 @
+    9b4e978, ``inference/model.py``, ``MoE``/``Gate``): the routing lives on
+    ``gate`` (``topk``, ``n_groups``, ``topk_groups``, ``score_func``,
+    ``route_scale``, ``weight`` [E, dim], ``bias`` [E] or None). Scores are
+    softmax or sigmoid; the bias is added for selection only; groups are
+    scored by the sum of their two best biased scores with a bias and by
+    their best score without one, dropped groups masked with -inf; the
+    weights are the unbiased scores, renormalised for sigmoid only, times
+    ``route_scale``. ``shared_experts`` is added with weight 1."""
+    gate = getattr(module, "gate", None)
+    if gate is None or not all(hasattr(gate, n) for n in ("topk", "n_groups", "topk_groups",
+                                                          "score_func", "route_scale")):
+        return None
+    g = f"{path}.gate"
+    weight = getattr(gate, "weight", None)
+    if weight is None or weight.dim() != 2:
+        raise ExportError(f"{g}.weight: expected the router weight [E, dim]")
+    if weight.element_size() == 1:
+        raise ExportError(f"{g}.weight: fp8 weights are not supported (export the bf16 "
+                          f"checkpoint)")
+    score_func = gate.score_func
+    if score_func not in ("softmax", "sigmoid"):
+        raise ExportError(f"{g}: score_func {score_func!r} is not supported (softmax and "
+                          f"sigmoid are)")
+    bias = getattr(gate, "bias", None)
+    n_groups, top_groups = int(gate.n_groups), int(gate.topk_groups)
+    groups = None
+    if n_groups > 1:
+        groups = (n_groups, top_groups, "top2_sum" if bias is not None else "max")
+    routing = dict(scoring=score_func, strategy="top_k",
+                   normalize="selected" if score_func == "sigmoid" else "none",
+                   scale=float(gate.route_scale), groups=groups)
+    shared = getattr(module, "shared_experts", None)
+    spec = _spec(path, "deepseek_v3_official", _array(weight).T.copy(),
+                 _experts(module, path), int(gate.topk), routing,
+                 selection_bias=_array(bias) if bias is not None else None,
+                 shared=_dense(shared, f"{path}.shared_experts") if shared is not None else None)
+    spec.interface = dict(input_rank=3, outputs=(None,))
+    return spec
+
+
 def _qwen2_moe(module, path):
     if not hasattr(module, "shared_expert_gate") and not hasattr(module, "shared_expert"):
         return None
@@ -493,7 +535,7 @@ def _mixtral(module, path):
                  dict(strategy="top_k", normalize="selected"))
 
 
-_RECOGNIZERS = (_deepseek_v3, _qwen2_moe, _moe_plus_plus_published, _moe_plus_plus,
+_RECOGNIZERS = (_deepseek_v3_official, _deepseek_v3, _qwen2_moe, _moe_plus_plus_published, _moe_plus_plus,
                 _adamoe_published, _adamoe, _switch_mlp, _top_p, _dynamic_k, _mixtral)
 
 

@@ -16,8 +16,9 @@ difference.
 Modules in bf16 (or f16) run eagerly in that type; the export computes in
 f32 with the weights widened exactly, so the comparison uses the project's
 bf16 (f16) bound of ``conformance.MATMUL_TOL`` and a routing decision counts
-as ambiguous within the rounding of the logits in that type (2^-7, 2^-10
-relative) instead of 1e-5.
+as ambiguous within the rounding of the logits in that type (2^-8, 2^-11
+relative: the difference of two values rounded to that type) instead of
+1e-5, and up to half the probe tokens may be ambiguous (5% in f32).
 """
 
 from typing import List, Sequence
@@ -35,7 +36,11 @@ __all__ = ["verify_export", "routing_ambiguity", "DEFAULT_PROBES"]
 #: (batch, sequence) shapes of the probe inputs.
 DEFAULT_PROBES = ((1, 1), (1, 7), (1, 33), (2, 1), (2, 7), (2, 33))
 
-_EPS = {"f32": ref.AMBIGUITY_EPS, "bf16": 2.0 ** -7, "f16": 2.0 ** -10}
+_EPS = {"f32": ref.AMBIGUITY_EPS, "bf16": 2.0 ** -8, "f16": 2.0 ** -11}
+# The share of ambiguous probe tokens above which a probe is drawn again:
+# the contract's 5% for f32; in bf16 (f16) knife edges are common (one
+# rounding of the scores moves them by 2^-9 relative), so up to half.
+_MAX_AMBIGUOUS = {"f32": conformance.MAX_AMBIGUOUS_FRACTION, "bf16": 0.5, "f16": 0.5}
 
 
 def _strategy(routing):
@@ -152,7 +157,7 @@ def verify_export(module, spec: ModelSpec, exported: ExportedModel,
     rtol, atol = conformance.matmul_tolerance(elem)
     has_attention = [layer.attention is not None for layer in spec.layers]
     names = exported.info.get("results", ["output"])
-    worst = 0.0
+    worst = worst_relative = 0.0
     for batch, length in _probes(spec, probes):
         count = batch * length
         for attempt in range(attempts):
@@ -200,7 +205,8 @@ def verify_export(module, spec: ModelSpec, exported: ExportedModel,
                 # The router logits do not depend on routing decisions.
                 skip = sorted(excluded) if name == "output" else []
                 results.append((name, g, e, conformance.compare_rows(
-                    g, e, rtol_row=rtol, atol=atol, exclude_tokens=skip, what=name)))
+                    g, e, rtol_row=rtol, atol=atol, exclude_tokens=skip, what=name,
+                    max_ambiguous_fraction=_MAX_AMBIGUOUS[elem])))
             if any(r.badly_chosen for *_, r in results) and attempt + 1 < attempts:
                 continue
             for name, g, e, result in results:
@@ -225,7 +231,11 @@ def verify_export(module, spec: ModelSpec, exported: ExportedModel,
             keep = np.ones(count, bool)
             keep[sorted(excluded)] = False
             if keep.any():
-                worst = max(worst, float(np.max(np.abs(g[keep] - e[keep]))))
+                diff = np.abs(g[keep] - e[keep])
+                worst = max(worst, float(np.max(diff)))
+                scale = np.maximum(np.max(np.abs(e[keep]), axis=1, keepdims=True), 1e-30)
+                worst_relative = max(worst_relative, float(np.max(diff / scale)))
             break
+    exported.info["max_relative_difference"] = worst_relative
     return worst
 
