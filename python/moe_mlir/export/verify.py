@@ -98,11 +98,12 @@ def _eager(module, spec: ModelSpec, x: np.ndarray, extras: List[np.ndarray], cap
     call = spec.call
     handles = []
     for source, store in captures:
-        def capture(mod, args, out, store=store):
+        # Before the forward: a block may change its input in place (MoE++).
+        def capture(mod, args, store=store):
             if args and isinstance(args[0], torch.Tensor):
                 store.append(args[0].detach().to(torch.float32).cpu().numpy()
-                             .reshape(-1, args[0].shape[-1]))
-        handles.append(source.register_forward_hook(capture))
+                             .reshape(-1, args[0].shape[-1]).copy())
+        handles.append(source.register_forward_pre_hook(capture))
     try:
         with torch.no_grad():
             hidden = torch.from_numpy(np.array(x)).to(dtype)
