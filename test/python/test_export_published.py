@@ -17,6 +17,7 @@ from moe_mlir.export import ExportError, export
 
 from fixtures.published import adamoe, deepseek_v3_inference as dsv3, dynamic_moe
 from fixtures.published import moe_plus_plus as mpp
+from fixtures.published import transformers_moe as hf
 
 BLOCKS = {
     "adamoe": lambda: adamoe.make_adamoe(),
@@ -30,6 +31,12 @@ BLOCKS = {
     "deepseek_v3_small_sigmoid_max": lambda: dsv3.make_small_moe(score_func="sigmoid",
                                                                 route_scale=2.5),
     "deepseek_v3_dim7168_bf16": lambda: dsv3.make_v3_moe(dtype=torch.bfloat16),
+    "transformers_v4_mixtral": lambda: hf.make_mixtral_v4(),
+    "transformers_v4_qwen2_moe": lambda: hf.make_qwen2_moe_v4(),
+    "transformers_v5_mixtral": lambda: hf.make_mixtral_v5(),
+    "transformers_v5_qwen2_moe": lambda: hf.make_qwen2_moe_v5(),
+    "transformers_v5_qwen3_moe": lambda: hf.make_qwen3_moe_v5(),
+    "transformers_v5_olmoe": lambda: hf.make_olmoe_v5(),
 }
 
 #: What each block's export must look like (routing attributes in the IR).

@@ -56,7 +56,8 @@ def _array(tensor) -> np.ndarray:
 
 def _config(module, *names, default=_MISSING, path=""):
     """A configuration value: an attribute of the module or of its ``config``."""
-    for holder in (module, getattr(module, "config", None)):
+    # transformers v5 keeps top_k and norm_topk_prob on the router (``gate``).
+    for holder in (module, getattr(module, "config", None), getattr(module, "gate", None)):
         if holder is None:
             continue
         for name in names:
@@ -99,10 +100,11 @@ def _linear(module, name: str, path: str, allow_bias: bool = False):
             what += " with 8-bit (fp8) weights, which are not supported"
         raise ExportError(f"{where}: expected a torch.nn.Linear (or a Linear-like module with "
                           f"a 2-D weight), got {what}")
-    if layer.bias is not None and not allow_bias:
+    bias = getattr(layer, "bias", None)
+    if bias is not None and not allow_bias:
         raise ExportError(f"{where}: has a bias, which this convention does not have")
     weight = _array(layer.weight).T.copy()
-    bias = _array(layer.bias) if layer.bias is not None else None
+    bias = _array(bias) if bias is not None else None
     return (weight, bias) if allow_bias else weight
 
 
@@ -531,8 +533,10 @@ def _mixtral(module, path):
     if not (hasattr(module, "gate") and hasattr(module, "experts")):
         return None
     k = int(_config(module, "top_k", "num_experts_per_tok", path=path))
+    # Mixtral always renormalises; Qwen3-MoE and OLMoE say so in norm_topk_prob.
+    normalize = "selected" if _config(module, "norm_topk_prob", default=True) else "none"
     return _spec(path, "mixtral", _linear(module, "gate", path), _experts(module, path), k,
-                 dict(strategy="top_k", normalize="selected"))
+                 dict(strategy="top_k", normalize=normalize))
 
 
 _RECOGNIZERS = (_deepseek_v3_official, _deepseek_v3, _qwen2_moe, _moe_plus_plus_published, _moe_plus_plus,
