@@ -88,12 +88,10 @@ class CallSpec:
     ``outputs``: for each result of the exported function (``output``,
     ``router_logits``), its index in the tuple the module returns (None: the
     module returns a bare tensor; ``outputs`` None: the hidden states only,
-    the module's tensor or the first element of its tuple). ``keywords``: constant keyword arguments
-    of every call."""
+    the module's tensor or the first element of its tuple)."""
     input_rank: int = 3
     extra_inputs: Tuple[str, ...] = ()
-    outputs: Optional[Tuple[Optional[int], ...]] = None   # None: a tensor, or a tuple's first
-    keywords: dict = field(default_factory=dict)
+    outputs: Optional[Tuple[Optional[int], ...]] = None
 
 
 @dataclass
@@ -139,6 +137,8 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
             else:
                 out = moe_layer(fb, inner, spec, moe_args, k_per_token)
                 if spec.return_logits:
+                    # moe.layer computes its logits inside (fused with the
+                    # routing); the returned copy costs one T x H x S matmul.
                     logits = router_logits(fb, inner, spec, moe_args)
             if spec.return_logits and extra_results is not None:
                 extra_results.append(logits)
