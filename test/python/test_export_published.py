@@ -52,11 +52,17 @@ EXPECTED_IR = {
                                       "scoring = softmax", "normalize = none"],
 }
 
+#: The results of each export: the block's own return value (transformers 4.x
+#: blocks, AdaMoE and MoE++ return their router logits too; the rest a tensor).
+TWO_RESULTS = ("adamoe", "moe_plus_plus", "transformers_v4")
+
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_published_block_exports_and_matches_eager(name):
     block = BLOCKS[name]()
     exported = export(block)
+    results = ["output", "router_logits"] if name.startswith(TWO_RESULTS) else ["output"]
+    assert exported.info["results"] == results
     for text in EXPECTED_IR.get(name, []):
         assert text in exported.mlir, text
     bound = 1.6e-2 if "bf16" in name else 1e-4
@@ -77,6 +83,22 @@ def test_router_logits_are_the_second_result():
     np.testing.assert_allclose(got_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("make", [hf.make_mixtral_v4, hf.make_qwen2_moe_v4])
+def test_transformers_v4_blocks_return_their_router_logits(make):
+    """transformers 4.x blocks return (hidden_states [B, S, H], router_logits
+    [B*S, E]); the export learns that from the block's return value and keeps
+    both results."""
+    block = make()
+    exported = export(block)
+    hidden = block.gate.in_features
+    x = torch.randn(2, 3, hidden, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out, logits = block(x.clone())
+    y, got_logits = exported.compile()(x.numpy())
+    assert y.shape == tuple(out.shape) and got_logits.shape == tuple(logits.shape)
+    np.testing.assert_allclose(got_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
+
+
 def test_moe_plus_plus_residual_input_and_in_place_scaling():
     """MoE++ takes the previous layer's logits as ``gate_residual`` and scales
     its (contiguous) input in place; the export takes the residual as a second
@@ -92,6 +114,22 @@ def test_moe_plus_plus_residual_input_and_in_place_scaling():
         out, logits = block(x.clone(), gate_residual=residual.clone())
     y, got_logits = exported.compile()(x_np, r_np)
     np.testing.assert_array_equal(x_np, x.numpy())        # the export's input is unchanged
+    np.testing.assert_allclose(got_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [hf.make_mixtral_v4, hf.make_qwen2_moe_v4])
+def test_transformers_v4_blocks_return_their_router_logits(make):
+    """transformers 4.x blocks return (hidden_states [B, S, H], router_logits
+    [B*S, E]); the export learns that from the block's return value and keeps
+    both results."""
+    block = make()
+    exported = export(block)
+    hidden = block.gate.in_features
+    x = torch.randn(2, 3, hidden, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out, logits = block(x.clone())
+    y, got_logits = exported.compile()(x.numpy())
+    assert y.shape == tuple(out.shape) and got_logits.shape == tuple(logits.shape)
     np.testing.assert_allclose(got_logits, logits.numpy(), rtol=1e-5, atol=1e-5)
     err = np.abs(y - out.numpy()).max() / np.abs(out.numpy()).max()
     assert err < 1e-4

@@ -661,6 +661,41 @@ def _override(spec: MoESpec, overrides, path: str) -> MoESpec:
     return spec
 
 
+def _probe_results(module, spec: MoESpec, path: str):
+    """What a block whose recogniser does not fix its interface returns, read
+    from one call on two tokens: transformers' 4.x blocks return
+    ``(hidden_states, router_logits)``, its 5.x blocks the hidden states
+    alone. A second element of the router's shape ([T, S] logits) becomes a
+    second result of the export; verification then checks that it is them."""
+    torch = _torch()
+    rank = spec.interface.get("input_rank", 3)
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()),
+                 torch.float32)
+    shape = (1, 2, spec.hidden) if rank == 3 else (2, spec.hidden)
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.randn(shape, generator=generator).to(dtype)
+    was_training = getattr(module, "training", False)
+    try:
+        module.eval()
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as error:
+        raise ExportError(f"{path}: calling {type(module).__name__} on a [{', '.join(map(str, shape))}] "
+                          f"input raised {type(error).__name__}: {error}") from error
+    finally:
+        if was_training:
+            module.train()
+    outputs = (None,)
+    if isinstance(out, (tuple, list)):
+        outputs = (0,)
+        second = out[1] if len(out) > 1 else None
+        if isinstance(second, torch.Tensor) and second.numel() == 2 * spec.routing.S \
+                and second.shape[-1] == spec.routing.S:
+            outputs = (0, 1)
+            spec.return_logits = True
+    spec.interface = dict(spec.interface, outputs=outputs)
+
+
 def extract(module, path: str = "model", routing=None) -> ModelSpec:
     """The ModelSpec of a model (``layers`` + ``norm``), a decoder layer
     (``self_attn`` + norms + FFN) or an MoE block. ``routing`` overrides
@@ -685,6 +720,8 @@ def _extract(module, path: str) -> ModelSpec:
         return ModelSpec(layer.attention.w_q.shape[0], [layer], path)
     spec = _ffn(module, path)
     hidden = spec.hidden if isinstance(spec, MoESpec) else spec.w_up.shape[0]
+    if isinstance(spec, MoESpec) and "outputs" not in spec.interface:
+        _probe_results(module, spec, path)
     call = CallSpec(**spec.interface) if isinstance(spec, MoESpec) else CallSpec()
     return ModelSpec(hidden, [LayerSpec(path=path, ffn=spec, residual=False, ffn_source=module)],
                      path, call=call)
