@@ -51,7 +51,7 @@ func.func @gate_tokens(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>) {
 
 // [types] gate: logits are always f32.
 func.func @gate_logits_type(%x: tensor<4x64xbf16>, %w: tensor<64x8xbf16>) {
-  // expected-error @below {{result 'logits' must be a tensor<T x S x f32>, got 'tensor<4x8xbf16>'}}
+  // expected-error @below {{'moe.gate' op result #0 must be tensor<T x S x f32>, but got 'tensor<4x8xbf16>'}}
   %0 = moe.gate %x, %w : tensor<4x64xbf16>, tensor<64x8xbf16> -> tensor<4x8xbf16>
   return
 }
@@ -60,7 +60,7 @@ func.func @gate_logits_type(%x: tensor<4x64xbf16>, %w: tensor<64x8xbf16>) {
 
 // [types] gate: f64 activations are not supported.
 func.func @gate_f64(%x: tensor<4x64xf64>, %w: tensor<64x8xf32>) {
-  // expected-error @below {{operand 'x' must be a tensor<T x H x f32|f16|bf16>, got 'tensor<4x64xf64>'}}
+  // expected-error @below {{'moe.gate' op operand #0 must be tensor<T x H x f32/f16/bf16>, but got 'tensor<4x64xf64>'}}
   %0 = moe.gate %x, %w : tensor<4x64xf64>, tensor<64x8xf32> -> tensor<4x8xf32>
   return
 }
@@ -69,7 +69,7 @@ func.func @gate_f64(%x: tensor<4x64xf64>, %w: tensor<64x8xf32>) {
 
 // [shapes] gate: ranks.
 func.func @gate_rank(%x: tensor<4x2x64xf32>, %w: tensor<64x8xf32>) {
-  // expected-error @below {{operand 'x' must be a tensor<T x H x f32|f16|bf16>, got 'tensor<4x2x64xf32>'}}
+  // expected-error @below {{'moe.gate' op operand #0 must be tensor<T x H x f32/f16/bf16>, but got 'tensor<4x2x64xf32>'}}
   %0 = moe.gate %x, %w : tensor<4x2x64xf32>, tensor<64x8xf32> -> tensor<4x8xf32>
   return
 }
@@ -105,7 +105,7 @@ func.func @route_tokens(%l: tensor<4x8xf32>) {
 
 // [types] route: ids are i32.
 func.func @route_ids_type(%l: tensor<?x8xf32>) {
-  // expected-error @below {{result 'ids' must be a tensor<T x K x i32>, got 'tensor<?x2xi64>'}}
+  // expected-error @below {{'moe.route' op result #0 must be tensor<T x K x i32>, but got 'tensor<?x2xi64>'}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi64>, tensor<?x2xf32>
   return
 }
@@ -114,7 +114,7 @@ func.func @route_ids_type(%l: tensor<?x8xf32>) {
 
 // [types] route: logits are f32 (scores are computed in f32).
 func.func @route_logits_type(%l: tensor<?x8xbf16>) {
-  // expected-error @below {{operand 'logits' must be a tensor<T x S x f32>, got 'tensor<?x8xbf16>'}}
+  // expected-error @below {{'moe.route' op operand #0 must be tensor<T x S x f32>, but got 'tensor<?x8xbf16>'}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -141,7 +141,7 @@ func.func @route_kpt_tokens(%l: tensor<4x8xf32>, %k: tensor<5xi32>) {
 
 // [types] route: k_per_token is i32.
 func.func @route_kpt_type(%l: tensor<?x8xf32>, %k: tensor<?xi64>) {
-  // expected-error @below {{operand 'k_per_token' must be a tensor<T x i32>, got 'tensor<?xi64>'}}
+  // expected-error @below {{'moe.route' op operand #1 must be tensor<T x i32>, but got 'tensor<?xi64>'}}
   %0:2 = moe.route %l k_per_token(%k : tensor<?xi64>) experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -168,7 +168,7 @@ func.func @k_too_large(%l: tensor<?x10xf32>) {
 
 // [top_p] p > 0.
 func.func @top_p_zero(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op strategy top_p expects 0 < p <= 1, got p = 0}}
+  // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = 0}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -177,7 +177,7 @@ func.func @top_p_zero(%l: tensor<?x8xf32>) {
 
 // [top_p] p <= 1.
 func.func @top_p_large(%l: tensor<?x8xf32>) {
-  // expected-error @below {{strategy top_p expects 0 < p <= 1, got p = 1.5}}
+  // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = 1.5}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 1.5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -186,7 +186,7 @@ func.func @top_p_large(%l: tensor<?x8xf32>) {
 
 // [top_p] a NaN p is not in (0, 1].
 func.func @top_p_nan(%l: tensor<?x8xf32>) {
-  // expected-error @below {{strategy top_p expects 0 < p <= 1, got p = nan}}
+  // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = nan}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0x7FC00000> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -195,7 +195,7 @@ func.func @top_p_nan(%l: tensor<?x8xf32>) {
 
 // [adaptive] tau >= 0.
 func.func @adaptive_negative(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op strategy adaptive expects tau >= 0, got tau = -0.1}}
+  // expected-error @below {{#moe.adaptive expects tau >= 0, got tau = -0.1}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = adaptive<tau = -0.1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -204,7 +204,7 @@ func.func @adaptive_negative(%l: tensor<?x8xf32>) {
 
 // [threshold] tau is finite.
 func.func @threshold_inf(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op strategy threshold expects a finite tau, got tau = inf}}
+  // expected-error @below {{#moe.threshold expects a finite tau, got tau = inf}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7F800000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -213,7 +213,7 @@ func.func @threshold_inf(%l: tensor<?x8xf32>) {
 
 // [threshold] tau is not NaN.
 func.func @threshold_nan(%l: tensor<?x8xf32>) {
-  // expected-error @below {{strategy threshold expects a finite tau, got tau = nan}}
+  // expected-error @below {{#moe.threshold expects a finite tau, got tau = nan}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7FC00000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -222,7 +222,7 @@ func.func @threshold_nan(%l: tensor<?x8xf32>) {
 
 // [threshold] k_min <= K.
 func.func @threshold_kmin_large(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op strategy threshold expects 0 <= k_min <= K = 2, got k_min = 3}}
+  // expected-error @below {{'moe.route' op strategy threshold expects k_min <= K = 2, got k_min = 3}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = 3> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -231,7 +231,7 @@ func.func @threshold_kmin_large(%l: tensor<?x8xf32>) {
 
 // [threshold] k_min >= 0.
 func.func @threshold_kmin_negative(%l: tensor<?x8xf32>) {
-  // expected-error @below {{strategy threshold expects 0 <= k_min <= K = 2, got k_min = -1}}
+  // expected-error @below {{#moe.threshold expects k_min >= 0, got k_min = -1}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = -1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -240,7 +240,7 @@ func.func @threshold_kmin_negative(%l: tensor<?x8xf32>) {
 
 // [cf] capacity factor > 0.
 func.func @capacity_zero(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op attribute 'capacity' expects factor > 0, got factor = 0}}
+  // expected-error @below {{#moe.capacity expects factor > 0, got factor = 0}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k capacity = <factor = 0.0, priority = score> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -249,7 +249,7 @@ func.func @capacity_zero(%l: tensor<?x8xf32>) {
 
 // [cf] expert_choice capacity factor > 0.
 func.func @expert_choice_cf(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op strategy expert_choice expects capacity_factor > 0, got capacity_factor = -1}}
+  // expected-error @below {{#moe.expert_choice expects capacity_factor > 0, got capacity_factor = -1}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = -1.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -267,7 +267,7 @@ func.func @groups_space(%l: tensor<?x10xf32>) {
 
 // [groups] n divides E.
 func.func @groups_divide(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'groups' expects n >= 1 dividing E = 8, got n = 3}}
+  // expected-error @below {{attribute 'groups' expects n dividing E = 8, got n = 3}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 3, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -276,7 +276,7 @@ func.func @groups_divide(%l: tensor<?x8xf32>) {
 
 // [groups] n >= 1 (and no division by zero in the verifier).
 func.func @groups_zero(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'groups' expects n >= 1 dividing E = 8, got n = 0}}
+  // expected-error @below {{#moe.groups expects n >= 1, got n = 0}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 0, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -305,7 +305,7 @@ func.func @groups_score(%l: tensor<?x8xf32>) {
 
 // [groups] top <= n.
 func.func @groups_top_large(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'groups' expects 1 <= top <= n = 4, got top = 5}}
+  // expected-error @below {{#moe.groups expects 1 <= top <= n = 4, got top = 5}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -314,7 +314,7 @@ func.func @groups_top_large(%l: tensor<?x8xf32>) {
 
 // [groups] top >= 1.
 func.func @groups_top_zero(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'groups' expects 1 <= top <= n = 4, got top = 0}}
+  // expected-error @below {{#moe.groups expects 1 <= top <= n = 4, got top = 0}}
   %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -386,7 +386,7 @@ func.func @k_per_token_unused(%l: tensor<?x8xf32>, %k: tensor<?xi32>) {
 
 // [experts] at least one compute expert.
 func.func @no_compute_expert(%l: tensor<?x4xf32>) {
-  // expected-error @below {{'moe.route' op attribute 'experts' expects at least one compute expert and non-negative counts, got #moe.experts<compute = 0, null = 4>}}
+  // expected-error @below {{#moe.experts expects at least one compute expert and non-negative counts, got compute = 0, null = 4, copy = 0, const = 0}}
   %0:2 = moe.route %l experts = <compute = 0, null = 4> k = 2 strategy = top_k : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -395,7 +395,7 @@ func.func @no_compute_expert(%l: tensor<?x4xf32>) {
 
 // [experts] no negative counts.
 func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
-  // expected-error @below {{'moe.combine' op attribute 'experts' expects at least one compute expert and non-negative counts, got #moe.experts<compute = 8, null = -1>}}
+  // expected-error @below {{#moe.experts expects at least one compute expert and non-negative counts, got compute = 8, null = -1, copy = 0, const = 0}}
   %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, null = -1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
   return
 }
@@ -404,7 +404,7 @@ func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<
 
 // [experts] the width S must fit i32 ids (and its sum must not overflow).
 func.func @huge_expert_space(%l: tensor<?x8xf32>) {
-  // expected-error @below {{attribute 'experts' expects at most 2147483647 experts in all (ids are i32), got #moe.experts<compute = 4611686018427387904, null = 4611686018427387904>}}
+  // expected-error @below {{#moe.experts expects at most 2147483647 experts in all (ids are i32), got compute = 4611686018427387904, null = 4611686018427387904, copy = 0, const = 0}}
   %0:2 = moe.route %l experts = <compute = 4611686018427387904, null = 4611686018427387904> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
@@ -512,7 +512,7 @@ func.func @gmm_offsets(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: te
 
 // [types] grouped_matmul: offsets are i32.
 func.func @gmm_offsets_type(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xindex>) {
-  // expected-error @below {{operand 'offsets' must be a tensor<E+1 x i32>, got 'tensor<9xindex>'}}
+  // expected-error @below {{'moe.grouped_matmul' op operand #2 must be tensor<E+1 x i32>, but got 'tensor<9xindex>'}}
   %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<9xindex> -> tensor<?x16xf32>
   return
 }
@@ -710,7 +710,7 @@ func.func @layer_dynamic_k(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %wu: ten
 
 // [types] the selection bias is f32.
 func.func @layer_bias_type(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %sb: tensor<8xbf16>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
-  // expected-error @below {{operand 'selection_bias' must be a tensor<S x f32>, got 'tensor<8xbf16>'}}
+  // expected-error @below {{'moe.layer' op operand #2 must be tensor<S x f32>, but got 'tensor<8xbf16>'}}
   %0 = moe.layer %x router(%wr : tensor<64x8xf32>) bias(%sb : tensor<8xbf16>) up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) experts = <compute = 8> k = 2 strategy = top_k activation = relu : tensor<?x64xf32> -> tensor<?x64xf32>
   return
 }
@@ -719,7 +719,7 @@ func.func @layer_bias_type(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %sb: ten
 
 // [shapes] aux_loss: the loss is a scalar tensor.
 func.func @aux_loss_rank(%s: tensor<?x8xf32>, %ids: tensor<?x2xi32>) {
-  // expected-error @below {{'moe.aux_loss' op result 'loss' must be a tensor<f32>, got 'tensor<1xf32>'}}
+  // expected-error @below {{'moe.aux_loss' op result #0 must be tensor<f32>, but got 'tensor<1xf32>'}}
   %0 = moe.aux_loss %s, %ids : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<1xf32>
   return
 }
@@ -853,5 +853,27 @@ func.func @ffn_huge_weights(%rows: tensor<?x64xf32>, %off: tensor<1048577xi32>, 
 func.func @gate_huge_static_part(%x: tensor<?x64xf32>, %w: tensor<?x140737488355328xf32>) {
   // expected-error @below {{'moe.gate' op operand 'w' of type 'tensor<?x140737488355328xf32>' is larger than 2^48 bytes; no buffer can hold it}}
   %0 = moe.gate %x, %w : tensor<?x64xf32>, tensor<?x140737488355328xf32> -> tensor<?x140737488355328xf32>
+  return
+}
+
+// -----
+
+// Attribute rules hold for an attribute on its own, wherever it appears.
+// expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = 2}}
+func.func @top_p_alone() attributes {strategy = #moe.top_p<p = 2.0>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{#moe.groups expects 1 <= top <= n = 2, got top = 3}}
+func.func @groups_alone() attributes {groups = #moe.groups<n = 2, top = 3>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{#moe.experts expects at least one compute expert and non-negative counts, got compute = 0, null = 0, copy = 0, const = 0}}
+func.func @experts_alone() attributes {experts = #moe.experts<compute = 0>} {
   return
 }

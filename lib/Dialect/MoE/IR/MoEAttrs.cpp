@@ -216,34 +216,21 @@ TopKAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult
 TopPAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
                         const RoutingConfig &config) const {
-  float p = getP().convertToFloat();
-  if (!(p > 0.0f && p <= 1.0f))
-    return emitError() << "strategy top_p expects 0 < p <= 1, got p = "
-                       << detail::formatFloat(p);
   return success();
 }
 
 LogicalResult
 AdaptiveAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
                             const RoutingConfig &config) const {
-  float tau = getTau().convertToFloat();
-  if (!(tau >= 0.0f))
-    return emitError() << "strategy adaptive expects tau >= 0, got tau = "
-                       << detail::formatFloat(tau);
   return success();
 }
 
 LogicalResult
 ThresholdAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
                              const RoutingConfig &config) const {
-  float tau = getTau().convertToFloat();
-  if (!std::isfinite(tau))
-    return emitError() << "strategy threshold expects a finite tau, got tau = "
-                       << detail::formatFloat(tau);
-  int64_t kMin = getKMin();
-  if (kMin < 0 || kMin > config.k)
-    return emitError() << "strategy threshold expects 0 <= k_min <= K = "
-                       << config.k << ", got k_min = " << kMin;
+  if (getKMin() > config.k)
+    return emitError() << "strategy threshold expects k_min <= K = " << config.k
+                       << ", got k_min = " << getKMin();
   return success();
 }
 
@@ -258,11 +245,6 @@ bool DynamicKAttr::usesKPerToken() const { return true; }
 LogicalResult
 ExpertChoiceAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
                                 const RoutingConfig &config) const {
-  double cf = getCapacityFactor().convertToDouble();
-  if (!(cf > 0.0))
-    return emitError() << "strategy expert_choice expects capacity_factor > "
-                          "0, got capacity_factor = "
-                       << detail::formatFloat(cf);
   if (!config.experts.isComputeOnly())
     return emitError() << "strategy expert_choice requires an expert space "
                           "of compute experts only (S = E), got S = "
@@ -282,3 +264,98 @@ ExpertChoiceAttr::verifyRouting(function_ref<InFlightDiagnostic()> emitError,
 }
 
 bool ExpertChoiceAttr::dependsOnAllTokens() const { return true; }
+
+//===----------------------------------------------------------------------===//
+// Parameter verification
+//===----------------------------------------------------------------------===//
+//
+// The rules that concern one attribute alone are checked wherever it is
+// built (parsed, or made through `getChecked` by the C API and Python), so
+// `#moe.top_p<p = 2.0>` is rejected on its own; the rules that relate it to
+// the op using it (`k_min <= K`, `n` dividing `E`) are the op's.
+
+/// Expert ids are i32: the router width must fit.
+static constexpr int64_t kMaxExperts = std::numeric_limits<int32_t>::max();
+
+LogicalResult
+ExpertSpaceAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        int64_t compute, int64_t numNull, int64_t numCopy,
+                        int64_t numConst) {
+  int64_t counts[] = {compute, numNull, numCopy, numConst};
+  auto describe = [&](InFlightDiagnostic diag) -> InFlightDiagnostic {
+    diag << "compute = " << compute << ", null = " << numNull
+         << ", copy = " << numCopy << ", const = " << numConst;
+    return diag;
+  };
+  if (compute < 1 || llvm::any_of(counts, [](int64_t c) { return c < 0; }))
+    return describe(emitError() << "#moe.experts expects at least one compute "
+                                   "expert and non-negative counts, got ");
+  // Each count is at most 2^31 - 1, so the sum cannot overflow.
+  if (llvm::any_of(counts, [](int64_t c) { return c > kMaxExperts; }) ||
+      compute + numNull + numCopy + numConst > kMaxExperts)
+    return describe(emitError()
+                    << "#moe.experts expects at most " << kMaxExperts
+                    << " experts in all (ids are i32), got ");
+  return success();
+}
+
+LogicalResult TopPAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               APFloat p) {
+  float value = p.convertToFloat();
+  if (!(value > 0.0f && value <= 1.0f))
+    return emitError() << "#moe.top_p expects 0 < p <= 1, got p = "
+                       << detail::formatFloat(value);
+  return success();
+}
+
+LogicalResult AdaptiveAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   APFloat tau) {
+  float value = tau.convertToFloat();
+  if (!(value >= 0.0f))
+    return emitError() << "#moe.adaptive expects tau >= 0, got tau = "
+                       << detail::formatFloat(value);
+  return success();
+}
+
+LogicalResult
+ThresholdAttr::verify(function_ref<InFlightDiagnostic()> emitError, APFloat tau,
+                      int64_t kMin) {
+  float value = tau.convertToFloat();
+  if (!std::isfinite(value))
+    return emitError() << "#moe.threshold expects a finite tau, got tau = "
+                       << detail::formatFloat(value);
+  if (kMin < 0)
+    return emitError() << "#moe.threshold expects k_min >= 0, got k_min = "
+                       << kMin;
+  return success();
+}
+
+LogicalResult
+ExpertChoiceAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                         APFloat capacityFactor) {
+  double value = capacityFactor.convertToDouble();
+  if (!(value > 0.0))
+    return emitError() << "#moe.expert_choice expects capacity_factor > 0, "
+                          "got capacity_factor = "
+                       << detail::formatFloat(value);
+  return success();
+}
+
+LogicalResult CapacityAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   APFloat factor, CapacityPriority priority) {
+  double value = factor.convertToDouble();
+  if (!(value > 0.0))
+    return emitError() << "#moe.capacity expects factor > 0, got factor = "
+                       << detail::formatFloat(value);
+  return success();
+}
+
+LogicalResult GroupsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 int64_t n, int64_t top, GroupScore score) {
+  if (n < 1)
+    return emitError() << "#moe.groups expects n >= 1, got n = " << n;
+  if (top < 1 || top > n)
+    return emitError() << "#moe.groups expects 1 <= top <= n = " << n
+                       << ", got top = " << top;
+  return success();
+}

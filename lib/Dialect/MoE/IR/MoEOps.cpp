@@ -23,7 +23,6 @@ using namespace mlir::moe;
 using mlir::moe::detail::Dim;
 using mlir::moe::detail::ElementKind;
 using mlir::moe::detail::OperandChecker;
-using mlir::moe::detail::verifyOperandSegments;
 
 //===----------------------------------------------------------------------===//
 // Custom directives
@@ -47,27 +46,6 @@ static void printStrategy(OpAsmPrinter &printer, Operation *,
 //===----------------------------------------------------------------------===//
 // Shared rules
 //===----------------------------------------------------------------------===//
-
-/// Expert ids are i32: the router width must fit.
-static constexpr int64_t kMaxExperts = std::numeric_limits<int32_t>::max();
-
-/// An expert space needs at least one compute expert, no negative count, and
-/// a width `S` that i32 ids can index.
-static LogicalResult verifyExpertSpace(Operation *op, ExpertSpaceAttr experts) {
-  int64_t counts[] = {experts.getCompute(), experts.getNumNull(),
-                      experts.getNumCopy(), experts.getNumConst()};
-  if (counts[0] < 1 || llvm::any_of(counts, [](int64_t c) { return c < 0; }))
-    return op->emitOpError()
-           << "attribute 'experts' expects at least one compute expert and "
-              "non-negative counts, got "
-           << experts;
-  if (llvm::any_of(counts, [](int64_t c) { return c > kMaxExperts; }) ||
-      experts.getNumExperts() > kMaxExperts)
-    return op->emitOpError()
-           << "attribute 'experts' expects at most " << kMaxExperts
-           << " experts in all (ids are i32), got " << experts;
-  return success();
-}
 
 /// `w_gate` is present if and only if the FFN is gated; the biases only when
 /// it is not.
@@ -128,8 +106,6 @@ template <typename OpT> static RoutingConfig buildRoutingConfig(OpT op) {
 
 LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
   RoutingConfig config = llvm::cast<RoutingOpInterface>(op).getRoutingConfig();
-  if (failed(verifyExpertSpace(op, config.experts)))
-    return failure();
   int64_t numExperts = config.experts.getNumExperts();
   int64_t numCompute = config.experts.getCompute();
   if (config.k < 1 || config.k > numExperts)
@@ -153,13 +129,6 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
               "dynamic_k, got strategy "
            << strategyName;
 
-  if (CapacityAttr capacity = config.capacity) {
-    if (!(capacity.getFactor().convertToDouble() > 0.0))
-      return op->emitOpError()
-             << "attribute 'capacity' expects factor > 0, got factor = "
-             << detail::formatFloat(capacity.getFactor().convertToDouble());
-  }
-
   if (GroupsAttr groups = config.groups) {
     int64_t n = groups.getN();
     int64_t top = groups.getTop();
@@ -168,9 +137,9 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
              << "attribute 'groups' requires an expert space of compute "
                 "experts only (S = E), got S = "
              << numExperts << ", E = " << numCompute;
-    if (n < 1 || numCompute % n != 0)
+    if (numCompute % n != 0) // n >= 1: the attribute's own rule
       return op->emitOpError()
-             << "attribute 'groups' expects n >= 1 dividing E = " << numCompute
+             << "attribute 'groups' expects n dividing E = " << numCompute
              << ", got n = " << n;
     // top2_sum adds a group's two largest keys; max needs one.
     if (groups.getScore() == GroupScore::top2_sum && numCompute / n < 2)
@@ -178,10 +147,6 @@ LogicalResult mlir::moe::detail::verifyRoutingOp(Operation *op) {
              << "attribute 'groups' expects at least 2 experts per group "
                 "(E / n >= 2) with score = top2_sum, got E / n = "
              << numCompute / n;
-    if (top < 1 || top > n)
-      return op->emitOpError()
-             << "attribute 'groups' expects 1 <= top <= n = " << n
-             << ", got top = " << top;
     int64_t reachable = top * (numCompute / n);
     if (config.k > reachable)
       return op->emitOpError()
@@ -211,9 +176,6 @@ LogicalResult GateOp::verify() {
 RoutingConfig RouteOp::getRoutingConfig() { return buildRoutingConfig(*this); }
 
 LogicalResult RouteOp::verify() {
-  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
-                                   "logits k_per_token? selection_bias?")))
-    return failure();
   // The routing rules were checked by RoutingOpInterface.
   OperandChecker c(*this);
   c.bind("S", getExperts().getNumExperts(), "attribute 'experts'");
@@ -239,10 +201,6 @@ RoutingConfig RouteDispatchOp::getRoutingConfig() {
 }
 
 LogicalResult RouteDispatchOp::verify() {
-  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
-                                   "x w_router b_router? k_per_token? "
-                                   "selection_bias?")))
-    return failure();
   // The routing rules were checked by RoutingOpInterface.
   RoutingStrategyAttrInterface strategy = getStrategy();
   if (strategy.dependsOnAllTokens())
@@ -286,6 +244,9 @@ LogicalResult RouteDispatchOp::verify() {
 //===----------------------------------------------------------------------===//
 // DispatchOp
 //===----------------------------------------------------------------------===//
+
+/// Expert ids are i32: the number of experts must fit.
+static constexpr int64_t kMaxExperts = std::numeric_limits<int32_t>::max();
 
 LogicalResult DispatchOp::verify() {
   int64_t numExperts = getNumExpertsAttr().getInt();
@@ -388,10 +349,6 @@ static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
 }
 
 LogicalResult ExpertFFNOp::verify() {
-  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
-                                   "rows offsets w_up w_gate? w_down b_up? "
-                                   "b_down?")))
-    return failure();
   if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),
                                  getBDown())))
     return failure();
@@ -420,13 +377,8 @@ static LogicalResult verifyConstantShapes(OperandChecker &c, OpT op) {
 }
 
 LogicalResult CombineOp::verify() {
-  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
-                                   "y slot_rows ids weights x const_proj? "
-                                   "const_values?")))
-    return failure();
   ExpertSpaceAttr experts = getExperts();
-  if (failed(verifyExpertSpace(*this, experts)) ||
-      failed(verifyConstantOperands(*this, experts, getConstProj(),
+  if (failed(verifyConstantOperands(*this, experts, getConstProj(),
                                     getConstValues())))
     return failure();
   OperandChecker c(*this);
@@ -451,11 +403,6 @@ LogicalResult CombineOp::verify() {
 RoutingConfig LayerOp::getRoutingConfig() { return buildRoutingConfig(*this); }
 
 LogicalResult LayerOp::verify() {
-  if (failed(verifyOperandSegments(*this, getProperties().operandSegmentSizes,
-                                   "x w_router b_router? k_per_token? "
-                                   "selection_bias? w_up w_gate? w_down b_up? "
-                                   "b_down? const_proj? const_values?")))
-    return failure();
   // The routing rules were checked by RoutingOpInterface.
   ExpertSpaceAttr experts = getExperts();
   if (failed(verifyGatedOperands(*this, getGated(), getWGate(), getBUp(),

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "OperandChecker.h"
+#include "moe/Dialect/MoE/IR/MoETraits.h"
 
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"

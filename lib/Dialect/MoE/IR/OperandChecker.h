@@ -81,18 +81,6 @@ private:
   llvm::StringMap<Binding> bindings;
 };
 
-/// Checks the segment sizes of an op with `AttrSizedOperandSegments` before
-/// any accessor reads an operand: ODS checks that the sizes sum to the
-/// operand count and that optional groups hold at most one value, but not
-/// that a required group holds exactly one (a generic-form op with
-/// `operandSegmentSizes = array<i32: 1, 0, ...>` would make the accessor of
-/// the empty group read past its segment). `groups` names the ODS operand
-/// groups in order, separated by spaces, optional ones with a trailing `?`:
-/// `"logits k_per_token? selection_bias?"`.
-LogicalResult verifyOperandSegments(Operation *op,
-                                    llvm::ArrayRef<int32_t> sizes,
-                                    llvm::StringRef groups);
-
 } // namespace detail
 } // namespace moe
 } // namespace mlir

@@ -69,6 +69,9 @@ def MoE_ExpertSpaceAttr : MoE_Attr<"ExpertSpace", "experts"> {
     DefaultValuedParameter<"int64_t", "0">:$numCopy,
     DefaultValuedParameter<"int64_t", "0">:$numConst
   );
+  // At least one compute expert, no negative count, and at most 2^31 - 1
+  // experts in all (ids are i32): checked wherever the attribute is built.
+  let genVerifyDecl = 1;
   // The zero-computation counts are optional keywords in a fixed order; a
   // custom directive parses them because an optional group cannot start
   // with a comma that another group also starts with.
@@ -133,6 +136,7 @@ def MoE_TopPAttr : MoE_StrategyAttr<"TopP", "top_p"> {
   }];
   let parameters = (ins MoE_F32Param:$p);
   let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
 }
 
 def MoE_AdaptiveAttr : MoE_StrategyAttr<"Adaptive", "adaptive"> {
@@ -147,6 +151,7 @@ def MoE_AdaptiveAttr : MoE_StrategyAttr<"Adaptive", "adaptive"> {
   }];
   let parameters = (ins MoE_F32Param:$tau);
   let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
 }
 
 def MoE_ThresholdAttr : MoE_StrategyAttr<"Threshold", "threshold"> {
@@ -160,6 +165,8 @@ def MoE_ThresholdAttr : MoE_StrategyAttr<"Threshold", "threshold"> {
   }];
   let parameters = (ins MoE_F32Param:$tau, "int64_t":$k_min);
   let assemblyFormat = "`<` struct(params) `>`";
+  // `k_min <= K` needs the op's `k`: checked by `verifyRouting`.
+  let genVerifyDecl = 1;
 }
 
 def MoE_DynamicKAttr : MoE_StrategyAttr<"DynamicK", "dynamic_k",
@@ -189,6 +196,7 @@ def MoE_ExpertChoiceAttr : MoE_StrategyAttr<"ExpertChoice", "expert_choice",
   }];
   let parameters = (ins MoE_F64Param:$capacity_factor);
   let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -209,6 +217,7 @@ def MoE_CapacityAttr : MoE_Attr<"Capacity", "capacity"> {
   let parameters = (ins MoE_F64Param:$factor,
                         EnumParameter<MoE_CapacityPriority>:$priority);
   let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
 }
 
 def MoE_GroupsAttr : MoE_Attr<"Groups", "groups"> {
@@ -233,6 +242,8 @@ def MoE_GroupsAttr : MoE_Attr<"Groups", "groups"> {
       DefaultValuedParameter<"::mlir::moe::GroupScore",
                              "::mlir::moe::GroupScore::top2_sum">:$score);
   let assemblyFormat = "`<` struct(params) `>`";
+  // `n` dividing `E` and `K <= top * E / n` need the op: checked there.
+  let genVerifyDecl = 1;
   let builders = [
     AttrBuilder<(ins "int64_t":$n, "int64_t":$top), [{
       return $_get($_ctxt, n, top, ::mlir::moe::GroupScore::top2_sum);

@@ -15,6 +15,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEAttrs.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoETraits.h"
 
 namespace mlir {
 namespace moe {

@@ -11,14 +11,28 @@ include "moe/Dialect/MoE/IR/MoEBase.td"
 include "moe/Dialect/MoE/IR/MoEAttrs.td"
 include "moe/Dialect/MoE/IR/MoEEnums.td"
 include "moe/Dialect/MoE/IR/MoEInterfaces.td"
+include "moe/Dialect/MoE/IR/MoETypes.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpBase.td"
 
 class MoE_Op<string mnemonic, list<Trait> traits = []>
     : Op<MoE_Dialect, mnemonic, !listconcat(traits, [Pure])> {
-  // Operand ranks and element types are checked by the C++ verifiers, so
-  // that every message names the operand and what was expected.
+  // ODS checks each operand's rank and element types (MoETypes.td); the C++
+  // verifiers check that the symbolic sizes agree, naming the operands.
   let hasVerifier = 1;
+}
+
+// Declares an `AttrSizedOperandSegments` op's operand groups (optional ones
+// with a trailing `?`) and checks, before the operand types (a structural
+// trait is verified before the op's invariants), that every required group
+// holds exactly one value.
+class MoE_OperandGroups<string groups>
+    : NativeOpTrait<"RequiredOperandSegments", [], [{
+        /// The ODS operand groups, in order; optional ones end in `?`.
+        static ::llvm::StringRef getOperandGroups() { return "}] # groups #
+      [{"; }
+      }]>, StructuralOpTrait {
+  let cppNamespace = "::mlir::moe::OpTrait";
 }
 
 // The routing attributes shared by `moe.route` and `moe.layer`.
@@ -62,9 +76,9 @@ def MoE_GateOp : MoE_Op<"gate"> {
         : tensor<?x64xf32>, tensor<64x12xf32> -> tensor<?x12xf32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$x, AnyRankedTensor:$w,
-                       Optional<AnyRankedTensor>:$bias);
-  let results = (outs AnyRankedTensor:$logits);
+  let arguments = (ins MoE_FloatTensor<2, "T x H">:$x, MoE_FloatTensor<2, "H x S">:$w,
+                       Optional<MoE_FloatTensor<1, "S">>:$bias);
+  let results = (outs MoE_F32Tensor<2, "T x S">:$logits);
   let assemblyFormat = [{
     $x `,` $w (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict
     `:` type($x) `,` type($w) `->` type($logits)
@@ -98,6 +112,7 @@ defvar MoE_RoutingCanonicalizationDoc = [{
 
 def MoE_RouteOp : MoE_Op<"route", [
     AttrSizedOperandSegments,
+    MoE_OperandGroups<"logits k_per_token? selection_bias?">,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "choose each token's experts and their weights";
   let description = !strconcat([{
@@ -145,11 +160,11 @@ def MoE_RouteOp : MoE_Op<"route", [
     ```
   }], MoE_RoutingCanonicalizationDoc);
   let hasCanonicalizer = 1;
-  let arguments = !con((ins AnyRankedTensor:$logits,
-                            Optional<AnyRankedTensor>:$k_per_token,
-                            Optional<AnyRankedTensor>:$selection_bias),
+  let arguments = !con((ins MoE_F32Tensor<2, "T x S">:$logits,
+                            Optional<MoE_I32Tensor<1, "T">>:$k_per_token,
+                            Optional<MoE_F32Tensor<1, "S">>:$selection_bias),
                        MoE_RoutingAttrs);
-  let results = (outs AnyRankedTensor:$ids, AnyRankedTensor:$weights);
+  let results = (outs MoE_I32Tensor<2, "T x K">:$ids, MoE_F32Tensor<2, "T x K">:$weights);
   let assemblyFormat = !strconcat([{
     $logits (`k_per_token` `(` $k_per_token^ `:` type($k_per_token) `)`)?
     (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
@@ -164,6 +179,7 @@ def MoE_RouteOp : MoE_Op<"route", [
 
 def MoE_RouteDispatchOp : MoE_Op<"route_dispatch", [
     AttrSizedOperandSegments,
+    MoE_OperandGroups<"x w_router b_router? k_per_token? selection_bias?">,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "fused gating, routing and dispatch";
   let description = [{
@@ -194,16 +210,16 @@ def MoE_RouteDispatchOp : MoE_Op<"route_dispatch", [
           tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
     ```
   }];
-  let arguments = !con((ins AnyRankedTensor:$x,
-                            AnyRankedTensor:$w_router,
-                            Optional<AnyRankedTensor>:$b_router,
-                            Optional<AnyRankedTensor>:$k_per_token,
-                            Optional<AnyRankedTensor>:$selection_bias),
+  let arguments = !con((ins MoE_FloatTensor<2, "T x H">:$x,
+                            MoE_FloatTensor<2, "H x S">:$w_router,
+                            Optional<MoE_FloatTensor<1, "S">>:$b_router,
+                            Optional<MoE_I32Tensor<1, "T">>:$k_per_token,
+                            Optional<MoE_F32Tensor<1, "S">>:$selection_bias),
                        MoE_RoutingAttrs,
                        (ins DefaultValuedAttr<I64Attr, "32">:$tile));
-  let results = (outs AnyRankedTensor:$ids, AnyRankedTensor:$weights,
-                      AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
-                      AnyRankedTensor:$slot_rows);
+  let results = (outs MoE_I32Tensor<2, "T x K">:$ids, MoE_F32Tensor<2, "T x K">:$weights,
+                      MoE_FloatTensor<2, "R x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
+                      MoE_I32Tensor<2, "T x K">:$slot_rows);
   let assemblyFormat = !strconcat([{
     $x `router` `(` $w_router `:` type($w_router) `)`
     (`router_bias` `(` $b_router^ `:` type($b_router) `)`)?
@@ -245,10 +261,10 @@ def MoE_DispatchOp : MoE_Op<"dispatch"> {
         -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$x, AnyRankedTensor:$ids,
+  let arguments = (ins MoE_FloatTensor<2, "T x H">:$x, MoE_I32Tensor<2, "T x K">:$ids,
                        I64Attr:$num_experts);
-  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
-                      AnyRankedTensor:$slot_rows);
+  let results = (outs MoE_FloatTensor<2, "R x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
+                      MoE_I32Tensor<2, "T x K">:$slot_rows);
   let assemblyFormat = [{
     $x `,` $ids `num_experts` `=` $num_experts attr-dict
     `:` type($x) `,` type($ids) `->` type($rows) `,` type($offsets) `,`
@@ -281,9 +297,10 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
         -> tensor<?x128xf32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs,
-                       AnyRankedTensor:$offsets);
-  let results = (outs AnyRankedTensor:$out);
+  let arguments = (ins MoE_FloatTensor<2, "R x Kd">:$lhs,
+                       MoE_FloatTensor<3, "E x Kd x N">:$rhs,
+                       MoE_I32Tensor<1, "E+1">:$offsets);
+  let results = (outs MoE_FloatTensor<2, "R x N">:$out);
   let assemblyFormat = [{
     $lhs `,` $rhs `,` $offsets attr-dict
     `:` type($lhs) `,` type($rhs) `,` type($offsets) `->` type($out)
@@ -294,7 +311,8 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
 // ExpertFFNOp
 //===----------------------------------------------------------------------===//
 
-def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
+def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
+    MoE_OperandGroups<"rows offsets w_up w_gate? w_down b_up? b_down?">]> {
   let summary = "each expert's feed-forward network on its segment of rows";
   let description = [{
     For the rows `r` of expert `e` (`offsets[e] <= r < offsets[e+1]`):
@@ -330,16 +348,16 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
         : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
-                       AnyRankedTensor:$w_up,
-                       Optional<AnyRankedTensor>:$w_gate,
-                       AnyRankedTensor:$w_down,
-                       Optional<AnyRankedTensor>:$b_up,
-                       Optional<AnyRankedTensor>:$b_down,
+  let arguments = (ins MoE_FloatTensor<2, "R x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
+                       MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">:$w_up,
+                       Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">>:$w_gate,
+                       MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32">:$w_down,
+                       Optional<MoE_FloatTensor<2, "E x F">>:$b_up,
+                       Optional<MoE_FloatTensor<2, "E x H">>:$b_down,
                        DefaultValuedAttr<MoE_ActivationAttr,
                            "::mlir::moe::Activation::silu">:$activation,
                        UnitAttr:$gated, UnitAttr:$packed);
-  let results = (outs AnyRankedTensor:$y);
+  let results = (outs MoE_FloatTensor<2, "R x H">:$y);
   let assemblyFormat = [{
     $rows `,` $offsets
     `up` `(` $w_up `:` type($w_up) `)`
@@ -356,7 +374,8 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments]> {
 // CombineOp
 //===----------------------------------------------------------------------===//
 
-def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments]> {
+def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments,
+    MoE_OperandGroups<"y slot_rows ids weights x const_proj? const_values?">]> {
   let summary = "weighted sum of each token's slots, in slot order";
   let description = [{
     `out[t] = sum over j = 0 .. K-1, in that order, of weights[t,j] * c(t,j)`
@@ -388,13 +407,13 @@ def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments]> {
           tensor<?x64xf32> -> tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$y, AnyRankedTensor:$slot_rows,
-                       AnyRankedTensor:$ids, AnyRankedTensor:$weights,
-                       AnyRankedTensor:$x,
-                       Optional<AnyRankedTensor>:$const_proj,
-                       Optional<AnyRankedTensor>:$const_values,
+  let arguments = (ins MoE_FloatTensor<2, "R x H">:$y, MoE_I32Tensor<2, "T x K">:$slot_rows,
+                       MoE_I32Tensor<2, "T x K">:$ids, MoE_F32Tensor<2, "T x K">:$weights,
+                       MoE_FloatTensor<2, "T x H">:$x,
+                       Optional<MoE_FloatTensor<3, "N_const x H x 2">>:$const_proj,
+                       Optional<MoE_FloatTensor<2, "N_const x H">>:$const_values,
                        MoE_ExpertSpaceAttr:$experts);
-  let results = (outs AnyRankedTensor:$out);
+  let results = (outs MoE_FloatTensor<2, "T x H">:$out);
   let assemblyFormat = [{
     $y `,` $slot_rows `,` $ids `,` $weights `,` $x
     (`const_proj` `(` $const_proj^ `:` type($const_proj) `)`)?
@@ -411,6 +430,7 @@ def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments]> {
 
 def MoE_LayerOp : MoE_Op<"layer", [
     AttrSizedOperandSegments,
+    MoE_OperandGroups<"x w_router b_router? k_per_token? selection_bias? w_up w_gate? w_down b_up? b_down? const_proj? const_values?">,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "a whole sparse MoE block";
   let description = !strconcat([{
@@ -450,23 +470,23 @@ def MoE_LayerOp : MoE_Op<"layer", [
     ```
   }], MoE_RoutingCanonicalizationDoc);
   let hasCanonicalizer = 1;
-  let arguments = !con((ins AnyRankedTensor:$x,
-                            AnyRankedTensor:$w_router,
-                            Optional<AnyRankedTensor>:$b_router,
-                            Optional<AnyRankedTensor>:$k_per_token,
-                            Optional<AnyRankedTensor>:$selection_bias,
-                            AnyRankedTensor:$w_up,
-                            Optional<AnyRankedTensor>:$w_gate,
-                            AnyRankedTensor:$w_down,
-                            Optional<AnyRankedTensor>:$b_up,
-                            Optional<AnyRankedTensor>:$b_down,
-                            Optional<AnyRankedTensor>:$const_proj,
-                            Optional<AnyRankedTensor>:$const_values),
+  let arguments = !con((ins MoE_FloatTensor<2, "T x H">:$x,
+                            MoE_FloatTensor<2, "H x S">:$w_router,
+                            Optional<MoE_FloatTensor<1, "S">>:$b_router,
+                            Optional<MoE_I32Tensor<1, "T">>:$k_per_token,
+                            Optional<MoE_F32Tensor<1, "S">>:$selection_bias,
+                            MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">:$w_up,
+                            Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">>:$w_gate,
+                            MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32">:$w_down,
+                            Optional<MoE_FloatTensor<2, "E x F">>:$b_up,
+                            Optional<MoE_FloatTensor<2, "E x H">>:$b_down,
+                            Optional<MoE_FloatTensor<3, "N_const x H x 2">>:$const_proj,
+                            Optional<MoE_FloatTensor<2, "N_const x H">>:$const_values),
                        MoE_RoutingAttrs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
                                 "::mlir::moe::Activation::silu">:$activation,
                             UnitAttr:$gated, UnitAttr:$packed));
-  let results = (outs AnyRankedTensor:$y);
+  let results = (outs MoE_FloatTensor<2, "T x H">:$y);
   let assemblyFormat = !strconcat([{
     $x `router` `(` $w_router `:` type($w_router) `)`
     (`router_bias` `(` $b_router^ `:` type($b_router) `)`)?
@@ -507,8 +527,8 @@ def MoE_AuxLossOp : MoE_Op<"aux_loss"> {
         : tensor<?x12xf32>, tensor<?x4xi32> -> tensor<f32>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$scores, AnyRankedTensor:$ids);
-  let results = (outs AnyRankedTensor:$loss);
+  let arguments = (ins MoE_F32Tensor<2, "T x S">:$scores, MoE_I32Tensor<2, "T x K">:$ids);
+  let results = (outs MoE_F32Tensor<0, "">:$loss);
   let assemblyFormat = [{
     $scores `,` $ids attr-dict `:` type($scores) `,` type($ids) `->`
     type($loss)

@@ -1,0 +1,46 @@
+//===- MoETypes.td - MoE dialect operand type constraints --*- tablegen -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The tensor types of the ops' operands and results, as the semantics
+// contract writes them: a rank, the allowed element types, and the symbolic
+// shape (`T x H`), which the generated docs show. ODS checks rank and element
+// type; the C++ verifiers (OperandChecker) check that the symbols agree
+// across operands and attributes, naming each operand.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOETYPES_TD
+#define MOE_DIALECT_MOE_IR_MOETYPES_TD
+
+include "mlir/IR/CommonTypeConstraints.td"
+
+/// A ranked tensor of one of `ranks` with elements in `elements`; `shape` is
+/// the contract's symbolic shape and `names` the element types, for the
+/// summary (`tensor<T x H x f32/f16/bf16>`).
+class MoE_Tensor<list<Type> elements, list<int> ranks, string shape,
+                 string names>
+    : Type<TensorRankOf<elements, ranks>.predicate,
+           "tensor<" # !if(!empty(shape), "", shape # " x ") # names # ">",
+           "::mlir::RankedTensorType">;
+
+/// Activations and weights: f32, f16 or bf16.
+class MoE_FloatTensor<int rank, string shape>
+    : MoE_Tensor<[F32, F16, BF16], [rank], shape, "f32/f16/bf16">;
+/// Logits, scores, route weights, selection biases: f32.
+class MoE_F32Tensor<int rank, string shape>
+    : MoE_Tensor<[F32], [rank], shape, "f32">;
+/// Ids, offsets, slot rows, per-token counts: i32.
+class MoE_I32Tensor<int rank, string shape>
+    : MoE_Tensor<[I32], [rank], shape, "i32">;
+
+/// Expert weights: `[E, H, F]`, or with `packed` `[E, ceil(F/32), H, 32]`.
+class MoE_ExpertWeights<string shape, string packedShape>
+    : Type<TensorRankOf<[F32, F16, BF16], [3, 4]>.predicate,
+           "tensor<" # shape # " x f32/f16/bf16> (packed: tensor<" #
+               packedShape # " x f32/f16/bf16>)",
+           "::mlir::RankedTensorType">;
+
+#endif // MOE_DIALECT_MOE_IR_MOETYPES_TD
