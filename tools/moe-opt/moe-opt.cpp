@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TestDialect.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
@@ -25,6 +26,8 @@ int main(int argc, char **argv) {
   // moe, func, arith, tensor, linalg, math, scf, memref, bufferization, cf,
   // affine, ub, llvm and the interface models the pipelines rely on.
   mlir::moe::registerPipelineDependencies(registry);
+  // moe_test: test-only attributes for the lit tests (test/lib).
+  mlir::moe::test::registerTestDialect(registry);
 
   // Generic IR passes (canonicalize, cse, inline, symbol-dce, ...).
   mlir::registerTransformsPasses();

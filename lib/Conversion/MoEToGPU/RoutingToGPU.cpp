@@ -84,6 +84,8 @@ struct RouteToGPU : GPUPattern<RouteOp> {
   matchAndRewrite(RouteOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     RoutingConfig config = op.getRoutingConfig();
+    if (failed(checkStrategyLowered(op, config.strategy, "moe-to-gpu")))
+      return failure();
     LoopEmitter e(rewriter, op.getLoc());
     DeviceEmitter d(e, options);
     Value logits = d.input(adaptor.getLogits());

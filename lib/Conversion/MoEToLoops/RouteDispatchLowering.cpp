@@ -33,8 +33,10 @@ struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
   LogicalResult
   matchAndRewrite(RouteDispatchOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
     RoutingConfig config = op.getRoutingConfig();
+    if (failed(checkStrategyLowered(op, config.strategy, "moe-to-loops")))
+      return failure();
+    LoopEmitter e(rewriter, op.getLoc());
     Value x = e.buffer(adaptor.getX());
     Value w = e.unitStrideBuffer(adaptor.getWRouter());
     Value bias = adaptor.getBRouter() ? e.unitStrideBuffer(adaptor.getBRouter())

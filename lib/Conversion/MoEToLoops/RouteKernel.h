@@ -257,11 +257,14 @@ inline Value emitCeilOfScaledRatio(LoopEmitter &e, double factor,
 struct RouteEmitter {
   RouteEmitter(LoopEmitter &e, const RoutingConfig &config, Value logits,
                Value kPerToken, Value selectionBias)
-      : e(e), config(config), logits(logits), kPerToken(kPerToken),
-        selectionBias(selectionBias) {}
+      : e(e), config(config), kind(*getStrategyKind(config.strategy)),
+        logits(logits), kPerToken(kPerToken), selectionBias(selectionBias) {}
 
   LoopEmitter &e;
   const RoutingConfig &config;
+  /// The strategy; the lowering has checked it has one
+  /// (`checkStrategyLowered`) before building the emitter.
+  StrategyKind kind;
   Value logits, kPerToken, selectionBias;
   Value numTokens, width, k;
   Value ids, weights;
@@ -366,8 +369,12 @@ struct RouteEmitter {
     Value kV = e.index(numSlots());
     auto rawAt = [&](Value j) { return e.load(weights, {t, j}); };
     RoutingStrategyAttrInterface strategy = config.strategy;
-    if (auto topP = llvm::dyn_cast<TopPAttr>(strategy)) {
-      float p = topP.getP().convertToFloat();
+    switch (kind) {
+    case StrategyKind::TopK:
+    case StrategyKind::ExpertChoice: // per expert: emitExpertChoice
+      return kV;
+    case StrategyKind::TopP: {
+      float p = llvm::cast<TopPAttr>(strategy).getP().convertToFloat();
       if (p == 1.0f)
         return kV;
       Value pV = e.f32(p);
@@ -383,25 +390,28 @@ struct RouteEmitter {
                  });
       return state[1];
     }
-    if (auto adaptive = llvm::dyn_cast<AdaptiveAttr>(strategy)) {
-      Value tau = e.f32(adaptive.getTau().convertToFloat());
+    case StrategyKind::Adaptive: {
+      Value tau =
+          e.f32(llvm::cast<AdaptiveAttr>(strategy).getTau().convertToFloat());
       Value best = rawAt(zero);
       return emitPrefix(kV, [&](Value j) {
         return e.cmpf(CmpFPredicate::OLE, e.sub(best, rawAt(j)), tau);
       });
     }
-    if (auto threshold = llvm::dyn_cast<ThresholdAttr>(strategy)) {
+    case StrategyKind::Threshold: {
+      auto threshold = llvm::cast<ThresholdAttr>(strategy);
       Value tau = e.f32(threshold.getTau().convertToFloat());
       Value prefix = emitPrefix(kV, [&](Value j) {
         return e.cmpf(CmpFPredicate::OGE, rawAt(j), tau);
       });
       return e.maxSI(prefix, e.index(threshold.getKMin()));
     }
-    if (llvm::isa<DynamicKAttr>(strategy)) {
+    case StrategyKind::DynamicK: {
       Value requested = e.toIndex(e.load(kPerToken, t));
       return e.minSI(e.maxSI(requested, zero), kV);
     }
-    return kV; // top_k
+    }
+    llvm_unreachable("every StrategyKind has a case");
   }
 
   /// Length of the all-passing prefix of j in [0, n).

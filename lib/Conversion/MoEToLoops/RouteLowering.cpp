@@ -22,8 +22,10 @@ struct RouteOpLowering : OpConversionPattern<RouteOp> {
   LogicalResult
   matchAndRewrite(RouteOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
     RoutingConfig config = op.getRoutingConfig();
+    if (failed(checkStrategyLowered(op, config.strategy, "moe-to-loops")))
+      return failure();
+    LoopEmitter e(rewriter, op.getLoc());
     Value logits = e.buffer(adaptor.getLogits());
     Value kPerToken =
         adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();

@@ -136,8 +136,16 @@ mlir::moe::parseStrategyAttr(AsmParser &parser,
   SMLoc loc = parser.getCurrentLocation();
   StringRef mnemonic;
   Attribute attr;
-  OptionalParseResult parsed =
-      generatedAttributeParser(parser, &mnemonic, Type(), attr);
+  // Another dialect's strategy is written in full and in parentheses,
+  // `(#dialect.name<...>)`: a dialect attribute followed by the op's `:`
+  // would read the op's type as its own.
+  OptionalParseResult parsed = std::nullopt;
+  if (succeeded(parser.parseOptionalLParen()))
+    parsed = failed(parser.parseAttribute(attr)) || parser.parseRParen()
+                 ? ParseResult(failure())
+                 : ParseResult(success());
+  else
+    parsed = generatedAttributeParser(parser, &mnemonic, Type(), attr);
   if (parsed.has_value() && failed(*parsed))
     return failure();
   strategy = llvm::dyn_cast_if_present<RoutingStrategyAttrInterface>(attr);
@@ -156,7 +164,32 @@ mlir::moe::parseStrategyAttr(AsmParser &parser,
 
 void mlir::moe::printStrategyAttr(AsmPrinter &printer,
                                   RoutingStrategyAttrInterface strategy) {
-  (void)generatedAttributePrinter(strategy, printer);
+  if (llvm::isa<MoEDialect>(strategy.getDialect()))
+    (void)generatedAttributePrinter(strategy, printer);
+  else
+    printer << "(" << Attribute(strategy) << ")";
+}
+
+FailureOr<StrategyKind>
+mlir::moe::getStrategyKind(RoutingStrategyAttrInterface strategy) {
+  return llvm::TypeSwitch<Attribute, FailureOr<StrategyKind>>(strategy)
+      .Case([](TopKAttr) { return StrategyKind::TopK; })
+      .Case([](TopPAttr) { return StrategyKind::TopP; })
+      .Case([](AdaptiveAttr) { return StrategyKind::Adaptive; })
+      .Case([](ThresholdAttr) { return StrategyKind::Threshold; })
+      .Case([](DynamicKAttr) { return StrategyKind::DynamicK; })
+      .Case([](ExpertChoiceAttr) { return StrategyKind::ExpertChoice; })
+      .Default([](Attribute) { return failure(); });
+}
+
+LogicalResult mlir::moe::checkStrategyLowered(
+    Operation *op, RoutingStrategyAttrInterface strategy, StringRef what) {
+  if (succeeded(getStrategyKind(strategy)))
+    return success();
+  return op->emitOpError()
+         << "strategy " << strategy << " has no lowering in " << what
+         << " (lowered: top_k, top_p, adaptive, threshold, dynamic_k, "
+            "expert_choice)";
 }
 
 //===----------------------------------------------------------------------===//

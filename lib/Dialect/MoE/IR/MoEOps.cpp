@@ -43,6 +43,34 @@ static void printStrategy(OpAsmPrinter &printer, Operation *,
 #define GET_OP_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
 
+/// Speculatable when the verifier has checked every size: all operand and
+/// result types static. Otherwise the lowering checks sizes at run time.
+static Speculation::Speculatability staticallyChecked(Operation *op) {
+  auto isStatic = [](Type type) {
+    auto shaped = llvm::dyn_cast<ShapedType>(type);
+    return !shaped || shaped.hasStaticShape();
+  };
+  if (llvm::all_of(op->getOperandTypes(), isStatic) &&
+      llvm::all_of(op->getResultTypes(), isStatic))
+    return Speculation::Speculatable;
+  return Speculation::NotSpeculatable;
+}
+
+#define MOE_SPECULATABILITY(OpT)                                               \
+  Speculation::Speculatability OpT::getSpeculatability() {                     \
+    return staticallyChecked(*this);                                           \
+  }
+MOE_SPECULATABILITY(GateOp)
+MOE_SPECULATABILITY(RouteOp)
+MOE_SPECULATABILITY(RouteDispatchOp)
+MOE_SPECULATABILITY(DispatchOp)
+MOE_SPECULATABILITY(GroupedMatmulOp)
+MOE_SPECULATABILITY(ExpertFFNOp)
+MOE_SPECULATABILITY(CombineOp)
+MOE_SPECULATABILITY(LayerOp)
+MOE_SPECULATABILITY(AuxLossOp)
+#undef MOE_SPECULATABILITY
+
 //===----------------------------------------------------------------------===//
 // Shared rules
 //===----------------------------------------------------------------------===//

@@ -60,11 +60,37 @@ struct RoutingConfig {
   bool hasSelectionBias = false;
 };
 
+/// The routing strategies that moe's lowerings implement. Strategy
+/// attributes of other dialects may implement RoutingStrategyAttrInterface
+/// (they verify and round-trip) but have no lowering: every lowering asks
+/// `getStrategyKind` first and reports a diagnostic on failure, then
+/// switches over the kind without a default, so a new kind without a case
+/// is a compiler warning and never a silent top_k.
+enum class StrategyKind {
+  TopK,
+  TopP,
+  Adaptive,
+  Threshold,
+  DynamicK,
+  ExpertChoice
+};
+
+/// The kind of `strategy`, or failure for a strategy no lowering knows.
+FailureOr<StrategyKind> getStrategyKind(RoutingStrategyAttrInterface strategy);
+
+/// Emits "strategy <name> has no lowering" on `op` when `strategy` is not
+/// one of the StrategyKinds; `what` names the lowering.
+LogicalResult checkStrategyLowered(Operation *op,
+                                   RoutingStrategyAttrInterface strategy,
+                                   StringRef what);
+
 /// Parses a routing strategy written without the `#moe.` prefix
-/// (`top_k`, `top_p<p = 0.9>`, ...).
+/// (`top_k`, `top_p<p = 0.9>`, ...), or another dialect's strategy in
+/// parentheses (`(#dialect.name<...>)`).
 ParseResult parseStrategyAttr(AsmParser &parser,
                               RoutingStrategyAttrInterface &strategy);
-/// Prints a routing strategy without the `#moe.` prefix.
+/// Prints a routing strategy without the `#moe.` prefix (another dialect's
+/// strategy in full and in parentheses, `(#dialect.name<...>)`).
 void printStrategyAttr(AsmPrinter &printer,
                        RoutingStrategyAttrInterface strategy);
 

@@ -15,8 +15,15 @@ include "moe/Dialect/MoE/IR/MoETypes.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpBase.td"
 
+// No memory effects (CSE and DCE apply), but speculatable only when every
+// operand and result type is static: with a dynamic size, the lowering
+// checks at run time that the sizes agree (a static result of a dynamic
+// input, two dynamic `T`s), and hoisting the op out of a loop or a branch
+// could report a mismatch that the program never reaches.
 class MoE_Op<string mnemonic, list<Trait> traits = []>
-    : Op<MoE_Dialect, mnemonic, !listconcat(traits, [Pure])> {
+    : Op<MoE_Dialect, mnemonic,
+         !listconcat(traits, [NoMemoryEffect,
+             DeclareOpInterfaceMethods<ConditionallySpeculatable>])> {
   // ODS checks each operand's rank and element types (MoETypes.td); the C++
   // verifiers check that the symbolic sizes agree, naming the operands.
   let hasVerifier = 1;
