@@ -135,7 +135,7 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   // too; OpenMP after the functions (it would convert them too, losing the
   // C interface).
   detail::addHostToLLVM(pm, /*vectors=*/true, options.cInterface,
-                        [&](OpPassManager &pm) {
+                        options.statusArgument, [&](OpPassManager &pm) {
                           if (options.parallel)
                             pm.addPass(createConvertOpenMPToLLVMPass());
                         });

@@ -56,8 +56,11 @@ void mlir::moe::detail::addTensorsToLoops(OpPassManager &pm, bool deallocate) {
 }
 
 void mlir::moe::detail::addHostToLLVM(
-    OpPassManager &pm, bool vectors, bool cInterface,
+    OpPassManager &pm, bool vectors, bool cInterface, bool statusArgument,
     function_ref<void(OpPassManager &)> afterFunctions) {
+  // Run-time errors go to the caller's status argument, not to a global.
+  if (statusArgument)
+    pm.addPass(createMoEStatusArgumentPass());
   // f32 -> bf16 (and back) as integer arithmetic: round to nearest even with
   // subnormals kept, as the contract says, on every CPU. LLVM would use
   // vcvtneps2bf16 where AVX512-BF16 exists, which flushes subnormals to zero,

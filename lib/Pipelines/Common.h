@@ -23,10 +23,12 @@ void addTensorsToLoops(OpPassManager &pm, bool deallocate);
 
 /// Host loops and buffers to the LLVM dialect: structured control flow,
 /// memrefs, math (libm for what LLVM has no intrinsic for), arith, then the
-/// functions (with C interfaces if asked). `vectors` adds the lowering of
-/// the CPU kernels' vector ops; `afterFunctions` adds conversions that must
+/// functions (with C interfaces if asked; with `statusArgument`, run-time
+/// errors go through a trailing status argument). `vectors` adds the lowering
+/// of the CPU kernels' vector ops; `afterFunctions` adds conversions that must
 /// run after func-to-llvm (OpenMP, gpu-to-llvm).
 void addHostToLLVM(OpPassManager &pm, bool vectors, bool cInterface,
+                   bool statusArgument,
                    function_ref<void(OpPassManager &)> afterFunctions);
 
 } // namespace detail

@@ -104,10 +104,9 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   }
 
   // Host code; gpu-to-llvm after the functions.
-  detail::addHostToLLVM(pm, /*vectors=*/false, options.cInterface,
-                        [](OpPassManager &pm) {
-                          pm.addPass(createGpuToLLVMConversionPass());
-                        });
+  detail::addHostToLLVM(
+      pm, /*vectors=*/false, options.cInterface, options.statusArgument,
+      [](OpPassManager &pm) { pm.addPass(createGpuToLLVMConversionPass()); });
 }
 
 void mlir::moe::registerGPUPipelineDependencies(DialectRegistry &registry) {

@@ -19,9 +19,16 @@ import tempfile
 from typing import Dict, Optional, Sequence
 
 from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
-                       check_opt_level, cpu_pipeline)
+                       check_opt_level, cpu_pipeline, require_status_argument)
 
-__all__ = ["build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load",
+#: The calling convention of the libraries this version builds and loads.
+#: 1 (no "abi" in the signature file): run-time errors went to the
+#: library's process-global ``moe_runtime_error``; 2: every public function
+#: takes a trailing ``int32_t *status`` (0 on entry, the failing op's code
+#: after a run-time size error).
+ABI_VERSION = 2
+
+__all__ = ["ABI_VERSION", "build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load",
            "SharedLibrary"]
 
 #: The NVIDIA targets a GPU library is built for by default (one cubin each,
@@ -101,10 +108,14 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
         linked = subprocess.run(command, capture_output=True, text=True)
         if linked.returncode != 0:
             raise RuntimeError(f"linking failed ({' '.join(command)}):\n{linked.stderr}")
+    signatures = dict(signatures)
+    for name, sig in signatures.items():
+        if sig[2]:
+            require_status_argument(name, sig, f"the pipeline '{pipeline}'")
     signatures = {name: (list(sig[0]), list(sig[1]), bool(sig[2]), list(sig[3]))
-                  for name, sig in dict(signatures).items()}
+                  for name, sig in signatures.items()}
     with open(output + ".json", "w") as f:
-        json.dump({"format": "moe_mlir.aot/1",
+        json.dump({"format": "moe_mlir.aot/1", "abi": ABI_VERSION,
                    "target": "gpu" if pipeline.startswith("moe-gpu-pipeline") else "cpu",
                    "device_arguments": "device-arguments=true" in pipeline,
                    "functions": signatures}, f, indent=1)
@@ -127,6 +138,14 @@ def read_signatures(path: str) -> Dict[str, tuple]:
         raise _bad_signatures(path, f"not JSON ({type(error).__name__}: {error})") from None
     if not isinstance(meta, dict) or meta.get("format") != "moe_mlir.aot/1":
         raise _bad_signatures(path, "no \"format\": \"moe_mlir.aot/1\"")
+    abi = meta.get("abi", 1)
+    if abi != ABI_VERSION:
+        if abi == 1:
+            raise ValueError(f"{path}: the library was built by an older moe_mlir with ABI 1 "
+                             f"(run-time errors in a process-global moe_runtime_error, no "
+                             f"status argument); this version calls functions with ABI "
+                             f"{ABI_VERSION} (a trailing int32_t* status): rebuild the library")
+        raise _bad_signatures(path, f"ABI {abi!r} is not {ABI_VERSION}, the ABI of this version")
     functions = meta.get("functions")
     if not isinstance(functions, dict):
         raise _bad_signatures(path, "'functions' must be an object")
@@ -172,12 +191,7 @@ class SharedLibrary:
             raise ValueError(f"{self.path}: no symbol _mlir_ciface_{name} (the signature file "
                              f"does not match the library)") from None
         address = ctypes.cast(symbol, ctypes.c_void_p).value
-        try:
-            flag = ctypes.addressof(ctypes.c_int32.in_dll(self._lib, "moe_runtime_error"))
-        except ValueError:
-            flag = None
-        return CompiledFunction(address, name, args, results, arg_names, keepalive=self,
-                                error_flag=flag)
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
 
     def __getitem__(self, name: str) -> CompiledFunction:
         return self.function(name)

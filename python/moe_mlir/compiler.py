@@ -203,8 +203,8 @@ def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-# Codes stored by the generated code in the module's `moe_runtime_error`
-# global when an op's operands have runtime sizes that disagree.
+# Codes stored by the generated code in a call's status argument when an
+# op's operands have runtime sizes that disagree.
 _RUNTIME_ERRORS = {1: "moe.gate", 2: "moe.route", 3: "moe.dispatch", 4: "moe.grouped_matmul",
                    5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss"}
 
@@ -255,10 +255,8 @@ class CompiledFunction:
 
     def __init__(self, address: int, name: str, arg_types: Sequence[str],
                  result_types: Sequence[str], arg_names: Optional[Sequence[str]] = None,
-                 keepalive=None, error_flag: Optional[int] = None):
+                 keepalive=None):
         self.name = name
-        self._error_flag = (ctypes.c_int32.from_address(error_flag)
-                            if error_flag else None)
         self.arg_types = [parse_type(t) for t in arg_types]
         self.result_types = [parse_type(t) for t in result_types]
         self.arg_names = list(arg_names) if arg_names else [f"#{i}" for i in range(len(arg_types))]
@@ -276,6 +274,9 @@ class CompiledFunction:
             argtypes.append(ctypes.c_void_p)
         for t in self.arg_types:
             argtypes.append(ctypes.c_void_p if t.is_shaped else _ctype_of(t))
+        # The trailing int32_t* status (moe-status-argument): each call has
+        # its own, so any number of threads can call at once.
+        argtypes.append(ctypes.POINTER(ctypes.c_int32))
         restype = _ctype_of(results[0]) if self._direct else None
         self._fn = ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
@@ -349,13 +350,15 @@ class CompiledFunction:
                             f"({', '.join(self.arg_names)}), got {len(args)}")
         keep = []
         c_args = [self._argument(i, a, keep) for i, a in enumerate(args)]
+        status = ctypes.c_int32(0)
+        c_args.append(ctypes.byref(status))
         if self._direct:
             value = self._fn(*c_args)
-            self._check_runtime_error()
+            self._check_status(status.value)
             return _SCALARS[self.result_types[0].element][1](value)
         if not self._packed:
             self._fn(*c_args)
-            self._check_runtime_error()
+            self._check_status(status.value)
             return None
         results = self._result_struct()
         self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
@@ -366,7 +369,7 @@ class CompiledFunction:
         # are whatever the failed op's types say).
         buffers = [f.allocated for f, t in zip(fields, self.result_types) if t.is_shaped]
         try:
-            self._check_runtime_error()
+            self._check_status(status.value)
             outputs = [self._result(t, f) if t.is_shaped else _SCALARS[t.element][1](f)
                        for t, f in zip(self.result_types, fields)]
         finally:
@@ -374,17 +377,30 @@ class CompiledFunction:
                 _LIBC.free(pointer)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def _check_runtime_error(self):
-        """Raises the error the generated code recorded, if any (operands
-        whose runtime sizes disagree: the op did not run)."""
-        if self._error_flag is None or self._error_flag.value == 0:
-            return
-        code = self._error_flag.value
-        self._error_flag.value = 0
-        op = _RUNTIME_ERRORS.get(code, f"op code {code}")
-        raise ValueError(f"{self.name}: the runtime sizes of the arguments of a {op} disagree "
-                         f"with each other or with the static sizes of its results (e.g. a "
-                         f"different number of tokens T in two arguments); the op did not run")
+    def _check_status(self, code: int):
+        """Raises the error the generated code recorded in this call's status,
+        if any (operands whose runtime sizes disagree: the op did not run)."""
+        check_status(self.name, code)
+
+
+def check_status(function: str, code: int):
+    """Raises ``ValueError`` for a nonzero status ``code`` that a call of
+    ``function`` returned (its failing op by name)."""
+    if code == 0:
+        return
+    op = _RUNTIME_ERRORS.get(code, f"op code {code}")
+    raise ValueError(f"{function}: the runtime sizes of the arguments of a {op} disagree "
+                     f"with each other or with the static sizes of its results (e.g. a "
+                     f"different number of tokens T in two arguments); the op did not run")
+
+
+def require_status_argument(function: str, signature, where: str):
+    """Raises ``CompileError`` unless the compiled ``function`` takes the
+    trailing status argument (``signature[4]``) that every call passes."""
+    if len(signature) < 5 or not signature[4]:
+        raise CompileError(f"function '{function}' in {where} takes no status argument (was "
+                           f"it lowered with status-argument=0?); moe_mlir passes an int32_t* "
+                           f"status to every public function (moe-status-argument)")
 
 
 class _SanitizedModule:
@@ -401,6 +417,13 @@ class _SanitizedModule:
         native = _require_native()
         self.signatures = _translate_errors(native.signatures, mlir_text)
         self.lowered = _translate_errors(native.lower, mlir_text, pipeline, False)
+        # Whether each lowered function takes the status argument, as the
+        # JIT's signatures say (native.signatures reads the input module).
+        for name, sig in dict(self.signatures).items():
+            header = re.search(r"^\s*llvm\.func @" + re.escape(name) + r"\((.*)$",
+                               self.lowered, flags=re.M)
+            status = bool(header) and "{moe.status})" in header.group(1)
+            self.signatures[name] = tuple(sig[:4]) + (status,)
         llvm_ir = _translate_errors(native.lower, mlir_text, pipeline, True)
         # Mark every defined function for instrumentation.
         llvm_ir = re.sub(r"^(define [^\n]*\)[^\n{]*)\{$", r"\1 sanitize_address {",
@@ -481,12 +504,8 @@ class CompiledModule:
         except KeyError as error:
             raise CompileError(f"function '{name}' cannot be called: "
                                f"{error.args[0] if error.args else error}") from None
-        try:
-            flag = self._jit.lookup("moe_runtime_error")
-        except KeyError:
-            flag = None
-        return CompiledFunction(address, name, args, results, arg_names, keepalive=self,
-                                error_flag=flag)
+        require_status_argument(name, self.signatures[name], "the compiled module")
+        return CompiledFunction(address, name, args, results, arg_names, keepalive=self)
 
     def __getitem__(self, name: str) -> CompiledFunction:
         return self.function(name)

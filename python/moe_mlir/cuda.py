@@ -17,7 +17,8 @@ from typing import List
 
 import numpy as np
 
-from .compiler import _ELEMENTS, descriptor_class, parse_type
+from .aot import read_signatures
+from .compiler import _ELEMENTS, check_status, descriptor_class, parse_type
 
 __all__ = ["CudaError", "DeviceArray", "DeviceFunction", "Runtime"]
 
@@ -109,6 +110,7 @@ class DeviceFunction:
             meta = json.load(f)
         if not meta.get("device_arguments"):
             raise ValueError(f"{library} was not built with device_arguments=True")
+        read_signatures(library + ".json")  # the format and the ABI (aot.ABI_VERSION)
         args, results = meta["functions"][name][:2]
         self.arg_types = [parse_type(t) for t in args]
         self.result_types = [parse_type(t) for t in results]
@@ -143,8 +145,11 @@ class DeviceFunction:
             keep.append(desc)
             c_args.append(ctypes.cast(ctypes.pointer(desc), ctypes.c_void_p))
         results = self._results()
-        self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args)
+        status = ctypes.c_int32(0)
+        self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args,
+                 ctypes.byref(status))
         self.runtime.check()
+        check_status(self.name, status.value)
         out = []
         for i, t in enumerate(self.result_types):
             d = getattr(results, f"r{i}")

@@ -100,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"moe-run: no function '{args.entry}' in {args.module} (functions: "
               f"{', '.join(sorted(module.signatures))})", file=sys.stderr)
         return 2
-    arg_types, result_types, _, names = module.signatures[args.entry]
+    arg_types, result_types, _, names = module.signatures[args.entry][:4]
     print(f"compiled {args.module} in {progress.elapsed:.2f} s")
 
     values, labels = [], []

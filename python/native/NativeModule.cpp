@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
 
@@ -22,6 +23,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -173,6 +175,24 @@ py::dict collectSignatures(ModuleOp module) {
   return signatures;
 }
 
+/// Adds to every signature whether the lowered function takes the trailing
+/// status argument (`moe-status-argument`: an int32_t* after the others).
+void addStatusArguments(py::dict &signatures, ModuleOp lowered) {
+  py::dict updated;
+  for (auto item : signatures) {
+    std::string name = py::cast<std::string>(item.first);
+    bool status = false;
+    if (auto func = lowered.lookupSymbol<FunctionOpInterface>(name)) {
+      unsigned count = func.getNumArguments();
+      status = count > 0 && func.getArgAttr(count - 1, moe::kStatusArgAttr);
+    }
+    py::tuple old = py::cast<py::tuple>(item.second);
+    updated[item.first] =
+        py::make_tuple(old[0], old[1], old[2], old[3], status);
+  }
+  signatures = updated;
+}
+
 std::string printModule(ModuleOp module) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -224,6 +244,7 @@ public:
     auto module = session.parse(text, "<moe_mlir.compile>");
     signatures = collectSignatures(*module);
     session.lower(*module, pipeline);
+    addStatusArguments(signatures, *module);
     lowered = printModule(*module);
 
     // The IR optimiser gets the host's target machine so that its cost
@@ -281,6 +302,7 @@ py::dict emitObject(const std::string &text, const std::string &pipeline,
   auto module = session.parse(text, "<moe_mlir.aot>");
   py::dict signatures = collectSignatures(*module);
   session.lower(*module, pipeline);
+  addStatusArguments(signatures, *module);
 
   llvm::LLVMContext llvmContext;
   auto llvmModule = translateModuleToLLVMIR(*module, llvmContext);

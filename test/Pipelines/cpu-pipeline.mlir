@@ -10,6 +10,12 @@
 // loop (the LLVM IR calls the OpenMP runtime), C interface kept:
 // RUN: moe-opt %s --moe-cpu-pipeline="parallel=true" | FileCheck %s --check-prefix=OMP
 // RUN: moe-opt %s --moe-cpu-pipeline="parallel=true" | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=OMPIR
+// Run-time errors go through a trailing status argument of every public
+// function (the C interface too), not through a global; status-argument=0
+// keeps the global (for mlir-runner, which calls functions without
+// arguments):
+// RUN: moe-opt %s --moe-cpu-pipeline | FileCheck %s --check-prefix=STATUS
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | FileCheck %s --check-prefix=GLOBAL
 
 // CHECK-NOT: moe.
 // CHECK-NOT: tensor<
@@ -22,6 +28,19 @@
 
 // LLVMIR-DAG: define void @_mlir_ciface_layer(ptr
 // LLVMIR-DAG: declare ptr @malloc(i64)
+
+// STATUS-NOT:   moe_runtime_error
+// STATUS-LABEL: llvm.func @_mlir_ciface_layer(
+// STATUS-SAME:      %{{[a-z0-9]+}}: !llvm.ptr {moe.status})
+// STATUS-LABEL: llvm.func @gate(
+// STATUS-SAME:      %[[S:[a-z0-9]+]]: !llvm.ptr {moe.status})
+// STATUS:         llvm.store %{{.*}}, %[[S]] : i32, !llvm.ptr
+// STATUS-LABEL: llvm.func @_mlir_ciface_gate(
+// STATUS-SAME:      %{{[a-z0-9]+}}: !llvm.ptr {moe.status})
+// STATUS-NOT:   moe_runtime_error
+
+// GLOBAL:       llvm.mlir.global external @moe_runtime_error(0 : i32)
+// GLOBAL-NOT:   moe.status
 
 // COUNT: llvm.mlir.global external @moe_ffn_counters_0(dense<0> : tensor<4x2xi64>)
 
@@ -49,4 +68,10 @@ func.func @layer(%x: tensor<?x16xf32>, %wr: tensor<16x6xf32>,
   %z = func.call @helper(%y) : (tensor<?x16xf32>) -> tensor<?x16xf32>
   %r = arith.addf %x, %z : tensor<?x16xf32>
   return %r : tensor<?x16xf32>
+}
+
+// T of the result is static, of x dynamic: checked at run time.
+func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x6xf32>) -> tensor<4x6xf32> {
+  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x6xf32> -> tensor<4x6xf32>
+  return %l : tensor<4x6xf32>
 }

@@ -11,11 +11,13 @@
 // RUN: not moe-opt %s --moe-gpu-pipeline="chips=sm_80,sm_77" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-opt %s --moe-gpu-pipeline="cuda-path=%t.nonexistent" 2>&1 | FileCheck %s --check-prefix=NOCUDA
 
-// CHECK-LABEL: llvm.func @layer
+// The host code reports run-time errors through the status argument.
+// CHECK-NOT:   moe_runtime_error
+// CHECK-LABEL: llvm.func @layer({{.*}}: !llvm.ptr {moe.status})
 //       CHECK:   llvm.call @mgpuMemAlloc
 //       CHECK:   gpu.launch_func
 //       CHECK:   llvm.call @mgpuMemFree
-//       CHECK: llvm.func @_mlir_ciface_layer
+//       CHECK: llvm.func @_mlir_ciface_layer({{.*}}: !llvm.ptr {moe.status})
 // One object, a fatbin (the default format: no keyword; fatbin magic "P\ED").
 //       CHECK: gpu.binary @layer_kernel  [#gpu.object<#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">, properties = {{.*}} : i32}, "P\ED{{[^"]*}}">]
 

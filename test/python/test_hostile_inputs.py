@@ -420,12 +420,13 @@ def library(tmp_path_factory):
 
 @pytest.mark.parametrize("content", [
     b"", b"\xff", b"[" * 100000, b"[]", b'{"format": "other"}',
-    b'{"format": "moe_mlir.aot/1"}', b'{"format": "moe_mlir.aot/1", "functions": []}',
-    b'{"format": "moe_mlir.aot/1", "functions": {"f": 3}}',
-    b'{"format": "moe_mlir.aot/1", "functions": {"f": [["tensor<?xf32>"], [1], true]}}',
-    b'{"format": "moe_mlir.aot/1", "functions": {"f": [["tensor<?xf32>"], [], "yes"]}}',
-    b'{"format": "moe_mlir.aot/1", "functions": {"f": [["tensor<?xf32>"], [], true, [1]]}}',
-    b'{"format": "moe_mlir.aot/1", "functions": {"f": [[], [], true, ["a"]]}}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2}', b'{"format": "moe_mlir.aot/1", "abi": 3}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": []}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": {"f": 3}}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": {"f": [["tensor<?xf32>"], [1], true]}}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": {"f": [["tensor<?xf32>"], [], "yes"]}}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": {"f": [["tensor<?xf32>"], [], true, [1]]}}',
+    b'{"format": "moe_mlir.aot/1", "abi": 2, "functions": {"f": [[], [], true, ["a"]]}}',
 ])
 def test_aot_load_rejects_malformed_signatures(library, tmp_path, content):
     copy = tmp_path / "libf.so"
@@ -435,11 +436,25 @@ def test_aot_load_rejects_malformed_signatures(library, tmp_path, content):
         aot.load(str(copy))
 
 
+def test_aot_load_recognises_a_library_of_the_old_abi(library, tmp_path):
+    # A signature file without "abi" was written before the status argument
+    # (ABI 1: errors in the library's global moe_runtime_error).
+    copy = tmp_path / "libf.so"
+    copy.write_bytes(open(library, "rb").read())
+    meta = json.load(open(library + ".json"))
+    assert meta["abi"] == aot.ABI_VERSION == 2
+    del meta["abi"]
+    (tmp_path / "libf.so.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="built by an older moe_mlir with ABI 1 .*rebuild"):
+        aot.load(str(copy))
+
+
 def test_aot_signature_naming_a_missing_symbol(library, tmp_path):
     copy = tmp_path / "libf.so"
     copy.write_bytes(open(library, "rb").read())
     (tmp_path / "libf.so.json").write_text(json.dumps(
-        {"format": "moe_mlir.aot/1", "functions": {"g": [["tensor<?xf32>"], [], True]}}))
+        {"format": "moe_mlir.aot/1", "abi": 2,
+         "functions": {"g": [["tensor<?xf32>"], [], True]}}))
     with pytest.raises(ValueError, match="no symbol _mlir_ciface_g"):
         aot.load(str(copy))["g"]
 

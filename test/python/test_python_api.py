@@ -573,3 +573,52 @@ func.func @f(%r: tensor<?x?xf32>, %o: tensor<?xi32>, %u: tensor<?x?x?xf32>,
     for a, b in zip(expected if isinstance(expected, tuple) else [expected],
                     again if isinstance(again, tuple) else [again]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_runtime_errors_are_per_call_with_many_threads():
+    """Each call reports its errors through its own status argument (no
+    process-global flag): threads calling one compiled function at once,
+    half of them with sizes that disagree, see exactly their own errors."""
+    import threading
+    from moe_mlir.compiler import CompiledModule
+    text = """
+func.func @f(%l: tensor<?x?xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k
+      : tensor<?x?xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %i, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}"""
+    module = CompiledModule(text)
+    assert "moe_runtime_error" not in module.lowered
+    assert "{moe.status})" in module.lowered
+    f = module["f"]
+    rng = np.random.default_rng(1)
+    good = rng.standard_normal((20000, 6), dtype=np.float32)
+    bad = rng.standard_normal((20000, 5), dtype=np.float32)   # S = 5, not 6
+    expected = f(good)
+    failures = []
+
+    def worker(index):
+        for _ in range(20):
+            if index % 2:
+                try:
+                    f(bad)
+                    failures.append("a bad call did not raise")
+                except ValueError as error:
+                    if "moe.route" not in str(error):
+                        failures.append(str(error))
+            else:
+                try:
+                    ids, weights = f(good)
+                except ValueError as error:
+                    failures.append(f"a good call raised: {error}")
+                    continue
+                if not (np.array_equal(ids, expected[0]) and
+                        np.array_equal(weights, expected[1])):
+                    failures.append("a good call returned other values")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]

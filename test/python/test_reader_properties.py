@@ -182,7 +182,7 @@ def test_aot_signatures_hostile_json(tmp_path, meta):
                        st.lists(_JSON, max_size=4) | _JSON, max_size=3))
 def test_aot_signatures_hostile_functions(tmp_path, functions):
     path = _file(tmp_path, "lib.so.json",
-                 json.dumps({"format": "moe_mlir.aot/1", "functions": functions}).encode())
+                 json.dumps({"format": "moe_mlir.aot/1", "abi": 2, "functions": functions}).encode())
     try:
         signatures = aot.read_signatures(path)
     except ValueError:

@@ -52,8 +52,6 @@ extern "C" void *moe_fuzz_aligned_alloc(size_t alignment, size_t size) {
 }
 extern "C" void moe_fuzz_free(void *p) { std::free(p); }
 
-extern "C" int32_t moe_runtime_error;
-
 //===----------------------------------------------------------------------===//
 // Memref descriptors
 //===----------------------------------------------------------------------===//
@@ -294,26 +292,31 @@ using H2 = Desc<uint16_t, 2>;
 using H3 = Desc<uint16_t, 3>;
 
 extern "C" {
-void _mlir_ciface_route_top_k(IdsWeights *, F2 *);
-void _mlir_ciface_route_top_p(IdsWeights *, F2 *);
-void _mlir_ciface_route_adaptive(IdsWeights *, F2 *);
-void _mlir_ciface_route_threshold(IdsWeights *, F2 *, F1 *);
-void _mlir_ciface_route_dynamic_k(IdsWeights *, F2 *, I1 *);
-void _mlir_ciface_route_expert_choice(IdsWeights *, F2 *);
-void _mlir_ciface_route_capacity_score(IdsWeights *, F2 *);
-void _mlir_ciface_route_capacity_position_groups(IdsWeights *, F2 *, F1 *);
-void _mlir_ciface_route_static_tokens(IdsWeights *, F2 *);
-void _mlir_ciface_dispatch(Dispatched *, F2 *, I2 *);
-void _mlir_ciface_dispatch_padded(Dispatched *, F2 *, I2 *);
-void _mlir_ciface_grouped_matmul(F2 *, F2 *, F3 *, I1 *);
-void _mlir_ciface_expert_ffn_gated(F2 *, F2 *, I1 *, F3 *, F3 *, F3 *);
-void _mlir_ciface_expert_ffn_bf16(H2 *, H2 *, I1 *, H3 *, H3 *, H2 *, H2 *);
-void _mlir_ciface_combine(F2 *, F2 *, I2 *, I2 *, F2 *, F2 *, F3 *, F2 *);
-void _mlir_ciface_aux_loss(Desc<float, 0> *, F2 *, I2 *);
-void _mlir_ciface_layer(F2 *, F2 *, F2 *, F3 *, F3 *, F3 *, F3 *, F2 *);
+void _mlir_ciface_route_top_k(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_route_top_p(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_route_adaptive(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_route_threshold(IdsWeights *, F2 *, F1 *, int32_t *);
+void _mlir_ciface_route_dynamic_k(IdsWeights *, F2 *, I1 *, int32_t *);
+void _mlir_ciface_route_expert_choice(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_route_capacity_score(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_route_capacity_position_groups(IdsWeights *, F2 *, F1 *,
+                                                 int32_t *);
+void _mlir_ciface_route_static_tokens(IdsWeights *, F2 *, int32_t *);
+void _mlir_ciface_dispatch(Dispatched *, F2 *, I2 *, int32_t *);
+void _mlir_ciface_dispatch_padded(Dispatched *, F2 *, I2 *, int32_t *);
+void _mlir_ciface_grouped_matmul(F2 *, F2 *, F3 *, I1 *, int32_t *);
+void _mlir_ciface_expert_ffn_gated(F2 *, F2 *, I1 *, F3 *, F3 *, F3 *,
+                                   int32_t *);
+void _mlir_ciface_expert_ffn_bf16(H2 *, H2 *, I1 *, H3 *, H3 *, H2 *, H2 *,
+                                  int32_t *);
+void _mlir_ciface_combine(F2 *, F2 *, I2 *, I2 *, F2 *, F2 *, F3 *, F2 *,
+                          int32_t *);
+void _mlir_ciface_aux_loss(Desc<float, 0> *, F2 *, I2 *, int32_t *);
+void _mlir_ciface_layer(F2 *, F2 *, F2 *, F3 *, F3 *, F3 *, F3 *, F2 *,
+                        int32_t *);
 void _mlir_ciface_layer_dynamic_k(F2 *, F2 *, F2 *, I1 *, F3 *, F3 *, F2 *,
-                                  F2 *);
-void _mlir_ciface_layer_expert_choice(F2 *, F2 *, F2 *, F3 *, F3 *);
+                                  F2 *, int32_t *);
+void _mlir_ciface_layer_expert_choice(F2 *, F2 *, F2 *, F3 *, F3 *, int32_t *);
 }
 
 /// What one call returned.
@@ -347,13 +350,10 @@ static Outcome runTwice(const std::string &variant, bool mismatch,
                         const std::function<Outcome()> &call,
                         Arrays &...arrays) {
   std::vector<std::vector<unsigned char>> inputs = bytesOf(arrays...);
-  moe_runtime_error = 0;
   fillByte = 0x00;
   Outcome first = call();
-  moe_runtime_error = 0;
   fillByte = 0xA7;
   Outcome second = call();
-  moe_runtime_error = 0;
   if (!(first == second))
     fail(variant, "results depend on the contents of fresh allocations "
                   "(uninitialised memory reached a result)");
@@ -458,16 +458,18 @@ template <typename T, int N> static void takeAll(Outcome &o, Desc<T, N> &r) {
   o.results.push_back(take(r));
 }
 
-/// Calls a variant on the descriptors of `arrays` and collects its results
-/// and error code.
-template <typename R, typename... Descs, typename... Arrays>
-static Outcome invoke(void (*fn)(R *, Descs *...), Arrays &...arrays) {
+/// Calls a variant on the descriptors of `arrays` (and a status of its
+/// own, the trailing argument of every entry point) and collects its
+/// results and error code.
+template <typename R, typename... Params, typename... Arrays>
+static Outcome invoke(void (*fn)(R *, Params...), Arrays &...arrays) {
   R results;
   std::memset(&results, 0, sizeof(results));
   auto descs = std::make_tuple(arrays.desc()...);
-  std::apply([&](auto &...d) { fn(&results, &d...); }, descs);
+  int32_t status = 0;
+  std::apply([&](auto &...d) { fn(&results, &d..., &status); }, descs);
   Outcome o;
-  o.error = moe_runtime_error;
+  o.error = status;
   takeAll(o, results);
   return o;
 }

@@ -42,6 +42,14 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> statusArgument{
+      *this, "status-argument",
+      llvm::cl::desc("Report run-time errors through a trailing i32* status "
+                     "argument of every public function (moe-status-argument);"
+                     " off keeps the module's public global moe_runtime_error, "
+                     "for drivers such as mlir-runner that call functions "
+                     "without arguments"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> emulateGPUKernels{
       *this, "emulate-gpu-kernels",
       llvm::cl::desc("Lower moe ops with the GPU kernels (convert-moe-to-gpu"
@@ -83,6 +91,14 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
   PassOptions::Option<bool> cInterface{
       *this, "c-interface",
       llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> statusArgument{
+      *this, "status-argument",
+      llvm::cl::desc("Report run-time errors through a trailing i32* status "
+                     "argument of every public function (moe-status-argument);"
+                     " off keeps the module's public global moe_runtime_error, "
+                     "for drivers such as mlir-runner that call functions "
+                     "without arguments"),
       llvm::cl::init(true)};
 };
 

@@ -131,7 +131,7 @@ Value mlir::moe::detail::getOrCreateZeroGlobal(LoopEmitter &e, Operation *op,
 
 /// The module's error flag.
 static Value getErrorFlag(LoopEmitter &e, Operation *op) {
-  return getOrCreateZeroGlobal(e, op, "moe_runtime_error",
+  return getOrCreateZeroGlobal(e, op, moe::kRuntimeErrorGlobal,
                                MemRefType::get({}, e.b.getI32Type()));
 }
 

@@ -1,9 +1,9 @@
 // Activation functions of moe.expert_ffn through the CPU pipeline
 // (Semantics.md 2.5; edge values as in docs/Reference.md choice 13).
 // Not gated, Wu = Wd = I and no biases, so y = act(row).
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline=emulate-gpu-kernels=1 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

@@ -1,9 +1,9 @@
 // moe.aux_loss through the CPU pipeline (Semantics.md 2.8, project decision
 // 5): L = S * sum_i f_i * P_i, f_i = count_i / max(1, valid slots),
 // P_i = (sum_t scores[t,i]) / max(1, T); a slot is valid when 0 <= id < S.
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline=emulate-gpu-kernels=1 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

@@ -2,9 +2,9 @@
 // out[t] = sum over j = 0..K-1, in slot order, from +0.0, of
 // weights[t,j] * c(t,j). Null, empty and out-of-range slots, and compute slots
 // whose slot_rows is outside [0, R), are skipped (their weights are never read).
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline=emulate-gpu-kernels=1 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

@@ -1,6 +1,6 @@
 // moe.dispatch through the CPU pipeline (Semantics.md 2.3): a stable counting
 // sort of the compute slots (0 <= id < E) by expert, then token, then slot.
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 func.func private @printMemrefI32(tensor<*xi32>) attributes { llvm.emit_c_interface }

@@ -2,9 +2,9 @@
 // of expert e: gated y = (act(r @ Wg[e]) * (r @ Wu[e])) @ Wd[e]; not gated
 // y = act(r @ Wu[e] + bu[e]) @ Wd[e] + bd[e]. Rows at or past offsets[E]
 // are 0; an expert with no rows contributes nothing.
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline=emulate-gpu-kernels=1 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

@@ -2,9 +2,9 @@
 // out[r] = lhs[r] @ rhs[e(r)] for offsets[e] <= r < offsets[e+1]; rows at or
 // past offsets[E] are 0; offsets are sanitised first:
 // o[0] = 0, o[e+1] = clamp(o[e+1], o[e], R).
-// RUN: moe-opt %s --moe-cpu-pipeline | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline=emulate-gpu-kernels=1 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

@@ -11,4 +11,15 @@
 
 #include "moe/Dialect/MoE/IR/MoEDialect.h.inc"
 
+namespace mlir {
+namespace moe {
+/// The module global (`memref<i32>`) into which the lowerings store an op's
+/// run-time error code; `moe-status-argument` turns it into a per-call
+/// status argument.
+inline constexpr llvm::StringLiteral kRuntimeErrorGlobal = "moe_runtime_error";
+/// The argument attribute that marks a function's status argument.
+inline constexpr llvm::StringLiteral kStatusArgAttr = "moe.status";
+} // namespace moe
+} // namespace mlir
+
 #endif // MOE_DIALECT_MOE_IR_MOEDIALECT_H

@@ -126,6 +126,59 @@ def MoEEmitCInterfacePass
   }];
 }
 
+def MoEStatusArgumentPass
+    : Pass<"moe-status-argument", "::mlir::ModuleOp"> {
+  let summary = "Report run-time errors through a per-call i32* status "
+                "argument instead of a process-global flag";
+  let description = [{
+    The moe lowerings record a run-time size error (operands whose run-time
+    sizes disagree; the op then does not run and its results are zero) by
+    storing the op's code (docs/Semantics.md) into the module's
+    `moe_runtime_error` global. That global is process state: two threads
+    calling the module race on it. This pass replaces it with a status the
+    caller owns:
+
+    * every public `func.func` with a body gets a trailing `!llvm.ptr`
+      argument marked `moe.status` (an `int32_t *` in C, also in its
+      `_mlir_ciface_` wrapper), whether or not it can fail, so that all
+      entry points have one ABI;
+    * a private function gets it when it stores an error code or calls a
+      function that has it; calls pass the caller's status on;
+    * each store of a code into `moe_runtime_error` becomes a store through
+      the status pointer, and the global is erased.
+
+    The callee writes the status only on an error (the last failing op's
+    code wins); the caller sets it to 0 before the call. Run after the moe
+    lowerings and bufferization, before the conversion of functions to the
+    LLVM dialect (both moe pipelines do). A function that has to get the
+    argument but is used other than by `func.call`, or a use of the global
+    other than a store of a code inside a `func.func`, is an error.
+
+    Example:
+
+    ```mlir
+    memref.global "public" @moe_runtime_error : memref<i32> = dense<0>
+    func.func @f(%ok: i1) {
+      scf.if %ok {} else {
+        %flag = memref.get_global @moe_runtime_error : memref<i32>
+        %c3 = arith.constant 3 : i32
+        memref.store %c3, %flag[] : memref<i32>
+      }
+      return
+    }
+    // becomes
+    func.func @f(%ok: i1, %status: !llvm.ptr {moe.status}) {
+      scf.if %ok {} else {
+        %c3 = arith.constant 3 : i32
+        llvm.store %c3, %status : i32, !llvm.ptr
+      }
+      return
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def MoEReadOnlyArgumentsPass
     : Pass<"moe-read-only-arguments", "::mlir::ModuleOp"> {
   let summary = "Forbid bufferization from writing into public functions' "
