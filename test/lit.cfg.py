@@ -46,6 +46,22 @@ config.substitutions.append(
     ("%mlir_runner", os.path.join(config.llvm_tools_dir, "mlir-runner")))
 config.substitutions.append(("%runner_libs", runner_libs))
 
+# What a downstream project runs on moe ops with the stock mlir-opt and the
+# plugin: the ops' own BufferizableOpInterface models (no moe pass), then
+# the upstream lowering to LLVM.
+config.substitutions.append(("%stock_cpu_lowering", ",".join([
+    "func.func(convert-elementwise-to-linalg)",
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map}",
+    "buffer-deallocation-pipeline", "scf-forall-to-for",
+    "convert-linalg-to-loops", "convert-vector-to-scf",
+    "expand-strided-metadata", "lower-affine", "convert-scf-to-cf",
+    "convert-vector-to-llvm",
+    "finalize-memref-to-llvm", "convert-math-to-llvm", "convert-math-to-libm",
+    "convert-arith-to-llvm", "convert-index-to-llvm", "convert-ub-to-llvm",
+    "convert-cf-to-llvm", "convert-func-to-llvm",
+    "reconcile-unrealized-casts"])))
+
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 

@@ -13,9 +13,11 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/MoEToLoops/BufferizableOpInterfaceImpl.h"
 #include "moe/Conversion/Passes.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Transforms/TilingInterfaceImpl.h"
 #include "moe/Pipelines/Pipelines.h"
 
 #include "mlir/Tools/Plugins/DialectPlugin.h"
@@ -28,6 +30,8 @@ mlirGetDialectPluginInfo() {
   return {MLIR_PLUGIN_API_VERSION, "MoE", LLVM_VERSION_STRING,
           [](mlir::DialectRegistry *registry) {
             registry->insert<mlir::moe::MoEDialect>();
+            mlir::moe::registerBufferizableOpInterfaceExternalModels(*registry);
+            mlir::moe::registerTilingInterfaceExternalModels(*registry);
           }};
 }
 

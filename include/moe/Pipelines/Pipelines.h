@@ -15,8 +15,25 @@ class OpPassManager;
 
 namespace moe {
 
+/// The options of both pipelines that fix the ABI of the host functions.
+template <typename Derived>
+struct HostABIOptions : public PassPipelineOptions<Derived> {
+  mlir::detail::PassOptions::Option<bool> cInterface{
+      *this, "c-interface",
+      llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
+      llvm::cl::init(true)};
+  mlir::detail::PassOptions::Option<bool> statusArgument{
+      *this, "status-argument",
+      llvm::cl::desc("Report run-time errors through a trailing i32* status "
+                     "argument of every public function (moe-status-argument);"
+                     " off keeps the module's public global moe_runtime_error, "
+                     "for drivers such as mlir-runner that call functions "
+                     "without arguments"),
+      llvm::cl::init(true)};
+};
+
 /// Options of the CPU pipeline.
-struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+struct CPUPipelineOptions : public HostABIOptions<CPUPipelineOptions> {
   PassOptions::Option<bool> instrumentFFN{
       *this, "instrument-ffn",
       llvm::cl::desc("Count the rows and multiply-adds of every expert FFN "
@@ -38,18 +55,6 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                      "(scf.parallel -> omp; the code then needs the LLVM "
                      "OpenMP runtime, libomp, at run time)"),
       llvm::cl::init(false)};
-  PassOptions::Option<bool> cInterface{
-      *this, "c-interface",
-      llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
-      llvm::cl::init(true)};
-  PassOptions::Option<bool> statusArgument{
-      *this, "status-argument",
-      llvm::cl::desc("Report run-time errors through a trailing i32* status "
-                     "argument of every public function (moe-status-argument);"
-                     " off keeps the module's public global moe_runtime_error, "
-                     "for drivers such as mlir-runner that call functions "
-                     "without arguments"),
-      llvm::cl::init(true)};
   PassOptions::Option<bool> emulateGPUKernels{
       *this, "emulate-gpu-kernels",
       llvm::cl::desc("Lower moe ops with the GPU kernels (convert-moe-to-gpu"
@@ -59,7 +64,7 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 };
 
 /// Options of the GPU pipeline.
-struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
+struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
   PassOptions::ListOption<std::string> chips{
       *this, "chips",
       llvm::cl::desc("NVIDIA targets to compile the kernels for (one cubin "
@@ -88,18 +93,6 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("CUDA toolkit with ptxas and fatbinary (default: "
                      "$CUDA_HOME, else /usr/local/cuda)"),
       llvm::cl::init("")};
-  PassOptions::Option<bool> cInterface{
-      *this, "c-interface",
-      llvm::cl::desc("Give public functions a _mlir_ciface_ entry point"),
-      llvm::cl::init(true)};
-  PassOptions::Option<bool> statusArgument{
-      *this, "status-argument",
-      llvm::cl::desc("Report run-time errors through a trailing i32* status "
-                     "argument of every public function (moe-status-argument);"
-                     " off keeps the module's public global moe_runtime_error, "
-                     "for drivers such as mlir-runner that call functions "
-                     "without arguments"),
-      llvm::cl::init(true)};
 };
 
 /// Adds the passes that take a module whose `func.func`s use moe ops (and

@@ -14,79 +14,65 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
-#include "mlir/Transforms/DialectConversion.h"
-
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-namespace {
-struct AuxLossOpLowering : OpConversionPattern<AuxLossOp> {
-  using OpConversionPattern::OpConversionPattern;
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, AuxLossOp op,
+                             AuxLossOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  Value scores = e.buffer(adaptor.getScores());
+  Value ids = e.buffer(adaptor.getIds());
+  Value numTokens = e.dim(scores, 0);
+  Value width = e.dim(scores, 1);
+  Value k = e.dim(ids, 1);
+  auto resultType = llvm::cast<RankedTensorType>(op.getLoss().getType());
+  SizeConstraints sizes;
+  sizes.equal(e, ids, 0, scores, 0);
+  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+    Value zero = e.index(0);
+    Value one = e.index(1);
 
-  LogicalResult
-  matchAndRewrite(AuxLossOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    Value scores = e.buffer(adaptor.getScores());
-    Value ids = e.buffer(adaptor.getIds());
-    Value numTokens = e.dim(scores, 0);
-    Value width = e.dim(scores, 1);
-    Value k = e.dim(ids, 1);
-    auto resultType = llvm::cast<RankedTensorType>(op.getLoss().getType());
-    SizeConstraints sizes;
-    sizes.equal(e, ids, 0, scores, 0);
-    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value zero = e.index(0);
-      Value one = e.index(1);
-
-      Value counts = e.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, width);
-      e.fill(counts, zero, zero, width);
-      Value widthI32 = e.toI32(width);
-      Value zeroI32 = e.i32(0);
-      SmallVector<Value> valid =
-          e.loop(zero, numTokens, zero, [&](Value t, ValueRange outer) {
-            return e.loop(zero, k, outer, [&](Value j, ValueRange inner) {
-              Value id = e.load(ids, {t, j});
-              Value ok = e.inRange(id, zeroI32, widthI32);
-              e.ifThen(ok, [&] {
-                Value i = e.toIndex(id);
-                e.store(e.add(e.load(counts, i), one), counts, i);
-              });
-              return SmallVector<Value>{
-                  e.add(inner[0], e.select(ok, one, zero))};
+    Value counts = e.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, width);
+    e.fill(counts, zero, zero, width);
+    Value widthI32 = e.toI32(width);
+    Value zeroI32 = e.i32(0);
+    SmallVector<Value> valid =
+        e.loop(zero, numTokens, zero, [&](Value t, ValueRange outer) {
+          return e.loop(zero, k, outer, [&](Value j, ValueRange inner) {
+            Value id = e.load(ids, {t, j});
+            Value ok = e.inRange(id, zeroI32, widthI32);
+            e.ifThen(ok, [&] {
+              Value i = e.toIndex(id);
+              e.store(e.add(e.load(counts, i), one), counts, i);
             });
+            return SmallVector<Value>{e.add(inner[0], e.select(ok, one, zero))};
           });
+        });
 
-      Type f64 = e.b.getF64Type();
-      auto toF64 = [&](Value index) {
-        return arith::SIToFPOp::create(e.b, f64, e.toI64(index));
-      };
-      Value validF = toF64(e.maxSI(valid[0], one));
-      Value tokensF = toF64(e.maxSI(numTokens, one));
-      Value zeroF = e.f64(0.0);
-      SmallVector<Value> total =
-          e.loop(zero, width, zeroF, [&](Value i, ValueRange sum) {
-            SmallVector<Value> column =
-                e.loop(zero, numTokens, zeroF, [&](Value t, ValueRange acc) {
-                  Value s = e.castFloat(e.load(scores, {t, i}), f64);
-                  return SmallVector<Value>{e.add(acc[0], s)};
-                });
-            Value fraction = e.div(toF64(e.load(counts, i)), validF);
-            Value mean = e.div(column[0], tokensF);
-            return SmallVector<Value>{e.add(sum[0], e.mul(fraction, mean))};
-          });
-      Value loss = e.toF32(e.mul(toF64(width), total[0]));
-      Value buffer = e.alloc(e.b.getF32Type(), {});
-      e.store(loss, buffer, {});
-      return SmallVector<Value>{buffer};
-    })[0];
-    rewriter.replaceOp(op, e.toTensor(result, resultType));
-    return success();
-  }
-};
-} // namespace
-
-void mlir::moe::detail::populateAuxLossLowering(RewritePatternSet &patterns) {
-  patterns.add<AuxLossOpLowering>(patterns.getContext());
+    Type f64 = e.b.getF64Type();
+    auto toF64 = [&](Value index) {
+      return arith::SIToFPOp::create(e.b, f64, e.toI64(index));
+    };
+    Value validF = toF64(e.maxSI(valid[0], one));
+    Value tokensF = toF64(e.maxSI(numTokens, one));
+    Value zeroF = e.f64(0.0);
+    SmallVector<Value> total =
+        e.loop(zero, width, zeroF, [&](Value i, ValueRange sum) {
+          SmallVector<Value> column =
+              e.loop(zero, numTokens, zeroF, [&](Value t, ValueRange acc) {
+                Value s = e.castFloat(e.load(scores, {t, i}), f64);
+                return SmallVector<Value>{e.add(acc[0], s)};
+              });
+          Value fraction = e.div(toF64(e.load(counts, i)), validF);
+          Value mean = e.div(column[0], tokensF);
+          return SmallVector<Value>{e.add(sum[0], e.mul(fraction, mean))};
+        });
+    Value loss = e.toF32(e.mul(toF64(width), total[0]));
+    Value buffer = e.alloc(e.b.getF32Type(), {});
+    e.store(loss, buffer, {});
+    return SmallVector<Value>{buffer};
+  })[0];
+  return SmallVector<Value>{result};
 }

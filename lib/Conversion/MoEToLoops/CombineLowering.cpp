@@ -17,90 +17,77 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Transforms/DialectConversion.h"
 
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-namespace {
-struct CombineOpLowering : OpConversionPattern<CombineOp> {
-  using OpConversionPattern::OpConversionPattern;
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
+                             CombineOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  CombineOperands c = fetchCombineOperands(
+      e, op, adaptor, [&](Value operand) { return e.buffer(operand); });
+  ExpertSpaceAttr experts = op.getExperts();
+  auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+  Type outType = resultType.getElementType();
+  SizeConstraints sizes = combineSizes(e, c);
+  sizes.result(e, resultType, {c.numTokens, c.hidden});
+  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+    Value out = e.allocShaped(resultType, {c.numTokens, c.hidden});
+    Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, c.hidden);
 
-  LogicalResult
-  matchAndRewrite(CombineOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    CombineOperands c = fetchCombineOperands(
-        e, op, adaptor, [&](Value operand) { return e.buffer(operand); });
-    ExpertSpaceAttr experts = op.getExperts();
-    auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
-    Type outType = resultType.getElementType();
-    SizeConstraints sizes = combineSizes(e, c);
-    sizes.result(e, resultType, {c.numTokens, c.hidden});
-    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value out = e.allocShaped(resultType, {c.numTokens, c.hidden});
-      Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, c.hidden);
+    Value zero = e.index(0);
+    Value zeroF = e.f32(0.0f);
+    Value zeroI32 = e.i32(0);
+    Value computeEnd = e.i32(experts.getCompute());
+    Value copyBegin = e.i32(experts.getCopyBegin());
+    Value constBegin = e.i32(experts.getConstBegin());
+    Value constEnd = e.i32(experts.getNumExperts());
+    Value numRowsI32 = e.toI32(c.numRows);
 
-      Value zero = e.index(0);
-      Value zeroF = e.f32(0.0f);
-      Value zeroI32 = e.i32(0);
-      Value computeEnd = e.i32(experts.getCompute());
-      Value copyBegin = e.i32(experts.getCopyBegin());
-      Value constBegin = e.i32(experts.getConstBegin());
-      Value constEnd = e.i32(experts.getNumExperts());
-      Value numRowsI32 = e.toI32(c.numRows);
-
-      // acc[h] += w * value(h) for every h.
-      auto accumulate = [&](Value w, function_ref<Value(Value)> value) {
-        e.loop(zero, c.hidden, [&](Value h) {
-          e.store(e.add(e.load(acc, h), e.mul(w, value(h))), acc, h);
-        });
-      };
-
-      e.loop(zero, c.numTokens, [&](Value t) {
-        e.fill(acc, zeroF, zero, c.hidden);
-        auto xAt = [&](Value h) { return e.toF32(e.load(c.x, {t, h})); };
-        e.loop(zero, c.k, [&](Value j) {
-          Value id = e.load(c.ids, {t, j});
-          // Compute slot with a row in [0, R).
-          Value row = e.load(c.slotRows, {t, j});
-          Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
-          Value rowIsValid = e.inRange(row, zeroI32, numRowsI32);
-          Value isCompute = e.andi(idIsCompute, rowIsValid);
-          e.ifThen(isCompute, [&] {
-            Value w = e.load(c.weights, {t, j});
-            Value r = e.toIndex(row);
-            accumulate(w,
-                       [&](Value h) { return e.toF32(e.load(c.y, {r, h})); });
-          });
-          if (experts.getNumCopy() > 0)
-            e.ifThen(e.inRange(id, copyBegin, constBegin), [&] {
-              accumulate(e.load(c.weights, {t, j}), xAt);
-            });
-          if (c.numConst > 0)
-            e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
-              Value i = e.toIndex(e.sub(id, constBegin));
-              std::pair<Value, Value> mix = emitConstMix(e, c, t, i);
-              Value a1 = mix.first, a2 = mix.second;
-              accumulate(e.load(c.weights, {t, j}), [&](Value h) {
-                Value v = e.toF32(e.load(c.constValues, {i, h}));
-                return e.add(e.mul(a1, xAt(h)), e.mul(a2, v));
-              });
-            });
-        });
-        e.loop(zero, c.hidden, [&](Value h) {
-          e.store(e.castFloat(e.load(acc, h), outType), out, {t, h});
-        });
+    // acc[h] += w * value(h) for every h.
+    auto accumulate = [&](Value w, function_ref<Value(Value)> value) {
+      e.loop(zero, c.hidden, [&](Value h) {
+        e.store(e.add(e.load(acc, h), e.mul(w, value(h))), acc, h);
       });
-      return SmallVector<Value>{out};
-    })[0];
-    rewriter.replaceOp(op, e.toTensor(result, resultType));
-    return success();
-  }
-};
-} // namespace
+    };
 
-void mlir::moe::detail::populateCombineLowering(RewritePatternSet &patterns) {
-  patterns.add<CombineOpLowering>(patterns.getContext());
+    e.loop(zero, c.numTokens, [&](Value t) {
+      e.fill(acc, zeroF, zero, c.hidden);
+      auto xAt = [&](Value h) { return e.toF32(e.load(c.x, {t, h})); };
+      e.loop(zero, c.k, [&](Value j) {
+        Value id = e.load(c.ids, {t, j});
+        // Compute slot with a row in [0, R).
+        Value row = e.load(c.slotRows, {t, j});
+        Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
+        Value rowIsValid = e.inRange(row, zeroI32, numRowsI32);
+        Value isCompute = e.andi(idIsCompute, rowIsValid);
+        e.ifThen(isCompute, [&] {
+          Value w = e.load(c.weights, {t, j});
+          Value r = e.toIndex(row);
+          accumulate(w, [&](Value h) { return e.toF32(e.load(c.y, {r, h})); });
+        });
+        if (experts.getNumCopy() > 0)
+          e.ifThen(e.inRange(id, copyBegin, constBegin), [&] {
+            accumulate(e.load(c.weights, {t, j}), xAt);
+          });
+        if (c.numConst > 0)
+          e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
+            Value i = e.toIndex(e.sub(id, constBegin));
+            std::pair<Value, Value> mix = emitConstMix(e, c, t, i);
+            Value a1 = mix.first, a2 = mix.second;
+            accumulate(e.load(c.weights, {t, j}), [&](Value h) {
+              Value v = e.toF32(e.load(c.constValues, {i, h}));
+              return e.add(e.mul(a1, xAt(h)), e.mul(a2, v));
+            });
+          });
+      });
+      e.loop(zero, c.hidden, [&](Value h) {
+        e.store(e.castFloat(e.load(acc, h), outType), out, {t, h});
+      });
+    });
+    return SmallVector<Value>{out};
+  })[0];
+  return SmallVector<Value>{result};
 }

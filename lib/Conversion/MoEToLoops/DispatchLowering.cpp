@@ -15,8 +15,6 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
-#include "mlir/Transforms/DialectConversion.h"
-
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
@@ -121,47 +119,33 @@ DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
   return {rows, offsets, slotRows};
 }
 
-namespace {
-struct DispatchOpLowering : OpConversionPattern<DispatchOp> {
-  using OpConversionPattern::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(DispatchOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    Value x = e.buffer(adaptor.getX());
-    Value ids = e.buffer(adaptor.getIds());
-    auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
-    auto offsetsType = llvm::cast<RankedTensorType>(op.getOffsets().getType());
-    auto slotRowsType =
-        llvm::cast<RankedTensorType>(op.getSlotRows().getType());
-    SizeConstraints sizes;
-    sizes.equal(e, ids, 0, x, 0);
-    // rows [R, H] (R is data-dependent, or the padded R_max), offsets
-    // [E + 1] (static), slot_rows [T, K].
-    sizes.result(e, rowsType, {Value(), e.dim(x, 1)});
-    sizes.result(e, slotRowsType, {e.dim(x, 0), e.dim(ids, 1)});
-    SmallVector<Value> results =
-        emitGuarded(e, op, sizes,
-                    {getBufferType(rowsType), getBufferType(offsetsType),
-                     getBufferType(slotRowsType)},
-                    [&]() -> SmallVector<Value> {
-                      DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
-                                            op.getNumExpertsAttr().getInt());
-                      kernel.emitInit();
-                      e.loop(e.index(0), kernel.numTokens,
-                             [&](Value t) { kernel.emitCountToken(t); });
-                      return kernel.emitScanAndScatter(x, rowsType, offsetsType,
-                                                       slotRowsType);
-                    });
-    rewriter.replaceOp(op, {e.toTensor(results[0], rowsType),
-                            e.toTensor(results[1], offsetsType),
-                            e.toTensor(results[2], slotRowsType)});
-    return success();
-  }
-};
-} // namespace
-
-void mlir::moe::detail::populateDispatchLowering(RewritePatternSet &patterns) {
-  patterns.add<DispatchOpLowering>(patterns.getContext());
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, DispatchOp op,
+                             DispatchOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  Value x = e.buffer(adaptor.getX());
+  Value ids = e.buffer(adaptor.getIds());
+  auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
+  auto offsetsType = llvm::cast<RankedTensorType>(op.getOffsets().getType());
+  auto slotRowsType = llvm::cast<RankedTensorType>(op.getSlotRows().getType());
+  SizeConstraints sizes;
+  sizes.equal(e, ids, 0, x, 0);
+  // rows [R, H] (R is data-dependent, or the padded R_max), offsets
+  // [E + 1] (static), slot_rows [T, K].
+  sizes.result(e, rowsType, {Value(), e.dim(x, 1)});
+  sizes.result(e, slotRowsType, {e.dim(x, 0), e.dim(ids, 1)});
+  SmallVector<Value> results =
+      emitGuarded(e, op, sizes,
+                  {getBufferType(rowsType), getBufferType(offsetsType),
+                   getBufferType(slotRowsType)},
+                  [&]() -> SmallVector<Value> {
+                    DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
+                                          op.getNumExpertsAttr().getInt());
+                    kernel.emitInit();
+                    e.loop(e.index(0), kernel.numTokens,
+                           [&](Value t) { kernel.emitCountToken(t); });
+                    return kernel.emitScanAndScatter(x, rowsType, offsetsType,
+                                                     slotRowsType);
+                  });
+  return results;
 }

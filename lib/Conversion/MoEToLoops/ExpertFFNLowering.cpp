@@ -26,7 +26,6 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/SymbolTable.h"
-#include "mlir/Transforms/DialectConversion.h"
 
 #include <cmath>
 
@@ -81,174 +80,157 @@ static Value getCounters(LoopEmitter &e, Operation *op, int64_t numExperts) {
   return getOrCreateZeroGlobal(e, op, name, type);
 }
 
-namespace {
-struct ExpertFFNOpLowering : OpConversionPattern<ExpertFFNOp> {
-  ExpertFFNOpLowering(MLIRContext *context, const MoEToLoopsOptions &options)
-      : OpConversionPattern(context), options(options) {}
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
+                             ExpertFFNOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  ExpertFFNOperands o = fetchExpertFFNOperands(
+      e, op, adaptor, [&](Value operand) { return e.buffer(operand); },
+      [&](Value operand) { return e.unitStrideBuffer(operand); });
+  bool gated = op.getGated();
+  Activation activation = op.getActivation();
+  auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
+  Type rowType = resultType.getElementType();
 
-  LogicalResult
-  matchAndRewrite(ExpertFFNOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    ExpertFFNOperands o = fetchExpertFFNOperands(
-        e, op, adaptor, [&](Value operand) { return e.buffer(operand); },
-        [&](Value operand) { return e.unitStrideBuffer(operand); });
-    bool gated = op.getGated();
-    Activation activation = op.getActivation();
-    auto resultType = llvm::cast<RankedTensorType>(op.getY().getType());
-    Type rowType = resultType.getElementType();
-
-    Value counters;
-    auto wUpType = llvm::cast<RankedTensorType>(op.getWUp().getType());
-    if (options.instrumentFFN) {
-      if (wUpType.isDynamicDim(0))
-        return rewriter.notifyMatchFailure(
-            op, "instrumentation needs a static number of experts");
-      counters = getCounters(e, op, wUpType.getDimSize(0));
-    }
-
-    SizeConstraints sizes = expertFFNSizes(e, o);
-    sizes.result(e, resultType, {o.numRows, o.hidden});
-    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value out = e.allocShaped(resultType, {o.numRows, o.hidden});
-      Value offsets =
-          emitSanitizedOffsets(e, o.offsets, o.numExperts, o.numRows);
-
-      // Rounds an f32 value to the rows' type and back (identity for f32).
-      auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
-      Type f32 = e.b.getF32Type();
-      Value chunk = e.index(kChunkRows);
-      int64_t dyn = ShapedType::kDynamic;
-      Value zero = e.index(0);
-      Value one = e.index(1);
-      Type indexType = e.b.getIndexType();
-
-      // Work items: each expert's rows in chunks of up to 128, listed as
-      // (expert, first row). An expert without rows has no item.
-      Value numItems =
-          e.loop(zero, o.numExperts, ValueRange{zero},
-                 [&](Value expert, ValueRange acc) {
-                   Value n = e.sub(e.load(offsets, e.add(expert, one)),
-                                   e.load(offsets, expert));
-                   Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
-                   return SmallVector<Value>{e.add(acc[0], items)};
-                 })[0];
-      Value itemExpert = e.alloc(indexType, {dyn}, numItems);
-      Value itemFirst = e.alloc(indexType, {dyn}, numItems);
-      e.loop(zero, o.numExperts, ValueRange{zero},
-             [&](Value expert, ValueRange acc) {
-               Value begin = e.load(offsets, expert);
-               Value n = e.sub(e.load(offsets, e.add(expert, one)), begin);
-               Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
-               e.loop(zero, items, [&](Value c) {
-                 Value item = e.add(acc[0], c);
-                 e.store(expert, itemExpert, item);
-                 e.store(e.add(begin, e.mul(c, chunk)), itemFirst, item);
-               });
-               return SmallVector<Value>{e.add(acc[0], items)};
-             });
-
-      // Items are independent (disjoint output rows): with `parallel` they
-      // become an scf.parallel, each with its own scratch.
-      auto item = [&](Value index) {
-        Value expert = e.load(itemExpert, index);
-        Value first = e.load(itemFirst, index);
-        Value end = e.load(offsets, e.add(expert, one));
-        Value last = e.minSI(e.add(first, chunk), end);
-        Value up = e.alloc(f32, {kChunkRows, dyn}, o.ffn);
-        Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, o.ffn) : Value();
-        Value aPack = allocMatmulPack(e);
-        // Counters are shared by the items of an expert: atomic adds.
-        auto count = [&](int64_t which, Value amount) {
-          memref::AtomicRMWOp::create(e.b, arith::AtomicRMWKind::addi,
-                                      e.toI64(amount), counters,
-                                      ValueRange{expert, e.index(which)});
-        };
-        if (counters)
-          count(0, e.sub(last, first));
-        auto countMacs = [&](Value rows, Value columns, Value depth) {
-          count(1, e.mul(e.mul(rows, columns), depth));
-        };
-        auto local = [&, first](Value r) { return e.sub(r, first); };
-        // Up (and gate) projections of the chunk's rows into the scratch.
-        RowMatmul project;
-        project.aPack = aPack;
-        project.bPacked = o.packed;
-        project.a = o.rows;
-        project.bPrefix = {expert};
-        project.rowBegin = first;
-        project.rowEnd = last;
-        project.depth = o.hidden;
-        project.n = o.ffn;
-        project.rowOfC = local;
-        if (counters)
-          project.afterBlock = countMacs;
-        project.b = o.wUp;
-        project.c = up;
-        if (!gated && o.bUp) {
-          project.bias = o.bUp;
-          project.biasPrefix = {expert};
-        }
-        emitRowMatmul(e, project);
-        if (gated) {
-          project.b = o.wGate;
-          project.c = gate;
-          emitRowMatmul(e, project);
-        }
-
-        // The activation, element by element over the scratch.
-        e.loop(zero, e.sub(last, first), [&](Value r) {
-          e.loop(zero, o.ffn, [&](Value f) {
-            if (gated) {
-              Value g = round(e.load(gate, {r, f}));
-              Value u = round(e.load(up, {r, f}));
-              Value a = round(emitActivation(e, activation, g));
-              e.store(round(e.mul(a, u)), up, {r, f});
-            } else {
-              Value a = round(e.load(up, {r, f}));
-              e.store(round(emitActivation(e, activation, a)), up, {r, f});
-            }
-          });
-        });
-
-        // Down projection into the chunk's output rows.
-        RowMatmul down;
-        down.aPack = aPack;
-        down.bPacked = o.packed;
-        down.a = up;
-        down.rowOfA = local;
-        down.b = o.wDown;
-        down.bPrefix = {expert};
-        down.c = out;
-        down.rowBegin = first;
-        down.rowEnd = last;
-        down.depth = o.ffn;
-        down.n = o.hidden;
-        if (o.bDown) {
-          down.bias = o.bDown;
-          down.biasPrefix = {expert};
-        }
-        if (counters)
-          down.afterBlock = countMacs;
-        emitRowMatmul(e, down);
-      };
-      if (options.parallel)
-        e.parallelLoop(zero, numItems, item);
-      else
-        e.loop(zero, numItems, item);
-      // Rows that belong to no expert are zero.
-      emitZeroRows(e, out, e.load(offsets, o.numExperts), o.numRows);
-      return SmallVector<Value>{out};
-    })[0];
-    rewriter.replaceOp(op, e.toTensor(result, resultType));
-    return success();
+  Value counters;
+  auto wUpType = llvm::cast<RankedTensorType>(op.getWUp().getType());
+  if (options.instrumentFFN) {
+    if (wUpType.isDynamicDim(0))
+      return failure(); // convert-moe-to-loops diagnoses it first.
+    counters = getCounters(e, op, wUpType.getDimSize(0));
   }
 
-  MoEToLoopsOptions options;
-};
-} // namespace
+  SizeConstraints sizes = expertFFNSizes(e, o);
+  sizes.result(e, resultType, {o.numRows, o.hidden});
+  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+    Value out = e.allocShaped(resultType, {o.numRows, o.hidden});
+    Value offsets = emitSanitizedOffsets(e, o.offsets, o.numExperts, o.numRows);
 
-void mlir::moe::detail::populateExpertFFNLowering(
-    RewritePatternSet &patterns, const MoEToLoopsOptions &options) {
-  patterns.add<ExpertFFNOpLowering>(patterns.getContext(), options);
+    // Rounds an f32 value to the rows' type and back (identity for f32).
+    auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
+    Type f32 = e.b.getF32Type();
+    Value chunk = e.index(kChunkRows);
+    int64_t dyn = ShapedType::kDynamic;
+    Value zero = e.index(0);
+    Value one = e.index(1);
+    Type indexType = e.b.getIndexType();
+
+    // Work items: each expert's rows in chunks of up to 128, listed as
+    // (expert, first row). An expert without rows has no item.
+    Value numItems =
+        e.loop(zero, o.numExperts, ValueRange{zero},
+               [&](Value expert, ValueRange acc) {
+                 Value n = e.sub(e.load(offsets, e.add(expert, one)),
+                                 e.load(offsets, expert));
+                 Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
+                 return SmallVector<Value>{e.add(acc[0], items)};
+               })[0];
+    Value itemExpert = e.alloc(indexType, {dyn}, numItems);
+    Value itemFirst = e.alloc(indexType, {dyn}, numItems);
+    e.loop(zero, o.numExperts, ValueRange{zero},
+           [&](Value expert, ValueRange acc) {
+             Value begin = e.load(offsets, expert);
+             Value n = e.sub(e.load(offsets, e.add(expert, one)), begin);
+             Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
+             e.loop(zero, items, [&](Value c) {
+               Value item = e.add(acc[0], c);
+               e.store(expert, itemExpert, item);
+               e.store(e.add(begin, e.mul(c, chunk)), itemFirst, item);
+             });
+             return SmallVector<Value>{e.add(acc[0], items)};
+           });
+
+    // Items are independent (disjoint output rows): with `parallel` they
+    // become an scf.parallel, each with its own scratch.
+    auto item = [&](Value index) {
+      Value expert = e.load(itemExpert, index);
+      Value first = e.load(itemFirst, index);
+      Value end = e.load(offsets, e.add(expert, one));
+      Value last = e.minSI(e.add(first, chunk), end);
+      Value up = e.alloc(f32, {kChunkRows, dyn}, o.ffn);
+      Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, o.ffn) : Value();
+      Value aPack = allocMatmulPack(e);
+      // Counters are shared by the items of an expert: atomic adds.
+      auto count = [&](int64_t which, Value amount) {
+        memref::AtomicRMWOp::create(e.b, arith::AtomicRMWKind::addi,
+                                    e.toI64(amount), counters,
+                                    ValueRange{expert, e.index(which)});
+      };
+      if (counters)
+        count(0, e.sub(last, first));
+      auto countMacs = [&](Value rows, Value columns, Value depth) {
+        count(1, e.mul(e.mul(rows, columns), depth));
+      };
+      auto local = [&, first](Value r) { return e.sub(r, first); };
+      // Up (and gate) projections of the chunk's rows into the scratch.
+      RowMatmul project;
+      project.aPack = aPack;
+      project.bPacked = o.packed;
+      project.a = o.rows;
+      project.bPrefix = {expert};
+      project.rowBegin = first;
+      project.rowEnd = last;
+      project.depth = o.hidden;
+      project.n = o.ffn;
+      project.rowOfC = local;
+      if (counters)
+        project.afterBlock = countMacs;
+      project.b = o.wUp;
+      project.c = up;
+      if (!gated && o.bUp) {
+        project.bias = o.bUp;
+        project.biasPrefix = {expert};
+      }
+      emitRowMatmul(e, project);
+      if (gated) {
+        project.b = o.wGate;
+        project.c = gate;
+        emitRowMatmul(e, project);
+      }
+
+      // The activation, element by element over the scratch.
+      e.loop(zero, e.sub(last, first), [&](Value r) {
+        e.loop(zero, o.ffn, [&](Value f) {
+          if (gated) {
+            Value g = round(e.load(gate, {r, f}));
+            Value u = round(e.load(up, {r, f}));
+            Value a = round(emitActivation(e, activation, g));
+            e.store(round(e.mul(a, u)), up, {r, f});
+          } else {
+            Value a = round(e.load(up, {r, f}));
+            e.store(round(emitActivation(e, activation, a)), up, {r, f});
+          }
+        });
+      });
+
+      // Down projection into the chunk's output rows.
+      RowMatmul down;
+      down.aPack = aPack;
+      down.bPacked = o.packed;
+      down.a = up;
+      down.rowOfA = local;
+      down.b = o.wDown;
+      down.bPrefix = {expert};
+      down.c = out;
+      down.rowBegin = first;
+      down.rowEnd = last;
+      down.depth = o.ffn;
+      down.n = o.hidden;
+      if (o.bDown) {
+        down.bias = o.bDown;
+        down.biasPrefix = {expert};
+      }
+      if (counters)
+        down.afterBlock = countMacs;
+      emitRowMatmul(e, down);
+    };
+    if (options.parallel)
+      e.parallelLoop(zero, numItems, item);
+    else
+      e.loop(zero, numItems, item);
+    // Rows that belong to no expert are zero.
+    emitZeroRows(e, out, e.load(offsets, o.numExperts), o.numRows);
+    return SmallVector<Value>{out};
+  })[0];
+  return SmallVector<Value>{result};
 }

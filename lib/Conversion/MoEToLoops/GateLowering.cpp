@@ -13,53 +13,39 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
-#include "mlir/Transforms/DialectConversion.h"
-
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-namespace {
-struct GateOpLowering : OpConversionPattern<GateOp> {
-  using OpConversionPattern::OpConversionPattern;
-
-  LogicalResult
-  matchAndRewrite(GateOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    Value x = e.buffer(adaptor.getX());
-    Value w = e.unitStrideBuffer(adaptor.getW());
-    Value bias =
-        adaptor.getBias() ? e.unitStrideBuffer(adaptor.getBias()) : Value();
-    Value numTokens = e.dim(x, 0);
-    Value hidden = e.dim(x, 1);
-    Value width = e.dim(w, 1);
-    auto resultType = llvm::cast<RankedTensorType>(op.getLogits().getType());
-    SizeConstraints sizes;
-    sizes.equal(e, x, 1, w, 0);
-    if (bias)
-      sizes.equal(e, bias, 0, w, 1);
-    sizes.result(e, resultType, {numTokens, width});
-    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value logits = e.allocShaped(resultType, {numTokens, width});
-      RowMatmul matmul;
-      matmul.a = x;
-      matmul.b = w;
-      matmul.c = logits;
-      matmul.bias = bias;
-      matmul.rowBegin = e.index(0);
-      matmul.rowEnd = numTokens;
-      matmul.depth = hidden;
-      matmul.n = width;
-      emitRowMatmul(e, matmul);
-      return SmallVector<Value>{logits};
-    })[0];
-    rewriter.replaceOp(op, e.toTensor(result, resultType));
-    return success();
-  }
-};
-} // namespace
-
-void mlir::moe::detail::populateGateLowering(RewritePatternSet &patterns) {
-  patterns.add<GateOpLowering>(patterns.getContext());
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, GateOp op, GateOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  Value x = e.buffer(adaptor.getX());
+  Value w = e.unitStrideBuffer(adaptor.getW());
+  Value bias =
+      adaptor.getBias() ? e.unitStrideBuffer(adaptor.getBias()) : Value();
+  Value numTokens = e.dim(x, 0);
+  Value hidden = e.dim(x, 1);
+  Value width = e.dim(w, 1);
+  auto resultType = llvm::cast<RankedTensorType>(op.getLogits().getType());
+  SizeConstraints sizes;
+  sizes.equal(e, x, 1, w, 0);
+  if (bias)
+    sizes.equal(e, bias, 0, w, 1);
+  sizes.result(e, resultType, {numTokens, width});
+  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+    Value logits = e.allocShaped(resultType, {numTokens, width});
+    RowMatmul matmul;
+    matmul.a = x;
+    matmul.b = w;
+    matmul.c = logits;
+    matmul.bias = bias;
+    matmul.rowBegin = e.index(0);
+    matmul.rowEnd = numTokens;
+    matmul.depth = hidden;
+    matmul.n = width;
+    emitRowMatmul(e, matmul);
+    return SmallVector<Value>{logits};
+  })[0];
+  return SmallVector<Value>{result};
 }

@@ -14,61 +14,47 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
-#include "mlir/Transforms/DialectConversion.h"
-
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-namespace {
-struct GroupedMatmulOpLowering : OpConversionPattern<GroupedMatmulOp> {
-  using OpConversionPattern::OpConversionPattern;
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, GroupedMatmulOp op,
+                             GroupedMatmulOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  Value lhs = e.buffer(adaptor.getLhs());
+  Value rhs = e.unitStrideBuffer(adaptor.getRhs());
+  Value rawOffsets = e.buffer(adaptor.getOffsets());
+  Value numRows = e.dim(lhs, 0);
+  Value depth = e.dim(lhs, 1);
+  Value numGroups = e.dim(rhs, 0);
+  Value n = e.dim(rhs, 2);
+  auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+  SizeConstraints sizes;
+  sizes.equal(e, lhs, 1, rhs, 1);
+  sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
+  sizes.result(e, resultType, {numRows, n});
+  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+    Value out = e.allocShaped(resultType, {numRows, n});
+    Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
 
-  LogicalResult
-  matchAndRewrite(GroupedMatmulOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    LoopEmitter e(rewriter, op.getLoc());
-    Value lhs = e.buffer(adaptor.getLhs());
-    Value rhs = e.unitStrideBuffer(adaptor.getRhs());
-    Value rawOffsets = e.buffer(adaptor.getOffsets());
-    Value numRows = e.dim(lhs, 0);
-    Value depth = e.dim(lhs, 1);
-    Value numGroups = e.dim(rhs, 0);
-    Value n = e.dim(rhs, 2);
-    auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
-    SizeConstraints sizes;
-    sizes.equal(e, lhs, 1, rhs, 1);
-    sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
-    sizes.result(e, resultType, {numRows, n});
-    Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-      Value out = e.allocShaped(resultType, {numRows, n});
-      Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
-
-      // Each group's rows times its matrix, with the shared register-blocked
-      // kernel; a group without rows runs no block and reads no weight.
-      e.loop(e.index(0), numGroups, [&](Value group) {
-        RowMatmul matmul;
-        matmul.a = lhs;
-        matmul.b = rhs;
-        matmul.bPrefix = {group};
-        matmul.c = out;
-        matmul.rowBegin = e.load(offsets, group);
-        matmul.rowEnd = e.load(offsets, e.add(group, e.index(1)));
-        matmul.depth = depth;
-        matmul.n = n;
-        emitRowMatmul(e, matmul);
-      });
-      // Rows that belong to no group are zero.
-      emitZeroRows(e, out, e.load(offsets, numGroups), numRows);
-      return SmallVector<Value>{out};
-    })[0];
-    rewriter.replaceOp(op, e.toTensor(result, resultType));
-    return success();
-  }
-};
-} // namespace
-
-void mlir::moe::detail::populateGroupedMatmulLowering(
-    RewritePatternSet &patterns) {
-  patterns.add<GroupedMatmulOpLowering>(patterns.getContext());
+    // Each group's rows times its matrix, with the shared register-blocked
+    // kernel; a group without rows runs no block and reads no weight.
+    e.loop(e.index(0), numGroups, [&](Value group) {
+      RowMatmul matmul;
+      matmul.a = lhs;
+      matmul.b = rhs;
+      matmul.bPrefix = {group};
+      matmul.c = out;
+      matmul.rowBegin = e.load(offsets, group);
+      matmul.rowEnd = e.load(offsets, e.add(group, e.index(1)));
+      matmul.depth = depth;
+      matmul.n = n;
+      emitRowMatmul(e, matmul);
+    });
+    // Rows that belong to no group are zero.
+    emitZeroRows(e, out, e.load(offsets, numGroups), numRows);
+    return SmallVector<Value>{out};
+  })[0];
+  return SmallVector<Value>{result};
 }

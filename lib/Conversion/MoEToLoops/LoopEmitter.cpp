@@ -50,34 +50,46 @@ Value LoopEmitter::intConst(Type type, int64_t value) {
   return arith::ConstantOp::create(b, b.getIntegerAttr(type, value));
 }
 
-Value LoopEmitter::buffer(Value tensor) {
+Value LoopEmitter::buffer(Value operand) {
   // A fully dynamic strided layout accepts any buffer (a slice of a stacked
   // weight, a transposed view, ...) without a copy.
-  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  auto type = llvm::cast<ShapedType>(operand.getType());
   SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
   auto layout =
       StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
   auto memrefType =
       MemRefType::get(type.getShape(), type.getElementType(), layout);
-  return bufferization::ToBufferOp::create(b, memrefType, tensor,
+  if (auto memref = llvm::dyn_cast<MemRefType>(type)) {
+    // A buffer already (one-shot-bufferize gave it): only its layout is
+    // generalised, keeping its memory space.
+    memrefType = MemRefType::get(type.getShape(), type.getElementType(), layout,
+                                 memref.getMemorySpace());
+    if (memrefType == memref)
+      return operand;
+    return memref::CastOp::create(b, memrefType, operand);
+  }
+  return bufferization::ToBufferOp::create(b, memrefType, operand,
                                            /*read_only=*/true);
 }
 
-Value LoopEmitter::unitStrideBuffer(Value tensor) {
+Value LoopEmitter::unitStrideBuffer(Value operand) {
   // Any offset and outer strides (a slice of a stacked weight needs no
   // copy) and a unit innermost stride, which vector loads need. The tensor's
   // buffer is taken with a fully dynamic layout and checked at run time: the
   // rare buffer whose innermost stride is not 1 (a strided slice) is copied.
-  auto type = llvm::cast<RankedTensorType>(tensor.getType());
+  auto type = llvm::cast<ShapedType>(operand.getType());
   MLIRContext *context = b.getContext();
   SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
-  Value any = buffer(tensor);
+  Value any = buffer(operand);
   if (type.getRank() == 0)
     return any;
   strides.back() = 1;
+  Attribute memorySpace =
+      llvm::cast<MemRefType>(any.getType()).getMemorySpace();
   auto unitType = MemRefType::get(
       type.getShape(), type.getElementType(),
-      StridedLayoutAttr::get(context, ShapedType::kDynamic, strides));
+      StridedLayoutAttr::get(context, ShapedType::kDynamic, strides),
+      memorySpace);
   auto metadata = memref::ExtractStridedMetadataOp::create(b, any);
   Value unit = cmpi(arith::CmpIPredicate::eq, metadata.getStrides().back(),
                     index(1));
@@ -91,7 +103,8 @@ Value LoopEmitter::unitStrideBuffer(Value tensor) {
   for (int64_t d = 0; d < type.getRank(); ++d)
     if (type.isDynamicDim(d))
       sizes.push_back(metadata.getSizes()[d]);
-  auto denseType = MemRefType::get(type.getShape(), type.getElementType());
+  auto denseType = MemRefType::get(type.getShape(), type.getElementType(),
+                                   MemRefLayoutAttrInterface(), memorySpace);
   Value copy = memref::AllocOp::create(b, denseType, sizes);
   // An element-wise copy (memref.copy of a strided buffer would call the
   // MLIR runtime library, which compiled models do not link).

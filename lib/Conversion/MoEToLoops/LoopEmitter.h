@@ -58,13 +58,15 @@ public:
   //===--------------------------------------------------------------------===//
   // Buffers
   //===--------------------------------------------------------------------===//
-  /// The buffer of a ranked tensor (read only), with a fully dynamic strided
-  /// layout (any buffer fits without a copy).
-  Value buffer(Value tensor);
-  /// The buffer of a ranked tensor (read only) with a unit innermost stride
-  /// (as vector loads need) and any offset and outer strides: a buffer with
-  /// another innermost stride is copied, after a runtime check.
-  Value unitStrideBuffer(Value tensor);
+  /// The buffer of an operand (read only), with a fully dynamic strided
+  /// layout (any buffer fits without a copy). A ranked tensor is bridged
+  /// with bufferization.to_buffer (moe-to-loops); a memref (what
+  /// one-shot-bufferize passes) is cast to that layout.
+  Value buffer(Value operand);
+  /// The buffer of an operand (read only, as buffer()) with a unit innermost
+  /// stride (as vector loads need) and any offset and outer strides: a
+  /// buffer with another innermost stride is copied, after a runtime check.
+  Value unitStrideBuffer(Value operand);
   /// A new buffer; `dynamicSizes` lists the sizes of the dynamic dimensions.
   Value alloc(Type elementType, ArrayRef<int64_t> shape,
               ValueRange dynamicSizes = {});

@@ -23,15 +23,37 @@ namespace mlir {
 namespace moe {
 namespace detail {
 
-void populateGateLowering(RewritePatternSet &patterns);
-void populateRouteLowering(RewritePatternSet &patterns);
-void populateDispatchLowering(RewritePatternSet &patterns);
-void populateRouteDispatchLowering(RewritePatternSet &patterns);
-void populateGroupedMatmulLowering(RewritePatternSet &patterns);
-void populateExpertFFNLowering(RewritePatternSet &patterns,
-                               const MoEToLoopsOptions &options);
-void populateCombineLowering(RewritePatternSet &patterns);
-void populateAuxLossLowering(RewritePatternSet &patterns);
+/// The loop nest of one moe op over buffers (one overload per op, each in
+/// its own file). `operands` holds the op's operands as ranked tensors
+/// (convert-moe-to-loops: their buffers are taken with
+/// bufferization.to_buffer) or as memrefs (one-shot-bufferize gives them).
+/// Returns the op's result buffers, new allocations with the identity
+/// layout (through LoopEmitter::alloc), or failure when the op cannot be
+/// lowered (after a diagnostic where the reason is the input's).
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, GateOp op,
+                                        GateOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, RouteOp op,
+                                        RouteOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, DispatchOp op,
+                                        DispatchOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, RouteDispatchOp op,
+                                        RouteDispatchOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, GroupedMatmulOp op,
+                                        GroupedMatmulOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, ExpertFFNOp op,
+                                        ExpertFFNOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, CombineOp op,
+                                        CombineOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, AuxLossOp op,
+                                        AuxLossOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
 
 /// `c[rowOfC(r), 0:n] = a[rowOfA(r), 0:depth] @ b[bPrefix..., 0:depth, 0:n]
 /// (+ bias[biasPrefix..., 0:n])` for r in [rowBegin, rowEnd), accumulated in

@@ -32,16 +32,40 @@ namespace moe {
 using namespace mlir;
 using namespace mlir::moe;
 
+namespace {
+/// Lowers an op with its emitLoops overload, bridging its tensors to
+/// buffers and back (the one-shot-bufferize models in
+/// BufferizableOpInterfaceImpl.cpp call the same overloads on buffers).
+template <typename OpTy> struct ToLoopsPattern : OpConversionPattern<OpTy> {
+  ToLoopsPattern(MLIRContext *context, const MoEToLoopsOptions &options)
+      : OpConversionPattern<OpTy>(context), options(options) {}
+
+  LogicalResult
+  matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    moe::detail::LoopEmitter e(rewriter, op.getLoc());
+    FailureOr<SmallVector<Value>> buffers =
+        moe::detail::emitLoops(e, op, adaptor, options);
+    if (failed(buffers))
+      return failure();
+    SmallVector<Value> tensors;
+    for (auto [buffer, type] : llvm::zip_equal(*buffers, op->getResultTypes()))
+      tensors.push_back(e.toTensor(buffer, type));
+    rewriter.replaceOp(op, tensors);
+    return success();
+  }
+
+  MoEToLoopsOptions options;
+};
+} // namespace
+
 void mlir::moe::populateMoEToLoopsConversionPatterns(
     RewritePatternSet &patterns, const MoEToLoopsOptions &options) {
-  detail::populateGateLowering(patterns);
-  detail::populateRouteLowering(patterns);
-  detail::populateDispatchLowering(patterns);
-  detail::populateRouteDispatchLowering(patterns);
-  detail::populateGroupedMatmulLowering(patterns);
-  detail::populateExpertFFNLowering(patterns, options);
-  detail::populateCombineLowering(patterns);
-  detail::populateAuxLossLowering(patterns);
+  patterns.add<ToLoopsPattern<GateOp>, ToLoopsPattern<RouteOp>,
+               ToLoopsPattern<DispatchOp>, ToLoopsPattern<RouteDispatchOp>,
+               ToLoopsPattern<GroupedMatmulOp>, ToLoopsPattern<ExpertFFNOp>,
+               ToLoopsPattern<CombineOp>, ToLoopsPattern<AuxLossOp>>(
+      patterns.getContext(), options);
 }
 
 void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {

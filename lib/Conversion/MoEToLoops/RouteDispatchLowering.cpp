@@ -20,123 +20,105 @@
 
 #include "RouteKernel.h"
 
-#include "mlir/Transforms/DialectConversion.h"
-
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-namespace {
-struct RouteDispatchOpLowering : OpConversionPattern<RouteDispatchOp> {
-  using OpConversionPattern::OpConversionPattern;
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, RouteDispatchOp op,
+                             RouteDispatchOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  RoutingConfig config = op.getRoutingConfig();
+  if (failed(checkStrategyLowered(op, config.strategy, "moe-to-loops")))
+    return failure();
+  Value x = e.buffer(adaptor.getX());
+  Value w = e.unitStrideBuffer(adaptor.getWRouter());
+  Value bias =
+      adaptor.getBRouter() ? e.unitStrideBuffer(adaptor.getBRouter()) : Value();
+  Value kPerToken =
+      adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();
+  Value selectionBias = adaptor.getSelectionBias()
+                            ? e.buffer(adaptor.getSelectionBias())
+                            : Value();
+  int64_t width = config.experts.getNumExperts();
+  int64_t tile = op.getTileAttr().getInt();
 
-  LogicalResult
-  matchAndRewrite(RouteDispatchOp op, OpAdaptor adaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    RoutingConfig config = op.getRoutingConfig();
-    if (failed(checkStrategyLowered(op, config.strategy, "moe-to-loops")))
-      return failure();
-    LoopEmitter e(rewriter, op.getLoc());
-    Value x = e.buffer(adaptor.getX());
-    Value w = e.unitStrideBuffer(adaptor.getWRouter());
-    Value bias = adaptor.getBRouter() ? e.unitStrideBuffer(adaptor.getBRouter())
-                                      : Value();
-    Value kPerToken =
-        adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();
-    Value selectionBias = adaptor.getSelectionBias()
-                              ? e.buffer(adaptor.getSelectionBias())
-                              : Value();
-    int64_t width = config.experts.getNumExperts();
-    int64_t tile = op.getTileAttr().getInt();
+  auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
+    return llvm::cast<RankedTensorType>(type);
+  });
+  SizeConstraints sizes;
+  sizes.equal(e, w, 0, x, 1);
+  sizes.equal(e, w, 1, width);
+  if (bias)
+    sizes.equal(e, bias, 0, width);
+  if (kPerToken)
+    sizes.equal(e, kPerToken, 0, x, 0);
+  if (selectionBias)
+    sizes.equal(e, selectionBias, 0, width);
+  // ids, weights, slot_rows [T, K]; rows [R, H] (R data-dependent or the
+  // padded R_max); offsets [E + 1] (static).
+  Value numTokensV = e.dim(x, 0);
+  Value kV = e.index(config.k);
+  for (int64_t i : {0, 1, 4})
+    sizes.result(e, types[i], {numTokensV, kV});
+  sizes.result(e, types[2], {Value(), e.dim(x, 1)});
+  SmallVector<Type> bufferTypes = llvm::map_to_vector(
+      types, [](RankedTensorType t) -> Type { return getBufferType(t); });
+  SmallVector<Value> results =
+      emitGuarded(e, op, sizes, bufferTypes, [&]() -> SmallVector<Value> {
+        Value zero = e.index(0);
+        Value numTokens = e.dim(x, 0);
+        Value hidden = e.dim(x, 1);
+        Value widthV = e.index(width);
+        Value tileV = e.index(tile);
 
-    auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
-      return llvm::cast<RankedTensorType>(type);
-    });
-    SizeConstraints sizes;
-    sizes.equal(e, w, 0, x, 1);
-    sizes.equal(e, w, 1, width);
-    if (bias)
-      sizes.equal(e, bias, 0, width);
-    if (kPerToken)
-      sizes.equal(e, kPerToken, 0, x, 0);
-    if (selectionBias)
-      sizes.equal(e, selectionBias, 0, width);
-    // ids, weights, slot_rows [T, K]; rows [R, H] (R data-dependent or the
-    // padded R_max); offsets [E + 1] (static).
-    Value numTokensV = e.dim(x, 0);
-    Value kV = e.index(config.k);
-    for (int64_t i : {0, 1, 4})
-      sizes.result(e, types[i], {numTokensV, kV});
-    sizes.result(e, types[2], {Value(), e.dim(x, 1)});
-    SmallVector<Type> bufferTypes = llvm::map_to_vector(
-        types, [](RankedTensorType t) -> Type { return getBufferType(t); });
-    SmallVector<Value> results =
-        emitGuarded(e, op, sizes, bufferTypes, [&]() -> SmallVector<Value> {
-          Value zero = e.index(0);
-          Value numTokens = e.dim(x, 0);
-          Value hidden = e.dim(x, 1);
-          Value widthV = e.index(width);
-          Value tileV = e.index(tile);
+        RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
+                           selectionBias);
+        route.numTokens = numTokens;
+        route.width = widthV;
+        route.k = e.index(config.k);
+        route.ids = e.allocShaped(types[0], {numTokens, route.k});
+        route.weights = e.allocShaped(types[1], {numTokens, route.k});
+        route.emitPrepare();
+        DispatchKernel dispatch(e, route.ids, numTokens, route.k,
+                                config.experts.getCompute());
+        dispatch.emitInit();
 
-          RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
-                             selectionBias);
-          route.numTokens = numTokens;
-          route.width = widthV;
-          route.k = e.index(config.k);
-          route.ids = e.allocShaped(types[0], {numTokens, route.k});
-          route.weights = e.allocShaped(types[1], {numTokens, route.k});
-          route.emitPrepare();
-          DispatchKernel dispatch(e, route.ids, numTokens, route.k,
-                                  config.experts.getCompute());
-          dispatch.emitInit();
-
-          // At most T rows: a tile larger than the batch allocates no more
-          // than the unfused logits would.
-          Value logits =
-              e.alloc(e.b.getF32Type(), {ShapedType::kDynamic, width},
-                      e.minSI(tileV, numTokens));
-          Value tiles = arith::CeilDivUIOp::create(e.b, numTokens, tileV);
-          e.loop(zero, tiles, [&](Value tileIndex) {
-            Value begin = e.mul(tileIndex, tileV);
-            Value end = e.minSI(e.add(begin, tileV), numTokens);
-            // The router matmul of the tile: moe.gate's kernel, so the
-            // values are the same bit for bit.
-            RowMatmul matmul;
-            matmul.a = x;
-            matmul.b = w;
-            matmul.c = logits;
-            matmul.bias = bias;
-            matmul.rowBegin = begin;
-            matmul.rowEnd = end;
-            matmul.depth = hidden;
-            matmul.n = widthV;
-            matmul.rowOfC = [&](Value t) { return e.sub(t, begin); };
-            emitRowMatmul(e, matmul);
-            // Route, normalise and count each token of the tile.
-            route.logitAt = [&](Value t, Value i) {
-              return e.load(logits, {e.sub(t, begin), i});
-            };
-            e.loop(begin, end, [&](Value t) {
-              route.emitToken(t);
-              route.emitNormalizeToken(t);
-              dispatch.emitCountToken(t);
-            });
+        // At most T rows: a tile larger than the batch allocates no more
+        // than the unfused logits would.
+        Value logits = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic, width},
+                               e.minSI(tileV, numTokens));
+        Value tiles = arith::CeilDivUIOp::create(e.b, numTokens, tileV);
+        e.loop(zero, tiles, [&](Value tileIndex) {
+          Value begin = e.mul(tileIndex, tileV);
+          Value end = e.minSI(e.add(begin, tileV), numTokens);
+          // The router matmul of the tile: moe.gate's kernel, so the
+          // values are the same bit for bit.
+          RowMatmul matmul;
+          matmul.a = x;
+          matmul.b = w;
+          matmul.c = logits;
+          matmul.bias = bias;
+          matmul.rowBegin = begin;
+          matmul.rowEnd = end;
+          matmul.depth = hidden;
+          matmul.n = widthV;
+          matmul.rowOfC = [&](Value t) { return e.sub(t, begin); };
+          emitRowMatmul(e, matmul);
+          // Route, normalise and count each token of the tile.
+          route.logitAt = [&](Value t, Value i) {
+            return e.load(logits, {e.sub(t, begin), i});
+          };
+          e.loop(begin, end, [&](Value t) {
+            route.emitToken(t);
+            route.emitNormalizeToken(t);
+            dispatch.emitCountToken(t);
           });
-          SmallVector<Value> dispatched =
-              dispatch.emitScanAndScatter(x, types[2], types[3], types[4]);
-          return {route.ids, route.weights, dispatched[0], dispatched[1],
-                  dispatched[2]};
         });
-    SmallVector<Value> tensors;
-    for (auto [buffer, type] : llvm::zip(results, types))
-      tensors.push_back(e.toTensor(buffer, type));
-    rewriter.replaceOp(op, tensors);
-    return success();
-  }
-};
-} // namespace
-
-void mlir::moe::detail::populateRouteDispatchLowering(
-    RewritePatternSet &patterns) {
-  patterns.add<RouteDispatchOpLowering>(patterns.getContext());
+        SmallVector<Value> dispatched =
+            dispatch.emitScanAndScatter(x, types[2], types[3], types[4]);
+        return {route.ids, route.weights, dispatched[0], dispatched[1],
+                dispatched[2]};
+      });
+  return results;
 }

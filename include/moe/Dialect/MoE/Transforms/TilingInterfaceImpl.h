@@ -1,0 +1,37 @@
+//===- TilingInterfaceImpl.h - Tiling moe ops over tokens -------*- C++ -*-===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOE_TRANSFORMS_TILINGINTERFACEIMPL_H
+#define MOE_DIALECT_MOE_TRANSFORMS_TILINGINTERFACEIMPL_H
+
+namespace mlir {
+class DialectRegistry;
+
+namespace moe {
+
+/// Attaches TilingInterface and ReifyRankedShapedTypeOpInterface to the moe
+/// ops whose tokens are independent: `moe.gate`, `moe.route` and
+/// `moe.combine`. Their iteration domain is one parallel loop over the
+/// tokens `[0, T)`; a tile of tokens `[o, o + n)` reads rows `[o, o + n)` of
+/// the per-token operands (x; logits and k_per_token; slot_rows, ids,
+/// weights and x) and all of the others (weights, biases, the expert rows
+/// `y` of combine), and computes rows `[o, o + n)` of every result. Upstream
+/// drivers (scf::tileUsingSCF, transform.structured.tile_using_for /
+/// tile_using_forall, producer fusion into a consumer's loop) tile and fuse
+/// them like linalg ops.
+///
+/// A route whose strategy decides with every token (expert_choice) or with
+/// a capacity is not tileable over tokens: tiling it fails with a
+/// diagnostic on the op, and fusing it as a producer fails silently (the
+/// drivers then keep it whole). A tile of a result that does not span its
+/// dimensions other than the tokens cannot be produced either (the experts,
+/// slots and features of a token are computed together).
+void registerTilingInterfaceExternalModels(DialectRegistry &registry);
+
+} // namespace moe
+} // namespace mlir
+
+#endif // MOE_DIALECT_MOE_TRANSFORMS_TILINGINTERFACEIMPL_H

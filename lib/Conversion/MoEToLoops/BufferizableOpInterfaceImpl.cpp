@@ -1,0 +1,103 @@
+//===- BufferizableOpInterfaceImpl.cpp - moe ops in one-shot-bufferize ----===//
+//
+// Part of the moe-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoEToLoops/BufferizableOpInterfaceImpl.h"
+
+#include "Lowerings.h"
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/DialectRegistry.h"
+
+using namespace mlir;
+using namespace mlir::bufferization;
+
+namespace {
+/// The model shared by the moe compute ops: read every tensor operand,
+/// write none, allocate every result.
+template <typename OpTy>
+struct MoEOpBufferizationModel
+    : BufferizableOpInterface::ExternalModel<MoEOpBufferizationModel<OpTy>,
+                                             OpTy> {
+  bool bufferizesToAllocation(Operation *op, Value value) const { return true; }
+
+  bool bufferizesToMemoryRead(Operation *op, OpOperand &operand,
+                              const AnalysisState &state) const {
+    return true;
+  }
+
+  bool bufferizesToMemoryWrite(Operation *op, OpOperand &operand,
+                               const AnalysisState &state) const {
+    return false;
+  }
+
+  AliasingValueList getAliasingValues(Operation *op, OpOperand &operand,
+                                      const AnalysisState &state) const {
+    return {};
+  }
+
+  FailureOr<BufferLikeType>
+  getBufferType(Operation *op, Value value, const BufferizationOptions &options,
+                const BufferizationState &state,
+                SmallVector<Value> &invocationStack) const {
+    // The lowering allocates its results with the identity layout in the
+    // default memory space.
+    return llvm::cast<BufferLikeType>(
+        moe::detail::getBufferType(value.getType()));
+  }
+
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto concreteOp = llvm::cast<OpTy>(op);
+    SmallVector<Value> operands;
+    for (Value operand : op->getOperands()) {
+      if (!llvm::isa<TensorType>(operand.getType())) {
+        operands.push_back(operand);
+        continue;
+      }
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      operands.push_back(*buffer);
+    }
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(op);
+    moe::detail::LoopEmitter e(rewriter, op->getLoc());
+    FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
+        e, concreteOp, typename OpTy::Adaptor(operands, concreteOp),
+        moe::MoEToLoopsOptions{});
+    if (failed(results))
+      return failure();
+    replaceOpWithBufferizedValues(rewriter, op, *results);
+    return success();
+  }
+};
+
+template <typename... OpTys> void attachModels(MLIRContext *context) {
+  (OpTys::template attachInterface<MoEOpBufferizationModel<OpTys>>(*context),
+   ...);
+}
+} // namespace
+
+void mlir::moe::registerBufferizableOpInterfaceExternalModels(
+    DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *context, MoEDialect *dialect) {
+    // The dialects of the loop nests that bufferizing an op creates.
+    context->loadDialect<arith::ArithDialect, math::MathDialect,
+                         memref::MemRefDialect, scf::SCFDialect,
+                         vector::VectorDialect>();
+    attachModels<GateOp, RouteOp, DispatchOp, RouteDispatchOp, GroupedMatmulOp,
+                 ExpertFFNOp, CombineOp, AuxLossOp>(context);
+  });
+}

@@ -1,0 +1,42 @@
+// Tiling requests that the moe ops refuse, with the op's reason first (the
+// transform dialect's own errors follow it).
+// RUN: %mlir_opt --load-dialect-plugin=%moe_plugin %s --split-input-file --transform-interpreter --verify-diagnostics
+
+// expert_choice: an expert picks its tokens among all of them.
+func.func @expert_choice(%l: tensor<8x4xf32>) -> tensor<8x2xi32> {
+  // expected-error @below {{'moe.route' op cannot be tiled over tokens: strategy expert_choice decides with every token}}
+  // expected-error @below {{faild to tile operation}}
+  // expected-error @below {{failed to generate tiling loops}}
+  %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = none
+      strategy = expert_choice<capacity_factor = 2.0>
+      : tensor<8x4xf32> -> tensor<8x2xi32>, tensor<8x2xf32>
+  return %ids : tensor<8x2xi32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["moe.route"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [4] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
+
+// -----
+
+// A capacity: the tokens of an expert past its capacity are dropped, in
+// an order over every token.
+func.func @capacity(%l: tensor<8x4xf32>) -> tensor<8x2xi32> {
+  // expected-error @below {{'moe.route' op cannot be tiled over tokens: attribute 'capacity' decides with every token}}
+  // expected-error @below {{faild to tile operation}}
+  // expected-error @below {{failed to generate tiling loops}}
+  %ids, %w = moe.route %l experts = <compute = 4> k = 2 strategy = top_k
+      capacity = <factor = 1.0, priority = score>
+      : tensor<8x4xf32> -> tensor<8x2xi32>, tensor<8x2xf32>
+  return %ids : tensor<8x2xi32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %r = transform.structured.match ops{["moe.route"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %r tile_sizes [4] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}
