@@ -1,8 +1,8 @@
 // Tiling and fusion of moe ops by the upstream transform dialect, in the
 // stock mlir-opt with the plugin: the routing stage (moe.route, with the
 // moe.gate that feeds it fused into the loop) and moe.combine are tiled
-// over tokens by 3 (T = 4: a partial last tile), then every moe
-// op is bufferized by one-shot-bufferize through the ops' own models and
+// over tokens by 3 (T = 4: a partial last tile), moe.expert_ffn and
+// moe.grouped_matmul over rows by 2, then every moe op is bufferized by one-shot-bufferize through the ops' own models and
 // the module runs.
 //
 // The transform script is Inputs/tile-and-fuse-schedule.mlir.
@@ -30,7 +30,15 @@
 // IR:           %{{.*}}, %{{.*}} = moe.route %[[L]] experts = <compute = 2, null = 1> k = 2 scoring = none strategy = top_k normalize = non_null : tensor<?x3xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
 // IR:           tensor.insert_slice %{{.*}} into %[[IDS]][%[[T]], 0] [%[[N]], 2] [1, 1]
 // IR:         moe.dispatch
-// IR:         moe.expert_ffn
+// The experts: a loop over tiles of 2 rows, with the offsets shifted by the
+// tile's first row (max(offsets, 0) - first).
+// IR:         scf.for %[[R:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// IR:           %[[ROWS:.*]] = tensor.extract_slice %{{.*}}[%[[R]], 0] [%{{.*}}, 2] [1, 1] : tensor<?x2xf32> to tensor<?x2xf32>
+// IR:           %[[FIRST:.*]] = arith.index_cast %[[R]] : index to i32
+// IR:           %[[SHIFTED:.*]] = linalg.generic
+// IR:             arith.maxsi
+// IR:             arith.subi %{{.*}}, %[[FIRST]] : i32
+// IR:           moe.expert_ffn %[[ROWS]], %[[SHIFTED]]
 // The combine: a parallel loop over tiles of 3 tokens.
 // IR:         scf.forall (%[[C:.*]]) in (2)
 // IR:           moe.combine {{.*}} : tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x2xf32> -> tensor<?x2xf32>
@@ -106,5 +114,28 @@ func.func @main() {
   %u2 = tensor.cast %out2 : tensor<?x4xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [7, 4]
+
+  // grouped_matmul on R = 5 rows with offsets that need sanitising
+  // (Semantics.md: o[0] = 0, o[e+1] = clamp(o[e+1], o[e], R)): a negative
+  // start, a decreasing entry, one past R. Sanitised [0, 2, 2, 5]: rows 0-1
+  // use expert 0, rows 2-4 expert 2. rhs[e] = (e + 1) * [[1, 0], [0, 1]]
+  // plus [[0, 1], [0, 0]] for e = 2; tiles of 2 rows cut expert 2's rows.
+  %lhs = arith.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]> : tensor<5x2xf32>
+  %lhsd = tensor.cast %lhs : tensor<5x2xf32> to tensor<?x2xf32>
+  %rhs = arith.constant dense<[[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[3.0, 1.0], [0.0, 3.0]]]> : tensor<3x2x2xf32>
+  %goff = arith.constant dense<[-7, 2, 1, 9]> : tensor<4xi32>
+  %g = moe.grouped_matmul %lhsd, %rhs, %goff
+      : tensor<?x2xf32>, tensor<3x2x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
+  %ug = tensor.cast %g : tensor<?x2xf32> to tensor<*xf32>
+  call @printMemrefF32(%ug) : (tensor<*xf32>) -> ()
+  //   rows 0-1 (expert 0, identity): [1, 2], [3, 4]
+  //   row r in 2-4 (expert 2): [3 a, a + 3 b] for [a, b]:
+  //   [15, 23], [21, 31], [27, 39]
+  // CHECK-LABEL: sizes = [5, 2]
+  // CHECK-NEXT: [1,   2],
+  // CHECK-NEXT: [3,   4],
+  // CHECK-NEXT: [15,   23],
+  // CHECK-NEXT: [21,   31],
+  // CHECK-NEXT: [27,   39]]
   return
 }

@@ -9,7 +9,9 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -242,6 +244,179 @@ struct TokenTilingModel
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Grouped ops: tiles of rows
+//===----------------------------------------------------------------------===//
+
+/// The grouped ops (rows sorted by expert, expert e owning rows
+/// [offsets[e], offsets[e+1])): the rows operand, the offsets and the width
+/// of the result.
+template <typename OpTy> struct RowTraits;
+
+template <> struct RowTraits<GroupedMatmulOp> {
+  static OpOperand &rows(GroupedMatmulOp op) { return op.getLhsMutable(); }
+  static OpOperand &offsets(GroupedMatmulOp op) {
+    return op.getOffsetsMutable();
+  }
+  /// out [R, N]: N is the width of rhs.
+  static OpFoldResult width(OpBuilder &b, GroupedMatmulOp op) {
+    return tensor::getMixedSize(b, op.getLoc(), op.getRhs(), 2);
+  }
+};
+
+template <> struct RowTraits<ExpertFFNOp> {
+  static OpOperand &rows(ExpertFFNOp op) { return op.getRowsMutable(); }
+  static OpOperand &offsets(ExpertFFNOp op) { return op.getOffsetsMutable(); }
+  /// y [R, H]: H is the width of the rows.
+  static OpFoldResult width(OpBuilder &b, ExpertFFNOp op) {
+    return tensor::getMixedSize(b, op.getLoc(), op.getRows(), 1);
+  }
+};
+
+/// The sizes of the result of `op` with `rows` rows.
+template <typename OpTy>
+SmallVector<OpFoldResult> rowResultSizes(OpBuilder &b, OpTy op,
+                                         OpFoldResult rows) {
+  auto type = llvm::cast<RankedTensorType>(op->getResult(0).getType());
+  return {rows, type.isDynamicDim(1)
+                    ? RowTraits<OpTy>::width(b, op)
+                    : OpFoldResult(b.getIndexAttr(type.getDimSize(1)))};
+}
+
+/// The offsets of the rows [first, ...) of a grouped op, for the op on those
+/// rows alone: `max(offsets, 0) - first`. The op's own sanitisation
+/// (Semantics.md: o[0] = 0, o[e+1] = clamp(o[e+1], o[e], R)) applied to
+/// these with the tile's R gives, for every expert, its rows clamped to
+/// the tile, whatever the offsets hold (max(o, 0) changes no sanitised
+/// offset, and keeps the subtraction from wrapping).
+Value shiftOffsets(OpBuilder &b, Location loc, Value offsets,
+                   OpFoldResult first) {
+  auto type = llvm::cast<RankedTensorType>(offsets.getType());
+  Value init = tensor::EmptyOp::create(
+      b, loc, tensor::getMixedSizes(b, loc, offsets), type.getElementType());
+  Value firstI32 = arith::IndexCastOp::create(
+      b, loc, type.getElementType(),
+      getValueOrCreateConstantIndexOp(b, loc, first));
+  AffineMap identity = b.getMultiDimIdentityMap(1);
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{type}, ValueRange{offsets}, ValueRange{init},
+      ArrayRef<AffineMap>{identity, identity},
+      ArrayRef<utils::IteratorType>{utils::IteratorType::parallel},
+      [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+        Value zero = arith::ConstantOp::create(nested, nestedLoc,
+                                               nested.getI32IntegerAttr(0));
+        Value clamped =
+            arith::MaxSIOp::create(nested, nestedLoc, args[0], zero);
+        Value shifted =
+            arith::SubIOp::create(nested, nestedLoc, clamped, firstI32);
+        linalg::YieldOp::create(nested, nestedLoc, shifted);
+      });
+  return generic.getResult(0);
+}
+
+template <typename OpTy>
+struct RowReifyModel
+    : ReifyRankedShapedTypeOpInterface::ExternalModel<RowReifyModel<OpTy>,
+                                                      OpTy> {
+  LogicalResult reifyResultShapes(Operation *op, OpBuilder &b,
+                                  ReifiedRankedShapedTypeDims &shapes) const {
+    auto concreteOp = llvm::cast<OpTy>(op);
+    OpFoldResult rows = tensor::getMixedSize(
+        b, op->getLoc(), RowTraits<OpTy>::rows(concreteOp).get(), 0);
+    shapes.push_back(rowResultSizes(b, concreteOp, rows));
+    return success();
+  }
+};
+
+/// One parallel loop over the rows `[0, R)`: a tile `[o, o + n)` reads rows
+/// `[o, o + n)` and every expert's weights, with shifted offsets.
+template <typename OpTy>
+struct RowTilingModel
+    : TilingInterface::ExternalModel<RowTilingModel<OpTy>, OpTy> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    return {utils::IteratorType::parallel};
+  }
+
+  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    OpFoldResult rows = tensor::getMixedSize(
+        b, op->getLoc(), RowTraits<OpTy>::rows(llvm::cast<OpTy>(op)).get(), 0);
+    return {Range{b.getIndexAttr(0), rows, b.getIndexAttr(1)}};
+  }
+
+  FailureOr<TilingResult>
+  getTiledImplementation(Operation *op, OpBuilder &b,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes) const {
+    auto concreteOp = llvm::cast<OpTy>(op);
+    Location loc = op->getLoc();
+    OpOperand &rowsOperand = RowTraits<OpTy>::rows(concreteOp);
+    OpOperand &offsetsOperand = RowTraits<OpTy>::offsets(concreteOp);
+    Value rows = rowsOperand.get();
+    SmallVector<OpFoldResult> sliceOffsets = {offsets[0], b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sliceSizes = {
+        sizes[0], tensor::getMixedSize(b, loc, rows, 1)};
+    SmallVector<OpFoldResult> strides(2, b.getIndexAttr(1));
+    auto slice = tensor::ExtractSliceOp::create(b, loc, rows, sliceOffsets,
+                                                sliceSizes, strides);
+    Value shifted = shiftOffsets(b, loc, offsetsOperand.get(), offsets[0]);
+
+    Operation *tiledOp = b.clone(*op);
+    tiledOp->setOperand(rowsOperand.getOperandNumber(), slice);
+    tiledOp->setOperand(offsetsOperand.getOperandNumber(), shifted);
+    std::optional<int64_t> staticSize = getConstantIntValue(sizes[0]);
+    OpResult result = tiledOp->getResult(0);
+    auto type = llvm::cast<RankedTensorType>(result.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[0] = staticSize ? *staticSize : ShapedType::kDynamic;
+    result.setType(type.clone(shape));
+
+    TilingResult tiled;
+    tiled.tiledOps.push_back(tiledOp);
+    tiled.tiledValues.push_back(result);
+    tiled.generatedSlices.push_back(slice);
+    return tiled;
+  }
+
+  LogicalResult
+  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
+                        ArrayRef<OpFoldResult> offsets,
+                        ArrayRef<OpFoldResult> sizes,
+                        SmallVector<OpFoldResult> &resultOffsets,
+                        SmallVector<OpFoldResult> &resultSizes) const {
+    resultOffsets = {offsets[0], b.getIndexAttr(0)};
+    resultSizes = rowResultSizes(b, llvm::cast<OpTy>(op), sizes[0]);
+    return success();
+  }
+
+  LogicalResult getIterationDomainTileFromResultTile(
+      Operation *op, OpBuilder &b, unsigned resultNumber,
+      ArrayRef<OpFoldResult> offsets, ArrayRef<OpFoldResult> sizes,
+      SmallVectorImpl<OpFoldResult> &iterDomainOffsets,
+      SmallVectorImpl<OpFoldResult> &iterDomainSizes) const {
+    // A row's features come from one product with the expert's weights:
+    // only tiles that span the width are produced.
+    SmallVector<OpFoldResult> full =
+        rowResultSizes(b, llvm::cast<OpTy>(op), sizes[0]);
+    if (!isZeroInteger(offsets[1]) ||
+        !isEqualConstantIntOrValue(sizes[1], full[1]))
+      return failure();
+    iterDomainOffsets.assign({offsets[0]});
+    iterDomainSizes.assign({sizes[0]});
+    return success();
+  }
+
+  FailureOr<TilingResult>
+  generateResultTileValue(Operation *op, OpBuilder &b, unsigned resultNumber,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) const {
+    SmallVector<OpFoldResult> domainOffsets, domainSizes;
+    if (failed(getIterationDomainTileFromResultTile(
+            op, b, resultNumber, offsets, sizes, domainOffsets, domainSizes)))
+      return failure();
+    return getTiledImplementation(op, b, domainOffsets, domainSizes);
+  }
+};
+
 template <typename... OpTys> void attachModels(MLIRContext *context) {
   (OpTys::template attachInterface<TokenTilingModel<OpTys>,
                                    TokenReifyModel<OpTys>>(*context),
@@ -252,7 +427,12 @@ template <typename... OpTys> void attachModels(MLIRContext *context) {
 void mlir::moe::registerTilingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *context, MoEDialect *dialect) {
-    context->loadDialect<tensor::TensorDialect>();
+    context->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
+                         tensor::TensorDialect>();
     attachModels<GateOp, RouteOp, CombineOp>(context);
+    GroupedMatmulOp::attachInterface<RowTilingModel<GroupedMatmulOp>,
+                                     RowReifyModel<GroupedMatmulOp>>(*context);
+    ExpertFFNOp::attachInterface<RowTilingModel<ExpertFFNOp>,
+                                 RowReifyModel<ExpertFFNOp>>(*context);
   });
 }

@@ -23,6 +23,12 @@ namespace moe {
 /// tile_using_forall, producer fusion into a consumer's loop) tile and fuse
 /// them like linalg ops.
 ///
+/// `moe.grouped_matmul` and `moe.expert_ffn` get the same interfaces over
+/// their rows `[0, R)` (row chunks): a tile of rows `[o, o + n)` reads
+/// those rows, every expert's weights, and the offsets shifted by the tile
+/// (`max(offsets, 0) - o`, a linalg.generic), which the op's own
+/// sanitisation of offsets turns into each expert's rows within the tile.
+///
 /// A route whose strategy decides with every token (expert_choice) or with
 /// a capacity is not tileable over tokens: tiling it fails with a
 /// diagnostic on the op, and fusing it as a producer fails silently (the
