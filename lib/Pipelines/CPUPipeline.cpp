@@ -104,8 +104,7 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   MoECheckPipelineInputPassOptions input;
   input.pipeline = "moe-cpu-pipeline";
   pm.addPass(createMoECheckPipelineInputPass(input));
-  // Simplify the routing configurations (exact rewrites), L1 -> L2, again,
-  // then loops over buffers, still on tensors at function level.
+  // Simplify the routing configurations (exact rewrites), L1 -> L2, again.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
@@ -116,17 +115,30 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   } else {
     if (options.fuse)
       pm.addPass(createMoEFuseGatingDispatchPass());
-    ConvertMoEToLoopsPassOptions loops;
-    loops.instrumentFFN = options.instrumentFFN;
-    loops.parallel = options.parallel;
-    pm.addPass(createConvertMoEToLoopsPass(loops));
+    // The options that change the loop nests (instrument-ffn, parallel) are
+    // the conversion pass's: with either, the moe ops become loops before
+    // bufferization. Without them, one-shot-bufferize lowers the moe ops
+    // where they stand through their BufferizableOpInterface models (the
+    // same loop nests, on the buffers it assigns: no to_buffer/to_tensor
+    // bridge).
+    if (options.instrumentFFN || options.parallel) {
+      ConvertMoEToLoopsPassOptions loops;
+      loops.instrumentFFN = options.instrumentFFN;
+      loops.parallel = options.parallel;
+      pm.addPass(createConvertMoEToLoopsPass(loops));
+    }
   }
-  if (options.approximateMath)
-    pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // The rest of the model, tensors -> buffers (with deallocations), loops.
   detail::addTensorsToLoops(pm, /*deallocate=*/true);
+  // On the loops (every f32 math.exp of the module by then, the moe
+  // kernels' and the loops of elementwise tensor code alike).
+  if (options.approximateMath) {
+    pm.addPass(createMoEApproximateMathPass());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+  }
 
   // Loops -> LLVM.
   if (options.parallel) {

@@ -7,10 +7,6 @@
 //
 // Every CPU integration test gives its checked values through this path too
 // (the layers expanded by moe-decompose-layer from the pass plugin first).
-// zero-tokens.mlir is not run here: it prints a value and then reads it
-// again, and one-shot-bufferize cannot copy the unranked tensor.cast that
-// printing takes ("cannot avoid RaW conflict"), an upstream limit unrelated
-// to the moe ops.
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/gate.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/gate.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/route-top-k.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/route-top-k.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/route-strategies.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/route-strategies.mlir
@@ -25,6 +21,7 @@
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/low-precision.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/low-precision.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/combine.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/combine.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/aux-loss.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/aux-loss.mlir
+// RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin --pass-pipeline="builtin.module(func.func(moe-decompose-layer),%stock_cpu_lowering)" %S/../Integration/CPU/zero-tokens.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/zero-tokens.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin --pass-pipeline="builtin.module(func.func(moe-decompose-layer),%stock_cpu_lowering)" %S/../Integration/CPU/layer.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/layer.mlir
 
 // A slice of a larger buffer is read in place: no copy of the rows of x,

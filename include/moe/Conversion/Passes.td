@@ -20,6 +20,11 @@ def ConvertMoEToLoopsPass : Pass<"convert-moe-to-loops", "::mlir::ModuleOp"> {
     loops, and returns them through `bufferization.to_tensor`, so that
     `one-shot-bufferize` finishes the job.
 
+    The ops' BufferizableOpInterface models emit the same loop nests from
+    inside `one-shot-bufferize` without this pass (what `moe-cpu-pipeline`
+    does unless `instrument-ffn` or `parallel` is set: those options exist
+    only here).
+
     Variable-k is realised, not padded:
 
     * `moe.route` selects each token's experts by its strategy and writes

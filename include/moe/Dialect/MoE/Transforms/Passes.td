@@ -227,8 +227,10 @@ def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
     SiLU in an expert FFN) then contain only arithmetic and vectorise,
     instead of calling libm's `expf` once per element.
 
-    The CPU pipeline runs it after `convert-moe-to-loops`;
-    `moe-cpu-pipeline{approximate-math=false}` keeps libm's `expf`.
+    The CPU pipeline runs it on the loops, after bufferization (every f32
+    `math.exp` of the module by then: the moe kernels' and those of
+    elementwise tensor code); `moe-cpu-pipeline{approximate-math=false}`
+    keeps libm's `expf`.
     Accuracy, measured by test/python/test_approximate_math.py against exp
     in float64: at most 1e-6 relative error where the result is a normal f32
     (measured 3.2e-7, about 5 ulp; libm: 0.5 ulp); results in the subnormal
