@@ -15,6 +15,7 @@
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/route-capacity.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/route-capacity.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/route-edge-cases.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/route-edge-cases.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/dispatch.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/dispatch.mlir
+// RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/dispatch-padded.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/dispatch-padded.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/grouped-matmul.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/grouped-matmul.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/expert-ffn.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/expert-ffn.mlir
 // RUN: %mlir_opt --load-dialect-plugin=%moe_plugin --pass-pipeline="builtin.module(%stock_cpu_lowering)" %S/../Integration/CPU/activations.mlir | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %S/../Integration/CPU/activations.mlir
@@ -58,4 +59,26 @@ func.func @route_then_exp(%l: tensor<?x8xf32>) -> (tensor<?x2xi32>, tensor<?x2xf
       : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
   %e = linalg.exp ins(%w : tensor<?x2xf32>) outs(%w : tensor<?x2xf32>) -> tensor<?x2xf32>
   return %ids, %e : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// -----
+
+// moe.dispatch_padded writes into its destinations' buffers in place: no
+// allocation for its results, the rows go straight into the workspace.
+// CHECK-LABEL: func.func @dispatch_in_place
+// CHECK-SAME:    (%[[X:.*]]: memref<?x64xf32, strided<[?, ?], offset: ?>>, %[[IDS:.*]]: memref<?x2xi32, strided<[?, ?], offset: ?>>, %[[WS:.*]]: memref<256x64xf32, strided<[?, ?], offset: ?>>, %[[OFF:.*]]: memref<9xi32, strided<[?], offset: ?>>, %[[SLOTS:.*]]: memref<?x2xi32, strided<[?, ?], offset: ?>>)
+// CHECK-NOT:     memref.alloc({{.*}}) : memref<?x64xf32>
+// CHECK-NOT:     memref.alloc() : memref<256x64xf32>
+// CHECK:         memref.store %{{.*}}, %[[OFF]][%{{.*}}] : memref<9xi32, strided<[?], offset: ?>>
+// CHECK:         memref.store %{{.*}}, %[[WS]][%{{.*}}, %{{.*}}] : memref<256x64xf32, strided<[?, ?], offset: ?>>
+// CHECK:         return %[[WS]], %[[OFF]], %[[SLOTS]]
+func.func @dispatch_in_place(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
+                             %ws: tensor<256x64xf32>, %o: tensor<9xi32>,
+                             %s: tensor<?x2xi32>)
+    -> (tensor<256x64xf32>, tensor<9xi32>, tensor<?x2xi32>) {
+  %rows, %offsets, %slot_rows = moe.dispatch_padded %x, %ids num_experts = 8
+      into(%ws, %o, %s) : tensor<?x64xf32>, tensor<?x2xi32>
+      into tensor<256x64xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return %rows, %offsets, %slot_rows
+      : tensor<256x64xf32>, tensor<9xi32>, tensor<?x2xi32>
 }

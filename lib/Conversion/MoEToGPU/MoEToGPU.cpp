@@ -143,6 +143,11 @@ struct ConvertMoEToGPUPass
                              "not run moe-fuse-gating-dispatch before it)";
         unsupported = true;
       }
+      if (isa<DispatchPaddedOp>(op)) {
+        op->emitOpError() << "is not lowered to the GPU yet (use moe.dispatch "
+                             "with a static R_max for the padded form)";
+        unsupported = true;
+      }
     });
     if (unsupported)
       return signalPassFailure();

@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -84,6 +85,43 @@ struct MoEOpBufferizationModel
   }
 };
 
+/// moe.dispatch_padded writes its results into its destinations: each
+/// result aliases its init, rows_init is read (its rows past offsets[E] are
+/// kept), offsets_init and slot_rows_init are overwritten whole.
+struct DispatchPaddedBufferizationModel
+    : DstBufferizableOpInterfaceExternalModel<DispatchPaddedBufferizationModel,
+                                              moe::DispatchPaddedOp> {
+  bool bufferizesToMemoryRead(Operation *op, OpOperand &operand,
+                              const AnalysisState &state) const {
+    auto dispatch = llvm::cast<moe::DispatchPaddedOp>(op);
+    return &operand != &dispatch.getOffsetsInitMutable() &&
+           &operand != &dispatch.getSlotRowsInitMutable();
+  }
+
+  LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
+                          const BufferizationOptions &options,
+                          BufferizationState &state) const {
+    auto dispatch = llvm::cast<moe::DispatchPaddedOp>(op);
+    SmallVector<Value> operands;
+    for (Value operand : op->getOperands()) {
+      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+      if (failed(buffer))
+        return failure();
+      operands.push_back(*buffer);
+    }
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPoint(op);
+    moe::detail::LoopEmitter e(rewriter, op->getLoc());
+    FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
+        e, dispatch, moe::DispatchPaddedOp::Adaptor(operands, dispatch),
+        moe::MoEToLoopsOptions{});
+    if (failed(results))
+      return failure();
+    replaceOpWithBufferizedValues(rewriter, op, *results);
+    return success();
+  }
+};
+
 template <typename... OpTys> void attachModels(MLIRContext *context) {
   (OpTys::template attachInterface<MoEOpBufferizationModel<OpTys>>(*context),
    ...);
@@ -99,5 +137,7 @@ void mlir::moe::registerBufferizableOpInterfaceExternalModels(
                          vector::VectorDialect>();
     attachModels<GateOp, RouteOp, DispatchOp, RouteDispatchOp, GroupedMatmulOp,
                  ExpertFFNOp, CombineOp, AuxLossOp>(context);
+    DispatchPaddedOp::attachInterface<DispatchPaddedBufferizationModel>(
+        *context);
   });
 }

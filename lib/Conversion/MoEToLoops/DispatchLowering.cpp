@@ -7,7 +7,8 @@
 // A stable counting sort of the compute slots: histogram over compute ids,
 // exclusive scan into offsets, scatter of the tokens' rows. Only compute
 // slots are materialised: R is the number of compute slots (dynamic form) or
-// R_max (padded form, where slots whose row would not fit are dropped).
+// R_max (padded form, where slots whose row would not fit are dropped;
+// moe.dispatch_padded writes it into given destinations).
 //
 //===----------------------------------------------------------------------===//
 
@@ -56,37 +57,32 @@ void DispatchKernel::emitCountToken(Value t) {
       nullptr);
 }
 
-SmallVector<Value>
-DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
-                                   RankedTensorType offsetsType,
-                                   RankedTensorType slotRowsType) {
-  Value zero = e.index(0);
-  Value one = e.index(1);
-  Value numExpertsV = e.index(numExperts);
-  Value hidden = e.dim(x, 1);
-
+Value DispatchKernel::emitScan(Value offsets, Value rowLimit) {
   // Exclusive scan: offsets[e] = rows before expert e; cursor[e] becomes the
   // next free row of expert e. The padded form clamps to R_max.
-  bool padded = !rowsType.isDynamicDim(0);
-  Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-  Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
+  Value zero = e.index(0);
+  Value numExpertsV = e.index(numExperts);
   SmallVector<Value> total =
       e.loop(zero, numExpertsV, zero, [&](Value expert, ValueRange args) {
         Value start = args[0];
-        Value stored = padded ? e.minSI(start, rowLimit) : start;
+        Value stored = rowLimit ? e.minSI(start, rowLimit) : start;
         e.store(e.toI32(stored), offsets, expert);
         Value count = e.load(cursor, expert);
         e.store(start, cursor, expert);
         return SmallVector<Value>{e.add(start, count)};
       });
-  Value numRows = padded ? rowLimit : total[0];
-  e.store(e.toI32(padded ? e.minSI(total[0], rowLimit) : total[0]), offsets,
+  e.store(e.toI32(rowLimit ? e.minSI(total[0], rowLimit) : total[0]), offsets,
           numExpertsV);
+  return total[0];
+}
 
-  // Scatter, in token then slot order: rows of one expert stay in (token,
-  // slot) order.
-  Value rows = e.allocShaped(rowsType, {numRows, hidden});
-  Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
+void DispatchKernel::emitScatter(Value x, Value rows, Value slotRows,
+                                 Value rowLimit) {
+  // In token then slot order: rows of one expert stay in (token, slot)
+  // order.
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value hidden = e.dim(x, 1);
   Value minusOne = e.i32(-1);
   e.loop(zero, numTokens, [&](Value t) {
     forEachSlot(
@@ -94,8 +90,9 @@ DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
         [&](Value j, Value expert) {
           Value row = e.load(cursor, expert);
           e.store(e.add(row, one), cursor, expert);
-          Value fits = padded ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
-                              : e.boolean(true);
+          Value fits = rowLimit
+                           ? e.cmpi(arith::CmpIPredicate::slt, row, rowLimit)
+                           : e.boolean(true);
           e.ifThenElse(
               fits,
               [&] {
@@ -112,10 +109,24 @@ DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
           e.store(minusOne, slotRows, {t, j});
         });
   });
+}
+
+SmallVector<Value>
+DispatchKernel::emitScanAndScatter(Value x, RankedTensorType rowsType,
+                                   RankedTensorType offsetsType,
+                                   RankedTensorType slotRowsType) {
+  bool padded = !rowsType.isDynamicDim(0);
+  Value rowLimit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+  Value offsets = e.allocShaped(offsetsType, {e.index(numExperts + 1)});
+  Value total = emitScan(offsets, rowLimit);
+  Value numRows = padded ? rowLimit : total;
+  Value rows = e.allocShaped(rowsType, {numRows, e.dim(x, 1)});
+  Value slotRows = e.allocShaped(slotRowsType, {numTokens, k});
+  emitScatter(x, rows, slotRows, rowLimit);
   // Padding rows hold no data; zero them so that nothing uninitialised ever
   // leaves the op.
   if (padded)
-    emitZeroRows(e, rows, e.minSI(total[0], rowLimit), rowLimit);
+    emitZeroRows(e, rows, e.minSI(total, rowLimit), rowLimit);
   return {rows, offsets, slotRows};
 }
 
@@ -148,4 +159,62 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, DispatchOp op,
                                                      slotRowsType);
                   });
   return results;
+}
+
+FailureOr<SmallVector<Value>>
+mlir::moe::detail::emitLoops(LoopEmitter &e, DispatchPaddedOp op,
+                             DispatchPaddedOp::Adaptor adaptor,
+                             const MoEToLoopsOptions &options) {
+  Value x = e.buffer(adaptor.getX());
+  Value ids = e.buffer(adaptor.getIds());
+  Value numTokens = e.dim(x, 0);
+  Value k = e.dim(ids, 1);
+  int64_t numExperts = op.getNumExpertsAttr().getInt();
+  // The destinations: written in place when they are buffers
+  // (one-shot-bufferize); from tensors (convert-moe-to-loops), rows are a
+  // copy of rows_init (its rows past offsets[E] are kept) and offsets and
+  // slot_rows new buffers (every entry is written).
+  bool inPlace = llvm::isa<MemRefType>(adaptor.getRowsInit().getType());
+  Value rows, offsets, slotRows;
+  if (inPlace) {
+    rows = e.buffer(adaptor.getRowsInit());
+    offsets = e.buffer(adaptor.getOffsetsInit());
+    slotRows = e.buffer(adaptor.getSlotRowsInit());
+  } else {
+    rows = e.copyToNewBuffer(e.buffer(adaptor.getRowsInit()));
+    offsets =
+        e.allocShaped(llvm::cast<RankedTensorType>(op.getOffsets().getType()),
+                      {e.index(numExperts + 1)});
+    slotRows =
+        e.allocShaped(llvm::cast<RankedTensorType>(op.getSlotRows().getType()),
+                      {numTokens, k});
+  }
+  SizeConstraints sizes;
+  sizes.equal(e, ids, 0, x, 0);
+  sizes.equal(e, rows, 1, x, 1);
+  sizes.equal(e, offsets, 0, numExperts + 1);
+  sizes.equal(e, slotRows, 0, x, 0);
+  sizes.equal(e, slotRows, 1, ids, 1);
+  auto kernel = [&] {
+    DispatchKernel dispatch(e, ids, numTokens, k, numExperts);
+    dispatch.emitInit();
+    e.loop(e.index(0), numTokens, [&](Value t) { dispatch.emitCountToken(t); });
+    Value rowLimit = e.dim(rows, 0);
+    dispatch.emitScan(offsets, rowLimit);
+    dispatch.emitScatter(x, rows, slotRows, rowLimit);
+  };
+  if (sizes.conditions().empty()) {
+    kernel();
+  } else {
+    // A size mismatch leaves the destinations as they are and records the
+    // op's error code.
+    Value ok = e.boolean(true);
+    for (Value condition : sizes.conditions())
+      ok = e.andi(ok, condition);
+    e.ifThenElse(ok, kernel, [&] { emitRuntimeError(e, op); });
+  }
+  if (inPlace)
+    return SmallVector<Value>{adaptor.getRowsInit(), adaptor.getOffsetsInit(),
+                              adaptor.getSlotRowsInit()};
+  return SmallVector<Value>{rows, offsets, slotRows};
 }

@@ -99,30 +99,38 @@ Value LoopEmitter::unitStrideBuffer(Value operand) {
   b.setInsertionPointToStart(ifOp.thenBlock());
   scf::YieldOp::create(b, ValueRange{memref::CastOp::create(b, unitType, any)});
   b.setInsertionPointToStart(ifOp.elseBlock());
+  Value copy = copyToNewBuffer(any);
+  scf::YieldOp::create(b,
+                       ValueRange{memref::CastOp::create(b, unitType, copy)});
+  return ifOp.getResult(0);
+}
+
+Value LoopEmitter::copyToNewBuffer(Value buffer) {
+  auto type = llvm::cast<MemRefType>(buffer.getType());
   SmallVector<Value> sizes;
   for (int64_t d = 0; d < type.getRank(); ++d)
     if (type.isDynamicDim(d))
-      sizes.push_back(metadata.getSizes()[d]);
-  auto denseType = MemRefType::get(type.getShape(), type.getElementType(),
-                                   MemRefLayoutAttrInterface(), memorySpace);
+      sizes.push_back(dim(buffer, d));
+  auto denseType =
+      MemRefType::get(type.getShape(), type.getElementType(),
+                      MemRefLayoutAttrInterface(), type.getMemorySpace());
   Value copy = memref::AllocOp::create(b, denseType, sizes);
   // An element-wise copy (memref.copy of a strided buffer would call the
   // MLIR runtime library, which compiled models do not link).
   SmallVector<Value> indices;
   std::function<void(int64_t)> nest = [&](int64_t d) {
     if (d == type.getRank()) {
-      store(load(any, indices), copy, indices);
+      store(load(buffer, indices), copy, indices);
       return;
     }
-    loop(index(0), metadata.getSizes()[d], [&](Value i) {
+    loop(index(0), dim(buffer, d), [&](Value i) {
       indices.push_back(i);
       nest(d + 1);
       indices.pop_back();
     });
   };
   nest(0);
-  scf::YieldOp::create(b, ValueRange{memref::CastOp::create(b, unitType, copy)});
-  return ifOp.getResult(0);
+  return copy;
 }
 
 Value LoopEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,

@@ -67,6 +67,9 @@ public:
   /// stride (as vector loads need) and any offset and outer strides: a
   /// buffer with another innermost stride is copied, after a runtime check.
   Value unitStrideBuffer(Value operand);
+  /// A copy of a buffer in a new one with the identity layout (in the same
+  /// memory space), element by element.
+  Value copyToNewBuffer(Value buffer);
   /// A new buffer; `dynamicSizes` lists the sizes of the dynamic dimensions.
   Value alloc(Type elementType, ArrayRef<int64_t> shape,
               ValueRange dynamicSizes = {});

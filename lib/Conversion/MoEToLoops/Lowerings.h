@@ -39,6 +39,9 @@ FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, RouteOp op,
 FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, DispatchOp op,
                                         DispatchOp::Adaptor operands,
                                         const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, DispatchPaddedOp op,
+                                        DispatchPaddedOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
 FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, RouteDispatchOp op,
                                         RouteDispatchOp::Adaptor operands,
                                         const MoEToLoopsOptions &options);
@@ -107,6 +110,14 @@ struct DispatchKernel {
   SmallVector<Value> emitScanAndScatter(Value x, RankedTensorType rowsType,
                                         RankedTensorType offsetsType,
                                         RankedTensorType slotRowsType);
+  /// The exclusive scan into the `offsets` buffer (E + 1 entries), clamped
+  /// to `rowLimit` when it is set (the padded form). Returns the number of
+  /// compute slots.
+  Value emitScan(Value offsets, Value rowLimit);
+  /// The scatter of x's rows into `rows` and of their rows into `slotRows`
+  /// (after emitScan); with `rowLimit`, slots whose row does not fit are
+  /// not dispatched.
+  void emitScatter(Value x, Value rows, Value slotRows, Value rowLimit);
 
   /// Calls `compute(j, expert)` for token t's compute slots and `other(j)`
   /// for the rest (when given).

@@ -62,10 +62,10 @@ template <typename OpTy> struct ToLoopsPattern : OpConversionPattern<OpTy> {
 void mlir::moe::populateMoEToLoopsConversionPatterns(
     RewritePatternSet &patterns, const MoEToLoopsOptions &options) {
   patterns.add<ToLoopsPattern<GateOp>, ToLoopsPattern<RouteOp>,
-               ToLoopsPattern<DispatchOp>, ToLoopsPattern<RouteDispatchOp>,
-               ToLoopsPattern<GroupedMatmulOp>, ToLoopsPattern<ExpertFFNOp>,
-               ToLoopsPattern<CombineOp>, ToLoopsPattern<AuxLossOp>>(
-      patterns.getContext(), options);
+               ToLoopsPattern<DispatchOp>, ToLoopsPattern<DispatchPaddedOp>,
+               ToLoopsPattern<RouteDispatchOp>, ToLoopsPattern<GroupedMatmulOp>,
+               ToLoopsPattern<ExpertFFNOp>, ToLoopsPattern<CombineOp>,
+               ToLoopsPattern<AuxLossOp>>(patterns.getContext(), options);
 }
 
 void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
@@ -74,7 +74,8 @@ void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
                          memref::MemRefDialect, scf::SCFDialect,
                          vector::VectorDialect>();
   target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
-                      GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
+                      DispatchPaddedOp, GroupedMatmulOp, ExpertFFNOp, CombineOp,
+                      AuxLossOp>();
 }
 
 namespace {

@@ -29,3 +29,12 @@ func.func @padded_rows(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>) -> tensor<16x
       : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<16x8xf32>, tensor<5xi32>, tensor<?x2xi32>
   return %rows : tensor<16x8xf32>
 }
+
+// -----
+
+// moe.dispatch_padded has no GPU kernel yet.
+func.func @dispatch_padded(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %r0: tensor<128x64xf32>, %o0: tensor<9xi32>, %s0: tensor<?x2xi32>) -> tensor<128x64xf32> {
+  // expected-error @below {{'moe.dispatch_padded' op is not lowered to the GPU yet (use moe.dispatch with a static R_max for the padded form)}}
+  %r, %o, %s = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x2xi32> into tensor<128x64xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return %r : tensor<128x64xf32>
+}

@@ -877,3 +877,39 @@ func.func @groups_alone() attributes {groups = #moe.groups<n = 2, top = 3>} {
 func.func @experts_alone() attributes {experts = #moe.experts<compute = 0>} {
   return
 }
+
+// -----
+
+// [shapes] dispatch_padded: rows_init has the hidden size of x.
+func.func @dispatch_padded_hidden(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %r0: tensor<128x32xf32>, %o0: tensor<9xi32>, %s0: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.dispatch_padded' op operand 'rows_init' dimension 1 must be H = 64 (H from dimension 1 of operand 'x'), got 32}}
+  %0:3 = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x2xi32> into tensor<128x32xf32>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] dispatch_padded: offsets_init has E + 1 entries.
+func.func @dispatch_padded_offsets(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %r0: tensor<128x64xf32>, %o0: tensor<8xi32>, %s0: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.dispatch_padded' op operand 'offsets_init' dimension 0 must be E+1 = 9 (E from attribute 'num_experts'), got 8}}
+  %0:3 = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x2xi32> into tensor<128x64xf32>, tensor<8xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [shapes] dispatch_padded: slot_rows_init is [T, K].
+func.func @dispatch_padded_slots(%x: tensor<4x64xf32>, %ids: tensor<4x2xi32>, %r0: tensor<128x64xf32>, %o0: tensor<9xi32>, %s0: tensor<4x3xi32>) {
+  // expected-error @below {{'moe.dispatch_padded' op operand 'slot_rows_init' dimension 1 must be K = 2 (K from dimension 1 of operand 'ids'), got 3}}
+  %0:3 = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<4x64xf32>, tensor<4x2xi32> into tensor<128x64xf32>, tensor<9xi32>, tensor<4x3xi32>
+  return
+}
+
+// -----
+
+// [types] dispatch_padded: rows_init has the element type of x.
+func.func @dispatch_padded_type(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %r0: tensor<128x64xbf16>, %o0: tensor<9xi32>, %s0: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.dispatch_padded' op operand 'rows_init' must have element type 'f32' (the element type of 'x'), got 'bf16'}}
+  %0:3 = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x2xi32> into tensor<128x64xbf16>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}

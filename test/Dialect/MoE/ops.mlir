@@ -122,6 +122,20 @@ func.func @dispatch(%x: tensor<?x64xf32>, %ids: tensor<?x4xi32>) {
   return
 }
 
+// The padded form in destination-passing style, with a dynamic R_max.
+// CHECK-LABEL: func.func @dispatch_padded
+// CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[IDS:.*]]: tensor<?x4xi32>, %[[R0:.*]]: tensor<?x64xf32>, %[[O0:.*]]: tensor<9xi32>, %[[S0:.*]]: tensor<?x4xi32>)
+func.func @dispatch_padded(%x: tensor<?x64xf32>, %ids: tensor<?x4xi32>,
+                           %r0: tensor<?x64xf32>, %o0: tensor<9xi32>,
+                           %s0: tensor<?x4xi32>) -> tensor<?x64xf32> {
+  // CHECK: %[[ROWS:.*]], %{{.*}}, %{{.*}} = moe.dispatch_padded %[[X]], %[[IDS]] num_experts = 8 into(%[[R0]], %[[O0]], %[[S0]]) : tensor<?x64xf32>, tensor<?x4xi32> into tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+  %rows, %offsets, %slot_rows = moe.dispatch_padded %x, %ids num_experts = 8
+      into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x4xi32>
+      into tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
+  // CHECK: return %[[ROWS]] : tensor<?x64xf32>
+  return %rows : tensor<?x64xf32>
+}
+
 // CHECK-LABEL: func.func @grouped_matmul
 func.func @grouped_matmul(%lhs: tensor<?x64xbf16>, %rhs: tensor<8x64x128xbf16>,
                           %offsets: tensor<9xi32>) -> tensor<?x128xbf16> {

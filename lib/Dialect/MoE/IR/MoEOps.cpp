@@ -64,6 +64,7 @@ MOE_SPECULATABILITY(GateOp)
 MOE_SPECULATABILITY(RouteOp)
 MOE_SPECULATABILITY(RouteDispatchOp)
 MOE_SPECULATABILITY(DispatchOp)
+MOE_SPECULATABILITY(DispatchPaddedOp)
 MOE_SPECULATABILITY(GroupedMatmulOp)
 MOE_SPECULATABILITY(ExpertFFNOp)
 MOE_SPECULATABILITY(CombineOp)
@@ -293,6 +294,31 @@ LogicalResult DispatchOp::verify() {
           c.result("offsets", getOffsets(), {Dim("E", 1)}, ElementKind::I32)) &&
       succeeded(
           c.result("slot_rows", getSlotRows(), {"T", "K"}, ElementKind::I32)));
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchPaddedOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchPaddedOp::verify() {
+  int64_t numExperts = getNumExpertsAttr().getInt();
+  if (numExperts < 1 || numExperts > kMaxExperts)
+    return emitOpError() << "attribute 'num_experts' expects 1 <= "
+                            "num_experts <= "
+                         << kMaxExperts << ", got " << numExperts;
+  OperandChecker c(*this);
+  c.bind("E", numExperts, "attribute 'num_experts'");
+  return success(
+      succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
+      succeeded(c.operand("rows_init", getRowsInit(), {"R_max", "H"},
+                          ElementKind::Float)) &&
+      succeeded(c.sameElementType("operand", "rows_init", getRowsInit(), "x",
+                                  getX())) &&
+      succeeded(c.operand("offsets_init", getOffsetsInit(), {Dim("E", 1)},
+                          ElementKind::I32)) &&
+      succeeded(c.operand("slot_rows_init", getSlotRowsInit(), {"T", "K"},
+                          ElementKind::I32)));
 }
 
 //===----------------------------------------------------------------------===//

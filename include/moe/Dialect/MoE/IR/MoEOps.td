@@ -12,6 +12,7 @@ include "moe/Dialect/MoE/IR/MoEAttrs.td"
 include "moe/Dialect/MoE/IR/MoEEnums.td"
 include "moe/Dialect/MoE/IR/MoEInterfaces.td"
 include "moe/Dialect/MoE/IR/MoETypes.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/OpBase.td"
 
@@ -276,6 +277,67 @@ def MoE_DispatchOp : MoE_Op<"dispatch"> {
     $x `,` $ids `num_experts` `=` $num_experts attr-dict
     `:` type($x) `,` type($ids) `->` type($rows) `,` type($offsets) `,`
     type($slot_rows)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchPaddedOp
+//===----------------------------------------------------------------------===//
+
+def MoE_DispatchPaddedOp : MoE_Op<"dispatch_padded", [
+    DestinationStyleOpInterface,
+    AllTypesMatch<["rows_init", "rows"]>,
+    AllTypesMatch<["offsets_init", "offsets"]>,
+    AllTypesMatch<["slot_rows_init", "slot_rows"]>]> {
+  let summary = "the padded moe.dispatch, in destination-passing style";
+  let description = [{
+    `moe.dispatch` into given destinations: the same stable counting sort of
+    the compute slots, written into `rows_init` (`R_max` rows, static or
+    dynamic), `offsets_init` and `slot_rows_init`, whose values are the
+    results. As in the padded form of `moe.dispatch`, `offsets` are clamped
+    to `R_max` and slots whose row would not fit are not dispatched
+    (`slot_rows` is `-1` there). Rows at or past `offsets[E]` keep the
+    values of `rows_init` (the contract leaves them unspecified; nothing
+    downstream reads them); every entry of `offsets` and `slot_rows` is
+    written.
+
+    One-shot-bufferize writes the results into the destinations' buffers in
+    place (an `R_max x H` workspace allocated once, a slice of a larger
+    buffer), where `moe.dispatch` allocates new ones. The GPU lowering does
+    not take this op yet.
+
+    * `x: tensor<T x H x f32|f16|bf16>`, `ids: tensor<T x K x i32>`
+    * `rows_init: tensor<R_max x H>` (the element type of `x`),
+      `offsets_init: tensor<(E+1) x i32>`, `slot_rows_init: tensor<T x K x
+      i32>`; the results have their types
+
+    Example:
+
+    ```mlir
+    %rows, %offsets, %slot_rows = moe.dispatch_padded %x, %ids
+        num_experts = 8 into(%r0, %o0, %s0)
+        : tensor<?x64xf32>, tensor<?x2xi32>
+        into tensor<256x64xf32>, tensor<9xi32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins MoE_FloatTensor<2, "T x H">:$x, MoE_I32Tensor<2, "T x K">:$ids,
+                       MoE_FloatTensor<2, "R_max x H">:$rows_init,
+                       MoE_I32Tensor<1, "E+1">:$offsets_init,
+                       MoE_I32Tensor<2, "T x K">:$slot_rows_init,
+                       I64Attr:$num_experts);
+  let results = (outs MoE_FloatTensor<2, "R_max x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
+                      MoE_I32Tensor<2, "T x K">:$slot_rows);
+  let assemblyFormat = [{
+    $x `,` $ids `num_experts` `=` $num_experts
+    `into` `(` $rows_init `,` $offsets_init `,` $slot_rows_init `)` attr-dict
+    `:` type($x) `,` type($ids) `into` type($rows_init) `,`
+    type($offsets_init) `,` type($slot_rows_init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return ::mlir::MutableOperandRange(getOperation(), /*start=*/2,
+                                         /*length=*/3);
+    }
   }];
 }
 
