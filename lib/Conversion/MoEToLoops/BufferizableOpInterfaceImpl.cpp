@@ -24,6 +24,34 @@ using namespace mlir;
 using namespace mlir::bufferization;
 
 namespace {
+/// Replaces `op` by its loop nest (detail::emitLoops) on the buffers of its
+/// tensor operands.
+template <typename OpTy>
+LogicalResult bufferizeToLoops(OpTy op, RewriterBase &rewriter,
+                               const BufferizationOptions &options,
+                               BufferizationState &state) {
+  SmallVector<Value> operands;
+  for (Value operand : op->getOperands()) {
+    if (!llvm::isa<TensorType>(operand.getType())) {
+      operands.push_back(operand);
+      continue;
+    }
+    FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
+    if (failed(buffer))
+      return failure();
+    operands.push_back(*buffer);
+  }
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(op);
+  moe::detail::LoopEmitter e(rewriter, op->getLoc());
+  FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
+      e, op, typename OpTy::Adaptor(operands, op), moe::MoEToLoopsOptions{});
+  if (failed(results))
+    return failure();
+  replaceOpWithBufferizedValues(rewriter, op, *results);
+  return success();
+}
+
 /// The model shared by the moe compute ops: read every tensor operand,
 /// write none, allocate every result.
 template <typename OpTy>
@@ -60,28 +88,7 @@ struct MoEOpBufferizationModel
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
-    auto concreteOp = llvm::cast<OpTy>(op);
-    SmallVector<Value> operands;
-    for (Value operand : op->getOperands()) {
-      if (!llvm::isa<TensorType>(operand.getType())) {
-        operands.push_back(operand);
-        continue;
-      }
-      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
-      if (failed(buffer))
-        return failure();
-      operands.push_back(*buffer);
-    }
-    OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPoint(op);
-    moe::detail::LoopEmitter e(rewriter, op->getLoc());
-    FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
-        e, concreteOp, typename OpTy::Adaptor(operands, concreteOp),
-        moe::MoEToLoopsOptions{});
-    if (failed(results))
-      return failure();
-    replaceOpWithBufferizedValues(rewriter, op, *results);
-    return success();
+    return bufferizeToLoops(llvm::cast<OpTy>(op), rewriter, options, state);
   }
 };
 
@@ -101,24 +108,8 @@ struct DispatchPaddedBufferizationModel
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
-    auto dispatch = llvm::cast<moe::DispatchPaddedOp>(op);
-    SmallVector<Value> operands;
-    for (Value operand : op->getOperands()) {
-      FailureOr<Value> buffer = getBuffer(rewriter, operand, options, state);
-      if (failed(buffer))
-        return failure();
-      operands.push_back(*buffer);
-    }
-    OpBuilder::InsertionGuard guard(rewriter);
-    rewriter.setInsertionPoint(op);
-    moe::detail::LoopEmitter e(rewriter, op->getLoc());
-    FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
-        e, dispatch, moe::DispatchPaddedOp::Adaptor(operands, dispatch),
-        moe::MoEToLoopsOptions{});
-    if (failed(results))
-      return failure();
-    replaceOpWithBufferizedValues(rewriter, op, *results);
-    return success();
+    return bufferizeToLoops(llvm::cast<moe::DispatchPaddedOp>(op), rewriter,
+                            options, state);
   }
 };
 

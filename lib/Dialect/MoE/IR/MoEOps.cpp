@@ -277,12 +277,20 @@ LogicalResult RouteDispatchOp::verify() {
 /// Expert ids are i32: the number of experts must fit.
 static constexpr int64_t kMaxExperts = std::numeric_limits<int32_t>::max();
 
+/// The `num_experts` of the dispatch ops: at least one, and E + 1 offsets
+/// must be i32-indexable.
+static LogicalResult verifyNumExperts(Operation *op, int64_t numExperts) {
+  if (numExperts < 1 || numExperts > kMaxExperts)
+    return op->emitOpError() << "attribute 'num_experts' expects 1 <= "
+                                "num_experts <= "
+                             << kMaxExperts << ", got " << numExperts;
+  return success();
+}
+
 LogicalResult DispatchOp::verify() {
   int64_t numExperts = getNumExpertsAttr().getInt();
-  if (numExperts < 1 || numExperts > kMaxExperts)
-    return emitOpError() << "attribute 'num_experts' expects 1 <= "
-                            "num_experts <= "
-                         << kMaxExperts << ", got " << numExperts;
+  if (failed(verifyNumExperts(*this, numExperts)))
+    return failure();
   OperandChecker c(*this);
   c.bind("E", numExperts, "attribute 'num_experts'");
   return success(
@@ -302,10 +310,8 @@ LogicalResult DispatchOp::verify() {
 
 LogicalResult DispatchPaddedOp::verify() {
   int64_t numExperts = getNumExpertsAttr().getInt();
-  if (numExperts < 1 || numExperts > kMaxExperts)
-    return emitOpError() << "attribute 'num_experts' expects 1 <= "
-                            "num_experts <= "
-                         << kMaxExperts << ", got " << numExperts;
+  if (failed(verifyNumExperts(*this, numExperts)))
+    return failure();
   OperandChecker c(*this);
   c.bind("E", numExperts, "attribute 'num_experts'");
   return success(
