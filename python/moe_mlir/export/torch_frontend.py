@@ -696,6 +696,35 @@ def _probe_results(module, spec: MoESpec, path: str):
     spec.interface = dict(spec.interface, outputs=outputs)
 
 
+def _probe_input_rank(module, hidden: int, path: str) -> int:
+    """How a model or decoder layer takes its hidden states, read from calls
+    on two tokens: ``[B, S, H]`` (transformers' convention: rank 3) when a
+    ``[1, 2, H]`` input runs, else ``[T, H]`` (one sequence of tokens: rank
+    2) when that runs. Verification then calls it the same way."""
+    torch = _torch()
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()),
+                 torch.float32)
+    generator = torch.Generator().manual_seed(0)
+    errors = []
+    was_training = getattr(module, "training", False)
+    try:
+        module.eval()
+        for rank, shape in ((3, (1, 2, hidden)), (2, (2, hidden))):
+            probe = torch.randn(shape, generator=generator).to(dtype)
+            try:
+                with torch.no_grad():
+                    module(probe)
+                return rank
+            except Exception as error:
+                errors.append(f"[{', '.join(map(str, shape))}]: "
+                              f"{type(error).__name__}: {error}")
+    finally:
+        if was_training:
+            module.train()
+    raise ExportError(f"{path}: {type(module).__name__} runs on neither a [B, S, H] nor a "
+                      f"[T, H] input ({'; '.join(errors)})")
+
+
 def extract(module, path: str = "model", routing=None) -> ModelSpec:
     """The ModelSpec of a model (``layers`` + ``norm``), a decoder layer
     (``self_attn`` + norms + FFN) or an MoE block. ``routing`` overrides
@@ -714,10 +743,13 @@ def _extract(module, path: str) -> ModelSpec:
         if not layers:
             raise ExportError(f"{path}.layers: the model has no layers")
         hidden = layers[0].attention.w_q.shape[0]
-        return ModelSpec(hidden, layers, path, _norm(module.norm, f"{path}.norm"))
+        return ModelSpec(hidden, layers, path, _norm(module.norm, f"{path}.norm"),
+                         call=CallSpec(input_rank=_probe_input_rank(module, hidden, path)))
     if hasattr(module, "self_attn"):
         layer = _decoder_layer(module, path)
-        return ModelSpec(layer.attention.w_q.shape[0], [layer], path)
+        hidden = layer.attention.w_q.shape[0]
+        return ModelSpec(hidden, [layer], path,
+                         call=CallSpec(input_rank=_probe_input_rank(module, hidden, path)))
     spec = _ffn(module, path)
     hidden = spec.hidden if isinstance(spec, MoESpec) else spec.w_up.shape[0]
     if isinstance(spec, MoESpec) and "outputs" not in spec.interface:
