@@ -82,3 +82,29 @@ func.func @dispatch_in_place(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
   return %rows, %offsets, %slot_rows
       : tensor<256x64xf32>, tensor<9xi32>, tensor<?x2xi32>
 }
+
+// -----
+
+// moe.grouped_matmul writes into its destination's buffer. Its kernel
+// stores vectors, so a destination with a dynamic innermost stride is
+// checked at run time: only one whose stride is not 1 gets a scratch
+// buffer, copied back afterwards.
+// CHECK-LABEL: func.func @grouped_matmul_in_place
+// CHECK-SAME:    %[[OUT:[a-z0-9]+]]: memref<?x32xf32, strided<[?, ?], offset: ?>>) -> memref<?x32xf32, strided<[?, ?], offset: ?>>
+// CHECK:         memref.extract_strided_metadata %[[OUT]]
+// CHECK:         %[[BUF:.*]] = scf.if %[[SCRATCH:.*]] -> (memref<?x32xf32, strided<[?, 1], offset: ?>>) {
+// CHECK:           memref.alloc
+// CHECK:         } else {
+// CHECK:           memref.cast %[[OUT]]
+// CHECK:         vector.store %{{.*}}, %[[BUF]]
+// CHECK:         scf.if %[[SCRATCH]] {
+// CHECK:           memref.load %[[BUF]]
+// CHECK:           memref.store %{{.*}}, %[[OUT]]
+// CHECK:           memref.dealloc %[[BUF]]
+// CHECK:         return %[[OUT]]
+func.func @grouped_matmul_in_place(%lhs: tensor<?x64xf32>, %rhs: tensor<8x64x32xf32>,
+                                   %o: tensor<9xi32>, %out: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%out)
+      : tensor<?x64xf32>, tensor<8x64x32xf32>, tensor<9xi32> into tensor<?x32xf32>
+  return %0 : tensor<?x32xf32>
+}

@@ -124,8 +124,11 @@ func.func @main() {
   %lhsd = tensor.cast %lhs : tensor<5x2xf32> to tensor<?x2xf32>
   %rhs = arith.constant dense<[[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[3.0, 1.0], [0.0, 3.0]]]> : tensor<3x2x2xf32>
   %goff = arith.constant dense<[-7, 2, 1, 9]> : tensor<4xi32>
-  %g = moe.grouped_matmul %lhsd, %rhs, %goff
-      : tensor<?x2xf32>, tensor<3x2x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
+  %gc0 = arith.constant 0 : index
+  %gr = tensor.dim %lhsd, %gc0 : tensor<?x2xf32>
+  %ginit = tensor.empty(%gr) : tensor<?x2xf32>
+  %g = moe.grouped_matmul %lhsd, %rhs, %goff into(%ginit)
+      : tensor<?x2xf32>, tensor<3x2x2xf32>, tensor<4xi32> into tensor<?x2xf32>
   %ug = tensor.cast %g : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%ug) : (tensor<*xf32>) -> ()
   //   rows 0-1 (expert 0, identity): [1, 2], [3, 4]

@@ -485,8 +485,11 @@ func.func @f(%x: tensor<?x{H}xf32>, %ids: tensor<?x{K}xi32>)
 GMM_TEXT = f"""
 func.func @f(%lhs: tensor<?x{H_}xf32>, %rhs: tensor<{E_}x{H_}x{N_}xf32>,
              %offsets: tensor<{E_ + 1}xi32>) -> tensor<?x{N_}xf32> {{
-  %0 = moe.grouped_matmul %lhs, %rhs, %offsets
-      : tensor<?x{H_}xf32>, tensor<{E_}x{H_}x{N_}xf32>, tensor<{E_ + 1}xi32> -> tensor<?x{N_}xf32>
+  %c0 = arith.constant 0 : index
+  %r = tensor.dim %lhs, %c0 : tensor<?x{H_}xf32>
+  %init = tensor.empty(%r) : tensor<?x{N_}xf32>
+  %0 = moe.grouped_matmul %lhs, %rhs, %offsets into(%init)
+      : tensor<?x{H_}xf32>, tensor<{E_}x{H_}x{N_}xf32>, tensor<{E_ + 1}xi32> into tensor<?x{N_}xf32>
   return %0 : tensor<?x{N_}xf32>
 }}
 """

@@ -46,8 +46,9 @@ func.func @f(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>)
 }""", lambda T: [np.ones((T, 8), np.float32), np.zeros((T, 2), np.int32)]),
     "grouped_matmul": ("""
 func.func @f(%l: tensor<?x8xf32>, %r: tensor<2x8x3xf32>, %o: tensor<3xi32>) -> tensor<4x3xf32> {
-  %0 = moe.grouped_matmul %l, %r, %o
-      : tensor<?x8xf32>, tensor<2x8x3xf32>, tensor<3xi32> -> tensor<4x3xf32>
+  %init = tensor.empty() : tensor<4x3xf32>
+  %0 = moe.grouped_matmul %l, %r, %o into(%init)
+      : tensor<?x8xf32>, tensor<2x8x3xf32>, tensor<3xi32> into tensor<4x3xf32>
   return %0 : tensor<4x3xf32>
 }""", lambda T: [np.ones((T, 8), np.float32), np.ones((2, 8, 3), np.float32),
                   np.array([0, T // 2, T], np.int32)]),

@@ -71,7 +71,12 @@ func.func @dispatch_padded(%x: tensor<?x4xf32>, %ids: tensor<?x3xi32>) -> (tenso
 
 // Ragged matmuls over offsets from outside (sanitised by the ops).
 func.func @grouped_matmul(%l: tensor<?x?xf32>, %r: tensor<?x?x?xf32>, %o: tensor<?xi32>) -> tensor<?x?xf32> {
-  %0 = moe.grouped_matmul %l, %r, %o : tensor<?x?xf32>, tensor<?x?x?xf32>, tensor<?xi32> -> tensor<?x?xf32>
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %rows = tensor.dim %l, %c0 : tensor<?x?xf32>
+  %n = tensor.dim %r, %c2 : tensor<?x?x?xf32>
+  %init = tensor.empty(%rows, %n) : tensor<?x?xf32>
+  %0 = moe.grouped_matmul %l, %r, %o into(%init) : tensor<?x?xf32>, tensor<?x?x?xf32>, tensor<?xi32> into tensor<?x?xf32>
   return %0 : tensor<?x?xf32>
 }
 func.func @expert_ffn_gated(%r: tensor<?x40xf32>, %o: tensor<4xi32>, %u: tensor<3x40x36xf32>,

@@ -92,30 +92,37 @@ struct MoEOpBufferizationModel
   }
 };
 
-/// moe.dispatch_padded writes its results into its destinations: each
-/// result aliases its init, rows_init is read (its rows past offsets[E] are
-/// kept), offsets_init and slot_rows_init are overwritten whole.
-struct DispatchPaddedBufferizationModel
-    : DstBufferizableOpInterfaceExternalModel<DispatchPaddedBufferizationModel,
-                                              moe::DispatchPaddedOp> {
+/// Whether a destination-style op reads destination `init`: only
+/// moe.dispatch_padded's rows_init (its rows past offsets[E] are kept); the
+/// other destinations are overwritten whole, so one-shot may hand the ops
+/// uninitialised buffers.
+bool readsDestination(Operation *op, OpOperand &init) {
+  auto dispatch = llvm::dyn_cast<moe::DispatchPaddedOp>(op);
+  return dispatch && &init == &dispatch.getRowsInitMutable();
+}
+
+/// The model of the destination-style moe ops: each result is written into
+/// (and aliases) its destination.
+template <typename OpTy>
+struct MoEDpsBufferizationModel
+    : DstBufferizableOpInterfaceExternalModel<MoEDpsBufferizationModel<OpTy>,
+                                              OpTy> {
   bool bufferizesToMemoryRead(Operation *op, OpOperand &operand,
                               const AnalysisState &state) const {
-    auto dispatch = llvm::cast<moe::DispatchPaddedOp>(op);
-    return &operand != &dispatch.getOffsetsInitMutable() &&
-           &operand != &dispatch.getSlotRowsInitMutable();
+    auto dps = llvm::cast<DestinationStyleOpInterface>(op);
+    return !dps.isDpsInit(&operand) || readsDestination(op, operand);
   }
 
   LogicalResult bufferize(Operation *op, RewriterBase &rewriter,
                           const BufferizationOptions &options,
                           BufferizationState &state) const {
-    return bufferizeToLoops(llvm::cast<moe::DispatchPaddedOp>(op), rewriter,
-                            options, state);
+    return bufferizeToLoops(llvm::cast<OpTy>(op), rewriter, options, state);
   }
 };
 
-template <typename... OpTys> void attachModels(MLIRContext *context) {
-  (OpTys::template attachInterface<MoEOpBufferizationModel<OpTys>>(*context),
-   ...);
+template <template <typename> class Model, typename... OpTys>
+void attachModels(MLIRContext *context) {
+  (OpTys::template attachInterface<Model<OpTys>>(*context), ...);
 }
 } // namespace
 
@@ -126,9 +133,9 @@ void mlir::moe::registerBufferizableOpInterfaceExternalModels(
     context->loadDialect<arith::ArithDialect, math::MathDialect,
                          memref::MemRefDialect, scf::SCFDialect,
                          vector::VectorDialect>();
-    attachModels<GateOp, RouteOp, DispatchOp, RouteDispatchOp, GroupedMatmulOp,
-                 ExpertFFNOp, CombineOp, AuxLossOp>(context);
-    DispatchPaddedOp::attachInterface<DispatchPaddedBufferizationModel>(
-        *context);
+    attachModels<MoEOpBufferizationModel, GateOp, RouteOp, DispatchOp,
+                 RouteDispatchOp, ExpertFFNOp, CombineOp, AuxLossOp>(context);
+    attachModels<MoEDpsBufferizationModel, DispatchPaddedOp, GroupedMatmulOp>(
+        context);
   });
 }

@@ -29,13 +29,16 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GroupedMatmulOp op,
   Value depth = e.dim(lhs, 1);
   Value numGroups = e.dim(rhs, 0);
   Value n = e.dim(rhs, 2);
-  auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
+  Destination destination =
+      emitDestination(e, adaptor.getInit(), /*readsInit=*/false,
+                      /*unitStride=*/true);
+  Value out = destination.buffer;
   SizeConstraints sizes;
   sizes.equal(e, lhs, 1, rhs, 1);
   sizes.equal(e, rawOffsets, 0, rhs, 0, 1);
-  sizes.result(e, resultType, {numRows, n});
-  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-    Value out = e.allocShaped(resultType, {numRows, n});
+  sizes.equal(e, out, 0, lhs, 0);
+  sizes.equal(e, out, 1, rhs, 2);
+  emitGuardedInto(e, op, sizes, out, [&] {
     Value offsets = emitSanitizedOffsets(e, rawOffsets, numGroups, numRows);
 
     // Each group's rows times its matrix, with the shared register-blocked
@@ -54,7 +57,6 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GroupedMatmulOp op,
     });
     // Rows that belong to no group are zero.
     emitZeroRows(e, out, e.load(offsets, numGroups), numRows);
-    return SmallVector<Value>{out};
-  })[0];
-  return SmallVector<Value>{result};
+  });
+  return SmallVector<Value>{finishDestination(e, destination)};
 }

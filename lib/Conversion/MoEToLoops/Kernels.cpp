@@ -195,6 +195,102 @@ SmallVector<Value> mlir::moe::detail::emitGuarded(
   return SmallVector<Value>(ifOp.getResults());
 }
 
+Destination mlir::moe::detail::emitDestination(LoopEmitter &e, Value init,
+                                               bool readsInit,
+                                               bool unitStride) {
+  Destination d;
+  d.init = init;
+  Value any = e.buffer(init);
+  if (!llvm::isa<MemRefType>(init.getType())) {
+    if (readsInit) {
+      d.buffer = e.copyToNewBuffer(any);
+      return d;
+    }
+    auto type = llvm::cast<RankedTensorType>(init.getType());
+    SmallVector<Value> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      sizes.push_back(e.dim(any, i));
+    d.buffer = e.allocShaped(type, sizes);
+    return d;
+  }
+  auto type = llvm::cast<MemRefType>(init.getType());
+  if (!unitStride || type.getRank() == 0) {
+    d.buffer = any;
+    return d;
+  }
+  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+  strides.back() = 1;
+  auto unitType = MemRefType::get(
+      type.getShape(), type.getElementType(),
+      StridedLayoutAttr::get(e.b.getContext(), ShapedType::kDynamic, strides),
+      type.getMemorySpace());
+  SmallVector<int64_t> staticStrides;
+  int64_t staticOffset;
+  if (succeeded(type.getStridesAndOffset(staticStrides, staticOffset)) &&
+      staticStrides.back() == 1) {
+    d.buffer = memref::CastOp::create(e.b, unitType, init);
+    return d;
+  }
+  // Checked at run time; a destination whose innermost stride is not 1
+  // gets a scratch buffer.
+  auto metadata = memref::ExtractStridedMetadataOp::create(e.b, any);
+  d.original = any;
+  d.scratch = e.cmpi(arith::CmpIPredicate::ne, metadata.getStrides().back(),
+                     e.index(1));
+  auto ifOp = scf::IfOp::create(e.b, TypeRange{unitType}, d.scratch,
+                                /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(ifOp.thenBlock());
+    Value copy = readsInit ? e.copyToNewBuffer(any) : [&] {
+      SmallVector<Value> sizes;
+      for (int64_t i = 0; i < type.getRank(); ++i)
+        if (type.isDynamicDim(i))
+          sizes.push_back(e.dim(any, i));
+      return Value(memref::AllocOp::create(
+          e.b,
+          MemRefType::get(type.getShape(), type.getElementType(),
+                          MemRefLayoutAttrInterface(), type.getMemorySpace()),
+          sizes));
+    }();
+    scf::YieldOp::create(
+        e.b, ValueRange{memref::CastOp::create(e.b, unitType, copy)});
+    e.b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(
+        e.b, ValueRange{memref::CastOp::create(e.b, unitType, any)});
+  }
+  d.buffer = ifOp.getResult(0);
+  return d;
+}
+
+Value mlir::moe::detail::finishDestination(LoopEmitter &e,
+                                           const Destination &d) {
+  if (!llvm::isa<MemRefType>(d.init.getType()))
+    return d.buffer;
+  if (d.scratch)
+    e.ifThen(d.scratch, [&] {
+      e.copy(d.buffer, d.original);
+      memref::DeallocOp::create(e.b, d.buffer);
+    });
+  return d.init;
+}
+
+void mlir::moe::detail::emitGuardedInto(LoopEmitter &e, Operation *op,
+                                        const SizeConstraints &constraints,
+                                        ValueRange destinations,
+                                        function_ref<void()> kernel) {
+  if (constraints.conditions().empty())
+    return kernel();
+  Value ok = e.boolean(true);
+  for (Value condition : constraints.conditions())
+    ok = e.andi(ok, condition);
+  e.ifThenElse(ok, kernel, [&] {
+    emitRuntimeError(e, op);
+    for (Value destination : destinations)
+      emitZeroFill(e, destination);
+  });
+}
+
 SizeConstraints mlir::moe::detail::expertFFNSizes(LoopEmitter &e,
                                                   const ExpertFFNOperands &o) {
   SizeConstraints sizes;

@@ -114,23 +114,28 @@ Value LoopEmitter::copyToNewBuffer(Value buffer) {
   auto denseType =
       MemRefType::get(type.getShape(), type.getElementType(),
                       MemRefLayoutAttrInterface(), type.getMemorySpace());
-  Value copy = memref::AllocOp::create(b, denseType, sizes);
+  Value result = memref::AllocOp::create(b, denseType, sizes);
+  copy(buffer, result);
+  return result;
+}
+
+void LoopEmitter::copy(Value from, Value to) {
   // An element-wise copy (memref.copy of a strided buffer would call the
   // MLIR runtime library, which compiled models do not link).
+  int64_t rank = llvm::cast<MemRefType>(from.getType()).getRank();
   SmallVector<Value> indices;
   std::function<void(int64_t)> nest = [&](int64_t d) {
-    if (d == type.getRank()) {
-      store(load(buffer, indices), copy, indices);
+    if (d == rank) {
+      store(load(from, indices), to, indices);
       return;
     }
-    loop(index(0), dim(buffer, d), [&](Value i) {
+    loop(index(0), dim(from, d), [&](Value i) {
       indices.push_back(i);
       nest(d + 1);
       indices.pop_back();
     });
   };
   nest(0);
-  return copy;
 }
 
 Value LoopEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,

@@ -70,6 +70,8 @@ public:
   /// A copy of a buffer in a new one with the identity layout (in the same
   /// memory space), element by element.
   Value copyToNewBuffer(Value buffer);
+  /// Copies buffer `from` into `to` (same shape), element by element.
+  void copy(Value from, Value to);
   /// A new buffer; `dynamicSizes` lists the sizes of the dynamic dimensions.
   Value alloc(Type elementType, ArrayRef<int64_t> shape,
               ValueRange dynamicSizes = {});

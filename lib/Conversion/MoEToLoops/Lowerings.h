@@ -218,6 +218,35 @@ SmallVector<Value> emitGuarded(LoopEmitter &e, Operation *op,
                                TypeRange resultTypes,
                                function_ref<SmallVector<Value>()> kernel);
 
+/// Where a destination-style op writes the result of destination `init`.
+/// For a buffer `init` (one-shot-bufferize), the kernel writes into it in
+/// place: `buffer` is `init` with a fully dynamic layout, or with a unit
+/// innermost stride when the kernel stores vectors (`unitStride`), then
+/// checked at run time: the rare destination with another innermost stride
+/// gets a scratch buffer, copied back by finishDestination. For a tensor
+/// `init` (convert-moe-to-loops), `buffer` is a new buffer of its shape,
+/// holding a copy of it when the op reads its destination (`readsInit`).
+struct Destination {
+  Value init;
+  Value buffer;
+  /// The layout-generalised `init` when `buffer` may be a scratch copy of it
+  /// (a runtime flag `scratch` says whether it is).
+  Value original, scratch;
+};
+Destination emitDestination(LoopEmitter &e, Value init, bool readsInit,
+                            bool unitStride);
+/// Copies a scratch destination back into the op's buffer, and returns what
+/// the op's emitLoops returns for it: `init` when it is a buffer (written in
+/// place), else the new buffer.
+Value finishDestination(LoopEmitter &e, const Destination &destination);
+
+/// emitGuarded for a destination-style op: runs `kernel` (which writes into
+/// `destinations`) when every size constraint holds; otherwise records the
+/// op's error code and sets every element of `destinations` to 0.
+void emitGuardedInto(LoopEmitter &e, Operation *op,
+                     const SizeConstraints &constraints,
+                     ValueRange destinations, function_ref<void()> kernel);
+
 /// The buffer type of a ranked tensor type (identity layout).
 inline MemRefType getBufferType(Type tensorType) {
   auto type = llvm::cast<RankedTensorType>(tensorType);

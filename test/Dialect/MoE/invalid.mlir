@@ -493,36 +493,45 @@ func.func @dispatch_slot_rows(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
 // -----
 
 // [shapes] grouped_matmul: the contraction sizes agree.
-func.func @gmm_contraction(%lhs: tensor<?x64xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xi32>) {
+func.func @gmm_contraction(%lhs: tensor<?x64xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xi32>, %init: tensor<?x16xf32>) {
   // expected-error @below {{'moe.grouped_matmul' op operand 'lhs' dimension 1 must be Kd = 32 (Kd from dimension 1 of operand 'rhs'), got 64}}
-  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x64xf32>, tensor<8x32x16xf32>, tensor<9xi32> -> tensor<?x16xf32>
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%init) : tensor<?x64xf32>, tensor<8x32x16xf32>, tensor<9xi32> into tensor<?x16xf32>
   return
 }
 
 // -----
 
 // [shapes] grouped_matmul: offsets has one more entry than rhs has experts.
-func.func @gmm_offsets(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<8xi32>) {
+func.func @gmm_offsets(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<8xi32>, %init: tensor<?x16xf32>) {
   // expected-error @below {{operand 'offsets' dimension 0 must be E+1 = 9 (E from dimension 0 of operand 'rhs'), got 8}}
-  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<8xi32> -> tensor<?x16xf32>
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%init) : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<8xi32> into tensor<?x16xf32>
   return
 }
 
 // -----
 
 // [types] grouped_matmul: offsets are i32.
-func.func @gmm_offsets_type(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xindex>) {
+func.func @gmm_offsets_type(%lhs: tensor<?x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xindex>, %init: tensor<?x16xf32>) {
   // expected-error @below {{'moe.grouped_matmul' op operand #2 must be tensor<E+1 x i32>, but got 'tensor<9xindex>'}}
-  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<9xindex> -> tensor<?x16xf32>
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%init) : tensor<?x32xf32>, tensor<8x32x16xf32>, tensor<9xindex> into tensor<?x16xf32>
   return
 }
 
 // -----
 
-// [types] grouped_matmul: the result has lhs's element type.
-func.func @gmm_result_type(%lhs: tensor<?x32xf16>, %rhs: tensor<8x32x16xf16>, %o: tensor<9xi32>) {
-  // expected-error @below {{result 'out' must have element type 'f16' (the element type of 'lhs'), got 'f32'}}
-  %0 = moe.grouped_matmul %lhs, %rhs, %o : tensor<?x32xf16>, tensor<8x32x16xf16>, tensor<9xi32> -> tensor<?x16xf32>
+// [types] grouped_matmul: the destination has lhs's element type.
+func.func @gmm_init_type(%lhs: tensor<?x32xf16>, %rhs: tensor<8x32x16xf16>, %o: tensor<9xi32>, %init: tensor<?x16xf32>) {
+  // expected-error @below {{operand 'init' must have element type 'f16' (the element type of 'lhs'), got 'f32'}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%init) : tensor<?x32xf16>, tensor<8x32x16xf16>, tensor<9xi32> into tensor<?x16xf32>
+  return
+}
+
+// -----
+
+// [shapes] grouped_matmul: the destination has R rows and N columns.
+func.func @gmm_init_shape(%lhs: tensor<5x32xf32>, %rhs: tensor<8x32x16xf32>, %o: tensor<9xi32>, %init: tensor<4x16xf32>) {
+  // expected-error @below {{'moe.grouped_matmul' op operand 'init' dimension 0 must be R = 5 (R from dimension 0 of operand 'lhs'), got 4}}
+  %0 = moe.grouped_matmul %lhs, %rhs, %o into(%init) : tensor<5x32xf32>, tensor<8x32x16xf32>, tensor<9xi32> into tensor<4x16xf32>
   return
 }
 

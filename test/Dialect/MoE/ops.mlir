@@ -138,11 +138,12 @@ func.func @dispatch_padded(%x: tensor<?x64xf32>, %ids: tensor<?x4xi32>,
 
 // CHECK-LABEL: func.func @grouped_matmul
 func.func @grouped_matmul(%lhs: tensor<?x64xbf16>, %rhs: tensor<8x64x128xbf16>,
-                          %offsets: tensor<9xi32>) -> tensor<?x128xbf16> {
-  // CHECK: moe.grouped_matmul %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xbf16>, tensor<8x64x128xbf16>, tensor<9xi32> -> tensor<?x128xbf16>
-  %0 = moe.grouped_matmul %lhs, %rhs, %offsets
+                          %offsets: tensor<9xi32>, %init: tensor<?x128xbf16>) -> tensor<?x128xbf16> {
+  // CHECK-SAME: %[[INIT:[a-z0-9]+]]: tensor<?x128xbf16>)
+  // CHECK: moe.grouped_matmul %{{.*}}, %{{.*}}, %{{.*}} into(%[[INIT]]) : tensor<?x64xbf16>, tensor<8x64x128xbf16>, tensor<9xi32> into tensor<?x128xbf16>
+  %0 = moe.grouped_matmul %lhs, %rhs, %offsets into(%init)
       : tensor<?x64xbf16>, tensor<8x64x128xbf16>, tensor<9xi32>
-      -> tensor<?x128xbf16>
+      into tensor<?x128xbf16>
   return %0 : tensor<?x128xbf16>
 }
 

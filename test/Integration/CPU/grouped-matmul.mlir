@@ -9,8 +9,11 @@
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 
 func.func @gmm(%lhs: tensor<?x2xf32>, %rhs: tensor<3x2x3xf32>, %off: tensor<4xi32>) {
-  %out = moe.grouped_matmul %lhs, %rhs, %off
-      : tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32> -> tensor<?x3xf32>
+  %c0 = arith.constant 0 : index
+  %r = tensor.dim %lhs, %c0 : tensor<?x2xf32>
+  %init = tensor.empty(%r) : tensor<?x3xf32>
+  %out = moe.grouped_matmul %lhs, %rhs, %off into(%init)
+      : tensor<?x2xf32>, tensor<3x2x3xf32>, tensor<4xi32> into tensor<?x3xf32>
   %u = tensor.cast %out : tensor<?x3xf32> to tensor<*xf32>
   call @printMemrefF32(%u) : (tensor<*xf32>) -> ()
   return
@@ -101,8 +104,9 @@ func.func @main() {
                               [256.0, 3.0, 0.0]]> : tensor<3x3xbf16>
   %br = arith.constant dense<1.0> : tensor<1x3x1xbf16>
   %bo = arith.constant dense<[0, 3]> : tensor<2xi32>
-  %bout = moe.grouped_matmul %bl, %br, %bo
-      : tensor<3x3xbf16>, tensor<1x3x1xbf16>, tensor<2xi32> -> tensor<3x1xbf16>
+  %binit = tensor.empty() : tensor<3x1xbf16>
+  %bout = moe.grouped_matmul %bl, %br, %bo into(%binit)
+      : tensor<3x3xbf16>, tensor<1x3x1xbf16>, tensor<2xi32> into tensor<3x1xbf16>
   %bf = arith.extf %bout : tensor<3x1xbf16> to tensor<3x1xf32>
   %bu = tensor.cast %bf : tensor<3x1xf32> to tensor<*xf32>
   call @printMemrefF32(%bu) : (tensor<*xf32>) -> ()

@@ -339,8 +339,9 @@ LogicalResult GroupedMatmulOp::verify() {
       succeeded(c.operand("lhs", getLhs(), {"R", "Kd"}, ElementKind::Float)) &&
       succeeded(c.operand("offsets", getOffsets(), {Dim("E", 1)},
                           ElementKind::I32)) &&
-      succeeded(c.result("out", getOut(), {"R", "N"}, ElementKind::Float)) &&
-      succeeded(c.sameElementType("result", "out", getOut(), "lhs", getLhs())));
+      succeeded(c.operand("init", getInit(), {"R", "N"}, ElementKind::Float)) &&
+      succeeded(
+          c.sameElementType("operand", "init", getInit(), "lhs", getLhs())));
 }
 
 //===----------------------------------------------------------------------===//

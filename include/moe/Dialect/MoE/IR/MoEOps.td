@@ -345,7 +345,8 @@ def MoE_DispatchPaddedOp : MoE_Op<"dispatch_padded", [
 // GroupedMatmulOp
 //===----------------------------------------------------------------------===//
 
-def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
+def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul", [
+    DestinationStyleOpInterface, AllTypesMatch<["init", "out"]>]> {
   let summary = "ragged dot: each row segment times its expert's matrix";
   let description = [{
     `out[r] = lhs[r, :] @ rhs[e(r), :, :]` where
@@ -354,25 +355,37 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
     before use (`o[0] = 0`, `o[e+1] = clamp(o[e+1], o[e], R)`), so no input
     values can make it read or write out of bounds. Accumulates in f32.
 
+    Destination-passing style: the result is written into `init` (every
+    element of it; its values are not read), in place after
+    one-shot-bufferize.
+
     * `lhs: tensor<R x Kd x f32|f16|bf16>`, `rhs: tensor<E x Kd x N x
       f32|f16|bf16>`, `offsets: tensor<(E+1) x i32>`
-    * result: `tensor<R x N>` with the element type of `lhs`
+    * `init: tensor<R x N>` with the element type of `lhs`; the result has
+      its type
 
     Example:
 
     ```mlir
-    %h = moe.grouped_matmul %rows, %w_up, %offsets
+    %empty = tensor.empty(%r) : tensor<?x128xf32>
+    %h = moe.grouped_matmul %rows, %w_up, %offsets into(%empty)
         : tensor<?x64xf32>, tensor<8x64x128xf32>, tensor<9xi32>
-        -> tensor<?x128xf32>
+        into tensor<?x128xf32>
     ```
   }];
   let arguments = (ins MoE_FloatTensor<2, "R x Kd">:$lhs,
                        MoE_FloatTensor<3, "E x Kd x N">:$rhs,
-                       MoE_I32Tensor<1, "E+1">:$offsets);
+                       MoE_I32Tensor<1, "E+1">:$offsets,
+                       MoE_FloatTensor<2, "R x N">:$init);
   let results = (outs MoE_FloatTensor<2, "R x N">:$out);
   let assemblyFormat = [{
-    $lhs `,` $rhs `,` $offsets attr-dict
-    `:` type($lhs) `,` type($rhs) `,` type($offsets) `->` type($out)
+    $lhs `,` $rhs `,` $offsets `into` `(` $init `)` attr-dict
+    `:` type($lhs) `,` type($rhs) `,` type($offsets) `into` type($init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
 }
 
