@@ -248,9 +248,12 @@ def child(args):
 func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                %wu: tensor<{E}x{-(-F // 32)}x{H}x32xf32>, %wg: tensor<{E}x{-(-F // 32)}x{H}x32xf32>,
                %wd: tensor<{E}x{-(-H // 32)}x{F}x32xf32>) -> tensor<?x{H}xf32> {{
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x{H}xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H}xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E}x{-(-F // 32)}x{H}x32xf32>)
       gate(%wg : tensor<{E}x{-(-F // 32)}x{H}x32xf32>) down(%wd : tensor<{E}x{-(-H // 32)}x{F}x32xf32>)
-      activation = silu gated packed : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
+      activation = silu gated packed into(%init_y) : tensor<?x{H}xf32>, tensor<{E + 1}xi32> into tensor<?x{H}xf32>
   return %y : tensor<?x{H}xf32>
 }}"""
         setups[shape] = {

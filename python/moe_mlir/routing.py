@@ -275,8 +275,13 @@ def compile_route(num_experts: int, k: int, num_null: int = 0, num_copy: int = 0
             names.append("selection_bias")
             operands += f" bias(%selection_bias : tensor<{S}xf32>)"
         text = (f"func.func @route({', '.join(args)}) -> (tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{\n"
+                f"  %c0 = arith.constant 0 : index\n"
+                f"  %t = tensor.dim %logits, %c0 : tensor<?x{S}xf32>\n"
+                f"  %ids0 = tensor.empty(%t) : tensor<?x{K}xi32>\n"
+                f"  %weights0 = tensor.empty(%t) : tensor<?x{K}xf32>\n"
                 f"  %ids, %weights = moe.route %logits{operands} {cfg.attributes()}\n"
-                f"      : tensor<?x{S}xf32> -> tensor<?x{K}xi32>, tensor<?x{K}xf32>\n"
+                f"      into(%ids0, %weights0)\n"
+                f"      : tensor<?x{S}xf32> into tensor<?x{K}xi32>, tensor<?x{K}xf32>\n"
                 f"  return %ids, %weights : tensor<?x{K}xi32>, tensor<?x{K}xf32>\n}}\n")
         return text, "route", names
 

@@ -21,10 +21,12 @@ static void printToStdout(MlirStringRef str, void *userData) {
 }
 
 static const char *kModule =
-    "func.func @route(%logits: tensor<?x12xf32>) -> tensor<?x4xi32> {\n"
+    "func.func @route(%logits: tensor<?x12xf32>, %ids0: tensor<?x4xi32>,\n"
+    "                 %weights0: tensor<?x4xf32>) -> tensor<?x4xi32> {\n"
     "  %ids, %weights = moe.route %logits experts = <compute = 8, null = 4>\n"
     "      k = 4 strategy = top_p<p = 0.5> normalize = non_null\n"
-    "      : tensor<?x12xf32> -> tensor<?x4xi32>, tensor<?x4xf32>\n"
+    "      into(%ids0, %weights0)\n"
+    "      : tensor<?x12xf32> into tensor<?x4xi32>, tensor<?x4xf32>\n"
     "  return %ids : tensor<?x4xi32>\n"
     "}\n";
 

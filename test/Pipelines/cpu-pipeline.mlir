@@ -72,6 +72,7 @@ func.func @layer(%x: tensor<?x16xf32>, %wr: tensor<16x6xf32>,
 
 // T of the result is static, of x dynamic: checked at run time.
 func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x6xf32>) -> tensor<4x6xf32> {
-  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x6xf32> -> tensor<4x6xf32>
+  %init_l = tensor.empty() : tensor<4x6xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x16xf32>, tensor<16x6xf32> into tensor<4x6xf32>
   return %l : tensor<4x6xf32>
 }

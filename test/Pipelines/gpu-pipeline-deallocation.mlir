@@ -21,7 +21,10 @@
 //       CHECK:   llvm.return
 func.func @temps(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
   %s = arith.addf %x, %x : tensor<?x16xf32>
-  %l = moe.gate %s, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %s, %init_l_c0 : tensor<?x16xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x4xf32>
+  %l = moe.gate %s, %w into(%init_l) : tensor<?x16xf32>, tensor<16x4xf32> into tensor<?x4xf32>
   %r = arith.mulf %l, %l : tensor<?x4xf32>
   return %r : tensor<?x4xf32>
 }
@@ -36,6 +39,9 @@ func.func @temps(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> 
 //   DEV-NOT:   llvm.call @malloc
 //       DEV:   llvm.return
 func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
-  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x16xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x4xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x16xf32>, tensor<16x4xf32> into tensor<?x4xf32>
   return %l : tensor<?x4xf32>
 }

@@ -24,10 +24,10 @@
 // DECOMPOSE-LABEL: func.func @adamoe
 // DECOMPOSE-SAME: (%[[X:.*]]: tensor<?x32xf32>, %[[WR:.*]]: tensor<32x6xf32>,
 // DECOMPOSE:      %[[L:.*]] = moe.gate %[[X]], %[[WR]]
-// DECOMPOSE-NEXT: %[[IDS:.*]], %[[W:.*]] = moe.route %[[L]] experts = <compute = 4, null = 2> k = 2 strategy = top_p<p = 5.000000e-01> normalize = non_null
-// DECOMPOSE-NEXT: %[[ROWS:.*]], %[[OFF:.*]], %[[SLOT:.*]] = moe.dispatch %[[X]], %[[IDS]] num_experts = 4
-// DECOMPOSE-NEXT: %[[Y:.*]] = moe.expert_ffn %[[ROWS]], %[[OFF]]
-// DECOMPOSE-NEXT: moe.combine %[[Y]], %[[SLOT]], %[[IDS]], %[[W]], %[[X]] experts = <compute = 4, null = 2>
+// DECOMPOSE:      %[[IDS:.*]], %[[W:.*]] = moe.route %[[L]] experts = <compute = 4, null = 2> k = 2 strategy = top_p<p = 5.000000e-01> normalize = non_null
+// DECOMPOSE:      %[[ROWS:.*]], %[[OFF:.*]], %[[SLOT:.*]] = moe.dispatch %[[X]], %[[IDS]] num_experts = 4
+// DECOMPOSE:      %[[Y:.*]] = moe.expert_ffn %[[ROWS]], %[[OFF]]
+// DECOMPOSE:      moe.combine %[[Y]], %[[SLOT]], %[[IDS]], %[[W]], %[[X]] experts = <compute = 4, null = 2>
 // DECOMPOSE-NOT: moe.layer
 func.func @adamoe(%x: tensor<?x32xf32>, %wr: tensor<32x6xf32>,
                   %wu: tensor<4x32x16xf32>, %wg: tensor<4x32x16xf32>,

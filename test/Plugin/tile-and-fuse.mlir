@@ -26,8 +26,8 @@
 // The routing stage: one loop over tiles of 3 tokens, gate and route inside.
 // IR:         scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[IDS:.*]] = %{{.*}}, %[[W:.*]] = %{{.*}})
 // IR:           %[[X:.*]] = tensor.extract_slice %{{.*}}[%[[T]], 0] [%[[N:.*]], 2] [1, 1] : tensor<4x2xf32> to tensor<?x2xf32>
-// IR:           %[[L:.*]] = moe.gate %[[X]], %{{.*}} : tensor<?x2xf32>, tensor<2x3xf32> -> tensor<?x3xf32>
-// IR:           %{{.*}}, %{{.*}} = moe.route %[[L]] experts = <compute = 2, null = 1> k = 2 scoring = none strategy = top_k normalize = non_null : tensor<?x3xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+// IR:           %[[L:.*]] = moe.gate %[[X]], %{{.*}} into(%{{.*}}) : tensor<?x2xf32>, tensor<2x3xf32> into tensor<?x3xf32>
+// IR:           %{{.*}}, %{{.*}} = moe.route %[[L]] experts = <compute = 2, null = 1> k = 2 scoring = none strategy = top_k normalize = non_null into(%{{.*}}) : tensor<?x3xf32> into tensor<?x2xi32>, tensor<?x2xf32>
 // IR:           tensor.insert_slice %{{.*}} into %[[IDS]][%[[T]], 0] [%[[N]], 2] [1, 1]
 // IR:         moe.dispatch
 // The experts: a loop over tiles of 2 rows, with the offsets shifted by the
@@ -40,13 +40,15 @@
 // IR:             arith.subi %{{.*}}, %[[FIRST]] : i32
 // IR:           moe.expert_ffn %[[ROWS]], %[[SHIFTED]]
 // The combine: a parallel loop over tiles of 3 tokens.
-// IR:         scf.forall (%[[C:.*]]) in (2)
-// IR:           moe.combine {{.*}} : tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x2xf32> -> tensor<?x2xf32>
+// Its destination is a slice of the loop's.
+// IR:         scf.forall (%[[C:.*]]) in (2) shared_outs(%[[OUT:.*]] = %{{.*}})
+// IR:           %[[DEST:.*]] = tensor.extract_slice %[[OUT]]
+// IR:           moe.combine {{.*}} into(%[[DEST]]) : tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x2xf32> into tensor<?x2xf32>
 // IR:           tensor.parallel_insert_slice
 // The second case, T = 7 after the cast is resolved:
 // IR-NOT:     moe.gate
 // IR:         scf.for {{.*}} -> (tensor<?x2xi32>, tensor<7x2xf32>)
-// IR:           moe.gate %{{.*}} : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32>
+// IR:           moe.gate %{{.*}} into(%{{.*}}) : tensor<?x4xf32>, tensor<4x4xf32> into tensor<?x4xf32>
 // IR:           moe.route
 // IR:         moe.dispatch
 // IR:         moe.expert_ffn
@@ -65,21 +67,28 @@ func.func @main() {
   %bu = arith.constant dense<[[0.0, 0.0], [1.0, 1.0]]> : tensor<2x2xf32>
   %wd = arith.constant dense<[[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]]]> : tensor<2x2x2xf32>
   %bd = arith.constant dense<[[1.0, 0.0], [0.0, 1.0]]> : tensor<2x2xf32>
-  %logits = moe.gate %x, %wr : tensor<4x2xf32>, tensor<2x3xf32> -> tensor<4x3xf32>
+  %init_logits = tensor.empty() : tensor<4x3xf32>
+  %logits = moe.gate %x, %wr into(%init_logits) : tensor<4x2xf32>, tensor<2x3xf32> into tensor<4x3xf32>
+  %init_ids = tensor.empty() : tensor<4x2xi32>
+  %init_weights = tensor.empty() : tensor<4x2xf32>
   %ids, %weights = moe.route %logits experts = <compute = 2, null = 1> k = 2
-      scoring = none strategy = top_k normalize = non_null
-      : tensor<4x3xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+      scoring = none strategy = top_k normalize = non_null into(%init_ids, %init_weights)
+      : tensor<4x3xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = 2
       : tensor<4x2xf32>, tensor<4x2xi32>
       -> tensor<?x2xf32>, tensor<3xi32>, tensor<4x2xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x2xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x2xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x2x2xf32>)
       down(%wd : tensor<2x2x2xf32>) up_bias(%bu : tensor<2x2xf32>)
-      down_bias(%bd : tensor<2x2xf32>) activation = relu
-      : tensor<?x2xf32>, tensor<3xi32> -> tensor<?x2xf32>
+      down_bias(%bd : tensor<2x2xf32>) activation = relu into(%init_y)
+      : tensor<?x2xf32>, tensor<3xi32> into tensor<?x2xf32>
+  %init_out = tensor.empty() : tensor<4x2xf32>
   %out = moe.combine %y, %slot_rows, %ids, %weights, %x
-      experts = <compute = 2, null = 1>
+      experts = <compute = 2, null = 1> into(%init_out)
       : tensor<?x2xf32>, tensor<4x2xi32>, tensor<4x2xi32>, tensor<4x2xf32>,
-        tensor<4x2xf32> -> tensor<4x2xf32>
+        tensor<4x2xf32> into tensor<4x2xf32>
   %u = tensor.cast %out : tensor<4x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [4, 2]
@@ -97,20 +106,35 @@ func.func @main() {
   %wu2 = arith.constant dense<[[[0.28, 0.48], [-0.82, 0.08], [0.02, 0.74], [-0.28, 0.20]], [[-0.88, -0.22], [-0.35, -0.70], [0.63, -0.24], [0.96, 0.18]], [[0.21, 0.28], [0.35, -0.70], [-0.12, -0.52], [-0.20, -0.81]]]> : tensor<3x4x2xf32>
   %wg2 = arith.constant dense<[[[0.94, -0.57], [0.34, -0.40], [0.75, 0.32], [-0.74, 0.69]], [[0.89, 0.81], [0.14, -0.71], [-0.62, 0.86], [0.10, -0.64]], [[0.77, 0.28], [0.14, -0.25], [-0.18, -0.52], [-0.92, 0.75]]]> : tensor<3x4x2xf32>
   %wd2 = arith.constant dense<[[[-0.06, 0.10, -0.36, 0.50], [-0.95, -0.26, -0.94, -0.75]], [[0.93, 0.32, -0.14, 0.05], [0.75, -0.31, 0.18, 0.37]], [[-0.29, 0.04, 0.53, 0.82], [-0.70, 0.87, -0.99, 0.51]]]> : tensor<3x2x4xf32>
-  %logits2 = moe.gate %x2, %wr2 : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32>
+  %init_logits2_c0 = arith.constant 0 : index
+  %init_logits2_d0 = tensor.dim %x2, %init_logits2_c0 : tensor<?x4xf32>
+  %init_logits2 = tensor.empty(%init_logits2_d0) : tensor<?x4xf32>
+  %logits2 = moe.gate %x2, %wr2 into(%init_logits2) : tensor<?x4xf32>, tensor<4x4xf32> into tensor<?x4xf32>
+  %init_ids2_c0 = arith.constant 0 : index
+  %init_ids2_d0 = tensor.dim %logits2, %init_ids2_c0 : tensor<?x4xf32>
+  %init_ids2 = tensor.empty(%init_ids2_d0) : tensor<?x2xi32>
+  %init_weights2_c0 = arith.constant 0 : index
+  %init_weights2_d0 = tensor.dim %logits2, %init_weights2_c0 : tensor<?x4xf32>
+  %init_weights2 = tensor.empty(%init_weights2_d0) : tensor<?x2xf32>
   %ids2, %weights2 = moe.route %logits2 experts = <compute = 3, null = 1> k = 2
-      strategy = top_p<p = 0.6> normalize = non_null
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = top_p<p = 0.6> normalize = non_null into(%init_ids2, %init_weights2)
+      : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %rows2, %offsets2, %slot_rows2 = moe.dispatch %x2, %ids2 num_experts = 3
       : tensor<?x4xf32>, tensor<?x2xi32>
       -> tensor<?x4xf32>, tensor<4xi32>, tensor<?x2xi32>
+  %init_y2_c0 = arith.constant 0 : index
+  %init_y2_d0 = tensor.dim %rows2, %init_y2_c0 : tensor<?x4xf32>
+  %init_y2 = tensor.empty(%init_y2_d0) : tensor<?x4xf32>
   %y2 = moe.expert_ffn %rows2, %offsets2 up(%wu2 : tensor<3x4x2xf32>)
       gate(%wg2 : tensor<3x4x2xf32>) down(%wd2 : tensor<3x2x4xf32>)
-      activation = silu gated : tensor<?x4xf32>, tensor<4xi32> -> tensor<?x4xf32>
+      activation = silu gated into(%init_y2) : tensor<?x4xf32>, tensor<4xi32> into tensor<?x4xf32>
+  %init_out2_c0 = arith.constant 0 : index
+  %init_out2_d0 = tensor.dim %x2, %init_out2_c0 : tensor<?x4xf32>
+  %init_out2 = tensor.empty(%init_out2_d0) : tensor<?x4xf32>
   %out2 = moe.combine %y2, %slot_rows2, %ids2, %weights2, %x2
-      experts = <compute = 3, null = 1>
+      experts = <compute = 3, null = 1> into(%init_out2)
       : tensor<?x4xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-        tensor<?x4xf32> -> tensor<?x4xf32>
+        tensor<?x4xf32> into tensor<?x4xf32>
   %u2 = tensor.cast %out2 : tensor<?x4xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [7, 4]

@@ -4,12 +4,14 @@
 
 // expert_choice: an expert picks its tokens among all of them.
 func.func @expert_choice(%l: tensor<8x4xf32>) -> tensor<8x2xi32> {
+  %init_ids = tensor.empty() : tensor<8x2xi32>
+  %init_w = tensor.empty() : tensor<8x2xf32>
   // expected-error @below {{'moe.route' op cannot be tiled over tokens: strategy expert_choice decides with every token}}
   // expected-error @below {{faild to tile operation}}
   // expected-error @below {{failed to generate tiling loops}}
   %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = none
-      strategy = expert_choice<capacity_factor = 2.0>
-      : tensor<8x4xf32> -> tensor<8x2xi32>, tensor<8x2xf32>
+      strategy = expert_choice<capacity_factor = 2.0> into(%init_ids, %init_w)
+      : tensor<8x4xf32> into tensor<8x2xi32>, tensor<8x2xf32>
   return %ids : tensor<8x2xi32>
 }
 module attributes {transform.with_named_sequence} {
@@ -25,12 +27,14 @@ module attributes {transform.with_named_sequence} {
 // A capacity: the tokens of an expert past its capacity are dropped, in
 // an order over every token.
 func.func @capacity(%l: tensor<8x4xf32>) -> tensor<8x2xi32> {
+  %init_ids = tensor.empty() : tensor<8x2xi32>
+  %init_w = tensor.empty() : tensor<8x2xf32>
   // expected-error @below {{'moe.route' op cannot be tiled over tokens: attribute 'capacity' decides with every token}}
   // expected-error @below {{faild to tile operation}}
   // expected-error @below {{failed to generate tiling loops}}
   %ids, %w = moe.route %l experts = <compute = 4> k = 2 strategy = top_k
-      capacity = <factor = 1.0, priority = score>
-      : tensor<8x4xf32> -> tensor<8x2xi32>, tensor<8x2xf32>
+      capacity = <factor = 1.0, priority = score> into(%init_ids, %init_w)
+      : tensor<8x4xf32> into tensor<8x2xi32>, tensor<8x2xf32>
   return %ids : tensor<8x2xi32>
 }
 module attributes {transform.with_named_sequence} {

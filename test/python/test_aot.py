@@ -13,9 +13,15 @@ from moe_mlir import aot
 
 ROUTE_AND_LAYER = """
 func.func @route(%logits: tensor<?x12xf32>) -> (tensor<?x4xi32>, tensor<?x4xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %logits, %init_ids_c0 : tensor<?x12xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x4xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %logits, %init_w_c0 : tensor<?x12xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x4xf32>
   %ids, %w = moe.route %logits experts = <compute = 8, null = 4> k = 4
-      strategy = top_p<p = 0.8> normalize = non_null
-      : tensor<?x12xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+      strategy = top_p<p = 0.8> normalize = non_null into(%init_ids, %init_w)
+      : tensor<?x12xf32> into tensor<?x4xi32>, tensor<?x4xf32>
   return %ids, %w : tensor<?x4xi32>, tensor<?x4xf32>
 }
 func.func @layer(%x: tensor<?x32xf32>, %wr: tensor<32x12xf32>,

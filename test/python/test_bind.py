@@ -155,9 +155,12 @@ def test_packed_ffn_every_register_block():
         return f"""
 func.func @ffn(%rows: tensor<?x{H}xf32>, %offsets: tensor<{E + 1}xi32>,
                %wu: tensor<{up}>, %wg: tensor<{up}>, %wd: tensor<{down}>) -> tensor<?x{H}xf32> {{
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x{H}xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H}xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<{up}>) gate(%wg : tensor<{up}>)
-      down(%wd : tensor<{down}>) activation = silu gated {"packed" if packed else ""}
-      : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
+      down(%wd : tensor<{down}>) activation = silu gated {"packed" if packed else ""} into(%init_y)
+      : tensor<?x{H}xf32>, tensor<{E + 1}xi32> into tensor<?x{H}xf32>
   return %y : tensor<?x{H}xf32>
 }}"""
     packed = moe_mlir.compile(text(True), "ffn")(

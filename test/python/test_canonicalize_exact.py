@@ -28,8 +28,10 @@ def _nasty_logits(tokens, width, seed):
 def _route_text(tokens, width, k, attrs, extra_arg="", extra_operand=""):
     return (f"func.func @f(%l: tensor<{tokens}x{width}xf32>{extra_arg}) "
             f"-> (tensor<{tokens}x{k}xi32>, tensor<{tokens}x{k}xf32>) {{\n"
-            f"  %i, %w = moe.route %l{extra_operand} {attrs}\n"
-            f"      : tensor<{tokens}x{width}xf32> -> tensor<{tokens}x{k}xi32>, tensor<{tokens}x{k}xf32>\n"
+            f"  %i0 = tensor.empty() : tensor<{tokens}x{k}xi32>\n"
+            f"  %w0 = tensor.empty() : tensor<{tokens}x{k}xf32>\n"
+            f"  %i, %w = moe.route %l{extra_operand} {attrs} into(%i0, %w0)\n"
+            f"      : tensor<{tokens}x{width}xf32> into tensor<{tokens}x{k}xi32>, tensor<{tokens}x{k}xf32>\n"
             f"  return %i, %w : tensor<{tokens}x{k}xi32>, tensor<{tokens}x{k}xf32>\n}}\n")
 
 

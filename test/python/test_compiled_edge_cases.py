@@ -498,9 +498,12 @@ FFN_GATED_TEXT = f"""
 func.func @f(%rows: tensor<?x{H_}xf32>, %offsets: tensor<{E_ + 1}xi32>,
              %wu: tensor<{E_}x{H_}x{N_}xf32>, %wg: tensor<{E_}x{H_}x{N_}xf32>,
              %wd: tensor<{E_}x{N_}x{H_}xf32>) -> tensor<?x{H_}xf32> {{
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %rows, %init_0_c0 : tensor<?x{H_}xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x{H_}xf32>
   %0 = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E_}x{H_}x{N_}xf32>)
       gate(%wg : tensor<{E_}x{H_}x{N_}xf32>) down(%wd : tensor<{E_}x{N_}x{H_}xf32>)
-      activation = silu gated : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> -> tensor<?x{H_}xf32>
+      activation = silu gated into(%init_0) : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> into tensor<?x{H_}xf32>
   return %0 : tensor<?x{H_}xf32>
 }}
 """
@@ -509,10 +512,13 @@ FFN_PLAIN_TEXT = f"""
 func.func @f(%rows: tensor<?x{H_}xf32>, %offsets: tensor<{E_ + 1}xi32>,
              %wu: tensor<{E_}x{H_}x{N_}xf32>, %wd: tensor<{E_}x{N_}x{H_}xf32>,
              %bu: tensor<{E_}x{N_}xf32>, %bd: tensor<{E_}x{H_}xf32>) -> tensor<?x{H_}xf32> {{
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %rows, %init_0_c0 : tensor<?x{H_}xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x{H_}xf32>
   %0 = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E_}x{H_}x{N_}xf32>)
       down(%wd : tensor<{E_}x{N_}x{H_}xf32>) up_bias(%bu : tensor<{E_}x{N_}xf32>)
-      down_bias(%bd : tensor<{E_}x{H_}xf32>) activation = gelu
-      : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> -> tensor<?x{H_}xf32>
+      down_bias(%bd : tensor<{E_}x{H_}xf32>) activation = gelu into(%init_0)
+      : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> into tensor<?x{H_}xf32>
   return %0 : tensor<?x{H_}xf32>
 }}
 """
@@ -522,11 +528,14 @@ COMBINE_TEXT = f"""
 func.func @f(%y: tensor<?x{H_}xf32>, %slot_rows: tensor<?x{K_}xi32>, %ids: tensor<?x{K_}xi32>,
              %weights: tensor<?x{K_}xf32>, %x: tensor<?x{H_}xf32>,
              %wc: tensor<2x{H_}x2xf32>, %v: tensor<2x{H_}xf32>) -> tensor<?x{H_}xf32> {{
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x{H_}xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x{H_}xf32>
   %0 = moe.combine %y, %slot_rows, %ids, %weights, %x
       const_proj(%wc : tensor<2x{H_}x2xf32>) const_values(%v : tensor<2x{H_}xf32>)
-      experts = <compute = {E_}, null = 1, copy = 1, const = 2>
+      experts = <compute = {E_}, null = 1, copy = 1, const = 2> into(%init_0)
       : tensor<?x{H_}xf32>, tensor<?x{K_}xi32>, tensor<?x{K_}xi32>, tensor<?x{K_}xf32>,
-        tensor<?x{H_}xf32> -> tensor<?x{H_}xf32>
+        tensor<?x{H_}xf32> into tensor<?x{H_}xf32>
   return %0 : tensor<?x{H_}xf32>
 }}
 """
@@ -697,14 +706,20 @@ func.func @f(%x: tensor<?x{H_}xf32>, %ids: tensor<?x{K_}xi32>, %w: tensor<?x{K_}
   %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = {E_}
       : tensor<?x{H_}xf32>, tensor<?x{K_}xi32>
       -> tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32>, tensor<?x{K_}xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x{H_}xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H_}xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E_}x{H_}x{N_}xf32>)
       gate(%wg : tensor<{E_}x{H_}x{N_}xf32>) down(%wd : tensor<{E_}x{N_}x{H_}xf32>)
-      activation = gelu_tanh gated : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> -> tensor<?x{H_}xf32>
+      activation = gelu_tanh gated into(%init_y) : tensor<?x{H_}xf32>, tensor<{E_ + 1}xi32> into tensor<?x{H_}xf32>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x{H_}xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x{H_}xf32>
   %out = moe.combine %y, %slot_rows, %ids, %w, %x
       const_proj(%wc : tensor<2x{H_}x2xf32>) const_values(%v : tensor<2x{H_}xf32>)
-      experts = <compute = {E_}, null = 1, copy = 1, const = 2>
+      experts = <compute = {E_}, null = 1, copy = 1, const = 2> into(%init_out)
       : tensor<?x{H_}xf32>, tensor<?x{K_}xi32>, tensor<?x{K_}xi32>, tensor<?x{K_}xf32>,
-        tensor<?x{H_}xf32> -> tensor<?x{H_}xf32>
+        tensor<?x{H_}xf32> into tensor<?x{H_}xf32>
   return %out : tensor<?x{H_}xf32>
 }}
 """
@@ -805,7 +820,8 @@ def test_route_many_tokens():
 
 AUX_TEXT = """
 func.func @f(%s: tensor<?x6xf32>, %ids: tensor<?x2xi32>) -> tensor<f32> {
-  %0 = moe.aux_loss %s, %ids : tensor<?x6xf32>, tensor<?x2xi32> -> tensor<f32>
+  %init_0 = tensor.empty() : tensor<f32>
+  %0 = moe.aux_loss %s, %ids into(%init_0) : tensor<?x6xf32>, tensor<?x2xi32> into tensor<f32>
   return %0 : tensor<f32>
 }
 """

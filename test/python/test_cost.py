@@ -26,16 +26,30 @@ def test_counters_match_stats_and_render(tmp_path):
     text = """
 func.func @f(%x: tensor<?x16xf32>, %wr: tensor<16x10xf32>, %wu: tensor<6x16x8xf32>,
              %wd: tensor<6x8x16xf32>) -> (tensor<?x16xf32>, tensor<?x3xi32>) {
-  %l = moe.gate %x, %wr : tensor<?x16xf32>, tensor<16x10xf32> -> tensor<?x10xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x16xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x10xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x16xf32>, tensor<16x10xf32> into tensor<?x10xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x10xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x3xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x10xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x3xf32>
   %ids, %w = moe.route %l experts = <compute = 6, null = 4> k = 3 strategy = top_k
-      normalize = non_null : tensor<?x10xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+      normalize = non_null into(%init_ids, %init_w) : tensor<?x10xf32> into tensor<?x3xi32>, tensor<?x3xf32>
   %r, %o, %s = moe.dispatch %x, %ids num_experts = 6
       : tensor<?x16xf32>, tensor<?x3xi32> -> tensor<?x16xf32>, tensor<7xi32>, tensor<?x3xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %r, %init_y_c0 : tensor<?x16xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x16xf32>
   %y = moe.expert_ffn %r, %o up(%wu : tensor<6x16x8xf32>) down(%wd : tensor<6x8x16xf32>)
-      activation = relu : tensor<?x16xf32>, tensor<7xi32> -> tensor<?x16xf32>
-  %out = moe.combine %y, %s, %ids, %w, %x experts = <compute = 6, null = 4>
-      : tensor<?x16xf32>, tensor<?x3xi32>, tensor<?x3xi32>, tensor<?x3xf32>, tensor<?x16xf32>
-      -> tensor<?x16xf32>
+      activation = relu into(%init_y) : tensor<?x16xf32>, tensor<7xi32> into tensor<?x16xf32>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x16xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x16xf32>
+  %out = moe.combine %y, %s, %ids, %w, %x experts = <compute = 6, null = 4> into(%init_out)
+      : tensor<?x16xf32>, tensor<?x3xi32>, tensor<?x3xi32>, tensor<?x3xf32>, tensor<?x16xf32> into tensor<?x16xf32>
   return %out, %ids : tensor<?x16xf32>, tensor<?x3xi32>
 }"""
     f = moe_mlir.compile(text, "f", instrument_ffn=True)

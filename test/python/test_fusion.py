@@ -18,18 +18,33 @@ def _module(strategy, extra_args="", extra_operands="", attrs=""):
 func.func @f(%x: tensor<?x{H}xf32>, %wr: tensor<{H}x{S}xf32>, %wu: tensor<{E}x{H}x{F}xf32>,
              %wg: tensor<{E}x{H}x{F}xf32>, %wd: tensor<{E}x{F}x{H}xf32>{extra_args})
     -> (tensor<?x{H}xf32>, tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{
-  %l = moe.gate %x, %wr : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> -> tensor<?x{S}xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x{H}xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x{S}xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> into tensor<?x{S}xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x{S}xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x{K}xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x{S}xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x{K}xf32>
   %ids, %w = moe.route %l{extra_operands} experts = <compute = {E}, null = {N_NULL}> k = {K}
-      strategy = {strategy} normalize = non_null{attrs}
-      : tensor<?x{S}xf32> -> tensor<?x{K}xi32>, tensor<?x{K}xf32>
+      strategy = {strategy} normalize = non_null{attrs} into(%init_ids, %init_w)
+      : tensor<?x{S}xf32> into tensor<?x{K}xi32>, tensor<?x{K}xf32>
   %rows, %off, %slots = moe.dispatch %x, %ids num_experts = {E}
       : tensor<?x{H}xf32>, tensor<?x{K}xi32> -> tensor<?x{H}xf32>, tensor<{E + 1}xi32>, tensor<?x{K}xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x{H}xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H}xf32>
   %y = moe.expert_ffn %rows, %off up(%wu : tensor<{E}x{H}x{F}xf32>) gate(%wg : tensor<{E}x{H}x{F}xf32>)
-      down(%wd : tensor<{E}x{F}x{H}xf32>) activation = silu gated
-      : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
-  %out = moe.combine %y, %slots, %ids, %w, %x experts = <compute = {E}, null = {N_NULL}>
+      down(%wd : tensor<{E}x{F}x{H}xf32>) activation = silu gated into(%init_y)
+      : tensor<?x{H}xf32>, tensor<{E + 1}xi32> into tensor<?x{H}xf32>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x{H}xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x{H}xf32>
+  %out = moe.combine %y, %slots, %ids, %w, %x experts = <compute = {E}, null = {N_NULL}> into(%init_out)
       : tensor<?x{H}xf32>, tensor<?x{K}xi32>, tensor<?x{K}xi32>, tensor<?x{K}xf32>,
-        tensor<?x{H}xf32> -> tensor<?x{H}xf32>
+        tensor<?x{H}xf32> into tensor<?x{H}xf32>
   return %out, %ids, %w : tensor<?x{H}xf32>, tensor<?x{K}xi32>, tensor<?x{K}xf32>
 }}
 """

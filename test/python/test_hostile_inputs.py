@@ -28,13 +28,16 @@ _STATIC_RESULTS = {
     # name: (module, good arguments(T), the T the static result types say)
     "gate": ("""
 func.func @f(%x: tensor<?x8xf32>, %w: tensor<8x6xf32>) -> tensor<4x6xf32> {
-  %0 = moe.gate %x, %w : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<4x6xf32>
+  %init_0 = tensor.empty() : tensor<4x6xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x8xf32>, tensor<8x6xf32> into tensor<4x6xf32>
   return %0 : tensor<4x6xf32>
 }""", lambda T: [np.ones((T, 8), np.float32), np.ones((8, 6), np.float32)]),
     "route": ("""
 func.func @f(%l: tensor<?x8xf32>) -> (tensor<4x2xi32>, tensor<4x2xf32>) {
-  %i, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
-      : tensor<?x8xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  %init_i = tensor.empty() : tensor<4x2xi32>
+  %init_w = tensor.empty() : tensor<4x2xf32>
+  %i, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_i, %init_w)
+      : tensor<?x8xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   return %i, %w : tensor<4x2xi32>, tensor<4x2xf32>
 }""", lambda T: [np.arange(T * 8, dtype=np.float32).reshape(T, 8)]),
     "dispatch": ("""
@@ -55,17 +58,18 @@ func.func @f(%l: tensor<?x8xf32>, %r: tensor<2x8x3xf32>, %o: tensor<3xi32>) -> t
     "expert_ffn": ("""
 func.func @f(%r: tensor<?x8xf32>, %o: tensor<3xi32>, %u: tensor<2x8x5xf32>,
              %d: tensor<2x5x8xf32>) -> tensor<4x8xf32> {
+  %init_y = tensor.empty() : tensor<4x8xf32>
   %y = moe.expert_ffn %r, %o up(%u : tensor<2x8x5xf32>) down(%d : tensor<2x5x8xf32>)
-      activation = relu : tensor<?x8xf32>, tensor<3xi32> -> tensor<4x8xf32>
+      activation = relu into(%init_y) : tensor<?x8xf32>, tensor<3xi32> into tensor<4x8xf32>
   return %y : tensor<4x8xf32>
 }""", lambda T: [np.ones((T, 8), np.float32), np.array([0, T // 2, T], np.int32),
                   np.ones((2, 8, 5), np.float32), np.ones((2, 5, 8), np.float32)]),
     "combine": ("""
 func.func @f(%y: tensor<?x8xf32>, %s: tensor<?x2xi32>, %ids: tensor<?x2xi32>,
              %w: tensor<?x2xf32>, %x: tensor<?x8xf32>) -> tensor<4x8xf32> {
-  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, copy = 1>
-      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32>
-      -> tensor<4x8xf32>
+  %init_0 = tensor.empty() : tensor<4x8xf32>
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, copy = 1> into(%init_0)
+      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> into tensor<4x8xf32>
   return %0 : tensor<4x8xf32>
 }""", lambda T: [np.ones((3, 8), np.float32), np.zeros((T, 2), np.int32),
                   np.full((T, 2), 4, np.int32), np.ones((T, 2), np.float32),
@@ -114,8 +118,10 @@ def test_static_result_larger_than_memory():
     through a null pointer."""
     text = """
 func.func @f(%l: tensor<?x8xf32>) -> (tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>) {
-  %i, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
-      : tensor<?x8xf32> -> tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>
+  %init_i = tensor.empty() : tensor<1099511627776x2xi32>
+  %init_w = tensor.empty() : tensor<1099511627776x2xf32>
+  %i, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_i, %init_w)
+      : tensor<?x8xf32> into tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>
   return %i, %w : tensor<1099511627776x2xi32>, tensor<1099511627776x2xf32>
 }"""
     f = moe_mlir.compile(text, "f")
@@ -132,9 +138,18 @@ def test_fused_routing_with_the_largest_tile():
     unfused = """
 func.func @f(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>)
     -> (tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32>, tensor<7xi32>, tensor<?x2xi32>) {
-  %l = moe.gate %x, %wr : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<?x6xf32>
-  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k
-      : tensor<?x6xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x8xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x6xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x8xf32>, tensor<8x6xf32> into tensor<?x6xf32>
+  %init_i_c0 = arith.constant 0 : index
+  %init_i_d0 = tensor.dim %l, %init_i_c0 : tensor<?x6xf32>
+  %init_i = tensor.empty(%init_i_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x6xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
+  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k into(%init_i, %init_w)
+      : tensor<?x6xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %r, %o, %s = moe.dispatch %x, %i num_experts = 6
       : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<?x8xf32>, tensor<7xi32>, tensor<?x2xi32>
   return %i, %w, %r, %o, %s : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32>, tensor<7xi32>, tensor<?x2xi32>
@@ -301,8 +316,11 @@ def test_bf16_expert_ffn_keeps_subnormal_intermediates():
     text = f"""
 func.func @f(%r: tensor<?x{H}xbf16>, %o: tensor<3xi32>, %u: tensor<{E}x{H}x{F}xbf16>,
              %d: tensor<{E}x{F}x{H}xbf16>) -> tensor<?x{H}xbf16> {{
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %r, %init_y_c0 : tensor<?x{H}xbf16>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H}xbf16>
   %y = moe.expert_ffn %r, %o up(%u : tensor<{E}x{H}x{F}xbf16>) down(%d : tensor<{E}x{F}x{H}xbf16>)
-      activation = relu : tensor<?x{H}xbf16>, tensor<3xi32> -> tensor<?x{H}xbf16>
+      activation = relu into(%init_y) : tensor<?x{H}xbf16>, tensor<3xi32> into tensor<?x{H}xbf16>
   return %y : tensor<?x{H}xbf16>
 }}"""
     got = moe_mlir.compile(text, "f")(rows, offsets, w_up, w_down)

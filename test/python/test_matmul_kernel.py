@@ -19,7 +19,10 @@ def _gate(S, bias=False, wtype="f32"):
     b_op = f" bias(%b : tensor<{S}xf32>)" if bias else ""
     return moe_mlir.compile(f"""
 func.func @f(%x: tensor<?x{H}xf32>, %w: tensor<{H}x{S}x{wtype}>{b_arg}) -> tensor<?x{S}xf32> {{
-  %l = moe.gate %x, %w{b_op} : tensor<?x{H}xf32>, tensor<{H}x{S}x{wtype}> -> tensor<?x{S}xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x{H}xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x{S}xf32>
+  %l = moe.gate %x, %w{b_op} into(%init_l) : tensor<?x{H}xf32>, tensor<{H}x{S}x{wtype}> into tensor<?x{S}xf32>
   return %l : tensor<?x{S}xf32>
 }}""", "f")
 
@@ -56,7 +59,10 @@ def test_gate_strided_weights_are_copied():
     f = moe_mlir.compile(f"""
 func.func @f(%x: tensor<?x{H}xf32>, %w: tensor<{H}x{2 * S}xf32>) -> tensor<?x{S}xf32> {{
   %ws = tensor.extract_slice %w[0, 0] [{H}, {S}] [1, 2] : tensor<{H}x{2 * S}xf32> to tensor<{H}x{S}xf32>
-  %l = moe.gate %x, %ws : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> -> tensor<?x{S}xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x{H}xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x{S}xf32>
+  %l = moe.gate %x, %ws into(%init_l) : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> into tensor<?x{S}xf32>
   return %l : tensor<?x{S}xf32>
 }}""", "f")
     rng = np.random.default_rng(3)
@@ -75,9 +81,18 @@ def test_fused_tile_equals_gate_bits(S, T):
     K = min(3, S)
     text = f"""
 func.func @f(%x: tensor<?x{H}xf32>, %w: tensor<{H}x{S}xf32>) -> (tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{
-  %l = moe.gate %x, %w : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> -> tensor<?x{S}xf32>
-  %ids, %wts = moe.route %l experts = <compute = {S}> k = {K} scoring = none strategy = top_k
-      : tensor<?x{S}xf32> -> tensor<?x{K}xi32>, tensor<?x{K}xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x{H}xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x{S}xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> into tensor<?x{S}xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x{S}xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x{K}xi32>
+  %init_wts_c0 = arith.constant 0 : index
+  %init_wts_d0 = tensor.dim %l, %init_wts_c0 : tensor<?x{S}xf32>
+  %init_wts = tensor.empty(%init_wts_d0) : tensor<?x{K}xf32>
+  %ids, %wts = moe.route %l experts = <compute = {S}> k = {K} scoring = none strategy = top_k into(%init_ids, %init_wts)
+      : tensor<?x{S}xf32> into tensor<?x{K}xi32>, tensor<?x{K}xf32>
   %rows, %off, %slots = moe.dispatch %x, %ids num_experts = {S}
       : tensor<?x{H}xf32>, tensor<?x{K}xi32> -> tensor<?x{H}xf32>, tensor<{S + 1}xi32>, tensor<?x{K}xi32>
   return %ids, %wts : tensor<?x{K}xi32>, tensor<?x{K}xf32>

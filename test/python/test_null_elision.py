@@ -21,18 +21,32 @@ def _module(null, copy, strategy, extra=""):
 func.func @moe(%x: tensor<?x{H}xf32>, %wr: tensor<{H}x{S}xf32>, %wu: tensor<{E}x{H}x{F}xf32>,
                %wg: tensor<{E}x{H}x{F}xf32>, %wd: tensor<{E}x{F}x{H}xf32>{extra})
     -> (tensor<?x{H}xf32>, tensor<?x4xi32>) {{
-  %logits = moe.gate %x, %wr : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> -> tensor<?x{S}xf32>
+  %init_logits_c0 = arith.constant 0 : index
+  %init_logits_d0 = tensor.dim %x, %init_logits_c0 : tensor<?x{H}xf32>
+  %init_logits = tensor.empty(%init_logits_d0) : tensor<?x{S}xf32>
+  %logits = moe.gate %x, %wr into(%init_logits) : tensor<?x{H}xf32>, tensor<{H}x{S}xf32> into tensor<?x{S}xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %logits, %init_ids_c0 : tensor<?x{S}xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x4xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %logits, %init_w_c0 : tensor<?x{S}xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x4xf32>
   %ids, %w = moe.route %logits{" k_per_token(%kpt : tensor<?xi32>)" if extra else ""}
-      experts = {space} k = 4 strategy = {strategy} normalize = non_null
-      : tensor<?x{S}xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+      experts = {space} k = 4 strategy = {strategy} normalize = non_null into(%init_ids, %init_w)
+      : tensor<?x{S}xf32> into tensor<?x4xi32>, tensor<?x4xf32>
   %rows, %offsets, %slots = moe.dispatch %x, %ids num_experts = {E}
       : tensor<?x{H}xf32>, tensor<?x4xi32> -> tensor<?x{H}xf32>, tensor<{E + 1}xi32>, tensor<?x4xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x{H}xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x{H}xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<{E}x{H}x{F}xf32>)
       gate(%wg : tensor<{E}x{H}x{F}xf32>) down(%wd : tensor<{E}x{F}x{H}xf32>)
-      activation = silu gated : tensor<?x{H}xf32>, tensor<{E + 1}xi32> -> tensor<?x{H}xf32>
-  %out = moe.combine %y, %slots, %ids, %w, %x experts = {space}
-      : tensor<?x{H}xf32>, tensor<?x4xi32>, tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x{H}xf32>
-      -> tensor<?x{H}xf32>
+      activation = silu gated into(%init_y) : tensor<?x{H}xf32>, tensor<{E + 1}xi32> into tensor<?x{H}xf32>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x{H}xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x{H}xf32>
+  %out = moe.combine %y, %slots, %ids, %w, %x experts = {space} into(%init_out)
+      : tensor<?x{H}xf32>, tensor<?x4xi32>, tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x{H}xf32> into tensor<?x{H}xf32>
   return %out, %ids : tensor<?x{H}xf32>, tensor<?x4xi32>
 }}
 """

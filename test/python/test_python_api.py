@@ -170,7 +170,10 @@ def test_compile_non_contiguous_arguments():
     """``moe_mlir.compile`` functions accept non-contiguous arrays too."""
     text = """
 func.func @f(%x: tensor<?x8xf32>, %w: tensor<8x6xf32>) -> tensor<?x6xf32> {
-  %0 = moe.gate %x, %w : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<?x6xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x8xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x6xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x8xf32>, tensor<8x6xf32> into tensor<?x6xf32>
   return %0 : tensor<?x6xf32>
 }
 """
@@ -280,8 +283,14 @@ def test_call_time_argument_rules(route_topp, route_dyn):
 
 ROUTE_IR = """
 func.func @f(%l: tensor<?x8xf32>{ARGS}) -> (tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{
-  %ids, %w = moe.route %l{OPERANDS} experts = <compute = 8> k = {K} strategy = {STRATEGY}
-      : tensor<?x8xf32> -> tensor<?x{K}xi32>, tensor<?x{K}xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x{K}xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x{K}xf32>
+  %ids, %w = moe.route %l{OPERANDS} experts = <compute = 8> k = {K} strategy = {STRATEGY} into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x{K}xi32>, tensor<?x{K}xf32>
   return %ids, %w : tensor<?x{K}xi32>, tensor<?x{K}xf32>
 }}
 """
@@ -377,7 +386,10 @@ def test_result_that_returns_an_argument():
     correctly (the argument's values, not a view of freed memory)."""
     text = """
 func.func @f(%x: tensor<?x4xf32>, %w: tensor<4x3xf32>) -> (tensor<?x4xf32>, tensor<?x3xf32>) {
-  %0 = moe.gate %x, %w : tensor<?x4xf32>, tensor<4x3xf32> -> tensor<?x3xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x4xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x3xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x4xf32>, tensor<4x3xf32> into tensor<?x3xf32>
   return %x, %0 : tensor<?x4xf32>, tensor<?x3xf32>
 }
 """
@@ -395,7 +407,10 @@ def test_same_value_returned_twice():
     buffer must all be copied before the buffer is freed)."""
     text = """
 func.func @f(%x: tensor<?x4xf32>, %w: tensor<4x3xf32>) -> (tensor<?x3xf32>, tensor<?x3xf32>) {
-  %0 = moe.gate %x, %w : tensor<?x4xf32>, tensor<4x3xf32> -> tensor<?x3xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x4xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x3xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x4xf32>, tensor<4x3xf32> into tensor<?x3xf32>
   return %0, %0 : tensor<?x3xf32>, tensor<?x3xf32>
 }
 """
@@ -525,22 +540,37 @@ def test_runtime_size_mismatch_is_reported_not_out_of_bounds(case):
         "combine": """
 func.func @f(%y: tensor<?x?xf32>, %s: tensor<?x?xi32>, %ids: tensor<?x?xi32>,
              %w: tensor<?x?xf32>, %x: tensor<?x?xf32>) -> tensor<?x?xf32> {
-  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, copy = 1>
-      : tensor<?x?xf32>, tensor<?x?xi32>, tensor<?x?xi32>, tensor<?x?xf32>, tensor<?x?xf32>
-      -> tensor<?x?xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x?xf32>
+  %init_0_c1 = arith.constant 1 : index
+  %init_0_d1 = tensor.dim %x, %init_0_c1 : tensor<?x?xf32>
+  %init_0 = tensor.empty(%init_0_d0, %init_0_d1) : tensor<?x?xf32>
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, copy = 1> into(%init_0)
+      : tensor<?x?xf32>, tensor<?x?xi32>, tensor<?x?xi32>, tensor<?x?xf32>, tensor<?x?xf32> into tensor<?x?xf32>
   return %0 : tensor<?x?xf32>
 }""",
         "route": """
 func.func @f(%l: tensor<?x?xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
-  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k
-      : tensor<?x?xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %init_i_c0 = arith.constant 0 : index
+  %init_i_d0 = tensor.dim %l, %init_i_c0 : tensor<?x?xf32>
+  %init_i = tensor.empty(%init_i_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x?xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
+  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k into(%init_i, %init_w)
+      : tensor<?x?xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %i, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }""",
         "ffn": """
 func.func @f(%r: tensor<?x?xf32>, %o: tensor<?xi32>, %u: tensor<?x?x?xf32>,
              %d: tensor<?x?x?xf32>) -> tensor<?x?xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %r, %init_y_c0 : tensor<?x?xf32>
+  %init_y_c1 = arith.constant 1 : index
+  %init_y_d1 = tensor.dim %r, %init_y_c1 : tensor<?x?xf32>
+  %init_y = tensor.empty(%init_y_d0, %init_y_d1) : tensor<?x?xf32>
   %y = moe.expert_ffn %r, %o up(%u : tensor<?x?x?xf32>) down(%d : tensor<?x?x?xf32>)
-      activation = relu : tensor<?x?xf32>, tensor<?xi32> -> tensor<?x?xf32>
+      activation = relu into(%init_y) : tensor<?x?xf32>, tensor<?xi32> into tensor<?x?xf32>
   return %y : tensor<?x?xf32>
 }""",
     }
@@ -583,8 +613,14 @@ def test_runtime_errors_are_per_call_with_many_threads():
     from moe_mlir.compiler import CompiledModule
     text = """
 func.func @f(%l: tensor<?x?xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
-  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k
-      : tensor<?x?xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %init_i_c0 = arith.constant 0 : index
+  %init_i_d0 = tensor.dim %l, %init_i_c0 : tensor<?x?xf32>
+  %init_i = tensor.empty(%init_i_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x?xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
+  %i, %w = moe.route %l experts = <compute = 6> k = 2 strategy = top_k into(%init_i, %init_w)
+      : tensor<?x?xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %i, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }"""
     module = CompiledModule(text)

@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
 
 #define DEBUG_TYPE "convert-moe-to-gpu"
@@ -51,6 +52,18 @@ static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
 
 LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
                                                   bool deviceResults) {
+  // The kernels allocate their own device results: the destinations of
+  // the destination-style moe ops (a tensor.empty sized with tensor.dim of
+  // the rows) are dead now, and must not keep device rows alive on the host.
+  SmallVector<Operation *> destinations;
+  root->walk([&](Operation *op) {
+    if (isa<tensor::EmptyOp, tensor::DimOp>(op))
+      destinations.push_back(op);
+  });
+  for (Operation *op : llvm::reverse(destinations))
+    if (isOpTriviallyDead(op))
+      op->erase();
+
   // Device results that leave moe code go back to the host right after the
   // kernels that produced them.
   SmallVector<bufferization::ToTensorOp> results;

@@ -27,10 +27,11 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, AuxLossOp op,
   Value numTokens = e.dim(scores, 0);
   Value width = e.dim(scores, 1);
   Value k = e.dim(ids, 1);
-  auto resultType = llvm::cast<RankedTensorType>(op.getLoss().getType());
+  Destination destination = emitDestination(
+      e, adaptor.getInit(), /*readsInit=*/false, /*unitStride=*/false);
   SizeConstraints sizes;
   sizes.equal(e, ids, 0, scores, 0);
-  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
+  emitGuardedInto(e, op, sizes, destination.buffer, [&] {
     Value zero = e.index(0);
     Value one = e.index(1);
 
@@ -70,9 +71,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, AuxLossOp op,
           return SmallVector<Value>{e.add(sum[0], e.mul(fraction, mean))};
         });
     Value loss = e.toF32(e.mul(toF64(width), total[0]));
-    Value buffer = e.alloc(e.b.getF32Type(), {});
-    e.store(loss, buffer, {});
-    return SmallVector<Value>{buffer};
-  })[0];
-  return SmallVector<Value>{result};
+    e.store(loss, destination.buffer, {});
+  });
+  return SmallVector<Value>{finishDestination(e, destination)};
 }

@@ -52,7 +52,8 @@ LogicalResult bufferizeToLoops(OpTy op, RewriterBase &rewriter,
   return success();
 }
 
-/// The model shared by the moe compute ops: read every tensor operand,
+/// The model of the ops that allocate their results (moe.dispatch, whose R
+/// is data-dependent, and moe.route_dispatch): read every tensor operand,
 /// write none, allocate every result.
 template <typename OpTy>
 struct MoEOpBufferizationModel
@@ -133,9 +134,8 @@ void mlir::moe::registerBufferizableOpInterfaceExternalModels(
     context->loadDialect<arith::ArithDialect, math::MathDialect,
                          memref::MemRefDialect, scf::SCFDialect,
                          vector::VectorDialect>();
-    attachModels<MoEOpBufferizationModel, GateOp, RouteOp, DispatchOp,
-                 RouteDispatchOp, ExpertFFNOp, CombineOp, AuxLossOp>(context);
-    attachModels<MoEDpsBufferizationModel, DispatchPaddedOp, GroupedMatmulOp>(
-        context);
+    attachModels<MoEOpBufferizationModel, DispatchOp, RouteDispatchOp>(context);
+    attachModels<MoEDpsBufferizationModel, GateOp, RouteOp, DispatchPaddedOp,
+                 GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>(context);
   });
 }

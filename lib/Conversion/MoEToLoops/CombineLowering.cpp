@@ -29,12 +29,15 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
   CombineOperands c = fetchCombineOperands(
       e, op, adaptor, [&](Value operand) { return e.buffer(operand); });
   ExpertSpaceAttr experts = op.getExperts();
-  auto resultType = llvm::cast<RankedTensorType>(op.getOut().getType());
-  Type outType = resultType.getElementType();
+  Type outType =
+      llvm::cast<RankedTensorType>(op.getOut().getType()).getElementType();
+  Destination destination = emitDestination(
+      e, adaptor.getInit(), /*readsInit=*/false, /*unitStride=*/false);
+  Value out = destination.buffer;
   SizeConstraints sizes = combineSizes(e, c);
-  sizes.result(e, resultType, {c.numTokens, c.hidden});
-  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-    Value out = e.allocShaped(resultType, {c.numTokens, c.hidden});
+  sizes.equal(e, out, 0, c.x, 0);
+  sizes.equal(e, out, 1, c.x, 1);
+  emitGuardedInto(e, op, sizes, out, [&] {
     Value acc = e.alloc(e.b.getF32Type(), {ShapedType::kDynamic}, c.hidden);
 
     Value zero = e.index(0);
@@ -87,7 +90,6 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
         e.store(e.castFloat(e.load(acc, h), outType), out, {t, h});
       });
     });
-    return SmallVector<Value>{out};
-  })[0];
-  return SmallVector<Value>{result};
+  });
+  return SmallVector<Value>{finishDestination(e, destination)};
 }

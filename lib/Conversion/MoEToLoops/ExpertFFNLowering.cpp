@@ -100,10 +100,13 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
     counters = getCounters(e, op, wUpType.getDimSize(0));
   }
 
+  Destination destination = emitDestination(
+      e, adaptor.getInit(), /*readsInit=*/false, /*unitStride=*/true);
+  Value out = destination.buffer;
   SizeConstraints sizes = expertFFNSizes(e, o);
-  sizes.result(e, resultType, {o.numRows, o.hidden});
-  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-    Value out = e.allocShaped(resultType, {o.numRows, o.hidden});
+  sizes.equal(e, out, 0, o.rows, 0);
+  sizes.equal(e, out, 1, o.rows, 1);
+  emitGuardedInto(e, op, sizes, out, [&] {
     Value offsets = emitSanitizedOffsets(e, o.offsets, o.numExperts, o.numRows);
 
     // Rounds an f32 value to the rows' type and back (identity for f32).
@@ -230,7 +233,6 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       e.loop(zero, numItems, item);
     // Rows that belong to no expert are zero.
     emitZeroRows(e, out, e.load(offsets, o.numExperts), o.numRows);
-    return SmallVector<Value>{out};
-  })[0];
-  return SmallVector<Value>{result};
+  });
+  return SmallVector<Value>{finishDestination(e, destination)};
 }

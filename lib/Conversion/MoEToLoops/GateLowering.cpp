@@ -27,14 +27,16 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GateOp op, GateOp::Adaptor adaptor,
   Value numTokens = e.dim(x, 0);
   Value hidden = e.dim(x, 1);
   Value width = e.dim(w, 1);
-  auto resultType = llvm::cast<RankedTensorType>(op.getLogits().getType());
+  Destination destination = emitDestination(
+      e, adaptor.getInit(), /*readsInit=*/false, /*unitStride=*/true);
+  Value logits = destination.buffer;
   SizeConstraints sizes;
   sizes.equal(e, x, 1, w, 0);
   if (bias)
     sizes.equal(e, bias, 0, w, 1);
-  sizes.result(e, resultType, {numTokens, width});
-  Value result = emitGuarded(e, op, sizes, getBufferType(resultType), [&] {
-    Value logits = e.allocShaped(resultType, {numTokens, width});
+  sizes.equal(e, logits, 0, x, 0);
+  sizes.equal(e, logits, 1, w, 1);
+  emitGuardedInto(e, op, sizes, logits, [&] {
     RowMatmul matmul;
     matmul.a = x;
     matmul.b = w;
@@ -45,7 +47,6 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GateOp op, GateOp::Adaptor adaptor,
     matmul.depth = hidden;
     matmul.n = width;
     emitRowMatmul(e, matmul);
-    return SmallVector<Value>{logits};
-  })[0];
-  return SmallVector<Value>{result};
+  });
+  return SmallVector<Value>{finishDestination(e, destination)};
 }

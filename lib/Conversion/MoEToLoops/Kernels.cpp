@@ -286,8 +286,15 @@ void mlir::moe::detail::emitGuardedInto(LoopEmitter &e, Operation *op,
     ok = e.andi(ok, condition);
   e.ifThenElse(ok, kernel, [&] {
     emitRuntimeError(e, op);
-    for (Value destination : destinations)
-      emitZeroFill(e, destination);
+    // A static destination larger than memory (the check failed precisely
+    // because no input that large exists) may be a null allocation: fill
+    // only what was allocated.
+    for (Value destination : destinations) {
+      Value pointer =
+          memref::ExtractAlignedPointerAsIndexOp::create(e.b, destination);
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ne, pointer, e.index(0)),
+               [&] { emitZeroFill(e, destination); });
+    }
   });
 }
 

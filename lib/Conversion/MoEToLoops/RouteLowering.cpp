@@ -29,32 +29,34 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, RouteOp op,
   route.numTokens = e.dim(logits, 0);
   route.width = e.index(config.experts.getNumExperts());
   route.k = e.index(config.k);
-  auto idsType = llvm::cast<RankedTensorType>(op.getIds().getType());
-  auto weightsType = llvm::cast<RankedTensorType>(op.getWeights().getType());
+  Destination ids = emitDestination(e, adaptor.getIdsInit(),
+                                    /*readsInit=*/false, /*unitStride=*/false);
+  Destination weights =
+      emitDestination(e, adaptor.getWeightsInit(), /*readsInit=*/false,
+                      /*unitStride=*/false);
+  route.ids = ids.buffer;
+  route.weights = weights.buffer;
   SizeConstraints sizes;
   sizes.equal(e, logits, 1, config.experts.getNumExperts());
   if (kPerToken)
     sizes.equal(e, kPerToken, 0, logits, 0);
   if (bias)
     sizes.equal(e, bias, 0, config.experts.getNumExperts());
-  sizes.result(e, idsType, {route.numTokens, route.k});
-  sizes.result(e, weightsType, {route.numTokens, route.k});
-  SmallVector<Value> results = emitGuarded(
-      e, op, sizes, {getBufferType(idsType), getBufferType(weightsType)},
-      [&]() -> SmallVector<Value> {
-        route.ids = e.allocShaped(idsType, {route.numTokens, route.k});
-        route.weights = e.allocShaped(weightsType, {route.numTokens, route.k});
-        if (auto expertChoice =
-                llvm::dyn_cast<ExpertChoiceAttr>(config.strategy)) {
-          route.emitExpertChoice(
-              expertChoice.getCapacityFactor().convertToDouble());
-        } else {
-          route.emitPerTokenSelection();
-          if (config.capacity)
-            route.emitCapacity(config.capacity);
-        }
-        route.emitNormalize();
-        return {route.ids, route.weights};
-      });
-  return results;
+  for (Value destination : {route.ids, route.weights}) {
+    sizes.equal(e, destination, 0, logits, 0);
+    sizes.equal(e, destination, 1, config.k);
+  }
+  emitGuardedInto(e, op, sizes, {route.ids, route.weights}, [&] {
+    if (auto expertChoice = llvm::dyn_cast<ExpertChoiceAttr>(config.strategy)) {
+      route.emitExpertChoice(
+          expertChoice.getCapacityFactor().convertToDouble());
+    } else {
+      route.emitPerTokenSelection();
+      if (config.capacity)
+        route.emitCapacity(config.capacity);
+    }
+    route.emitNormalize();
+  });
+  return SmallVector<Value>{finishDestination(e, ids),
+                            finishDestination(e, weights)};
 }

@@ -352,8 +352,11 @@ def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
         operands += f" k_per_token({k_per_token} : {k_per_token.type})"
     if "selection_bias" in args:
         operands += f" bias({args['selection_bias']} : {args['selection_bias'].type})"
+    tokens = [fb.dim(logits, 0)]  # the slots' T is dynamic (ids_type)
+    ids_init = fb.empty((None, K), "i32", tokens)
+    w_init = fb.empty((None, K), "f32", tokens)
     fb.emit(f"{ids}, {weights} = moe.route {logits}{operands} {routing.attributes()} "
-            f": {logits.type} -> {ids_type}, {w_type}")
+            f"into({ids_init}, {w_init}) : {logits.type} into {ids_type}, {w_type}")
     rows, offsets, slots = fb.fresh("rows"), fb.fresh("off"), fb.fresh("slots")
     off_type = tensor_type((E + 1,), "i32")
     fb.emit(f"{rows}, {offsets}, {slots} = moe.dispatch {x}, {ids} num_experts = {E} "
@@ -364,15 +367,18 @@ def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
         return f" {keyword}({value} : {value.type})" if value is not None else ""
     gated = " gated" if spec.w_gate is not None else ""
     y = fb.fresh("y")
+    rows_value = Value(rows, x.type, x.shape, "f32")
+    y_init = fb.empty(x.shape, "f32", _dyn(fb, rows_value, [0]))
     fb.emit(f"{y} = moe.expert_ffn {rows}, {offsets}" + operand("up", "w_up")
             + operand("gate", "w_gate") + operand("down", "w_down") + operand("up_bias", "b_up")
             + operand("down_bias", "b_down") + f" activation = {spec.activation}{gated} "
-            f": {x.type}, {off_type} -> {x.type}")
+            f"into({y_init}) : {x.type}, {off_type} into {x.type}")
     out = fb.fresh("out")
+    out_init = fb.empty(x.shape, "f32", _dyn(fb, x, range(len(x.shape))))
     fb.emit(f"{out} = moe.combine {y}, {slots}, {ids}, {weights}, {x}"
             + operand("const_proj", "const_proj") + operand("const_values", "const_values")
-            + f" experts = {routing.experts_attr()} : {x.type}, {ids_type}, {ids_type}, "
-            f"{w_type}, {x.type} -> {x.type}")
+            + f" experts = {routing.experts_attr()} into({out_init}) : {x.type}, {ids_type}, "
+            f"{ids_type}, {w_type}, {x.type} into {x.type}")
     return Value(out, x.type, x.shape, "f32")
 
 

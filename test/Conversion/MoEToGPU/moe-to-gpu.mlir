@@ -31,7 +31,10 @@
 //   EMU-NOT:   gpu.
 //       EMU:   return
 func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
-  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x16xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x4xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x16xf32>, tensor<16x4xf32> into tensor<?x4xf32>
   return %l : tensor<?x4xf32>
 }
 
@@ -56,18 +59,32 @@ func.func @gate(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
 //       COPIES: return
 func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf32>,
                  %wg: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>) -> tensor<?x8xf32> {
-  %l = moe.gate %x, %wr : tensor<?x8xf32>, tensor<8x6xf32> -> tensor<?x6xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x8xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x6xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x8xf32>, tensor<8x6xf32> into tensor<?x6xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x6xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x6xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 4, null = 2> k = 2 scoring = softmax
-      strategy = top_k normalize = non_null scale = 1.0
-      : tensor<?x6xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = top_k normalize = non_null scale = 1.0 into(%init_ids, %init_w)
+      : tensor<?x6xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %rows, %off, %sr = moe.dispatch %x, %ids num_experts = 4
       : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<?x8xf32>, tensor<5xi32>, tensor<?x2xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x8xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x8xf32>
   %y = moe.expert_ffn %rows, %off up(%wu : tensor<4x8x16xf32>) gate(%wg : tensor<4x8x16xf32>)
-      down(%wd : tensor<4x16x8xf32>) activation = silu gated
-      : tensor<?x8xf32>, tensor<5xi32> -> tensor<?x8xf32>
-  %out = moe.combine %y, %sr, %ids, %w, %x experts = <compute = 4, null = 2>
-      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32>
-      -> tensor<?x8xf32>
+      down(%wd : tensor<4x16x8xf32>) activation = silu gated into(%init_y)
+      : tensor<?x8xf32>, tensor<5xi32> into tensor<?x8xf32>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x8xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x8xf32>
+  %out = moe.combine %y, %sr, %ids, %w, %x experts = <compute = 4, null = 2> into(%init_out)
+      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> into tensor<?x8xf32>
   return %out : tensor<?x8xf32>
 }
 
@@ -88,7 +105,10 @@ func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf
 //   DEV-NOT:   gpu.dealloc %[[OUT]]
 //       DEV:   return %[[T]]
 func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf32> {
-  %l = moe.gate %x, %w : tensor<?x16xf32>, tensor<16x4xf32> -> tensor<?x4xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x16xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x4xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x16xf32>, tensor<16x4xf32> into tensor<?x4xf32>
   return %l : tensor<?x4xf32>
 }
 
@@ -108,8 +128,14 @@ func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf3
 //   CHECK-DAG:   gpu.dealloc  %[[SCRATCH]]
 //       CHECK:   return
 func.func @capacity(%l: tensor<?x4xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x4xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x4xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 4> k = 2 scoring = softmax strategy = top_k
-      normalize = selected scale = 1.0 capacity = <factor = 1.0, priority = score>
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      normalize = selected scale = 1.0 capacity = <factor = 1.0, priority = score> into(%init_ids, %init_w)
+      : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }

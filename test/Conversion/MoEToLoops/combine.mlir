@@ -27,9 +27,12 @@
 func.func @combine_null_experts(%y: tensor<?x8xf32>, %s: tensor<?x2xi32>,
                                 %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                                 %x: tensor<?x8xf32>) -> tensor<?x8xf32> {
-  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, null = 2>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x8xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x8xf32>
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 4, null = 2> into(%init_0)
       : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-        tensor<?x8xf32> -> tensor<?x8xf32>
+        tensor<?x8xf32> into tensor<?x8xf32>
   return %0 : tensor<?x8xf32>
 }
 
@@ -56,10 +59,13 @@ func.func @combine_moepp(%y: tensor<?x8xf32>, %s: tensor<?x2xi32>,
                          %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                          %x: tensor<?x8xf32>, %wc: tensor<1x8x2xf32>,
                          %v: tensor<1x8xf32>) -> tensor<?x8xf32> {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x8xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x8xf32>
   %0 = moe.combine %y, %s, %ids, %w, %x const_proj(%wc : tensor<1x8x2xf32>)
       const_values(%v : tensor<1x8xf32>)
-      experts = <compute = 4, null = 1, copy = 1, const = 1>
+      experts = <compute = 4, null = 1, copy = 1, const = 1> into(%init_0)
       : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-        tensor<?x8xf32> -> tensor<?x8xf32>
+        tensor<?x8xf32> into tensor<?x8xf32>
   return %0 : tensor<?x8xf32>
 }

@@ -8,11 +8,12 @@
 // offsets[E] are zeroed. Nothing iterates over T*K slots.
 // CHECK-LABEL: func.func @ffn
 // CHECK-SAME: (%[[ROWS:.*]]: tensor<?x8xf32>, %[[OFF:.*]]: tensor<5xi32>, %[[WU:.*]]: tensor<4x8x16xf32>, %[[WD:.*]]: tensor<4x16x8xf32>)
+// CHECK:      %[[R:.*]] = tensor.dim %[[ROWS]], %c0
 // The weights need a unit innermost stride (checked at run time).
 // CHECK:      %[[WUANY:.*]] = bufferization.to_buffer %[[WU]]
 // CHECK:      %[[WUBUF:.*]] = scf.if %{{.*}} -> (memref<4x8x16xf32, strided<[?, ?, 1], offset: ?>>)
 // CHECK:      %[[WDBUF:.*]] = scf.if %{{.*}} -> (memref<4x16x8xf32, strided<[?, ?, 1], offset: ?>>)
-// CHECK:      %[[R:.*]] = tensor.dim %[[ROWS]], %c0
+// The destination (a tensor.empty): a new buffer.
 // CHECK:      %[[OUT:.*]] = memref.alloc(%[[R]]) : memref<?x8xf32>
 // Sanitised offsets: o[0] = 0, o[e+1] = clamp(o[e+1], o[e], R).
 // CHECK:      %[[SAFE:.*]] = memref.alloc() : memref<5xindex>
@@ -69,9 +70,12 @@
 func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
                %wu: tensor<4x8x16xf32>, %wd: tensor<4x16x8xf32>)
     -> tensor<?x8xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x8xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x8xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<4x8x16xf32>)
-      down(%wd : tensor<4x16x8xf32>) activation = relu
-      : tensor<?x8xf32>, tensor<5xi32> -> tensor<?x8xf32>
+      down(%wd : tensor<4x16x8xf32>) activation = relu into(%init_y)
+      : tensor<?x8xf32>, tensor<5xi32> into tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
 
@@ -117,9 +121,12 @@ func.func @ffn(%rows: tensor<?x8xf32>, %offsets: tensor<5xi32>,
 func.func @swiglu(%rows: tensor<?x4xf32>, %offsets: tensor<3xi32>,
                   %wu: tensor<2x4x6xf32>, %wg: tensor<2x4x6xf32>,
                   %wd: tensor<2x6x4xf32>) -> tensor<?x4xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x4xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x4xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x4x6xf32>)
       gate(%wg : tensor<2x4x6xf32>) down(%wd : tensor<2x6x4xf32>)
-      activation = silu gated : tensor<?x4xf32>, tensor<3xi32> -> tensor<?x4xf32>
+      activation = silu gated into(%init_y) : tensor<?x4xf32>, tensor<3xi32> into tensor<?x4xf32>
   return %y : tensor<?x4xf32>
 }
 
@@ -155,9 +162,12 @@ func.func @swiglu(%rows: tensor<?x4xf32>, %offsets: tensor<3xi32>,
 func.func @packed_quad(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
                        %wu: tensor<2x4x32x32xf32>,
                        %wd: tensor<2x1x128x32xf32>) -> tensor<?x32xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x32xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x32xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x4x32x32xf32>)
       down(%wd : tensor<2x1x128x32xf32>)
-      activation = relu packed : tensor<?x32xf32>, tensor<3xi32> -> tensor<?x32xf32>
+      activation = relu packed into(%init_y) : tensor<?x32xf32>, tensor<3xi32> into tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
 
@@ -175,8 +185,11 @@ func.func @packed_quad(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
 func.func @packed_bf16(%rows: tensor<?x32xf32>, %offsets: tensor<3xi32>,
                        %wu: tensor<2x4x32x32xbf16>,
                        %wd: tensor<2x1x128x32xbf16>) -> tensor<?x32xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x32xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x32xf32>
   %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<2x4x32x32xbf16>)
       down(%wd : tensor<2x1x128x32xbf16>)
-      activation = relu packed : tensor<?x32xf32>, tensor<3xi32> -> tensor<?x32xf32>
+      activation = relu packed into(%init_y) : tensor<?x32xf32>, tensor<3xi32> into tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }

@@ -7,6 +7,7 @@
 // last block of 8 use one block of 4, then blocks of one row.
 // CHECK-LABEL: func.func @gate
 // CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x8xf32>, %[[W:[a-z0-9]+]]: tensor<8x48xf32>, %[[B:[a-z0-9]+]]: tensor<48xf32>)
+// CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
 // The weights need a unit innermost stride: checked at run time, a buffer
 // with another stride is copied (element by element: no runtime library).
 // CHECK:      %[[WANY:.*]] = bufferization.to_buffer %[[W]] read_only : tensor<8x48xf32> to memref<8x48xf32, strided<[?, ?], offset: ?>>
@@ -20,7 +21,7 @@
 // CHECK:        memref.cast %[[COPY]]
 // CHECK-NOT:    memref.copy
 // CHECK:      %[[BBUF:.*]] = scf.if %{{.*}} -> (memref<48xf32, strided<[1], offset: ?>>)
-// CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
+// The destination (a tensor.empty): a new buffer.
 // CHECK:      %[[OUT:.*]] = memref.alloc(%[[T]]) : memref<?x48xf32>
 // Chunks of 256 rows; per depth block of 256 (one here: depth 8) the
 // chunk's rows are packed [group of 8][k][row in group], then, panel by
@@ -61,8 +62,11 @@
 // CHECK:      return
 func.func @gate(%x: tensor<?x8xf32>, %w: tensor<8x48xf32>, %b: tensor<48xf32>)
     -> tensor<?x48xf32> {
-  %l = moe.gate %x, %w bias(%b : tensor<48xf32>)
-      : tensor<?x8xf32>, tensor<8x48xf32> -> tensor<?x48xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x8xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x48xf32>
+  %l = moe.gate %x, %w bias(%b : tensor<48xf32>) into(%init_l)
+      : tensor<?x8xf32>, tensor<8x48xf32> into tensor<?x48xf32>
   return %l : tensor<?x48xf32>
 }
 
@@ -79,6 +83,9 @@ func.func @gate(%x: tensor<?x8xf32>, %w: tensor<8x48xf32>, %b: tensor<48xf32>)
 // CHECK:      vector.maskedstore %{{.*}}, %[[MASK]]
 func.func @masked_bf16(%x: tensor<?x8xbf16>, %w: tensor<8x20xbf16>)
     -> tensor<?x20xf32> {
-  %l = moe.gate %x, %w : tensor<?x8xbf16>, tensor<8x20xbf16> -> tensor<?x20xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x8xbf16>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x20xf32>
+  %l = moe.gate %x, %w into(%init_l) : tensor<?x8xbf16>, tensor<8x20xbf16> into tensor<?x20xf32>
   return %l : tensor<?x20xf32>
 }

@@ -17,9 +17,18 @@
 // UNFUSED:   memref.alloc(%{{.*}}) : memref<?x12xf32>
 func.func @layer_routing(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>)
     -> (tensor<?x4xf32>, tensor<?x64xf32>, tensor<9xi32>) {
-  %l = moe.gate %x, %wr : tensor<?x64xf32>, tensor<64x12xf32> -> tensor<?x12xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x64xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x12xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x64xf32>, tensor<64x12xf32> into tensor<?x12xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x12xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x4xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x12xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x4xf32>
   %ids, %w = moe.route %l experts = <compute = 8, null = 4> k = 4 strategy = top_k
-      normalize = non_null : tensor<?x12xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+      normalize = non_null into(%init_ids, %init_w) : tensor<?x12xf32> into tensor<?x4xi32>, tensor<?x4xf32>
   %rows, %off, %slots = moe.dispatch %x, %ids num_experts = 8
       : tensor<?x64xf32>, tensor<?x4xi32> -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x4xi32>
   return %w, %rows, %off : tensor<?x4xf32>, tensor<?x64xf32>, tensor<9xi32>

@@ -53,9 +53,15 @@
 // CHECK:        scf.for {{.*}} = %[[COUNT]]#1 to %c2
 // CHECK:          memref.store %c-1_i32, %[[IDS]]
 func.func @top_p(%l: tensor<?x8xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 6, null = 2> k = 2
-      strategy = top_p<p = 0.5> normalize = non_null
-      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = top_p<p = 0.5> normalize = non_null into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }
 
@@ -71,9 +77,15 @@ func.func @top_p(%l: tensor<?x8xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
 // CHECK:      scf.for {{.*}} = %[[N]] to %c3
 func.func @dynamic_k(%l: tensor<?x8xf32>, %kpt: tensor<?xi32>)
     -> (tensor<?x3xi32>, tensor<?x3xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x3xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x3xf32>
   %ids, %w = moe.route %l k_per_token(%kpt : tensor<?xi32>)
-      experts = <compute = 8> k = 3 scoring = none strategy = dynamic_k
-      : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+      experts = <compute = 8> k = 3 scoring = none strategy = dynamic_k into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x3xi32>, tensor<?x3xf32>
   return %ids, %w : tensor<?x3xi32>, tensor<?x3xf32>
 }
 
@@ -91,9 +103,15 @@ func.func @dynamic_k(%l: tensor<?x8xf32>, %kpt: tensor<?xi32>)
 // CHECK:          memref.load {{.*}}[%[[T]], %[[J]]]
 func.func @capacity_position(%l: tensor<?x8xf32>)
     -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
-      capacity = <factor = 1.25, priority = position>
-      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      capacity = <factor = 1.25, priority = position> into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }
 
@@ -107,8 +125,14 @@ func.func @capacity_position(%l: tensor<?x8xf32>)
 // CHECK-COUNT-4: arith.shrui {{.*}} : i32
 func.func @capacity_score(%l: tensor<?x8xf32>)
     -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
-      capacity = <factor = 1.25, priority = score>
-      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      capacity = <factor = 1.25, priority = score> into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
 }

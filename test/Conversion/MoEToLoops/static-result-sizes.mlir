@@ -1,22 +1,25 @@
 // RUN: moe-opt %s --split-input-file --convert-moe-to-loops --canonicalize --cse | FileCheck %s
 
-// A static result size derived from a dynamic operand size is checked at run
-// time, through the same guard as two dynamic operand sizes: the kernel runs
-// only when the sizes agree; otherwise the op's code goes to
-// moe_runtime_error and the results are zero (found by fuzzing: a smaller
-// static T made the kernel write past the result, a larger one returned
-// uninitialised rows).
+// A static destination size that must equal a dynamic operand size is
+// checked at run time, through the same guard as two dynamic operand sizes:
+// the kernel runs only when the sizes agree; otherwise the op's code goes
+// to moe_runtime_error and the destinations are zeroed (found by fuzzing: a
+// smaller static T made the kernel write past the result, a larger one
+// returned uninitialised rows).
 
 // CHECK-LABEL: func.func @gate_static_tokens
 // CHECK-SAME: (%[[X:[a-z0-9]+]]: tensor<?x8xf32>
 // CHECK:      %[[T:.*]] = tensor.dim %[[X]], %c0
+// CHECK:      %[[OUT:.*]] = memref.alloc() : memref<4x16xf32>
 // CHECK:      %[[OK:.*]] = arith.cmpi eq, %[[T]], %c4 : index
-// CHECK:      scf.if %[[OK]] -> (memref<4x16xf32>)
+// CHECK:      scf.if %[[OK]] {
 // CHECK:      } else {
 // CHECK:        %[[FLAG:.*]] = memref.get_global @moe_runtime_error
 // CHECK:        memref.store %c1_i32, %[[FLAG]][]
+// CHECK:        memref.store %{{.*}}, %[[OUT]]
 func.func @gate_static_tokens(%x: tensor<?x8xf32>, %w: tensor<8x16xf32>) -> tensor<4x16xf32> {
-  %0 = moe.gate %x, %w : tensor<?x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+  %init_0 = tensor.empty() : tensor<4x16xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x8xf32>, tensor<8x16xf32> into tensor<4x16xf32>
   return %0 : tensor<4x16xf32>
 }
 
@@ -28,10 +31,13 @@ func.func @gate_static_tokens(%x: tensor<?x8xf32>, %w: tensor<8x16xf32>) -> tens
 // CHECK:      %[[T:.*]] = tensor.dim %[[L]], %c0
 // CHECK:      %[[OK:.*]] = arith.cmpi eq, %[[T]], %c4 : index
 // CHECK:      %[[BOTH:.*]] = arith.andi %[[OK]], %[[OK]]
-// CHECK:      scf.if %[[BOTH]] -> (memref<4x2xi32>, memref<4x2xf32>)
+// CHECK:      scf.if %[[BOTH]] {
+// CHECK:      } else {
 // CHECK:        memref.store %c2_i32
 func.func @route_static_tokens(%l: tensor<?x8xf32>) -> (tensor<4x2xi32>, tensor<4x2xf32>) {
-  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  %init_ids = tensor.empty() : tensor<4x2xi32>
+  %init_w = tensor.empty() : tensor<4x2xf32>
+  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_ids, %init_w) : tensor<?x8xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   return %ids, %w : tensor<4x2xi32>, tensor<4x2xf32>
 }
 
@@ -56,15 +62,20 @@ func.func @dispatch_static_slots(%x: tensor<?x?xf32>, %ids: tensor<?x?xi32>) -> 
 
 // -----
 
-// expert_ffn: R and H of the result from the rows.
+// expert_ffn: R and H of the destination from the rows; a mismatch stores
+// the op's error code and zeroes the destination.
 // CHECK-LABEL: func.func @ffn_static_rows
 // CHECK-SAME: (%[[ROWS:[a-z0-9]+]]: tensor<?x64xf32>
 // CHECK:      %[[R:.*]] = tensor.dim %[[ROWS]], %c0
-// CHECK:      arith.cmpi eq, %[[R]], %c5 : index
-// CHECK:      scf.if %{{.*}} -> (memref<5x64xf32>)
+// CHECK:      %[[OUT:.*]] = memref.alloc() : memref<5x64xf32>
+// CHECK:      %[[OK:.*]] = arith.cmpi eq, %[[R]], %c5 : index
+// CHECK:      scf.if %[[OK]] {
+// CHECK:      } else {
 // CHECK:        memref.store %c5_i32
+// CHECK:        memref.store %{{.*}}, %[[OUT]]
 func.func @ffn_static_rows(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) -> tensor<5x64xf32> {
-  %y = moe.expert_ffn %rows, %off up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = relu : tensor<?x64xf32>, tensor<9xi32> -> tensor<5x64xf32>
+  %init_y = tensor.empty() : tensor<5x64xf32>
+  %y = moe.expert_ffn %rows, %off up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = relu into(%init_y) : tensor<?x64xf32>, tensor<9xi32> into tensor<5x64xf32>
   return %y : tensor<5x64xf32>
 }
 
@@ -75,6 +86,7 @@ func.func @ffn_static_rows(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: te
 // CHECK-NOT:  moe_runtime_error
 // CHECK:      return
 func.func @gate_all_static(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>) -> tensor<4x16xf32> {
-  %0 = moe.gate %x, %w : tensor<4x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+  %init_0 = tensor.empty() : tensor<4x16xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x8xf32>, tensor<8x16xf32> into tensor<4x16xf32>
   return %0 : tensor<4x16xf32>
 }

@@ -37,12 +37,21 @@ func.func @adamoe(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>,
 // CHECK: expert weights: 2048 bytes per expert
 func.func @decomposed(%x: tensor<?x16xf16>, %l: tensor<?x8xf32>, %wu: tensor<8x16x32xf16>,
                       %wd: tensor<8x32x16xf16>) -> tensor<?x16xf16> {
-  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k
-      : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x8xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x8xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
+  %ids, %w = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_ids, %init_w)
+      : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %rows, %off, %slots = moe.dispatch %x, %ids num_experts = 8
       : tensor<?x16xf16>, tensor<?x2xi32> -> tensor<?x16xf16>, tensor<9xi32>, tensor<?x2xi32>
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x16xf16>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x16xf16>
   %y = moe.expert_ffn %rows, %off up(%wu : tensor<8x16x32xf16>) down(%wd : tensor<8x32x16xf16>)
-      activation = relu : tensor<?x16xf16>, tensor<9xi32> -> tensor<?x16xf16>
+      activation = relu into(%init_y) : tensor<?x16xf16>, tensor<9xi32> into tensor<?x16xf16>
   return %y : tensor<?x16xf16>
 }
 

@@ -9,7 +9,7 @@
 // rows, offsets, w_up, w_gate.
 func.func @ffn_no_w_down(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
   // expected-error @below {{'moe.expert_ffn' op operand 'w_down' is required and takes exactly 1 value, but 'operandSegmentSizes' gives it 0}}
-  %0 = "moe.expert_ffn"(%rows, %off, %wu, %wd) <{activation = #moe<activation relu>, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0>}> : (tensor<?x64xf32>, tensor<9xi32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>) -> tensor<?x64xf32>
+  %0 = "moe.expert_ffn"(%rows, %off, %wu, %wd, %rows) <{activation = #moe<activation relu>, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 1>}> : (tensor<?x64xf32>, tensor<9xi32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>, tensor<?x64xf32>) -> tensor<?x64xf32>
   return
 }
 
@@ -18,7 +18,7 @@ func.func @ffn_no_w_down(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: tens
 // [segments] two values for w_up, none for w_down.
 func.func @ffn_two_w_up(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
   // expected-error @below {{'moe.expert_ffn' op operand 'w_up' is required and takes exactly 1 value, but 'operandSegmentSizes' gives it 2}}
-  %0 = "moe.expert_ffn"(%rows, %off, %wu, %wd) <{activation = #moe<activation relu>, operandSegmentSizes = array<i32: 1, 1, 2, 0, 0, 0, 0>}> : (tensor<?x64xf32>, tensor<9xi32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>) -> tensor<?x64xf32>
+  %0 = "moe.expert_ffn"(%rows, %off, %wu, %wd, %rows) <{activation = #moe<activation relu>, operandSegmentSizes = array<i32: 1, 1, 2, 0, 0, 0, 0, 1>}> : (tensor<?x64xf32>, tensor<9xi32>, tensor<8x64x128xf32>, tensor<8x128x64xf32>, tensor<?x64xf32>) -> tensor<?x64xf32>
   return
 }
 
@@ -27,7 +27,7 @@ func.func @ffn_two_w_up(%rows: tensor<?x64xf32>, %off: tensor<9xi32>, %wu: tenso
 // [segments] combine without weights; x given twice.
 func.func @combine_no_weights(%y: tensor<?x64xf32>, %sr: tensor<?x2xi32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
   // expected-error @below {{'moe.combine' op operand 'weights' is required and takes exactly 1 value, but 'operandSegmentSizes' gives it 0}}
-  %0 = "moe.combine"(%y, %sr, %ids, %w, %x) <{experts = #moe.experts<compute = 8>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 2, 0, 0>}> : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32>) -> tensor<?x64xf32>
+  %0 = "moe.combine"(%y, %sr, %ids, %w, %x, %x) <{experts = #moe.experts<compute = 8>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 2, 0, 0, 1>}> : (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32>, tensor<?x64xf32>) -> tensor<?x64xf32>
   return
 }
 
@@ -52,9 +52,9 @@ func.func @layer_no_x(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %wu: tensor<8
 // -----
 
 // [segments] route whose only operand is counted as k_per_token.
-func.func @route_no_logits(%l: tensor<?xi32>) {
+func.func @route_no_logits(%l: tensor<?xi32>, %i: tensor<?x2xi32>, %w: tensor<?x2xf32>) {
   // expected-error @below {{'moe.route' op operand 'logits' is required and takes exactly 1 value, but 'operandSegmentSizes' gives it 0}}
-  %0:2 = "moe.route"(%l) <{experts = #moe.experts<compute = 8>, k = 2 : i64, normalize = #moe<normalize none>, operandSegmentSizes = array<i32: 0, 1, 0>, scale = 1.000000e+00 : f32, scoring = #moe<scoring softmax>, strategy = #moe.dynamic_k}> : (tensor<?xi32>) -> (tensor<?x2xi32>, tensor<?x2xf32>)
+  %0:2 = "moe.route"(%l, %i, %w) <{experts = #moe.experts<compute = 8>, k = 2 : i64, normalize = #moe<normalize none>, operandSegmentSizes = array<i32: 0, 1, 0, 1, 1>, scale = 1.000000e+00 : f32, scoring = #moe<scoring softmax>, strategy = #moe.dynamic_k}> : (tensor<?xi32>, tensor<?x2xi32>, tensor<?x2xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>)
   return
 }
 

@@ -24,8 +24,9 @@
 
 // [shapes] gate: w's first dimension is x's hidden size.
 func.func @gate_hidden(%x: tensor<4x64xf32>, %w: tensor<32x8xf32>) {
+  %init_0 = tensor.empty() : tensor<4x8xf32>
   // expected-error @below {{'moe.gate' op operand 'w' dimension 0 must be H = 64 (H from dimension 1 of operand 'x'), got 32}}
-  %0 = moe.gate %x, %w : tensor<4x64xf32>, tensor<32x8xf32> -> tensor<4x8xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x64xf32>, tensor<32x8xf32> into tensor<4x8xf32>
   return
 }
 
@@ -33,8 +34,11 @@ func.func @gate_hidden(%x: tensor<4x64xf32>, %w: tensor<32x8xf32>) {
 
 // [shapes] gate: the bias has S entries.
 func.func @gate_bias(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>, %b: tensor<9xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x8xf32>
   // expected-error @below {{operand 'bias' dimension 0 must be S = 8 (S from dimension 1 of operand 'w'), got 9}}
-  %0 = moe.gate %x, %w bias(%b : tensor<9xf32>) : tensor<?x64xf32>, tensor<64x8xf32> -> tensor<?x8xf32>
+  %0 = moe.gate %x, %w bias(%b : tensor<9xf32>) into(%init_0) : tensor<?x64xf32>, tensor<64x8xf32> into tensor<?x8xf32>
   return
 }
 
@@ -42,8 +46,9 @@ func.func @gate_bias(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>, %b: tensor<9xf3
 
 // [shapes] gate: the logits keep x's token count.
 func.func @gate_tokens(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>) {
-  // expected-error @below {{result 'logits' dimension 0 must be T = 4 (T from dimension 0 of operand 'x'), got 5}}
-  %0 = moe.gate %x, %w : tensor<4x64xf32>, tensor<64x8xf32> -> tensor<5x8xf32>
+  %init_0 = tensor.empty() : tensor<5x8xf32>
+  // expected-error @below {{operand 'init' dimension 0 must be T = 4 (T from dimension 0 of operand 'x'), got 5}}
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x64xf32>, tensor<64x8xf32> into tensor<5x8xf32>
   return
 }
 
@@ -51,8 +56,9 @@ func.func @gate_tokens(%x: tensor<4x64xf32>, %w: tensor<64x8xf32>) {
 
 // [types] gate: logits are always f32.
 func.func @gate_logits_type(%x: tensor<4x64xbf16>, %w: tensor<64x8xbf16>) {
-  // expected-error @below {{'moe.gate' op result #0 must be tensor<T x S x f32>, but got 'tensor<4x8xbf16>'}}
-  %0 = moe.gate %x, %w : tensor<4x64xbf16>, tensor<64x8xbf16> -> tensor<4x8xbf16>
+  %init_0 = tensor.empty() : tensor<4x8xbf16>
+  // expected-error @below {{'moe.gate' op operand #2 must be tensor<T x S x f32>, but got 'tensor<4x8xbf16>'}}
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x64xbf16>, tensor<64x8xbf16> into tensor<4x8xbf16>
   return
 }
 
@@ -60,8 +66,9 @@ func.func @gate_logits_type(%x: tensor<4x64xbf16>, %w: tensor<64x8xbf16>) {
 
 // [types] gate: f64 activations are not supported.
 func.func @gate_f64(%x: tensor<4x64xf64>, %w: tensor<64x8xf32>) {
+  %init_0 = tensor.empty() : tensor<4x8xf32>
   // expected-error @below {{'moe.gate' op operand #0 must be tensor<T x H x f32/f16/bf16>, but got 'tensor<4x64xf64>'}}
-  %0 = moe.gate %x, %w : tensor<4x64xf64>, tensor<64x8xf32> -> tensor<4x8xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x64xf64>, tensor<64x8xf32> into tensor<4x8xf32>
   return
 }
 
@@ -69,8 +76,9 @@ func.func @gate_f64(%x: tensor<4x64xf64>, %w: tensor<64x8xf32>) {
 
 // [shapes] gate: ranks.
 func.func @gate_rank(%x: tensor<4x2x64xf32>, %w: tensor<64x8xf32>) {
+  %init_0 = tensor.empty() : tensor<4x8xf32>
   // expected-error @below {{'moe.gate' op operand #0 must be tensor<T x H x f32/f16/bf16>, but got 'tensor<4x2x64xf32>'}}
-  %0 = moe.gate %x, %w : tensor<4x2x64xf32>, tensor<64x8xf32> -> tensor<4x8xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<4x2x64xf32>, tensor<64x8xf32> into tensor<4x8xf32>
   return
 }
 
@@ -78,8 +86,12 @@ func.func @gate_rank(%x: tensor<4x2x64xf32>, %w: tensor<64x8xf32>) {
 
 // [shapes] route: the logits have S = E + N_null + N_copy + N_const columns.
 func.func @route_width(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{operand 'logits' dimension 1 must be S = 12 (S from attribute 'experts'), got 8}}
-  %0:2 = moe.route %l experts = <compute = 8, null = 4> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8, null = 4> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -87,8 +99,12 @@ func.func @route_width(%l: tensor<?x8xf32>) {
 
 // [shapes] route: ids have K columns.
 func.func @route_k_columns(%l: tensor<?x8xf32>) {
-  // expected-error @below {{result 'ids' dimension 1 must be K = 2 (K from attribute 'k'), got 3}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x2xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x3xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
+  // expected-error @below {{operand 'ids_init' dimension 1 must be K = 2 (K from attribute 'k'), got 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x3xi32>, tensor<?x2xf32>
   return
 }
 
@@ -96,8 +112,10 @@ func.func @route_k_columns(%l: tensor<?x8xf32>) {
 
 // [shapes] route: ids and weights agree on T.
 func.func @route_tokens(%l: tensor<4x8xf32>) {
-  // expected-error @below {{result 'weights' dimension 0 must be T = 4 (T from dimension 0 of operand 'logits'), got 3}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<4x8xf32> -> tensor<4x2xi32>, tensor<3x2xf32>
+  %init_0_ids = tensor.empty() : tensor<4x2xi32>
+  %init_0_w = tensor.empty() : tensor<3x2xf32>
+  // expected-error @below {{operand 'weights_init' dimension 0 must be T = 4 (T from dimension 0 of operand 'logits'), got 3}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<4x8xf32> into tensor<4x2xi32>, tensor<3x2xf32>
   return
 }
 
@@ -105,8 +123,12 @@ func.func @route_tokens(%l: tensor<4x8xf32>) {
 
 // [types] route: ids are i32.
 func.func @route_ids_type(%l: tensor<?x8xf32>) {
-  // expected-error @below {{'moe.route' op result #0 must be tensor<T x K x i32>, but got 'tensor<?x2xi64>'}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi64>, tensor<?x2xf32>
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi64>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
+  // expected-error @below {{'moe.route' op operand #1 must be tensor<T x K x i32>, but got 'tensor<?x2xi64>'}}
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi64>, tensor<?x2xf32>
   return
 }
 
@@ -114,8 +136,12 @@ func.func @route_ids_type(%l: tensor<?x8xf32>) {
 
 // [types] route: logits are f32 (scores are computed in f32).
 func.func @route_logits_type(%l: tensor<?x8xbf16>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xbf16>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op operand #0 must be tensor<T x S x f32>, but got 'tensor<?x8xbf16>'}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xbf16> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -123,8 +149,12 @@ func.func @route_logits_type(%l: tensor<?x8xbf16>) {
 
 // [shapes] route: the selection bias has S entries.
 func.func @route_bias_width(%l: tensor<?x8xf32>, %b: tensor<4xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{operand 'selection_bias' dimension 0 must be S = 8 (S from attribute 'experts'), got 4}}
-  %0:2 = moe.route %l bias(%b : tensor<4xf32>) experts = <compute = 8> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l bias(%b : tensor<4xf32>) experts = <compute = 8> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -132,8 +162,10 @@ func.func @route_bias_width(%l: tensor<?x8xf32>, %b: tensor<4xf32>) {
 
 // [shapes] route: k_per_token has T entries.
 func.func @route_kpt_tokens(%l: tensor<4x8xf32>, %k: tensor<5xi32>) {
+  %init_0_ids = tensor.empty() : tensor<4x2xi32>
+  %init_0_w = tensor.empty() : tensor<4x2xf32>
   // expected-error @below {{operand 'k_per_token' dimension 0 must be T = 4 (T from dimension 0 of operand 'logits'), got 5}}
-  %0:2 = moe.route %l k_per_token(%k : tensor<5xi32>) experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<4x8xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  %0:2 = moe.route %l k_per_token(%k : tensor<5xi32>) experts = <compute = 8> k = 2 strategy = dynamic_k into(%init_0_ids, %init_0_w) : tensor<4x8xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   return
 }
 
@@ -141,8 +173,12 @@ func.func @route_kpt_tokens(%l: tensor<4x8xf32>, %k: tensor<5xi32>) {
 
 // [types] route: k_per_token is i32.
 func.func @route_kpt_type(%l: tensor<?x8xf32>, %k: tensor<?xi64>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op operand #1 must be tensor<T x i32>, but got 'tensor<?xi64>'}}
-  %0:2 = moe.route %l k_per_token(%k : tensor<?xi64>) experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l k_per_token(%k : tensor<?xi64>) experts = <compute = 8> k = 2 strategy = dynamic_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -150,8 +186,12 @@ func.func @route_kpt_type(%l: tensor<?x8xf32>, %k: tensor<?xi64>) {
 
 // [k-range] K >= 1.
 func.func @k_zero(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x0xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x0xf32>
   // expected-error @below {{'moe.route' op attribute 'k' expects 1 <= k <= S = 8 (all experts of #moe.experts<compute = 8>), got k = 0}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 0 strategy = top_k : tensor<?x8xf32> -> tensor<?x0xi32>, tensor<?x0xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 0 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x0xi32>, tensor<?x0xf32>
   return
 }
 
@@ -159,8 +199,12 @@ func.func @k_zero(%l: tensor<?x8xf32>) {
 
 // [k-range] K <= S, where S counts the zero-computation experts too.
 func.func @k_too_large(%l: tensor<?x10xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x10xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x11xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x11xf32>
   // expected-error @below {{attribute 'k' expects 1 <= k <= S = 10 (all experts of #moe.experts<compute = 8, null = 2>), got k = 11}}
-  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 11 strategy = top_k : tensor<?x10xf32> -> tensor<?x11xi32>, tensor<?x11xf32>
+  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 11 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x10xf32> into tensor<?x11xi32>, tensor<?x11xf32>
   return
 }
 
@@ -168,8 +212,12 @@ func.func @k_too_large(%l: tensor<?x10xf32>) {
 
 // [top_p] p > 0.
 func.func @top_p_zero(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = 0}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0.0> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -177,8 +225,12 @@ func.func @top_p_zero(%l: tensor<?x8xf32>) {
 
 // [top_p] p <= 1.
 func.func @top_p_large(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = 1.5}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 1.5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 1.5> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -186,8 +238,12 @@ func.func @top_p_large(%l: tensor<?x8xf32>) {
 
 // [top_p] a NaN p is not in (0, 1].
 func.func @top_p_nan(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.top_p expects 0 < p <= 1, got p = nan}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0x7FC00000> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_p<p = 0x7FC00000> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -195,8 +251,12 @@ func.func @top_p_nan(%l: tensor<?x8xf32>) {
 
 // [adaptive] tau >= 0.
 func.func @adaptive_negative(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.adaptive expects tau >= 0, got tau = -0.1}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = adaptive<tau = -0.1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = adaptive<tau = -0.1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -204,8 +264,12 @@ func.func @adaptive_negative(%l: tensor<?x8xf32>) {
 
 // [threshold] tau is finite.
 func.func @threshold_inf(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.threshold expects a finite tau, got tau = inf}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7F800000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7F800000, k_min = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -213,8 +277,12 @@ func.func @threshold_inf(%l: tensor<?x8xf32>) {
 
 // [threshold] tau is not NaN.
 func.func @threshold_nan(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.threshold expects a finite tau, got tau = nan}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7FC00000, k_min = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0x7FC00000, k_min = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -222,8 +290,12 @@ func.func @threshold_nan(%l: tensor<?x8xf32>) {
 
 // [threshold] k_min <= K.
 func.func @threshold_kmin_large(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op strategy threshold expects k_min <= K = 2, got k_min = 3}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = 3> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = 3> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -231,8 +303,12 @@ func.func @threshold_kmin_large(%l: tensor<?x8xf32>) {
 
 // [threshold] k_min >= 0.
 func.func @threshold_kmin_negative(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.threshold expects k_min >= 0, got k_min = -1}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = -1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = threshold<tau = 0.1, k_min = -1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -240,8 +316,12 @@ func.func @threshold_kmin_negative(%l: tensor<?x8xf32>) {
 
 // [cf] capacity factor > 0.
 func.func @capacity_zero(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.capacity expects factor > 0, got factor = 0}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k capacity = <factor = 0.0, priority = score> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k capacity = <factor = 0.0, priority = score> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -249,8 +329,12 @@ func.func @capacity_zero(%l: tensor<?x8xf32>) {
 
 // [cf] expert_choice capacity factor > 0.
 func.func @expert_choice_cf(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.expert_choice expects capacity_factor > 0, got capacity_factor = -1}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = -1.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = -1.0> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -258,8 +342,12 @@ func.func @expert_choice_cf(%l: tensor<?x8xf32>) {
 
 // [groups] groups need S = E.
 func.func @groups_space(%l: tensor<?x10xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x10xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op attribute 'groups' requires an expert space of compute experts only (S = E), got S = 10, E = 8}}
-  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 2 strategy = top_k groups = <n = 2, top = 1> : tensor<?x10xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8, null = 2> k = 2 strategy = top_k groups = <n = 2, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x10xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -267,8 +355,12 @@ func.func @groups_space(%l: tensor<?x10xf32>) {
 
 // [groups] n divides E.
 func.func @groups_divide(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{attribute 'groups' expects n dividing E = 8, got n = 3}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 3, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 3, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -276,8 +368,12 @@ func.func @groups_divide(%l: tensor<?x8xf32>) {
 
 // [groups] n >= 1 (and no division by zero in the verifier).
 func.func @groups_zero(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.groups expects n >= 1, got n = 0}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 0, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 0, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -286,8 +382,12 @@ func.func @groups_zero(%l: tensor<?x8xf32>) {
 // [groups] at least two experts per group for the top2_sum score (score =
 // max allows one: see ops.mlir).
 func.func @groups_size(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{attribute 'groups' expects at least 2 experts per group (E / n >= 2) with score = top2_sum, got E / n = 1}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 8, top = 4> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 8, top = 4> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -295,9 +395,13 @@ func.func @groups_size(%l: tensor<?x8xf32>) {
 
 // [groups] an unknown group score.
 func.func @groups_score(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{expected one of [top2_sum, max] for how group-limited routing scores a group of experts, got: sum}}
   // expected-error @below {{failed to parse MoE_GroupsAttr parameter 'score'}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 2, top = 1, score = sum> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 2, top = 1, score = sum> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -305,8 +409,12 @@ func.func @groups_score(%l: tensor<?x8xf32>) {
 
 // [groups] top <= n.
 func.func @groups_top_large(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.groups expects 1 <= top <= n = 4, got top = 5}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 5> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -314,8 +422,12 @@ func.func @groups_top_large(%l: tensor<?x8xf32>) {
 
 // [groups] top >= 1.
 func.func @groups_top_zero(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.groups expects 1 <= top <= n = 4, got top = 0}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_k groups = <n = 4, top = 0> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -323,8 +435,12 @@ func.func @groups_top_zero(%l: tensor<?x8xf32>) {
 
 // [groups] K <= top * E / n: the kept groups must hold K experts.
 func.func @groups_reach(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x3xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x3xf32>
   // expected-error @below {{'moe.route' op attribute 'k' expects k <= top * E / n = 2 (the experts of the kept groups), got k = 3}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 3 strategy = top_k groups = <n = 4, top = 1> : tensor<?x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 3 strategy = top_k groups = <n = 4, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x3xi32>, tensor<?x3xf32>
   return
 }
 
@@ -332,8 +448,12 @@ func.func @groups_reach(%l: tensor<?x8xf32>) {
 
 // [ec-space] expert_choice needs S = E.
 func.func @expert_choice_space(%l: tensor<?x10xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x10xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op strategy expert_choice requires an expert space of compute experts only (S = E), got S = 10, E = 8}}
-  %0:2 = moe.route %l experts = <compute = 8, copy = 2> k = 2 strategy = expert_choice<capacity_factor = 1.0> : tensor<?x10xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8, copy = 2> k = 2 strategy = expert_choice<capacity_factor = 1.0> into(%init_0_ids, %init_0_w) : tensor<?x10xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -341,8 +461,12 @@ func.func @expert_choice_space(%l: tensor<?x10xf32>) {
 
 // [ec-alone] expert_choice rejects a selection bias.
 func.func @expert_choice_bias(%l: tensor<?x8xf32>, %b: tensor<8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op strategy expert_choice does not accept operand 'selection_bias'; expected no selection bias}}
-  %0:2 = moe.route %l bias(%b : tensor<8xf32>) experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l bias(%b : tensor<8xf32>) experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -350,8 +474,12 @@ func.func @expert_choice_bias(%l: tensor<?x8xf32>, %b: tensor<8xf32>) {
 
 // [ec-alone] expert_choice rejects capacity.
 func.func @expert_choice_capacity(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{strategy expert_choice does not accept attribute 'capacity'; expected no capacity (the strategy sets its own)}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> capacity = <factor = 1.0, priority = score> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> capacity = <factor = 1.0, priority = score> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -359,8 +487,12 @@ func.func @expert_choice_capacity(%l: tensor<?x8xf32>) {
 
 // [ec-alone] expert_choice rejects groups.
 func.func @expert_choice_groups(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{strategy expert_choice does not accept attribute 'groups'; expected no groups}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> groups = <n = 2, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = expert_choice<capacity_factor = 1.0> groups = <n = 2, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -368,8 +500,12 @@ func.func @expert_choice_groups(%l: tensor<?x8xf32>) {
 
 // [k_per_token] dynamic_k needs k_per_token.
 func.func @dynamic_k_missing(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op operand 'k_per_token' is required by strategy dynamic_k}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = dynamic_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = dynamic_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -377,8 +513,12 @@ func.func @dynamic_k_missing(%l: tensor<?x8xf32>) {
 
 // [k_per_token] only dynamic_k takes k_per_token.
 func.func @k_per_token_unused(%l: tensor<?x8xf32>, %k: tensor<?xi32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{'moe.route' op operand 'k_per_token' is only accepted with strategy dynamic_k, got strategy top_p}}
-  %0:2 = moe.route %l k_per_token(%k : tensor<?xi32>) experts = <compute = 8> k = 2 strategy = top_p<p = 0.5> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l k_per_token(%k : tensor<?xi32>) experts = <compute = 8> k = 2 strategy = top_p<p = 0.5> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -386,8 +526,12 @@ func.func @k_per_token_unused(%l: tensor<?x8xf32>, %k: tensor<?xi32>) {
 
 // [experts] at least one compute expert.
 func.func @no_compute_expert(%l: tensor<?x4xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x4xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.experts expects at least one compute expert and non-negative counts, got compute = 0, null = 4, copy = 0, const = 0}}
-  %0:2 = moe.route %l experts = <compute = 0, null = 4> k = 2 strategy = top_k : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 0, null = 4> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -395,8 +539,11 @@ func.func @no_compute_expert(%l: tensor<?x4xf32>) {
 
 // [experts] no negative counts.
 func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{#moe.experts expects at least one compute expert and non-negative counts, got compute = 8, null = -1, copy = 0, const = 0}}
-  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, null = -1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, null = -1> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -404,8 +551,12 @@ func.func @negative_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<
 
 // [experts] the width S must fit i32 ids (and its sum must not overflow).
 func.func @huge_expert_space(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{#moe.experts expects at most 2147483647 experts in all (ids are i32), got compute = 4611686018427387904, null = 4611686018427387904, copy = 0, const = 0}}
-  %0:2 = moe.route %l experts = <compute = 4611686018427387904, null = 4611686018427387904> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 4611686018427387904, null = 4611686018427387904> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -422,8 +573,12 @@ func.func @dispatch_huge(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
 
 // A strategy must be one of the six.
 func.func @unknown_strategy(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{expected a routing strategy (top_k, top_p, adaptive, threshold, dynamic_k or expert_choice), got 'top_q'}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_q : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = top_q into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -431,8 +586,12 @@ func.func @unknown_strategy(%l: tensor<?x8xf32>) {
 
 // Another moe attribute is not a strategy either.
 func.func @not_a_strategy(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{expected a routing strategy (top_k, top_p, adaptive, threshold, dynamic_k or expert_choice), got #moe.groups<n = 2, top = 1>}}
-  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = groups<n = 2, top = 1> : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 8> k = 2 strategy = groups<n = 2, top = 1> into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -440,8 +599,12 @@ func.func @not_a_strategy(%l: tensor<?x8xf32>) {
 
 // The zero-computation counts come in a fixed order.
 func.func @expert_space_order(%l: tensor<?x8xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_t = tensor.dim %l, %init_0_c0 : tensor<?x8xf32>
+  %init_0_ids = tensor.empty(%init_0_t) : tensor<?x2xi32>
+  %init_0_w = tensor.empty(%init_0_t) : tensor<?x2xf32>
   // expected-error @below {{expected 'null', 'copy' or 'const' (in this order, each at most once), got 'null'}}
-  %0:2 = moe.route %l experts = <compute = 4, copy = 2, null = 2> k = 2 strategy = top_k : tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %0:2 = moe.route %l experts = <compute = 4, copy = 2, null = 2> k = 2 strategy = top_k into(%init_0_ids, %init_0_w) : tensor<?x8xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   return
 }
 
@@ -539,8 +702,11 @@ func.func @gmm_init_shape(%lhs: tensor<5x32xf32>, %rhs: tensor<8x32x16xf32>, %o:
 
 // [shapes] expert_ffn: w_down is [E, F, H].
 func.func @ffn_down(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x64x128xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.expert_ffn' op operand 'w_down' dimension 1 must be F = 128 (F from dimension 2 of operand 'w_up'), got 64}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x64x128xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x64x128xf32>) activation = silu gated into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -548,8 +714,11 @@ func.func @ffn_down(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x12
 
 // [shapes] expert_ffn: the gate projection has w_up's shape.
 func.func @ffn_gate_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x96xf32>, %wd: tensor<8x128x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'w_gate' dimension 2 must be F = 128 (F from dimension 2 of operand 'w_up'), got 96}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x96xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x96xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -557,8 +726,11 @@ func.func @ffn_gate_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8
 
 // [shapes] expert_ffn: the weights hold E experts, offsets E + 1 entries.
 func.func @ffn_offsets(%r: tensor<?x64xf32>, %o: tensor<5xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'offsets' dimension 0 must be E+1 = 9 (E from dimension 0 of operand 'w_up'), got 5}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = relu : tensor<?x64xf32>, tensor<5xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = relu into(%init_0) : tensor<?x64xf32>, tensor<5xi32> into tensor<?x64xf32>
   return
 }
 
@@ -566,8 +738,11 @@ func.func @ffn_offsets(%r: tensor<?x64xf32>, %o: tensor<5xi32>, %wu: tensor<8x64
 
 // [shapes] expert_ffn: the down bias is [E, H].
 func.func @ffn_bias_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>, %bd: tensor<8x128xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'b_down' dimension 1 must be H = 64 (H from dimension 1 of operand 'rows'), got 128}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) down_bias(%bd : tensor<8x128xf32>) activation = relu : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) down_bias(%bd : tensor<8x128xf32>) activation = relu into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -575,8 +750,11 @@ func.func @ffn_bias_shape(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8
 
 // [gated] a gated FFN needs w_gate.
 func.func @ffn_gated_without_gate(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.expert_ffn' op operand 'w_gate' is required when 'gated' is set}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu gated into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -584,8 +762,11 @@ func.func @ffn_gated_without_gate(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: 
 
 // [gated] w_gate only with gated.
 func.func @ffn_gate_not_gated(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'w_gate' is only accepted when 'gated' is set; expected no 'w_gate'}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) activation = silu into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -593,8 +774,11 @@ func.func @ffn_gate_not_gated(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tens
 
 // [gated] no biases on a gated FFN.
 func.func @ffn_gated_bias(%r: tensor<?x64xf32>, %o: tensor<9xi32>, %wu: tensor<8x64x128xf32>, %wg: tensor<8x64x128xf32>, %wd: tensor<8x128x64xf32>, %bu: tensor<8x128xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %r, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'b_up' is only accepted when the FFN is not gated; expected no biases with 'gated'}}
-  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) up_bias(%bu : tensor<8x128xf32>) activation = silu gated : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %r, %o up(%wu : tensor<8x64x128xf32>) gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>) up_bias(%bu : tensor<8x128xf32>) activation = silu gated into(%init_0) : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
   return
 }
 
@@ -611,8 +795,11 @@ func.func @layer_gated_without_gate(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>,
 
 // [shapes] combine: ids and weights agree on K.
 func.func @combine_k(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %ids: tensor<?x2xi32>, %w: tensor<?x3xf32>, %x: tensor<?x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.combine' op operand 'weights' dimension 1 must be K = 2 (K from dimension 1 of operand 'slot_rows'), got 3}}
-  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 8> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x3xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %ids, %w, %x experts = <compute = 8> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x3xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -620,17 +807,21 @@ func.func @combine_k(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %ids: tensor<?x2
 
 // [shapes] combine: y and x share the hidden size.
 func.func @combine_hidden(%y: tensor<?x32xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'x' dimension 1 must be H = 32 (H from dimension 1 of operand 'y'), got 64}}
-  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> into(%init_0) : tensor<?x32xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
 // -----
 
-// [shapes] combine: the output has x's token count.
+// [shapes] combine: the destination has x's token count.
 func.func @combine_tokens(%y: tensor<?x64xf32>, %s: tensor<4x2xi32>, %w: tensor<4x2xf32>, %x: tensor<4x64xf32>) {
-  // expected-error @below {{result 'out' dimension 0 must be T = 4 (T from dimension 0 of operand 'slot_rows'), got 8}}
-  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> : tensor<?x64xf32>, tensor<4x2xi32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x64xf32> -> tensor<8x64xf32>
+  %init_0 = tensor.empty() : tensor<8x64xf32>
+  // expected-error @below {{'moe.combine' op operand 'init' dimension 0 must be T = 4 (T from dimension 0 of operand 'slot_rows'), got 8}}
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8> into(%init_0) : tensor<?x64xf32>, tensor<4x2xi32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x64xf32> into tensor<8x64xf32>
   return
 }
 
@@ -638,8 +829,11 @@ func.func @combine_tokens(%y: tensor<?x64xf32>, %s: tensor<4x2xi32>, %w: tensor<
 
 // [shapes] combine: each constant expert has a [H, 2] projection.
 func.func @combine_const_shape(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<1x64x3xf32>, %v: tensor<1x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'const_proj' dimension 2 must be 2, got 3}}
-  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<1x64x3xf32>) const_values(%v : tensor<1x64xf32>) experts = <compute = 8, const = 1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<1x64x3xf32>) const_values(%v : tensor<1x64xf32>) experts = <compute = 8, const = 1> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -647,8 +841,11 @@ func.func @combine_const_shape(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: te
 
 // [shapes] combine: one projection per constant expert.
 func.func @combine_const_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<2x64x2xf32>, %v: tensor<2x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'const_proj' dimension 0 must be N_const = 1 (N_const from attribute 'experts'), got 2}}
-  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) const_values(%v : tensor<2x64xf32>) experts = <compute = 8, const = 1> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) const_values(%v : tensor<2x64xf32>) experts = <compute = 8, const = 1> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -656,8 +853,11 @@ func.func @combine_const_count(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: te
 
 // [const] constant experts need their operands.
 func.func @combine_const_missing(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.combine' op operand 'const_proj' is required: the expert space #moe.experts<compute = 8, const = 2> has 2 constant expert(s)}}
-  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, const = 2> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x experts = <compute = 8, const = 2> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -665,8 +865,11 @@ func.func @combine_const_missing(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: 
 
 // [const] both constant-expert operands are needed.
 func.func @combine_const_values_missing(%y: tensor<?x64xf32>, %s: tensor<?x2xi32>, %w: tensor<?x2xf32>, %x: tensor<?x64xf32>, %wc: tensor<2x64x2xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'const_values' is required: the expert space #moe.experts<compute = 8, const = 2> has 2 constant expert(s)}}
-  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) experts = <compute = 8, const = 2> : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> -> tensor<?x64xf32>
+  %0 = moe.combine %y, %s, %s, %w, %x const_proj(%wc : tensor<2x64x2xf32>) experts = <compute = 8, const = 2> into(%init_0) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
   return
 }
 
@@ -726,10 +929,11 @@ func.func @layer_bias_type(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>, %sb: ten
 
 // -----
 
-// [shapes] aux_loss: the loss is a scalar tensor.
+// [shapes] aux_loss: the loss (and its destination) is a scalar tensor.
 func.func @aux_loss_rank(%s: tensor<?x8xf32>, %ids: tensor<?x2xi32>) {
-  // expected-error @below {{'moe.aux_loss' op result #0 must be tensor<f32>, but got 'tensor<1xf32>'}}
-  %0 = moe.aux_loss %s, %ids : tensor<?x8xf32>, tensor<?x2xi32> -> tensor<1xf32>
+  %init_0 = tensor.empty() : tensor<1xf32>
+  // expected-error @below {{'moe.aux_loss' op operand #2 must be tensor<f32>, but got 'tensor<1xf32>'}}
+  %0 = moe.aux_loss %s, %ids into(%init_0) : tensor<?x8xf32>, tensor<?x2xi32> into tensor<1xf32>
   return
 }
 
@@ -737,8 +941,9 @@ func.func @aux_loss_rank(%s: tensor<?x8xf32>, %ids: tensor<?x2xi32>) {
 
 // [shapes] aux_loss: scores and ids agree on T.
 func.func @aux_loss_tokens(%s: tensor<4x8xf32>, %ids: tensor<5x2xi32>) {
+  %init_0 = tensor.empty() : tensor<f32>
   // expected-error @below {{operand 'ids' dimension 0 must be T = 4 (T from dimension 0 of operand 'scores'), got 5}}
-  %0 = moe.aux_loss %s, %ids : tensor<4x8xf32>, tensor<5x2xi32> -> tensor<f32>
+  %0 = moe.aux_loss %s, %ids into(%init_0) : tensor<4x8xf32>, tensor<5x2xi32> into tensor<f32>
   return
 }
 
@@ -793,10 +998,13 @@ func.func @fused_tile(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
 func.func @packed_panels(%rows: tensor<?x64xf32>, %off: tensor<3xi32>,
                          %wu: tensor<2x3x64x32xf32>, %wd: tensor<2x2x100x32xf32>)
     -> tensor<?x64xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x64xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.expert_ffn' op operand 'w_up' (packed) has 3 panels in dimension 1, expected ceil(F / 32) = 4 with F = 100 from operand 'w_down'}}
   %y = moe.expert_ffn %rows, %off up(%wu : tensor<2x3x64x32xf32>)
-      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed
-      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed into(%init_y)
+      : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
 
@@ -806,10 +1014,13 @@ func.func @packed_panels(%rows: tensor<?x64xf32>, %off: tensor<3xi32>,
 func.func @packed_width(%rows: tensor<?x64xf32>, %off: tensor<3xi32>,
                         %wu: tensor<2x4x64x16xf32>, %wd: tensor<2x2x100x32xf32>)
     -> tensor<?x64xf32> {
+  %init_y_c0 = arith.constant 0 : index
+  %init_y_d0 = tensor.dim %rows, %init_y_c0 : tensor<?x64xf32>
+  %init_y = tensor.empty(%init_y_d0) : tensor<?x64xf32>
   // expected-error @below {{operand 'w_up' dimension 3 must be 32, got 16}}
   %y = moe.expert_ffn %rows, %off up(%wu : tensor<2x4x64x16xf32>)
-      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed
-      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x64xf32>
+      down(%wd : tensor<2x2x100x32xf32>) activation = relu packed into(%init_y)
+      : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
 
@@ -842,8 +1053,9 @@ func.func @fused_tile_huge(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>) {
 // [size] no buffer holds more than 2^48 bytes: a static type that large is
 // rejected (its allocation size would overflow past 2^63).
 func.func @gate_huge_result(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>) {
-  // expected-error @below {{'moe.gate' op result 'logits' of type 'tensor<4611686018427387904x8xf32>' is larger than 2^48 bytes; no buffer can hold it}}
-  %0 = moe.gate %x, %w : tensor<?x64xf32>, tensor<64x8xf32> -> tensor<4611686018427387904x8xf32>
+  %init_0 = tensor.empty() : tensor<4611686018427387904x8xf32>
+  // expected-error @below {{'moe.gate' op operand 'init' of type 'tensor<4611686018427387904x8xf32>' is larger than 2^48 bytes; no buffer can hold it}}
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x64xf32>, tensor<64x8xf32> into tensor<4611686018427387904x8xf32>
   return
 }
 
@@ -851,8 +1063,11 @@ func.func @gate_huge_result(%x: tensor<?x64xf32>, %w: tensor<64x8xf32>) {
 
 // [size] the same for an operand.
 func.func @ffn_huge_weights(%rows: tensor<?x64xf32>, %off: tensor<1048577xi32>, %wu: tensor<1048576x64x16777216xf32>, %wd: tensor<1048576x16777216x64xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %rows, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x64xf32>
   // expected-error @below {{'moe.expert_ffn' op operand 'w_up' of type 'tensor<1048576x64x16777216xf32>' is larger than 2^48 bytes; no buffer can hold it}}
-  %0 = moe.expert_ffn %rows, %off up(%wu : tensor<1048576x64x16777216xf32>) down(%wd : tensor<1048576x16777216x64xf32>) activation = relu : tensor<?x64xf32>, tensor<1048577xi32> -> tensor<?x64xf32>
+  %0 = moe.expert_ffn %rows, %off up(%wu : tensor<1048576x64x16777216xf32>) down(%wd : tensor<1048576x16777216x64xf32>) activation = relu into(%init_0) : tensor<?x64xf32>, tensor<1048577xi32> into tensor<?x64xf32>
   return
 }
 
@@ -860,8 +1075,11 @@ func.func @ffn_huge_weights(%rows: tensor<?x64xf32>, %off: tensor<1048577xi32>, 
 
 // [size] with a dynamic dimension, the static ones alone must fit.
 func.func @gate_huge_static_part(%x: tensor<?x64xf32>, %w: tensor<?x140737488355328xf32>) {
+  %init_0_c0 = arith.constant 0 : index
+  %init_0_d0 = tensor.dim %x, %init_0_c0 : tensor<?x64xf32>
+  %init_0 = tensor.empty(%init_0_d0) : tensor<?x140737488355328xf32>
   // expected-error @below {{'moe.gate' op operand 'w' of type 'tensor<?x140737488355328xf32>' is larger than 2^48 bytes; no buffer can hold it}}
-  %0 = moe.gate %x, %w : tensor<?x64xf32>, tensor<?x140737488355328xf32> -> tensor<?x140737488355328xf32>
+  %0 = moe.gate %x, %w into(%init_0) : tensor<?x64xf32>, tensor<?x140737488355328xf32> into tensor<?x140737488355328xf32>
   return
 }
 

@@ -20,7 +20,8 @@ func.func @main() {
   %sd = tensor.cast %s : tensor<3x3xf32> to tensor<?x3xf32>
   %i = arith.constant dense<[[0, 2, -1], [0, -7, -1], [5, 1, 3]]> : tensor<3x3xi32>
   %id = tensor.cast %i : tensor<3x3xi32> to tensor<?x3xi32>
-  %l1 = moe.aux_loss %sd, %id : tensor<?x3xf32>, tensor<?x3xi32> -> tensor<f32>
+  %init_l1 = tensor.empty() : tensor<f32>
+  %l1 = moe.aux_loss %sd, %id into(%init_l1) : tensor<?x3xf32>, tensor<?x3xi32> into tensor<f32>
   %u1 = tensor.cast %l1 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 0
@@ -30,7 +31,8 @@ func.func @main() {
   //   f = [0.5, 0.5], P = [0.5, 0.5] -> L = 2 * (0.25 + 0.25) = 1
   %s2 = arith.constant dense<0.5> : tensor<2x2xf32>
   %i2 = arith.constant dense<[[0], [1]]> : tensor<2x1xi32>
-  %l2 = moe.aux_loss %s2, %i2 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
+  %init_l2 = tensor.empty() : tensor<f32>
+  %l2 = moe.aux_loss %s2, %i2 into(%init_l2) : tensor<2x2xf32>, tensor<2x1xi32> into tensor<f32>
   %u2 = tensor.cast %l2 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 0
@@ -40,7 +42,8 @@ func.func @main() {
   //   f = [1, 0], P = [1, 0] -> L = 2 * 1 = 2
   %s3 = arith.constant dense<[[1.0, 0.0], [1.0, 0.0]]> : tensor<2x2xf32>
   %i3 = arith.constant dense<[[0], [0]]> : tensor<2x1xi32>
-  %l3 = moe.aux_loss %s3, %i3 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
+  %init_l3 = tensor.empty() : tensor<f32>
+  %l3 = moe.aux_loss %s3, %i3 into(%init_l3) : tensor<2x2xf32>, tensor<2x1xi32> into tensor<f32>
   %u3 = tensor.cast %l3 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 0
@@ -49,7 +52,8 @@ func.func @main() {
   // ---- No valid slot: ids [[-1], [9]] -> counts 0, divided by max(1, 0) = 1
   //   -> f = 0 -> L = 0
   %i4 = arith.constant dense<[[-1], [9]]> : tensor<2x1xi32>
-  %l4 = moe.aux_loss %s3, %i4 : tensor<2x2xf32>, tensor<2x1xi32> -> tensor<f32>
+  %init_l4 = tensor.empty() : tensor<f32>
+  %l4 = moe.aux_loss %s3, %i4 into(%init_l4) : tensor<2x2xf32>, tensor<2x1xi32> into tensor<f32>
   %u4 = tensor.cast %l4 : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 0

@@ -49,11 +49,12 @@ func.func @main() {
   %wc = arith.constant dense<[[[0.0, 0.0], [0.0, 0.0]],
                               [[1.0986123, 0.0], [0.0, 0.0]]]> : tensor<2x2x2xf32>
   %v = arith.constant dense<[[100.0, 200.0], [4.0, 8.0]]> : tensor<2x2xf32>
+  %init_out = tensor.empty() : tensor<6x2xf32>
   %out = moe.combine %yd, %sr, %ids, %w, %x
       const_proj(%wc : tensor<2x2x2xf32>) const_values(%v : tensor<2x2xf32>)
-      experts = <compute = 2, null = 1, copy = 1, const = 2>
+      experts = <compute = 2, null = 1, copy = 1, const = 2> into(%init_out)
       : tensor<?x2xf32>, tensor<6x4xi32>, tensor<6x4xi32>, tensor<6x4xf32>,
-        tensor<6x2xf32> -> tensor<6x2xf32>
+        tensor<6x2xf32> into tensor<6x2xf32>
   %u = tensor.cast %out : tensor<6x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [6, 2]
@@ -77,9 +78,12 @@ func.func @main() {
   %sr2d = tensor.cast %sr2 : tensor<2x2xi32> to tensor<?x2xi32>
   %w2d = tensor.cast %w2 : tensor<2x2xf32> to tensor<?x2xf32>
   %x2d = tensor.cast %x2 : tensor<2x2xf32> to tensor<?x2xf32>
-  %out2 = moe.combine %yd, %sr2d, %ids2d, %w2d, %x2d experts = <compute = 2>
+  %init_out2_c0 = arith.constant 0 : index
+  %init_out2_d0 = tensor.dim %x2d, %init_out2_c0 : tensor<?x2xf32>
+  %init_out2 = tensor.empty(%init_out2_d0) : tensor<?x2xf32>
+  %out2 = moe.combine %yd, %sr2d, %ids2d, %w2d, %x2d experts = <compute = 2> into(%init_out2)
       : tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-        tensor<?x2xf32> -> tensor<?x2xf32>
+        tensor<?x2xf32> into tensor<?x2xf32>
   %u2 = tensor.cast %out2 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [2, 2]

@@ -32,10 +32,13 @@ func.func @main() {
                               [[1.0, 0.0], [0.0, 1.0]],
                               [[2.0, 0.0], [1.0, 1.0]]]> : tensor<3x2x2xf32>
   %bd = arith.constant dense<[[10.0, 0.0], [100.0, 100.0], [0.0, -1.0]]> : tensor<3x2xf32>
+  %init_y1_c0 = arith.constant 0 : index
+  %init_y1_d0 = tensor.dim %rowsd, %init_y1_c0 : tensor<?x2xf32>
+  %init_y1 = tensor.empty(%init_y1_d0) : tensor<?x2xf32>
   %y1 = moe.expert_ffn %rowsd, %off up(%wu : tensor<3x2x2xf32>)
       down(%wd : tensor<3x2x2xf32>) up_bias(%bu : tensor<3x2xf32>)
-      down_bias(%bd : tensor<3x2xf32>) activation = relu
-      : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
+      down_bias(%bd : tensor<3x2xf32>) activation = relu into(%init_y1)
+      : tensor<?x2xf32>, tensor<4xi32> into tensor<?x2xf32>
   %u1 = tensor.cast %y1 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [4, 2]
@@ -69,9 +72,12 @@ func.func @main() {
   %gwd = arith.constant dense<[[[1.0, 0.0], [0.0, 1.0]],
                                [[1000.0, 0.0], [0.0, 1000.0]],
                                [[1.0, 1.0], [0.0, 1.0]]]> : tensor<3x2x2xf32>
+  %init_y2_c0 = arith.constant 0 : index
+  %init_y2_d0 = tensor.dim %growsd, %init_y2_c0 : tensor<?x2xf32>
+  %init_y2 = tensor.empty(%init_y2_d0) : tensor<?x2xf32>
   %y2 = moe.expert_ffn %growsd, %goff up(%gwu : tensor<3x2x2xf32>)
       gate(%gwg : tensor<3x2x2xf32>) down(%gwd : tensor<3x2x2xf32>)
-      activation = silu gated : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
+      activation = silu gated into(%init_y2) : tensor<?x2xf32>, tensor<4xi32> into tensor<?x2xf32>
   %u2 = tensor.cast %y2 : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [3, 2]
@@ -89,18 +95,20 @@ func.func @main() {
   %nwu = arith.constant dense<[[[1.0, -1.0, 0.0], [0.0, 1.0, 1.0]]]> : tensor<1x2x3xf32>
   %nwd = arith.constant dense<[[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]]> : tensor<1x3x2xf32>
   %noff0 = arith.constant dense<[5, -1]> : tensor<2xi32>
+  %init_y3 = tensor.empty() : tensor<2x2xf32>
   %y3 = moe.expert_ffn %nrows, %noff0 up(%nwu : tensor<1x2x3xf32>)
-      down(%nwd : tensor<1x3x2xf32>) activation = relu
-      : tensor<2x2xf32>, tensor<2xi32> -> tensor<2x2xf32>
+      down(%nwd : tensor<1x3x2xf32>) activation = relu into(%init_y3)
+      : tensor<2x2xf32>, tensor<2xi32> into tensor<2x2xf32>
   %u3 = tensor.cast %y3 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [2, 2]
   // CHECK-NEXT: [0,   0],
   // CHECK-NEXT: [0,   0]]
   %noff1 = arith.constant dense<[0, 2]> : tensor<2xi32>
+  %init_y4 = tensor.empty() : tensor<2x2xf32>
   %y4 = moe.expert_ffn %nrows, %noff1 up(%nwu : tensor<1x2x3xf32>)
-      down(%nwd : tensor<1x3x2xf32>) activation = relu
-      : tensor<2x2xf32>, tensor<2xi32> -> tensor<2x2xf32>
+      down(%nwd : tensor<1x3x2xf32>) activation = relu into(%init_y4)
+      : tensor<2x2xf32>, tensor<2xi32> into tensor<2x2xf32>
   %u4 = tensor.cast %y4 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: sizes = [2, 2]

@@ -13,7 +13,8 @@ func.func @main() {
   //   row 1: [3*1 + 4*0, 3*0 + 4*1, 3*2 + 4*(-1)] = [3, 4, 2]
   %x = arith.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
   %w = arith.constant dense<[[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]]> : tensor<2x3xf32>
-  %l1 = moe.gate %x, %w : tensor<2x2xf32>, tensor<2x3xf32> -> tensor<2x3xf32>
+  %init_l1 = tensor.empty() : tensor<2x3xf32>
+  %l1 = moe.gate %x, %w into(%init_l1) : tensor<2x2xf32>, tensor<2x3xf32> into tensor<2x3xf32>
   %u1 = tensor.cast %l1 : tensor<2x3xf32> to tensor<*xf32>
   call @printMemrefF32(%u1) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 3]
@@ -24,8 +25,11 @@ func.func @main() {
   //   b = [0.5, -1, 10]: row 0 [1.5, 1, 10], row 1 [3.5, 3, 12]
   %b = arith.constant dense<[0.5, -1.0, 10.0]> : tensor<3xf32>
   %xd = tensor.cast %x : tensor<2x2xf32> to tensor<?x2xf32>
-  %l2 = moe.gate %xd, %w bias(%b : tensor<3xf32>)
-      : tensor<?x2xf32>, tensor<2x3xf32> -> tensor<?x3xf32>
+  %init_l2_c0 = arith.constant 0 : index
+  %init_l2_d0 = tensor.dim %xd, %init_l2_c0 : tensor<?x2xf32>
+  %init_l2 = tensor.empty(%init_l2_d0) : tensor<?x3xf32>
+  %l2 = moe.gate %xd, %w bias(%b : tensor<3xf32>) into(%init_l2)
+      : tensor<?x2xf32>, tensor<2x3xf32> into tensor<?x3xf32>
   %u2 = tensor.cast %l2 : tensor<?x3xf32> to tensor<*xf32>
   call @printMemrefF32(%u2) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 3]
@@ -39,7 +43,8 @@ func.func @main() {
   //   row 1: [0.5 + 1.5, 0.5 + 4.5] = [2, 5]
   %xb = arith.constant dense<[[256.0, 1.0], [0.5, 1.5]]> : tensor<2x2xbf16>
   %wb = arith.constant dense<[[1.0, 1.0], [1.0, 3.0]]> : tensor<2x2xbf16>
-  %l3 = moe.gate %xb, %wb : tensor<2x2xbf16>, tensor<2x2xbf16> -> tensor<2x2xf32>
+  %init_l3 = tensor.empty() : tensor<2x2xf32>
+  %l3 = moe.gate %xb, %wb into(%init_l3) : tensor<2x2xbf16>, tensor<2x2xbf16> into tensor<2x2xf32>
   %u3 = tensor.cast %l3 : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%u3) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [2, 2]
@@ -53,8 +58,9 @@ func.func @main() {
   %xh = arith.constant dense<[[2048.0, 1.0]]> : tensor<1x2xf16>
   %wh = arith.constant dense<[[1.0], [1.0]]> : tensor<2x1xf32>
   %bh = arith.constant dense<[0.25]> : tensor<1xf16>
-  %l4 = moe.gate %xh, %wh bias(%bh : tensor<1xf16>)
-      : tensor<1x2xf16>, tensor<2x1xf32> -> tensor<1x1xf32>
+  %init_l4 = tensor.empty() : tensor<1x1xf32>
+  %l4 = moe.gate %xh, %wh bias(%bh : tensor<1xf16>) into(%init_l4)
+      : tensor<1x2xf16>, tensor<2x1xf32> into tensor<1x1xf32>
   %u4 = tensor.cast %l4 : tensor<1x1xf32> to tensor<*xf32>
   call @printMemrefF32(%u4) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [1, 1]

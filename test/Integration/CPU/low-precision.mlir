@@ -24,9 +24,10 @@ func.func @main() {
   %wd = arith.constant dense<[[[3.0, 1.0]], [[3.0, 1.0]]]> : tensor<2x1x2xbf16>
   %bu = arith.constant dense<[[0.0], [1.0]]> : tensor<2x1xbf16>
   %bd = arith.constant dense<0.0> : tensor<2x2xbf16>
+  %init_y = tensor.empty() : tensor<2x2xbf16>
   %y = moe.expert_ffn %r, %o up(%wu : tensor<2x2x1xbf16>) down(%wd : tensor<2x1x2xbf16>)
       up_bias(%bu : tensor<2x1xbf16>) down_bias(%bd : tensor<2x2xbf16>)
-      activation = relu : tensor<2x2xbf16>, tensor<3xi32> -> tensor<2x2xbf16>
+      activation = relu into(%init_y) : tensor<2x2xbf16>, tensor<3xi32> into tensor<2x2xbf16>
   %yf = arith.extf %y : tensor<2x2xbf16> to tensor<2x2xf32>
   %uy = tensor.cast %yf : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uy) : (tensor<*xf32>) -> ()
@@ -45,9 +46,10 @@ func.func @main() {
   %gwg = arith.constant dense<[[[0.75], [0.0]]]> : tensor<1x2x1xbf16>
   %gwu = arith.constant dense<[[[1.0], [3.0]]]> : tensor<1x2x1xbf16>
   %gwd = arith.constant dense<[[[1.0, 0.0]]]> : tensor<1x1x2xbf16>
+  %init_gy = tensor.empty() : tensor<1x2xbf16>
   %gy = moe.expert_ffn %gr, %go up(%gwu : tensor<1x2x1xbf16>) gate(%gwg : tensor<1x2x1xbf16>)
-      down(%gwd : tensor<1x1x2xbf16>) activation = silu gated
-      : tensor<1x2xbf16>, tensor<2xi32> -> tensor<1x2xbf16>
+      down(%gwd : tensor<1x1x2xbf16>) activation = silu gated into(%init_gy)
+      : tensor<1x2xbf16>, tensor<2xi32> into tensor<1x2xbf16>
   %gyf = arith.extf %gy : tensor<1x2xbf16> to tensor<1x2xf32>
   %ugy = tensor.cast %gyf : tensor<1x2xf32> to tensor<*xf32>
   call @printMemrefF32(%ugy) : (tensor<*xf32>) -> ()
@@ -64,9 +66,10 @@ func.func @main() {
   %cids = arith.constant dense<[[0, 1, 1], [0, 1, -1]]> : tensor<2x3xi32>
   %cw = arith.constant dense<[[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]> : tensor<2x3xf32>
   %cx = arith.constant dense<[[1.0], [1.0]]> : tensor<2x1xbf16>
-  %co = moe.combine %cy, %csr, %cids, %cw, %cx experts = <compute = 1, copy = 1>
+  %init_co = tensor.empty() : tensor<2x1xbf16>
+  %co = moe.combine %cy, %csr, %cids, %cw, %cx experts = <compute = 1, copy = 1> into(%init_co)
       : tensor<1x1xbf16>, tensor<2x3xi32>, tensor<2x3xi32>, tensor<2x3xf32>,
-        tensor<2x1xbf16> -> tensor<2x1xbf16>
+        tensor<2x1xbf16> into tensor<2x1xbf16>
   %cof = arith.extf %co : tensor<2x1xbf16> to tensor<2x1xf32>
   %uco = tensor.cast %cof : tensor<2x1xf32> to tensor<*xf32>
   call @printMemrefF32(%uco) : (tensor<*xf32>) -> ()

@@ -32,9 +32,11 @@ func.func @main() {
   //   t3 [1, 2] w [2, 1]
   %l1 = arith.constant dense<[[5.0, 1.0, 0.0], [4.0, 1.0, 0.0],
                               [3.0, 0.0, 1.0], [0.0, 2.0, 1.0]]> : tensor<4x3xf32>
+  %init_i1 = tensor.empty() : tensor<4x2xi32>
+  %init_w1 = tensor.empty() : tensor<4x2xf32>
   %i1, %w1 = moe.route %l1 experts = <compute = 2, null = 1> k = 2 scoring = none
-      strategy = top_k capacity = <factor = 0.5, priority = position>
-      : tensor<4x3xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+      strategy = top_k capacity = <factor = 0.5, priority = position> into(%init_i1, %init_w1)
+      : tensor<4x3xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   %i1d = tensor.cast %i1 : tensor<4x2xi32> to tensor<?x?xi32>
   %w1d = tensor.cast %w1 : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%i1d, %w1d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -57,9 +59,11 @@ func.func @main() {
   //   priority = position (token order for K = 1): expert 0 keeps t0, expert
   //     1 keeps t2.      ids [0, -1, 1, -1], w [1, 0, 2, 0]
   %l2 = arith.constant dense<[[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 2.0]]> : tensor<4x2xf32>
+  %init_i2 = tensor.empty() : tensor<4x1xi32>
+  %init_w2 = tensor.empty() : tensor<4x1xf32>
   %i2, %w2 = moe.route %l2 experts = <compute = 2> k = 1 scoring = none
-      strategy = top_k capacity = <factor = 0.5, priority = score>
-      : tensor<4x2xf32> -> tensor<4x1xi32>, tensor<4x1xf32>
+      strategy = top_k capacity = <factor = 0.5, priority = score> into(%init_i2, %init_w2)
+      : tensor<4x2xf32> into tensor<4x1xi32>, tensor<4x1xf32>
   %i2d = tensor.cast %i2 : tensor<4x1xi32> to tensor<?x?xi32>
   %w2d = tensor.cast %w2 : tensor<4x1xf32> to tensor<?x?xf32>
   call @print(%i2d, %w2d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -73,9 +77,11 @@ func.func @main() {
   // CHECK-NEXT: [3],
   // CHECK-NEXT: [2],
   // CHECK-NEXT: [0]]
+  %init_i3 = tensor.empty() : tensor<4x1xi32>
+  %init_w3 = tensor.empty() : tensor<4x1xf32>
   %i3, %w3 = moe.route %l2 experts = <compute = 2> k = 1 scoring = none
-      strategy = top_k capacity = <factor = 0.5, priority = position>
-      : tensor<4x2xf32> -> tensor<4x1xi32>, tensor<4x1xf32>
+      strategy = top_k capacity = <factor = 0.5, priority = position> into(%init_i3, %init_w3)
+      : tensor<4x2xf32> into tensor<4x1xi32>, tensor<4x1xf32>
   %i3d = tensor.cast %i3 : tensor<4x1xi32> to tensor<?x?xi32>
   %w3d = tensor.cast %w3 : tensor<4x1xf32> to tensor<?x?xf32>
   call @print(%i3d, %w3d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -100,10 +106,12 @@ func.func @main() {
   //       4/4 * 2 = 2 (not 4/9 * 2)
   //   t1: [0, -1], raw [6, 0] -> 6/6 * 2 = 2
   %l4 = arith.constant dense<[[5.0, 4.0], [6.0, 1.0]]> : tensor<2x2xf32>
+  %init_i4 = tensor.empty() : tensor<2x2xi32>
+  %init_w4 = tensor.empty() : tensor<2x2xf32>
   %i4, %w4 = moe.route %l4 experts = <compute = 2> k = 2 scoring = none
       strategy = top_k normalize = selected scale = 2.0
-      capacity = <factor = 0.5, priority = score>
-      : tensor<2x2xf32> -> tensor<2x2xi32>, tensor<2x2xf32>
+      capacity = <factor = 0.5, priority = score> into(%init_i4, %init_w4)
+      : tensor<2x2xf32> into tensor<2x2xi32>, tensor<2x2xf32>
   %i4d = tensor.cast %i4 : tensor<2x2xi32> to tensor<?x?xi32>
   %w4d = tensor.cast %w4 : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%i4d, %w4d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -121,9 +129,15 @@ func.func @main() {
   //   every token's top-1 is expert 0 with raw weight 1
   %l5 = arith.constant dense<1.0> : tensor<10x1xf32>
   %l5d = tensor.cast %l5 : tensor<10x1xf32> to tensor<?x1xf32>
+  %init_i5_c0 = arith.constant 0 : index
+  %init_i5_d0 = tensor.dim %l5d, %init_i5_c0 : tensor<?x1xf32>
+  %init_i5 = tensor.empty(%init_i5_d0) : tensor<?x1xi32>
+  %init_w5_c0 = arith.constant 0 : index
+  %init_w5_d0 = tensor.dim %l5d, %init_w5_c0 : tensor<?x1xf32>
+  %init_w5 = tensor.empty(%init_w5_d0) : tensor<?x1xf32>
   %i5, %w5 = moe.route %l5d experts = <compute = 1> k = 1 scoring = none
-      strategy = top_k capacity = <factor = 0.1, priority = position>
-      : tensor<?x1xf32> -> tensor<?x1xi32>, tensor<?x1xf32>
+      strategy = top_k capacity = <factor = 0.1, priority = position> into(%init_i5, %init_w5)
+      : tensor<?x1xf32> into tensor<?x1xi32>, tensor<?x1xf32>
   %i5u = tensor.cast %i5 : tensor<?x1xi32> to tensor<*xi32>
   call @printMemrefI32(%i5u) : (tensor<*xi32>) -> ()
   // CHECK-LABEL: sizes = [10, 1]

@@ -32,9 +32,11 @@ func.func @main() {
                               [3.0, 3.0, -10.0, 5.0, 0.0, 0.0],
                               [1.0, 1.0, 0.0, 2.0, 0.0, 0.0],
                               [0x7FC00000, 5.0, 0x7FC00000, 1.0, 1.0, 0.0]]> : tensor<4x6xf32>
+  %init_gi = tensor.empty() : tensor<4x2xi32>
+  %init_gw = tensor.empty() : tensor<4x2xf32>
   %gi, %gw = moe.route %lg experts = <compute = 6> k = 2 scoring = none
-      strategy = top_k groups = <n = 2, top = 1>
-      : tensor<4x6xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+      strategy = top_k groups = <n = 2, top = 1> into(%init_gi, %init_gw)
+      : tensor<4x6xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   %gid = tensor.cast %gi : tensor<4x2xi32> to tensor<?x?xi32>
   %gwd = tensor.cast %gw : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%gid, %gwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -62,9 +64,11 @@ func.func @main() {
   %lb = arith.constant dense<[[4.0, 3.0, 1.0, 2.0], [1.0, 2.0, 0.0, 3.0],
                               [1.0, 1.0, 1.0, 1.0]]> : tensor<3x4xf32>
   %sb = arith.constant dense<[0.0, -1.0, 2.5, 0.0]> : tensor<4xf32>
+  %init_bi = tensor.empty() : tensor<3x2xi32>
+  %init_bw = tensor.empty() : tensor<3x2xf32>
   %bi, %bw = moe.route %lb bias(%sb : tensor<4xf32>) experts = <compute = 4> k = 2
-      scoring = none strategy = top_k normalize = selected scale = 2.5
-      : tensor<3x4xf32> -> tensor<3x2xi32>, tensor<3x2xf32>
+      scoring = none strategy = top_k normalize = selected scale = 2.5 into(%init_bi, %init_bw)
+      : tensor<3x4xf32> into tensor<3x2xi32>, tensor<3x2xf32>
   %bid = tensor.cast %bi : tensor<3x2xi32> to tensor<?x?xi32>
   %bwd = tensor.cast %bw : tensor<3x2xf32> to tensor<?x?xf32>
   call @print(%bid, %bwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -86,9 +90,11 @@ func.func @main() {
   //      -> ids [1, 0], raw [3, 0] -> [1, 0]
   %lc = arith.constant dense<[[1.0, 1.0, 2.0, 0.5], [0.0, 3.0, 2.0, 2.0]]> : tensor<2x4xf32>
   %sc = arith.constant dense<[0.0, 0.0, 0.0, -1.0]> : tensor<4xf32>
+  %init_ci = tensor.empty() : tensor<2x2xi32>
+  %init_cw = tensor.empty() : tensor<2x2xf32>
   %ci, %cw = moe.route %lc bias(%sc : tensor<4xf32>) experts = <compute = 4> k = 2
-      scoring = none strategy = top_k normalize = selected groups = <n = 2, top = 1>
-      : tensor<2x4xf32> -> tensor<2x2xi32>, tensor<2x2xf32>
+      scoring = none strategy = top_k normalize = selected groups = <n = 2, top = 1> into(%init_ci, %init_cw)
+      : tensor<2x4xf32> into tensor<2x2xi32>, tensor<2x2xf32>
   %cid = tensor.cast %ci : tensor<2x2xi32> to tensor<?x?xi32>
   %cwd = tensor.cast %cw : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%cid, %cwd) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()

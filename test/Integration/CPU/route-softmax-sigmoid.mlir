@@ -34,8 +34,10 @@ func.func @main() {
                              [5.0, 5.0, 5.0, 5.0],
                              [1000.0, 0.0, 1000.0, -1000.0],
                              [1.0, 0x7FC00000, 0.0, 2.0]]> : tensor<5x4xf32>
+  %init_si = tensor.empty() : tensor<5x2xi32>
+  %init_sw = tensor.empty() : tensor<5x2xf32>
   %si, %sw = moe.route %l experts = <compute = 4> k = 2 scoring = softmax
-      strategy = top_k : tensor<5x4xf32> -> tensor<5x2xi32>, tensor<5x2xf32>
+      strategy = top_k into(%init_si, %init_sw) : tensor<5x4xf32> into tensor<5x2xi32>, tensor<5x2xf32>
   %si_d = tensor.cast %si : tensor<5x2xi32> to tensor<?x?xi32>
   %sw_d = tensor.cast %sw : tensor<5x2xf32> to tensor<?x?xf32>
   call @print(%si_d, %sw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -60,8 +62,10 @@ func.func @main() {
   //      -> ids [-1, -1], w [0, 0]
   %la = arith.constant dense<[[1.0986123, 0.0, 1.0986123],
                               [0.0, 0x7FC00000, 0.0]]> : tensor<2x3xf32>
+  %init_ai = tensor.empty() : tensor<2x2xi32>
+  %init_aw = tensor.empty() : tensor<2x2xf32>
   %ai, %aw = moe.route %la experts = <compute = 3> k = 2 scoring = softmax
-      strategy = adaptive<tau = 0.1> : tensor<2x3xf32> -> tensor<2x2xi32>, tensor<2x2xf32>
+      strategy = adaptive<tau = 0.1> into(%init_ai, %init_aw) : tensor<2x3xf32> into tensor<2x2xi32>, tensor<2x2xf32>
   %ai_d = tensor.cast %ai : tensor<2x2xi32> to tensor<?x?xi32>
   %aw_d = tensor.cast %aw : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%ai_d, %aw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -82,8 +86,14 @@ func.func @main() {
                               [0.0, 0.0, 0x7FC00000],
                               [1.0986123, -1.0986123, 0.0]]> : tensor<3x3xf32>
   %lgd = tensor.cast %lg : tensor<3x3xf32> to tensor<?x3xf32>
+  %init_gi_c0 = arith.constant 0 : index
+  %init_gi_d0 = tensor.dim %lgd, %init_gi_c0 : tensor<?x3xf32>
+  %init_gi = tensor.empty(%init_gi_d0) : tensor<?x2xi32>
+  %init_gw_c0 = arith.constant 0 : index
+  %init_gw_d0 = tensor.dim %lgd, %init_gw_c0 : tensor<?x3xf32>
+  %init_gw = tensor.empty(%init_gw_d0) : tensor<?x2xf32>
   %gi, %gw = moe.route %lgd experts = <compute = 3> k = 2 scoring = sigmoid
-      strategy = top_k : tensor<?x3xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = top_k into(%init_gi, %init_gw) : tensor<?x3xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %gi_d = tensor.cast %gi : tensor<?x2xi32> to tensor<?x?xi32>
   %gw_d = tensor.cast %gw : tensor<?x2xf32> to tensor<?x?xf32>
   call @print(%gi_d, %gw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -100,9 +110,11 @@ func.func @main() {
   //   t0 [0, ln3, -inf]: s = [0.5, 0.75, 0] -> ids [1, 0], raw [0.75, 0.5]
   //      -> / 1.25 = [0.6, 0.4] -> * 3 = [1.8, 1.2]
   %ln = arith.constant dense<[[0.0, 1.0986123, 0xFF800000]]> : tensor<1x3xf32>
+  %init_ni = tensor.empty() : tensor<1x2xi32>
+  %init_nw = tensor.empty() : tensor<1x2xf32>
   %ni, %nw = moe.route %ln experts = <compute = 3> k = 2 scoring = sigmoid
-      strategy = top_k normalize = selected scale = 3.0
-      : tensor<1x3xf32> -> tensor<1x2xi32>, tensor<1x2xf32>
+      strategy = top_k normalize = selected scale = 3.0 into(%init_ni, %init_nw)
+      : tensor<1x3xf32> into tensor<1x2xi32>, tensor<1x2xf32>
   %ni_d = tensor.cast %ni : tensor<1x2xi32> to tensor<?x?xi32>
   %nw_d = tensor.cast %nw : tensor<1x2xf32> to tensor<?x?xf32>
   call @print(%ni_d, %nw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()

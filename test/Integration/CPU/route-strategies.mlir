@@ -28,8 +28,10 @@ func.func @main() {
   //      -> ids [0, 1, -1], w [0.25, 0.25, 0]
   %lp = arith.constant dense<[[0.125, 0.625, 0.25, 0.0], [0.375, 0.25, 0.25, 0.125],
                               [0.125, 0.125, 0.125, 0.125], [0.25, 0.25, 0.0, 0.0]]> : tensor<4x4xf32>
+  %init_pi = tensor.empty() : tensor<4x3xi32>
+  %init_pw = tensor.empty() : tensor<4x3xf32>
   %pi, %pw = moe.route %lp experts = <compute = 4> k = 3 scoring = none
-      strategy = top_p<p = 0.5> : tensor<4x4xf32> -> tensor<4x3xi32>, tensor<4x3xf32>
+      strategy = top_p<p = 0.5> into(%init_pi, %init_pw) : tensor<4x4xf32> into tensor<4x3xi32>, tensor<4x3xf32>
   %pi_d = tensor.cast %pi : tensor<4x3xi32> to tensor<?x?xi32>
   %pw_d = tensor.cast %pw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%pi_d, %pw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -50,8 +52,10 @@ func.func @main() {
   //      -> ids [0, 1], w [1, 0]
   //   t1 [2, 3, 0, 0]: order 1, 0 -> ids [1, 0], w [3, 2]
   %l1 = arith.constant dense<[[1.0, 0.0, 0.0, 0.0], [2.0, 3.0, 0.0, 0.0]]> : tensor<2x4xf32>
+  %init_p1i = tensor.empty() : tensor<2x2xi32>
+  %init_p1w = tensor.empty() : tensor<2x2xf32>
   %p1i, %p1w = moe.route %l1 experts = <compute = 4> k = 2 scoring = none
-      strategy = top_p<p = 1.0> : tensor<2x4xf32> -> tensor<2x2xi32>, tensor<2x2xf32>
+      strategy = top_p<p = 1.0> into(%init_p1i, %init_p1w) : tensor<2x4xf32> into tensor<2x2xi32>, tensor<2x2xf32>
   %p1i_d = tensor.cast %p1i : tensor<2x2xi32> to tensor<?x?xi32>
   %p1w_d = tensor.cast %p1w : tensor<2x2xf32> to tensor<?x?xf32>
   call @print(%p1i_d, %p1w_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -74,8 +78,10 @@ func.func @main() {
                               [0x7FC00000, 0x7FC00000, 0x7FC00000, 0x7FC00000],
                               [0x7FC00000, 1.0, 1.0, 0.75],
                               [0.0, 2.0, 1.0, 1.5]]> : tensor<4x4xf32>
+  %init_ai = tensor.empty() : tensor<4x4xi32>
+  %init_aw = tensor.empty() : tensor<4x4xf32>
   %ai, %aw = moe.route %la experts = <compute = 4> k = 4 scoring = none
-      strategy = adaptive<tau = 0.5> : tensor<4x4xf32> -> tensor<4x4xi32>, tensor<4x4xf32>
+      strategy = adaptive<tau = 0.5> into(%init_ai, %init_aw) : tensor<4x4xf32> into tensor<4x4xi32>, tensor<4x4xf32>
   %ai_d = tensor.cast %ai : tensor<4x4xi32> to tensor<?x?xi32>
   %aw_d = tensor.cast %aw : tensor<4x4xf32> to tensor<?x?xf32>
   call @print(%ai_d, %aw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -100,9 +106,11 @@ func.func @main() {
   //   t3 [-5 x4]: prefix 0, k_min 2 -> ids [0, 1, -1], w [-5, -5, 0]
   %lt = arith.constant dense<[[-1.0, 0.0, -0.25, -2.0], [-3.0, -1.0, -2.0, -0.5],
                               [1.0, 1.0, 1.0, 1.0], [-5.0, -5.0, -5.0, -5.0]]> : tensor<4x4xf32>
+  %init_ti = tensor.empty() : tensor<4x3xi32>
+  %init_tw = tensor.empty() : tensor<4x3xf32>
   %ti, %tw = moe.route %lt experts = <compute = 4> k = 3 scoring = none
-      strategy = threshold<tau = -0.5, k_min = 2>
-      : tensor<4x4xf32> -> tensor<4x3xi32>, tensor<4x3xf32>
+      strategy = threshold<tau = -0.5, k_min = 2> into(%init_ti, %init_tw)
+      : tensor<4x4xf32> into tensor<4x3xi32>, tensor<4x3xf32>
   %ti_d = tensor.cast %ti : tensor<4x3xi32> to tensor<?x?xi32>
   %tw_d = tensor.cast %tw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%ti_d, %tw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -128,9 +136,15 @@ func.func @main() {
   %ldd = tensor.cast %ld : tensor<4x4xf32> to tensor<?x4xf32>
   %kpt = arith.constant dense<[-3, 0, 1, 7]> : tensor<4xi32>
   %kptd = tensor.cast %kpt : tensor<4xi32> to tensor<?xi32>
+  %init_di_c0 = arith.constant 0 : index
+  %init_di_d0 = tensor.dim %ldd, %init_di_c0 : tensor<?x4xf32>
+  %init_di = tensor.empty(%init_di_d0) : tensor<?x2xi32>
+  %init_dw_c0 = arith.constant 0 : index
+  %init_dw_d0 = tensor.dim %ldd, %init_dw_c0 : tensor<?x4xf32>
+  %init_dw = tensor.empty(%init_dw_d0) : tensor<?x2xf32>
   %di, %dw = moe.route %ldd k_per_token(%kptd : tensor<?xi32>) experts = <compute = 4>
-      k = 2 scoring = none strategy = dynamic_k normalize = selected
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      k = 2 scoring = none strategy = dynamic_k normalize = selected into(%init_di, %init_dw)
+      : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %di_d = tensor.cast %di : tensor<?x2xi32> to tensor<?x?xi32>
   %dw_d = tensor.cast %dw : tensor<?x2xf32> to tensor<?x?xf32>
   call @print(%di_d, %dw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -157,9 +171,11 @@ func.func @main() {
   //   t2, t3: picked by nobody -> 0 experts, ids -1, weights 0
   %le = arith.constant dense<[[4.0, 3.0, 3.0], [3.0, 5.0, 3.0],
                               [1.0, 1.0, 0.0], [0.0, 0.0, 3.0]]> : tensor<4x3xf32>
+  %init_ei = tensor.empty() : tensor<4x2xi32>
+  %init_ew = tensor.empty() : tensor<4x2xf32>
   %ei, %ew = moe.route %le experts = <compute = 3> k = 2 scoring = none
-      strategy = expert_choice<capacity_factor = 1.5> normalize = selected
-      : tensor<4x3xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+      strategy = expert_choice<capacity_factor = 1.5> normalize = selected into(%init_ei, %init_ew)
+      : tensor<4x3xf32> into tensor<4x2xi32>, tensor<4x2xf32>
   %ei_d = tensor.cast %ei : tensor<4x2xi32> to tensor<?x?xi32>
   %ew_d = tensor.cast %ew : tensor<4x2xf32> to tensor<?x?xf32>
   call @print(%ei_d, %ew_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()
@@ -184,8 +200,10 @@ func.func @main() {
   %lz = arith.constant dense<[[1.0, 2.0, 2.0, 1.0], [-0.0, 0.0, -1.0, -0.0],
                               [0x7FC00000, 1.0, 0x7FC00000, 0.0],
                               [0xFF800000, -1.0, 0x7F800000, 0xFF800000]]> : tensor<4x4xf32>
+  %init_zi = tensor.empty() : tensor<4x3xi32>
+  %init_zw = tensor.empty() : tensor<4x3xf32>
   %zi, %zw = moe.route %lz experts = <compute = 4> k = 3 scoring = none
-      strategy = top_k : tensor<4x4xf32> -> tensor<4x3xi32>, tensor<4x3xf32>
+      strategy = top_k into(%init_zi, %init_zw) : tensor<4x4xf32> into tensor<4x3xi32>, tensor<4x3xf32>
   %zi_d = tensor.cast %zi : tensor<4x3xi32> to tensor<?x?xi32>
   %zw_d = tensor.cast %zw : tensor<4x3xf32> to tensor<?x?xf32>
   call @print(%zi_d, %zw_d) : (tensor<?x?xi32>, tensor<?x?xf32>) -> ()

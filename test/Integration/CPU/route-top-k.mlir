@@ -13,9 +13,11 @@ func.func private @printMemrefI32(tensor<*xi32>) attributes { llvm.emit_c_interf
 //            null expert 3; non_null: 5/5 = 1 and the null slot gets 0
 func.func @main() {
   %l = arith.constant dense<[[1.0, 3.0, 2.0, 0.0], [0.0, 0.0, 5.0, 5.0]]> : tensor<2x4xf32>
+  %init_ids = tensor.empty() : tensor<2x2xi32>
+  %init_w = tensor.empty() : tensor<2x2xf32>
   %ids, %w = moe.route %l experts = <compute = 3, null = 1> k = 2 scoring = none
-      strategy = top_k normalize = non_null
-      : tensor<2x4xf32> -> tensor<2x2xi32>, tensor<2x2xf32>
+      strategy = top_k normalize = non_null into(%init_ids, %init_w)
+      : tensor<2x4xf32> into tensor<2x2xi32>, tensor<2x2xf32>
   %ui = tensor.cast %ids : tensor<2x2xi32> to tensor<*xi32>
   %uw = tensor.cast %w : tensor<2x2xf32> to tensor<*xf32>
   call @printMemrefI32(%ui) : (tensor<*xi32>) -> ()

@@ -17,16 +17,25 @@ func.func @main() {
   %wr = arith.constant dense<[[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]]> : tensor<2x4xf32>
 
   // gate: [0, 2] @ [2, 4] -> sizes [0, 4]
-  %l = moe.gate %x, %wr : tensor<?x2xf32>, tensor<2x4xf32> -> tensor<?x4xf32>
+  %init_l_c0 = arith.constant 0 : index
+  %init_l_d0 = tensor.dim %x, %init_l_c0 : tensor<?x2xf32>
+  %init_l = tensor.empty(%init_l_d0) : tensor<?x4xf32>
+  %l = moe.gate %x, %wr into(%init_l) : tensor<?x2xf32>, tensor<2x4xf32> into tensor<?x4xf32>
   %ul = tensor.cast %l : tensor<?x4xf32> to tensor<*xf32>
   call @printMemrefF32(%ul) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 4]
 
   // route with capacity over <compute = 3, null = 1>, K = 2:
   // C = ceil(1.0 * 0 * 2 / 3) = 0, nothing to keep -> ids, weights [0, 2]
+  %init_ids_c0 = arith.constant 0 : index
+  %init_ids_d0 = tensor.dim %l, %init_ids_c0 : tensor<?x4xf32>
+  %init_ids = tensor.empty(%init_ids_d0) : tensor<?x2xi32>
+  %init_w_c0 = arith.constant 0 : index
+  %init_w_d0 = tensor.dim %l, %init_w_c0 : tensor<?x4xf32>
+  %init_w = tensor.empty(%init_w_d0) : tensor<?x2xf32>
   %ids, %w = moe.route %l experts = <compute = 3, null = 1> k = 2 scoring = softmax
-      strategy = top_k normalize = non_null capacity = <factor = 1.0, priority = score>
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = top_k normalize = non_null capacity = <factor = 1.0, priority = score> into(%init_ids, %init_w)
+      : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %ui = tensor.cast %ids : tensor<?x2xi32> to tensor<*xi32>
   %uw = tensor.cast %w : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefI32(%ui) : (tensor<*xi32>) -> ()
@@ -35,9 +44,15 @@ func.func @main() {
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // expert_choice over 4 compute experts: C = min(0, ceil(2 * 0 / 4)) = 0
+  %init_eids_c0 = arith.constant 0 : index
+  %init_eids_d0 = tensor.dim %l, %init_eids_c0 : tensor<?x4xf32>
+  %init_eids = tensor.empty(%init_eids_d0) : tensor<?x2xi32>
+  %init_ew_c0 = arith.constant 0 : index
+  %init_ew_d0 = tensor.dim %l, %init_ew_c0 : tensor<?x4xf32>
+  %init_ew = tensor.empty(%init_ew_d0) : tensor<?x2xf32>
   %eids, %ew = moe.route %l experts = <compute = 4> k = 2 scoring = none
-      strategy = expert_choice<capacity_factor = 2.0>
-      : tensor<?x4xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+      strategy = expert_choice<capacity_factor = 2.0> into(%init_eids, %init_ew)
+      : tensor<?x4xf32> into tensor<?x2xi32>, tensor<?x2xf32>
   %uei = tensor.cast %eids : tensor<?x2xi32> to tensor<*xi32>
   call @printMemrefI32(%uei) : (tensor<*xi32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
@@ -59,23 +74,30 @@ func.func @main() {
   // expert_ffn on R = 0 rows -> sizes [0, 2]
   %wu = arith.constant dense<1.0> : tensor<3x2x2xf32>
   %wd = arith.constant dense<1.0> : tensor<3x2x2xf32>
+  %init_yr_c0 = arith.constant 0 : index
+  %init_yr_d0 = tensor.dim %rows, %init_yr_c0 : tensor<?x2xf32>
+  %init_yr = tensor.empty(%init_yr_d0) : tensor<?x2xf32>
   %yr = moe.expert_ffn %rows, %off up(%wu : tensor<3x2x2xf32>)
       gate(%wu : tensor<3x2x2xf32>) down(%wd : tensor<3x2x2xf32>)
-      activation = silu gated : tensor<?x2xf32>, tensor<4xi32> -> tensor<?x2xf32>
+      activation = silu gated into(%init_yr) : tensor<?x2xf32>, tensor<4xi32> into tensor<?x2xf32>
   %uy = tensor.cast %yr : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uy) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // combine -> sizes [0, 2]
-  %out = moe.combine %yr, %sr, %ids, %w, %x experts = <compute = 3, null = 1>
+  %init_out_c0 = arith.constant 0 : index
+  %init_out_d0 = tensor.dim %x, %init_out_c0 : tensor<?x2xf32>
+  %init_out = tensor.empty(%init_out_d0) : tensor<?x2xf32>
+  %out = moe.combine %yr, %sr, %ids, %w, %x experts = <compute = 3, null = 1> into(%init_out)
       : tensor<?x2xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-        tensor<?x2xf32> -> tensor<?x2xf32>
+        tensor<?x2xf32> into tensor<?x2xf32>
   %uc = tensor.cast %out : tensor<?x2xf32> to tensor<*xf32>
   call @printMemrefF32(%uc) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 2 offset = 0 sizes = [0, 2]
 
   // aux_loss with T = 0: no valid slot, P = 0 / max(1, 0) -> L = 0
-  %loss = moe.aux_loss %l, %ids : tensor<?x4xf32>, tensor<?x2xi32> -> tensor<f32>
+  %init_loss = tensor.empty() : tensor<f32>
+  %loss = moe.aux_loss %l, %ids into(%init_loss) : tensor<?x4xf32>, tensor<?x2xi32> into tensor<f32>
   %ux = tensor.cast %loss : tensor<f32> to tensor<*xf32>
   call @printMemrefF32(%ux) : (tensor<*xf32>) -> ()
   // CHECK-LABEL: rank = 0

@@ -195,7 +195,7 @@ LogicalResult GateOp::verify() {
       succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
       succeeded(c.operand("w", getW(), {"H", "S"}, ElementKind::Float)) &&
       succeeded(c.operand("bias", getBias(), {"S"}, ElementKind::Float)) &&
-      succeeded(c.result("logits", getLogits(), {"T", "S"}, ElementKind::F32)));
+      succeeded(c.operand("init", getInit(), {"T", "S"}, ElementKind::F32)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -209,16 +209,16 @@ LogicalResult RouteOp::verify() {
   OperandChecker c(*this);
   c.bind("S", getExperts().getNumExperts(), "attribute 'experts'");
   c.bind("K", getKAttr().getInt(), "attribute 'k'");
-  return success(
-      succeeded(
-          c.operand("logits", getLogits(), {"T", "S"}, ElementKind::F32)) &&
-      succeeded(
-          c.operand("k_per_token", getKPerToken(), {"T"}, ElementKind::I32)) &&
-      succeeded(c.operand("selection_bias", getSelectionBias(), {"S"},
-                          ElementKind::F32)) &&
-      succeeded(c.result("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
-      succeeded(
-          c.result("weights", getWeights(), {"T", "K"}, ElementKind::F32)));
+  return success(succeeded(c.operand("logits", getLogits(), {"T", "S"},
+                                     ElementKind::F32)) &&
+                 succeeded(c.operand("k_per_token", getKPerToken(), {"T"},
+                                     ElementKind::I32)) &&
+                 succeeded(c.operand("selection_bias", getSelectionBias(),
+                                     {"S"}, ElementKind::F32)) &&
+                 succeeded(c.operand("ids_init", getIdsInit(), {"T", "K"},
+                                     ElementKind::I32)) &&
+                 succeeded(c.operand("weights_init", getWeightsInit(),
+                                     {"T", "K"}, ElementKind::F32)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -419,8 +419,9 @@ LogicalResult ExpertFFNOp::verify() {
       succeeded(verifyExpertWeights(c, *this)) &&
       succeeded(c.operand("offsets", getOffsets(), {Dim("E", 1)},
                           ElementKind::I32)) &&
-      succeeded(c.result("y", getY(), {"R", "H"}, ElementKind::Float)) &&
-      succeeded(c.sameElementType("result", "y", getY(), "rows", getRows())));
+      succeeded(c.operand("init", getInit(), {"R", "H"}, ElementKind::Float)) &&
+      succeeded(
+          c.sameElementType("operand", "init", getInit(), "rows", getRows())));
 }
 
 //===----------------------------------------------------------------------===//
@@ -453,8 +454,8 @@ LogicalResult CombineOp::verify() {
           c.operand("weights", getWeights(), {"T", "K"}, ElementKind::F32)) &&
       succeeded(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) &&
       succeeded(verifyConstantShapes(c, *this)) &&
-      succeeded(c.result("out", getOut(), {"T", "H"}, ElementKind::Float)) &&
-      succeeded(c.sameElementType("result", "out", getOut(), "x", getX())));
+      succeeded(c.operand("init", getInit(), {"T", "H"}, ElementKind::Float)) &&
+      succeeded(c.sameElementType("operand", "init", getInit(), "x", getX())));
 }
 
 //===----------------------------------------------------------------------===//
@@ -501,5 +502,5 @@ LogicalResult AuxLossOp::verify() {
       succeeded(
           c.operand("scores", getScores(), {"T", "S"}, ElementKind::F32)) &&
       succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
-      succeeded(c.result("loss", getLoss(), {}, ElementKind::F32)));
+      succeeded(c.operand("init", getInit(), {}, ElementKind::F32)));
 }

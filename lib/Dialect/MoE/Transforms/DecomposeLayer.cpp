@@ -8,6 +8,8 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -24,6 +26,18 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
+
+/// A new destination of type `type`: a tensor.empty whose dynamic sizes are
+/// those of dimension `dims[d].second` of `dims[d].first`.
+Value emptyTensor(OpBuilder &b, Location loc, RankedTensorType type,
+                  ArrayRef<std::pair<Value, int64_t>> dims) {
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      sizes.push_back(
+          tensor::DimOp::create(b, loc, dims[d].first, dims[d].second));
+  return tensor::EmptyOp::create(b, loc, type, sizes);
+}
 
 /// layer -> gate, route, dispatch, expert_ffn, combine.
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
@@ -44,17 +58,24 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
 
     auto logitsType =
         RankedTensorType::get({numTokens, experts.getNumExperts()}, f32);
+    Value logitsInit = emptyTensor(rewriter, loc, logitsType,
+                                   {{op.getX(), 0}, {op.getWRouter(), 1}});
     Value logits = GateOp::create(rewriter, loc, logitsType, op.getX(),
-                                  op.getWRouter(), op.getBRouter());
+                                  op.getWRouter(), op.getBRouter(), logitsInit);
 
     auto slotType = [&](Type element) {
       return RankedTensorType::get({numTokens, k}, element);
     };
+    Value idsInit =
+        emptyTensor(rewriter, loc, slotType(i32), {{op.getX(), 0}, {}});
+    Value weightsInit =
+        emptyTensor(rewriter, loc, slotType(f32), {{op.getX(), 0}, {}});
     auto route = RouteOp::create(
         rewriter, loc, slotType(i32), slotType(f32), logits, op.getKPerToken(),
-        op.getSelectionBias(), op.getExpertsAttr(), op.getKAttr(),
-        op.getScoringAttr(), op.getStrategy(), op.getNormalizeAttr(),
-        op.getScaleAttr(), op.getCapacityAttr(), op.getGroupsAttr());
+        op.getSelectionBias(), idsInit, weightsInit, op.getExpertsAttr(),
+        op.getKAttr(), op.getScoringAttr(), op.getStrategy(),
+        op.getNormalizeAttr(), op.getScaleAttr(), op.getCapacityAttr(),
+        op.getGroupsAttr());
 
     auto rowsType =
         RankedTensorType::get({ShapedType::kDynamic, hidden}, rowType);
@@ -63,15 +84,20 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         slotType(i32), op.getX(), route.getIds(),
         rewriter.getI64IntegerAttr(numCompute));
 
+    Value rows = dispatch.getRows();
+    Value yInit = emptyTensor(rewriter, loc, rowsType, {{rows, 0}, {rows, 1}});
     Value y = ExpertFFNOp::create(
-        rewriter, loc, rowsType, dispatch.getRows(), dispatch.getOffsets(),
-        op.getWUp(), op.getWGate(), op.getWDown(), op.getBUp(), op.getBDown(),
+        rewriter, loc, rowsType, rows, dispatch.getOffsets(), op.getWUp(),
+        op.getWGate(), op.getWDown(), op.getBUp(), op.getBDown(), yInit,
         op.getActivationAttr(), op.getGatedAttr(), op.getPackedAttr());
 
+    auto outType = llvm::cast<RankedTensorType>(op.getY().getType());
+    Value out =
+        emptyTensor(rewriter, loc, outType, {{op.getX(), 0}, {op.getX(), 1}});
     rewriter.replaceOpWithNewOp<CombineOp>(
-        op, op.getY().getType(), y, dispatch.getSlotRows(), route.getIds(),
+        op, outType, y, dispatch.getSlotRows(), route.getIds(),
         route.getWeights(), op.getX(), op.getConstProj(), op.getConstValues(),
-        op.getExpertsAttr());
+        out, op.getExpertsAttr());
     return success();
   }
 };

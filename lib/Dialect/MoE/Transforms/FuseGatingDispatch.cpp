@@ -8,6 +8,7 @@
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Transforms.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -36,8 +37,21 @@ struct FuseGatingDispatch : OpRewritePattern<DispatchOp> {
     if (!route || dispatch.getIds() != route.getIds())
       return rewriter.notifyMatchFailure(dispatch,
                                          "ids do not come from a route");
+    // The logits may also be used for their shape (tensor.dim, e.g. to
+    // size the route's destinations): those uses read the gate's
+    // destination instead, which has the same type.
     auto gate = route.getLogits().getDefiningOp<GateOp>();
-    if (!gate || !gate.getLogits().hasOneUse())
+    auto isRouteOrShape = [&](OpOperand &use) {
+      return use.getOwner() == route.getOperation() ||
+             isa<tensor::DimOp>(use.getOwner());
+    };
+    if (!gate ||
+        !llvm::hasSingleElement(llvm::make_filter_range(
+            gate.getLogits().getUses(),
+            [&](OpOperand &use) {
+              return use.getOwner() == route.getOperation();
+            })) ||
+        !llvm::all_of(gate.getLogits().getUses(), isRouteOrShape))
       return rewriter.notifyMatchFailure(
           dispatch,
           "the logits do not come from a gate used only by the route");
@@ -68,6 +82,10 @@ struct FuseGatingDispatch : OpRewritePattern<DispatchOp> {
     rewriter.replaceOp(
         dispatch, {fused.getRows(), fused.getOffsets(), fused.getSlotRows()});
     rewriter.replaceOp(route, {fused.getIds(), fused.getWeights()});
+    for (OpOperand &use :
+         llvm::make_early_inc_range(gate.getLogits().getUses()))
+      rewriter.modifyOpInPlace(use.getOwner(),
+                               [&] { use.assign(gate.getInit()); });
     rewriter.eraseOp(gate);
     return success();
   }

@@ -1,4 +1,4 @@
-//===- TilingInterfaceImpl.cpp - Tiling moe ops over tokens ---------------===//
+//===- TilingInterfaceImpl.cpp - Tiling moe ops over tokens or rows -------===//
 //
 // Part of the moe-mlir project.
 //
@@ -16,7 +16,6 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Interfaces/DestinationStyleOpInterface.h"
-#include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/TilingInterface.h"
 
 #include <optional>
@@ -78,19 +77,13 @@ struct DefaultTileTraits {
 
 /// The per-op facts of the shared model: the operand whose dimension 0 is
 /// the iteration domain (tokens or rows), the operands sliced with it
-/// (destinations are always sliced), the size of a result's other
-/// dimension (for the ops that allocate their results), and why the op may
-/// not be tiled.
+/// (destinations are always sliced), and why the op may not be tiled.
 template <typename OpTy> struct TileTraits;
 
 template <> struct TileTraits<GateOp> : DefaultTileTraits {
   static Value driver(GateOp op) { return op.getX(); }
   static bool isSliced(GateOp op, OpOperand &operand) {
     return &operand == &op.getXMutable();
-  }
-  /// logits [T, S]: S is the width of w.
-  static OpFoldResult innerDim(OpBuilder &b, GateOp op, unsigned result) {
-    return tensor::getMixedSize(b, op.getLoc(), op.getW(), 1);
   }
 };
 
@@ -103,10 +96,6 @@ template <> struct TileTraits<RouteOp> : DefaultTileTraits {
       if (&operand == &k)
         return true;
     return false;
-  }
-  /// ids, weights [T, K]: K is the attribute k.
-  static OpFoldResult innerDim(OpBuilder &b, RouteOp op, unsigned result) {
-    return b.getIndexAttr(op.getKAttr().getInt());
   }
   static std::optional<std::string> whyNotTileable(RouteOp op) {
     if (op.getStrategy().dependsOnAllTokens())
@@ -126,21 +115,12 @@ template <> struct TileTraits<CombineOp> : DefaultTileTraits {
            &operand == &op.getIdsMutable() ||
            &operand == &op.getWeightsMutable() || &operand == &op.getXMutable();
   }
-  /// out [T, H]: H is the width of x.
-  static OpFoldResult innerDim(OpBuilder &b, CombineOp op, unsigned result) {
-    return tensor::getMixedSize(b, op.getLoc(), op.getX(), 1);
-  }
 };
 
 template <> struct TileTraits<GroupedMatmulOp> : DefaultTileTraits {
   static Value driver(GroupedMatmulOp op) { return op.getLhs(); }
   static bool isSliced(GroupedMatmulOp op, OpOperand &operand) {
     return &operand == &op.getLhsMutable();
-  }
-  /// out [R, N]: N is the width of rhs.
-  static OpFoldResult innerDim(OpBuilder &b, GroupedMatmulOp op,
-                               unsigned result) {
-    return tensor::getMixedSize(b, op.getLoc(), op.getRhs(), 2);
   }
   static OpOperand *rowOffsets(GroupedMatmulOp op) {
     return &op.getOffsetsMutable();
@@ -152,35 +132,21 @@ template <> struct TileTraits<ExpertFFNOp> : DefaultTileTraits {
   static bool isSliced(ExpertFFNOp op, OpOperand &operand) {
     return &operand == &op.getRowsMutable();
   }
-  /// y [R, H]: H is the width of the rows.
-  static OpFoldResult innerDim(OpBuilder &b, ExpertFFNOp op, unsigned result) {
-    return tensor::getMixedSize(b, op.getLoc(), op.getRows(), 1);
-  }
   static OpOperand *rowOffsets(ExpertFFNOp op) {
     return &op.getOffsetsMutable();
   }
 };
 
 /// The sizes of result `result` of `op` for `count` elements of the
-/// iteration domain: those of its destination for a destination-style op,
-/// else from its type and TileTraits::innerDim.
+/// iteration domain: those of its destination, with `count` in dimension 0.
 template <typename OpTy>
 SmallVector<OpFoldResult> resultSizes(OpBuilder &b, OpTy op, unsigned result,
                                       OpFoldResult count) {
-  SmallVector<OpFoldResult> sizes = {count};
-  if (auto dps = llvm::dyn_cast<DestinationStyleOpInterface>(*op)) {
-    Value init = dps.getDpsInitOperand(result)->get();
-    for (int64_t d = 1,
-                 e = llvm::cast<RankedTensorType>(init.getType()).getRank();
-         d < e; ++d)
-      sizes.push_back(tensor::getMixedSize(b, op.getLoc(), init, d));
-    return sizes;
-  }
-  auto type = llvm::cast<RankedTensorType>(op->getResult(result).getType());
-  for (int64_t d = 1; d < type.getRank(); ++d)
-    sizes.push_back(type.isDynamicDim(d)
-                        ? TileTraits<OpTy>::innerDim(b, op, result)
-                        : OpFoldResult(b.getIndexAttr(type.getDimSize(d))));
+  Value init = llvm::cast<DestinationStyleOpInterface>(*op)
+                   .getDpsInitOperand(result)
+                   ->get();
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, op.getLoc(), init);
+  sizes[0] = count;
   return sizes;
 }
 
@@ -196,24 +162,6 @@ tensor::ExtractSliceOp sliceDim0(OpBuilder &b, Location loc, Value value,
   sizes[0] = size;
   return tensor::ExtractSliceOp::create(b, loc, value, offsets, sizes, strides);
 }
-
-//===----------------------------------------------------------------------===//
-// ReifyRankedShapedTypeOpInterface (the ops that allocate their results)
-//===----------------------------------------------------------------------===//
-
-template <typename OpTy>
-struct ReifyModel
-    : ReifyRankedShapedTypeOpInterface::ExternalModel<ReifyModel<OpTy>, OpTy> {
-  LogicalResult reifyResultShapes(Operation *op, OpBuilder &b,
-                                  ReifiedRankedShapedTypeDims &shapes) const {
-    auto concreteOp = llvm::cast<OpTy>(op);
-    OpFoldResult count = tensor::getMixedSize(
-        b, op->getLoc(), TileTraits<OpTy>::driver(concreteOp), 0);
-    for (unsigned r = 0; r < op->getNumResults(); ++r)
-      shapes.push_back(resultSizes(b, concreteOp, r, count));
-    return success();
-  }
-};
 
 //===----------------------------------------------------------------------===//
 // TilingInterface
@@ -244,7 +192,7 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
             TileTraits<OpTy>::whyNotTileable(concreteOp))
       return op->emitOpError() << "cannot be tiled over tokens: " << *reason;
     Location loc = op->getLoc();
-    auto dps = llvm::dyn_cast<DestinationStyleOpInterface>(op);
+    auto dps = llvm::cast<DestinationStyleOpInterface>(op);
     OpOperand *rowOffsets = TileTraits<OpTy>::rowOffsets(concreteOp);
     TilingResult tiled;
     SmallVector<Value> operands;
@@ -254,7 +202,7 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
         continue;
       }
       if (!TileTraits<OpTy>::isSliced(concreteOp, operand) &&
-          !(dps && dps.isDpsInit(&operand))) {
+          !dps.isDpsInit(&operand)) {
         operands.push_back(operand.get());
         continue;
       }
@@ -333,18 +281,8 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
   }
 };
 
-/// TilingInterface on each op; ReifyRankedShapedTypeOpInterface on those
-/// that are not destination-style (the drivers take a destination-style
-/// op's destinations as they are).
 template <typename... OpTys> void attachModels(MLIRContext *context) {
   (OpTys::template attachInterface<TilingModel<OpTys>>(*context), ...);
-  auto attachReify = [&](auto op) {
-    using OpTy = decltype(op);
-    if constexpr (!OpTy::template hasTrait<
-                      DestinationStyleOpInterface::Trait>())
-      OpTy::template attachInterface<ReifyModel<OpTy>>(*context);
-  };
-  (attachReify(OpTys()), ...);
 }
 } // namespace
 

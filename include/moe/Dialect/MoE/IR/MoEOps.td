@@ -66,7 +66,8 @@ defvar MoE_RoutingFormat = [{
 // GateOp
 //===----------------------------------------------------------------------===//
 
-def MoE_GateOp : MoE_Op<"gate"> {
+def MoE_GateOp : MoE_Op<"gate", [
+    DestinationStyleOpInterface, AllTypesMatch<["init", "logits"]>]> {
   let summary = "router projection: logits = x @ w (+ b)";
   let description = [{
     Computes the router logits `logits[T,S] = x[T,H] @ w[H,S] (+ b[S])`,
@@ -75,21 +76,31 @@ def MoE_GateOp : MoE_Op<"gate"> {
     * `x`: `tensor<T x H x f32|f16|bf16>`
     * `w`: `tensor<H x S x f32|f16|bf16>`
     * `bias` (optional): `tensor<S x f32|f16|bf16>`
-    * result: `tensor<T x S x f32>`
+    * `init`: `tensor<T x S x f32>`; the result has its type
+
+    Destination-passing style: the logits are written into `init` (every
+    element; its values are not read), in place after one-shot-bufferize.
 
     Example:
 
     ```mlir
-    %logits = moe.gate %x, %w bias(%b : tensor<12xf32>)
-        : tensor<?x64xf32>, tensor<64x12xf32> -> tensor<?x12xf32>
+    %empty = tensor.empty(%t) : tensor<?x12xf32>
+    %logits = moe.gate %x, %w bias(%b : tensor<12xf32>) into(%empty)
+        : tensor<?x64xf32>, tensor<64x12xf32> into tensor<?x12xf32>
     ```
   }];
   let arguments = (ins MoE_FloatTensor<2, "T x H">:$x, MoE_FloatTensor<2, "H x S">:$w,
-                       Optional<MoE_FloatTensor<1, "S">>:$bias);
+                       Optional<MoE_FloatTensor<1, "S">>:$bias,
+                       MoE_F32Tensor<2, "T x S">:$init);
   let results = (outs MoE_F32Tensor<2, "T x S">:$logits);
   let assemblyFormat = [{
-    $x `,` $w (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict
-    `:` type($x) `,` type($w) `->` type($logits)
+    $x `,` $w (`bias` `(` $bias^ `:` type($bias) `)`)? `into` `(` $init `)`
+    attr-dict `:` type($x) `,` type($w) `into` type($init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
 }
 
@@ -120,7 +131,9 @@ defvar MoE_RoutingCanonicalizationDoc = [{
 
 def MoE_RouteOp : MoE_Op<"route", [
     AttrSizedOperandSegments,
-    MoE_OperandGroups<"logits k_per_token? selection_bias?">,
+    MoE_OperandGroups<"logits k_per_token? selection_bias? ids_init weights_init">,
+    DestinationStyleOpInterface, AllTypesMatch<["ids_init", "ids"]>,
+    AllTypesMatch<["weights_init", "weights"]>,
     DeclareOpInterfaceMethods<MoE_RoutingOpInterface>]> {
   let summary = "choose each token's experts and their weights";
   let description = !strconcat([{
@@ -145,17 +158,24 @@ def MoE_RouteOp : MoE_Op<"route", [
 
     Operands: `logits: tensor<T x S x f32>`; `k_per_token: tensor<T x i32>`
     (present if and only if the strategy is `dynamic_k`);
-    `selection_bias: tensor<S x f32>` (optional, not with `expert_choice`).
-    Results: `ids: tensor<T x K x i32>`, `weights: tensor<T x K x f32>`.
+    `selection_bias: tensor<S x f32>` (optional, not with `expert_choice`);
+    destinations `ids_init: tensor<T x K x i32>`, `weights_init: tensor<T x
+    K x f32>`. Results: `ids` and `weights`, of their destinations' types.
+
+    Destination-passing style: the slots are written into `ids_init` and
+    `weights_init` (every element; their values are not read), in place
+    after one-shot-bufferize.
 
     Example (AdaMoE: 8 compute and 4 null experts, top-4, weights
     renormalised over the real experts):
 
     ```mlir
+    %ids0 = tensor.empty(%t) : tensor<?x4xi32>
+    %weights0 = tensor.empty(%t) : tensor<?x4xf32>
     %ids, %weights = moe.route %logits
         experts = <compute = 8, null = 4> k = 4 strategy = top_k
-        normalize = non_null
-        : tensor<?x12xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+        normalize = non_null into(%ids0, %weights0)
+        : tensor<?x12xf32> into tensor<?x4xi32>, tensor<?x4xf32>
     ```
 
     Top-p routing with a DeepSeek-style selection bias:
@@ -164,21 +184,32 @@ def MoE_RouteOp : MoE_Op<"route", [
     %ids, %weights = moe.route %logits bias(%b : tensor<16xf32>)
         experts = <compute = 16> k = 4 scoring = sigmoid
         strategy = top_p<p = 0.7> normalize = selected scale = 2.5
-        : tensor<?x16xf32> -> tensor<?x4xi32>, tensor<?x4xf32>
+        into(%ids0, %weights0)
+        : tensor<?x16xf32> into tensor<?x4xi32>, tensor<?x4xf32>
     ```
   }], MoE_RoutingCanonicalizationDoc);
   let hasCanonicalizer = 1;
   let arguments = !con((ins MoE_F32Tensor<2, "T x S">:$logits,
                             Optional<MoE_I32Tensor<1, "T">>:$k_per_token,
-                            Optional<MoE_F32Tensor<1, "S">>:$selection_bias),
+                            Optional<MoE_F32Tensor<1, "S">>:$selection_bias,
+                            MoE_I32Tensor<2, "T x K">:$ids_init,
+                            MoE_F32Tensor<2, "T x K">:$weights_init),
                        MoE_RoutingAttrs);
   let results = (outs MoE_I32Tensor<2, "T x K">:$ids, MoE_F32Tensor<2, "T x K">:$weights);
   let assemblyFormat = !strconcat([{
     $logits (`k_per_token` `(` $k_per_token^ `:` type($k_per_token) `)`)?
     (`bias` `(` $selection_bias^ `:` type($selection_bias) `)`)?
   }], MoE_RoutingFormat, [{
-    attr-dict `:` type($logits) `->` type($ids) `,` type($weights)
+    `into` `(` $ids_init `,` $weights_init `)` attr-dict `:` type($logits)
+    `into` type($ids_init) `,` type($weights_init)
   }]);
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      // ids_init and weights_init, the last two operands.
+      return ::mlir::MutableOperandRange(
+          getOperation(), getOperation()->getNumOperands() - 2, 2);
+    }
+  }];
 }
 
 //===----------------------------------------------------------------------===//
@@ -394,7 +425,8 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul", [
 //===----------------------------------------------------------------------===//
 
 def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
-    MoE_OperandGroups<"rows offsets w_up w_gate? w_down b_up? b_down?">]> {
+    MoE_OperandGroups<"rows offsets w_up w_gate? w_down b_up? b_down? init">,
+    DestinationStyleOpInterface, AllTypesMatch<["init", "y"]>]> {
   let summary = "each expert's feed-forward network on its segment of rows";
   let description = [{
     For the rows `r` of expert `e` (`offsets[e] <= r < offsets[e+1]`):
@@ -411,7 +443,11 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     * `rows: tensor<R x H x f32|f16|bf16>`, `offsets: tensor<(E+1) x i32>`
     * `w_up`, `w_gate`: `tensor<E x H x F>`, `w_down: tensor<E x F x H>`
     * `b_up: tensor<E x F>`, `b_down: tensor<E x H>`
-    * result: `tensor<R x H>` with the element type of `rows`
+    * `init: tensor<R x H>` with the element type of `rows`; the result has
+      its type
+
+    Destination-passing style: the result is written into `init` (every
+    element; its values are not read), in place after one-shot-bufferize.
 
     With `packed`, the weights come pre-packed in 32-column panels, the
     layout the CPU kernels stream (packing happens once, when weights are
@@ -424,10 +460,11 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     Example:
 
     ```mlir
+    %empty = tensor.empty(%r) : tensor<?x64xf32>
     %y = moe.expert_ffn %rows, %offsets up(%wu : tensor<8x64x128xf32>)
         gate(%wg : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>)
-        activation = silu gated
-        : tensor<?x64xf32>, tensor<9xi32> -> tensor<?x64xf32>
+        activation = silu gated into(%empty)
+        : tensor<?x64xf32>, tensor<9xi32> into tensor<?x64xf32>
     ```
   }];
   let arguments = (ins MoE_FloatTensor<2, "R x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
@@ -436,6 +473,7 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
                        MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32">:$w_down,
                        Optional<MoE_FloatTensor<2, "E x F">>:$b_up,
                        Optional<MoE_FloatTensor<2, "E x H">>:$b_down,
+                       MoE_FloatTensor<2, "R x H">:$init,
                        DefaultValuedAttr<MoE_ActivationAttr,
                            "::mlir::moe::Activation::silu">:$activation,
                        UnitAttr:$gated, UnitAttr:$packed);
@@ -448,7 +486,13 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     (`up_bias` `(` $b_up^ `:` type($b_up) `)`)?
     (`down_bias` `(` $b_down^ `:` type($b_down) `)`)?
     `activation` `=` `` $activation (`gated` $gated^)? (`packed` $packed^)?
-    attr-dict `:` type($rows) `,` type($offsets) `->` type($y)
+    `into` `(` $init `)` attr-dict `:` type($rows) `,` type($offsets) `into`
+    type($init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
 }
 
@@ -457,7 +501,8 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
 //===----------------------------------------------------------------------===//
 
 def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments,
-    MoE_OperandGroups<"y slot_rows ids weights x const_proj? const_values?">]> {
+    MoE_OperandGroups<"y slot_rows ids weights x const_proj? const_values? init">,
+    DestinationStyleOpInterface, AllTypesMatch<["init", "out"]>]> {
   let summary = "weighted sum of each token's slots, in slot order";
   let description = [{
     `out[t] = sum over j = 0 .. K-1, in that order, of weights[t,j] * c(t,j)`
@@ -473,20 +518,25 @@ def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments,
 
     The order is fixed, so the result is deterministic (no atomics).
 
+    Destination-passing style: the result is written into `init` (every
+    element; its values are not read), in place after one-shot-bufferize.
+
     * `y: tensor<R x H>`, `slot_rows`, `ids: tensor<T x K x i32>`,
       `weights: tensor<T x K x f32>`, `x: tensor<T x H>`
     * `const_proj` (`Wc: tensor<N_const x H x 2>`) and `const_values`
       (`v: tensor<N_const x H>`): present if and only if the expert space has
       constant experts
-    * result: `tensor<T x H>` with the element type of `x`
+    * `init: tensor<T x H>` with the element type of `x`; the result has its
+      type
 
     Example:
 
     ```mlir
+    %empty = tensor.empty(%t) : tensor<?x64xf32>
     %out = moe.combine %y, %slot_rows, %ids, %weights, %x
-        experts = <compute = 8, copy = 1>
+        experts = <compute = 8, copy = 1> into(%empty)
         : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>, tensor<?x2xf32>,
-          tensor<?x64xf32> -> tensor<?x64xf32>
+          tensor<?x64xf32> into tensor<?x64xf32>
     ```
   }];
   let arguments = (ins MoE_FloatTensor<2, "R x H">:$y, MoE_I32Tensor<2, "T x K">:$slot_rows,
@@ -494,15 +544,21 @@ def MoE_CombineOp : MoE_Op<"combine", [AttrSizedOperandSegments,
                        MoE_FloatTensor<2, "T x H">:$x,
                        Optional<MoE_FloatTensor<3, "N_const x H x 2">>:$const_proj,
                        Optional<MoE_FloatTensor<2, "N_const x H">>:$const_values,
+                       MoE_FloatTensor<2, "T x H">:$init,
                        MoE_ExpertSpaceAttr:$experts);
   let results = (outs MoE_FloatTensor<2, "T x H">:$out);
   let assemblyFormat = [{
     $y `,` $slot_rows `,` $ids `,` $weights `,` $x
     (`const_proj` `(` $const_proj^ `:` type($const_proj) `)`)?
     (`const_values` `(` $const_values^ `:` type($const_values) `)`)?
-    `experts` `=` $experts attr-dict
+    `experts` `=` $experts `into` `(` $init `)` attr-dict
     `:` type($y) `,` type($slot_rows) `,` type($ids) `,` type($weights) `,`
-    type($x) `->` type($out)
+    type($x) `into` type($init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
 }
 
@@ -591,7 +647,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
 // AuxLossOp
 //===----------------------------------------------------------------------===//
 
-def MoE_AuxLossOp : MoE_Op<"aux_loss"> {
+def MoE_AuxLossOp : MoE_Op<"aux_loss", [
+    DestinationStyleOpInterface, AllTypesMatch<["init", "loss"]>]> {
   let summary = "Switch load-balancing loss over all experts";
   let description = [{
     For training graphs: `L = S * sum_i f_i * P_i` over all `S` experts, where
@@ -599,21 +656,31 @@ def MoE_AuxLossOp : MoE_Op<"aux_loss"> {
     `P_i = (sum_t scores[t,i]) / max(1, T)`. A slot is valid, and counted,
     when `0 <= id < S`. This is how AdaMoE balances the use of null experts.
 
+    Destination-passing style: the loss is written into `init` (its value
+    is not read), in place after one-shot-bufferize.
+
     * `scores: tensor<T x S x f32>`, `ids: tensor<T x K x i32>`
-    * result: `tensor<f32>`
+    * `init: tensor<f32>`; the result has its type
 
     Example:
 
     ```mlir
-    %loss = moe.aux_loss %scores, %ids
-        : tensor<?x12xf32>, tensor<?x4xi32> -> tensor<f32>
+    %empty = tensor.empty() : tensor<f32>
+    %loss = moe.aux_loss %scores, %ids into(%empty)
+        : tensor<?x12xf32>, tensor<?x4xi32> into tensor<f32>
     ```
   }];
-  let arguments = (ins MoE_F32Tensor<2, "T x S">:$scores, MoE_I32Tensor<2, "T x K">:$ids);
+  let arguments = (ins MoE_F32Tensor<2, "T x S">:$scores, MoE_I32Tensor<2, "T x K">:$ids,
+                       MoE_F32Tensor<0, "">:$init);
   let results = (outs MoE_F32Tensor<0, "">:$loss);
   let assemblyFormat = [{
-    $scores `,` $ids attr-dict `:` type($scores) `,` type($ids) `->`
-    type($loss)
+    $scores `,` $ids `into` `(` $init `)` attr-dict `:` type($scores) `,`
+    type($ids) `into` type($init)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitMutable();
+    }
   }];
 }
 

@@ -45,10 +45,15 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
         k = 4 strategy = top_k ...
     %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = 8 ...
     %y = moe.expert_ffn %rows, %offsets ...
-    %out = moe.combine %y, %slot_rows, %ids, %weights, %x ...
+    %out = moe.combine %y, %slot_rows, %ids, %weights, %x ... into(%empty)
     ```
+
+    The destinations of the destination-style parts are new `tensor.empty`
+    ops, sized from the operands.
   }];
-  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::moe::MoEDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def MoEFuseGatingDispatchPass : Pass<"moe-fuse-gating-dispatch"> {

@@ -1,4 +1,4 @@
-//===- TilingInterfaceImpl.h - Tiling moe ops over tokens -------*- C++ -*-===//
+//===- TilingInterfaceImpl.h - Tiling moe ops: tokens or rows ---*- C++ -*-===//
 //
 // Part of the moe-mlir project.
 //
@@ -12,18 +12,18 @@ class DialectRegistry;
 
 namespace moe {
 
-/// Attaches TilingInterface and ReifyRankedShapedTypeOpInterface to the moe
-/// ops whose tokens are independent: `moe.gate`, `moe.route` and
-/// `moe.combine`. Their iteration domain is one parallel loop over the
-/// tokens `[0, T)`; a tile of tokens `[o, o + n)` reads rows `[o, o + n)` of
-/// the per-token operands (x; logits and k_per_token; slot_rows, ids,
-/// weights and x) and all of the others (weights, biases, the expert rows
-/// `y` of combine), and computes rows `[o, o + n)` of every result. Upstream
+/// Attaches TilingInterface to the destination-style moe ops whose tokens
+/// are independent: `moe.gate`, `moe.route` and `moe.combine`. Their
+/// iteration domain is one parallel loop over the tokens `[0, T)`; a tile
+/// of tokens `[o, o + n)` reads rows `[o, o + n)` of the per-token operands
+/// (x; logits and k_per_token; slot_rows, ids, weights and x) and all of
+/// the others (weights, biases, the expert rows `y` of combine), and writes
+/// rows `[o, o + n)` of its destinations (slices of the loop's). Upstream
 /// drivers (scf::tileUsingSCF, transform.structured.tile_using_for /
 /// tile_using_forall, producer fusion into a consumer's loop) tile and fuse
 /// them like linalg ops.
 ///
-/// `moe.grouped_matmul` and `moe.expert_ffn` get the same interfaces over
+/// `moe.grouped_matmul` and `moe.expert_ffn` get the same interface over
 /// their rows `[0, R)` (row chunks): a tile of rows `[o, o + n)` reads
 /// those rows, every expert's weights, and the offsets shifted by the tile
 /// (`max(offsets, 0) - o`, a linalg.generic), which the op's own
