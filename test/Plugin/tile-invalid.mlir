@@ -44,3 +44,23 @@ module attributes {transform.with_named_sequence} {
     transform.yield
   }
 }
+
+// -----
+
+// dispatch_padded: the row of a slot counts every token before it.
+func.func @dispatch_padded(%x: tensor<8x4xf32>, %ids: tensor<8x2xi32>, %r: tensor<16x4xf32>,
+                           %o: tensor<5xi32>, %s: tensor<8x2xi32>) -> tensor<16x4xf32> {
+  // expected-error @below {{'moe.dispatch_padded' op cannot be tiled over tokens}}
+  // expected-error @below {{faild to tile operation}}
+  // expected-error @below {{failed to generate tiling loops}}
+  %rows, %offsets, %slots = moe.dispatch_padded %x, %ids num_experts = 4 into(%r, %o, %s)
+      : tensor<8x4xf32>, tensor<8x2xi32> into tensor<16x4xf32>, tensor<5xi32>, tensor<8x2xi32>
+  return %rows : tensor<16x4xf32>
+}
+module attributes {transform.with_named_sequence} {
+  transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {
+    %d = transform.structured.match ops{["moe.dispatch_padded"]} in %root : (!transform.any_op) -> !transform.any_op
+    %t, %l = transform.structured.tile_using_for %d tile_sizes [4] : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+    transform.yield
+  }
+}

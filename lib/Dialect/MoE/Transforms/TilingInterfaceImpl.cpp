@@ -281,6 +281,54 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
   }
 };
 
+/// moe.dispatch_padded, its own case: a stable counting sort, in which the
+/// row of a slot counts the slots of its expert in every token before it,
+/// so no tile of tokens computes its part of the results alone. The op
+/// takes the interface to say so: tiling it fails with that reason on the
+/// op, and fusing it as a producer fails silently (the drivers keep it
+/// whole, which is what a tiled consumer of the rows needs). The domain is
+/// the tokens, sequential (a scan). (moe.dispatch has no model: its
+/// data-dependent R gives the drivers no destination to tile into.)
+template <typename OpTy>
+struct DispatchTilingModel
+    : TilingInterface::ExternalModel<DispatchTilingModel<OpTy>, OpTy> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    return {utils::IteratorType::reduction};
+  }
+
+  SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    OpFoldResult tokens =
+        tensor::getMixedSize(b, op->getLoc(), llvm::cast<OpTy>(op).getX(), 0);
+    return {Range{b.getIndexAttr(0), tokens, b.getIndexAttr(1)}};
+  }
+
+  FailureOr<TilingResult>
+  getTiledImplementation(Operation *op, OpBuilder &b,
+                         ArrayRef<OpFoldResult> offsets,
+                         ArrayRef<OpFoldResult> sizes) const {
+    return op->emitOpError()
+           << "cannot be tiled over tokens: the row of a slot counts the "
+              "slots of its expert in every token before it (a stable "
+              "counting sort); tile its consumers and keep it whole";
+  }
+
+  LogicalResult
+  getResultTilePosition(Operation *op, OpBuilder &b, unsigned resultNumber,
+                        ArrayRef<OpFoldResult> offsets,
+                        ArrayRef<OpFoldResult> sizes,
+                        SmallVector<OpFoldResult> &resultOffsets,
+                        SmallVector<OpFoldResult> &resultSizes) const {
+    return failure();
+  }
+
+  FailureOr<TilingResult>
+  generateResultTileValue(Operation *op, OpBuilder &b, unsigned resultNumber,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes) const {
+    return failure();
+  }
+};
+
 template <typename... OpTys> void attachModels(MLIRContext *context) {
   (OpTys::template attachInterface<TilingModel<OpTys>>(*context), ...);
 }
@@ -293,5 +341,7 @@ void mlir::moe::registerTilingInterfaceExternalModels(
                          tensor::TensorDialect>();
     attachModels<GateOp, RouteOp, CombineOp, GroupedMatmulOp, ExpertFFNOp>(
         context);
+    DispatchPaddedOp::attachInterface<DispatchTilingModel<DispatchPaddedOp>>(
+        *context);
   });
 }
