@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -68,6 +69,8 @@ Value shiftOffsets(OpBuilder &b, Location loc, Value offsets,
 /// The defaults of TileTraits: every tile is legal and no operand but the
 /// sliced ones changes.
 struct DefaultTileTraits {
+  /// Whether the op is a grouped op (rows x experts) rather than a token op.
+  static constexpr bool kGrouped = false;
   static std::optional<std::string> whyNotTileable(Operation *) {
     return std::nullopt;
   }
@@ -117,7 +120,10 @@ template <> struct TileTraits<CombineOp> : DefaultTileTraits {
   }
 };
 
+/// The grouped ops add a second dimension, the experts: `experts` gives E
+/// (its dimension 0), `isPerExpert` the operands indexed by expert.
 template <> struct TileTraits<GroupedMatmulOp> : DefaultTileTraits {
+  static constexpr bool kGrouped = true;
   static Value driver(GroupedMatmulOp op) { return op.getLhs(); }
   static bool isSliced(GroupedMatmulOp op, OpOperand &operand) {
     return &operand == &op.getLhsMutable();
@@ -125,15 +131,31 @@ template <> struct TileTraits<GroupedMatmulOp> : DefaultTileTraits {
   static OpOperand *rowOffsets(GroupedMatmulOp op) {
     return &op.getOffsetsMutable();
   }
+  static Value experts(GroupedMatmulOp op) { return op.getRhs(); }
+  static bool isPerExpert(GroupedMatmulOp op, OpOperand &operand) {
+    return &operand == &op.getRhsMutable();
+  }
 };
 
 template <> struct TileTraits<ExpertFFNOp> : DefaultTileTraits {
+  static constexpr bool kGrouped = true;
   static Value driver(ExpertFFNOp op) { return op.getRows(); }
   static bool isSliced(ExpertFFNOp op, OpOperand &operand) {
     return &operand == &op.getRowsMutable();
   }
   static OpOperand *rowOffsets(ExpertFFNOp op) {
     return &op.getOffsetsMutable();
+  }
+  static Value experts(ExpertFFNOp op) { return op.getWUp(); }
+  static bool isPerExpert(ExpertFFNOp op, OpOperand &operand) {
+    // The weights and biases (packed weights are indexed by expert in
+    // dimension 0 too).
+    auto in = [&](MutableOperandRange range) {
+      return llvm::any_of(range, [&](OpOperand &o) { return &o == &operand; });
+    };
+    return &operand == &op.getWUpMutable() ||
+           &operand == &op.getWDownMutable() || in(op.getWGateMutable()) ||
+           in(op.getBUpMutable()) || in(op.getBDownMutable());
   }
 };
 
@@ -164,23 +186,111 @@ tensor::ExtractSliceOp sliceDim0(OpBuilder &b, Location loc, Value value,
 }
 
 //===----------------------------------------------------------------------===//
+// The rows of a tile of a grouped op
+//===----------------------------------------------------------------------===//
+
+/// The sanitised offset `s[e]` of raw offsets `o` (Semantics.md: s[0] = 0,
+/// s[e+1] = clamp(o[e+1], s[e], R)), which is min(R, max(0, o[1], ...,
+/// o[e])): a loop over the first `e` entries, as an index.
+Value sanitizedOffset(OpBuilder &b, Location loc, Value offsets, Value e,
+                      Value numRows) {
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value zero = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(0));
+  auto loop = scf::ForOp::create(
+      b, loc, one, arith::AddIOp::create(b, loc, e, one), one, ValueRange{zero},
+      [&](OpBuilder &nested, Location nestedLoc, Value j, ValueRange acc) {
+        Value o = tensor::ExtractOp::create(nested, nestedLoc, offsets, j);
+        scf::YieldOp::create(
+            nested, nestedLoc,
+            ValueRange{arith::MaxSIOp::create(nested, nestedLoc, acc[0], o)});
+      });
+  Value prefixMax =
+      arith::IndexCastOp::create(b, loc, b.getIndexType(), loop.getResult(0));
+  return arith::MinSIOp::create(b, loc, prefixMax, numRows);
+}
+
+/// The rows `[first, first + count)` that the tile (rows [r0, r0 + m),
+/// experts [e0, e0 + n)) of a grouped op computes: the tile's rows that
+/// belong to its experts, and, when the tile holds the last expert, the
+/// rows past s[E] (which are zero). A tile of rows of every expert computes
+/// its rows, with no loop over the offsets.
+template <typename OpTy>
+std::pair<OpFoldResult, OpFoldResult>
+groupedTileRows(OpBuilder &b, OpTy op, ArrayRef<OpFoldResult> offsets,
+                ArrayRef<OpFoldResult> sizes) {
+  Location loc = op.getLoc();
+  OpFoldResult numExperts =
+      tensor::getMixedSize(b, loc, TileTraits<OpTy>::experts(op), 0);
+  if (isZeroInteger(offsets[1]) &&
+      isEqualConstantIntOrValue(sizes[1], numExperts))
+    return {offsets[0], sizes[0]};
+  auto value = [&](OpFoldResult v) {
+    return getValueOrCreateConstantIndexOp(b, loc, v);
+  };
+  Value numRows =
+      value(tensor::getMixedSize(b, loc, TileTraits<OpTy>::driver(op), 0));
+  Value rawOffsets = TileTraits<OpTy>::rowOffsets(op)->get();
+  Value e0 = value(offsets[1]);
+  Value e1 = arith::AddIOp::create(b, loc, e0, value(sizes[1]));
+  Value begin = sanitizedOffset(b, loc, rawOffsets, e0, numRows);
+  Value isLast = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, e1,
+                                       value(numExperts));
+  Value end =
+      arith::SelectOp::create(b, loc, isLast, numRows,
+                              sanitizedOffset(b, loc, rawOffsets, e1, numRows));
+  Value r0 = value(offsets[0]);
+  Value first = arith::MaxSIOp::create(b, loc, r0, begin);
+  Value last = arith::MinSIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, r0, value(sizes[0])), end);
+  Value count =
+      arith::MaxSIOp::create(b, loc, arith::SubIOp::create(b, loc, last, first),
+                             arith::ConstantIndexOp::create(b, loc, 0));
+  return {first, count};
+}
+
+//===----------------------------------------------------------------------===//
 // TilingInterface
 //===----------------------------------------------------------------------===//
 
-/// One parallel loop over dimension 0 of the driver operand (tokens or
-/// rows): a tile [o, o + n) reads elements [o, o + n) of the sliced operands
-/// and destinations, all of the other operands (a grouped op's offsets
-/// shifted by o), and computes elements [o, o + n) of every result.
+/// A token op: one parallel loop over dimension 0 of the driver operand;
+/// a tile [o, o + n) reads elements [o, o + n) of the sliced operands and
+/// destinations, all of the other operands, and computes elements
+/// [o, o + n) of every result. A grouped op: two parallel loops, rows and
+/// experts; a tile computes the rows `groupedTileRows` gives (for a tile of
+/// rows alone: its rows), reading those rows, the offsets of its experts
+/// shifted by the first row, and its experts' weights.
 template <typename OpTy>
 struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
+  static constexpr bool kGrouped = TileTraits<OpTy>::kGrouped;
+
   SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    if (kGrouped)
+      return {utils::IteratorType::parallel, utils::IteratorType::parallel};
     return {utils::IteratorType::parallel};
   }
 
   SmallVector<Range> getIterationDomain(Operation *op, OpBuilder &b) const {
+    auto concreteOp = llvm::cast<OpTy>(op);
     OpFoldResult count = tensor::getMixedSize(
-        b, op->getLoc(), TileTraits<OpTy>::driver(llvm::cast<OpTy>(op)), 0);
-    return {Range{b.getIndexAttr(0), count, b.getIndexAttr(1)}};
+        b, op->getLoc(), TileTraits<OpTy>::driver(concreteOp), 0);
+    SmallVector<Range> domain = {
+        Range{b.getIndexAttr(0), count, b.getIndexAttr(1)}};
+    if constexpr (kGrouped)
+      domain.push_back(
+          Range{b.getIndexAttr(0),
+                tensor::getMixedSize(b, op->getLoc(),
+                                     TileTraits<OpTy>::experts(concreteOp), 0),
+                b.getIndexAttr(1)});
+    return domain;
+  }
+
+  /// The elements of dimension 0 of the results that a tile computes.
+  std::pair<OpFoldResult, OpFoldResult>
+  tileRows(OpBuilder &b, OpTy op, ArrayRef<OpFoldResult> offsets,
+           ArrayRef<OpFoldResult> sizes) const {
+    if constexpr (kGrouped)
+      return groupedTileRows(b, op, offsets, sizes);
+    return {offsets[0], sizes[0]};
   }
 
   FailureOr<TilingResult>
@@ -194,25 +304,52 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
     Location loc = op->getLoc();
     auto dps = llvm::cast<DestinationStyleOpInterface>(op);
     OpOperand *rowOffsets = TileTraits<OpTy>::rowOffsets(concreteOp);
+    auto [first, count] = tileRows(b, concreteOp, offsets, sizes);
+    // A tile of experts (not all of them) reads their offsets and weights.
+    bool expertTile = false;
+    if constexpr (kGrouped)
+      expertTile =
+          !isZeroInteger(offsets[1]) ||
+          !isEqualConstantIntOrValue(
+              sizes[1], tensor::getMixedSize(
+                            b, loc, TileTraits<OpTy>::experts(concreteOp), 0));
     TilingResult tiled;
     SmallVector<Value> operands;
     for (OpOperand &operand : op->getOpOperands()) {
       if (&operand == rowOffsets) {
-        operands.push_back(shiftOffsets(b, loc, operand.get(), offsets[0]));
+        Value groupOffsets = operand.get();
+        if (expertTile) {
+          // Offsets e0 .. e0 + n of the tile's n experts.
+          OpFoldResult entries = getAsOpFoldResult(arith::AddIOp::create(
+              b, loc, getValueOrCreateConstantIndexOp(b, loc, sizes[1]),
+              arith::ConstantIndexOp::create(b, loc, 1)));
+          auto slice = sliceDim0(b, loc, groupOffsets, offsets[1], entries);
+          tiled.generatedSlices.push_back(slice);
+          groupOffsets = slice;
+        }
+        operands.push_back(shiftOffsets(b, loc, groupOffsets, first));
         continue;
+      }
+      if constexpr (kGrouped) {
+        if (expertTile && TileTraits<OpTy>::isPerExpert(concreteOp, operand)) {
+          auto slice = sliceDim0(b, loc, operand.get(), offsets[1], sizes[1]);
+          tiled.generatedSlices.push_back(slice);
+          operands.push_back(slice);
+          continue;
+        }
       }
       if (!TileTraits<OpTy>::isSliced(concreteOp, operand) &&
           !dps.isDpsInit(&operand)) {
         operands.push_back(operand.get());
         continue;
       }
-      auto slice = sliceDim0(b, loc, operand.get(), offsets[0], sizes[0]);
+      auto slice = sliceDim0(b, loc, operand.get(), first, count);
       tiled.generatedSlices.push_back(slice);
       operands.push_back(slice);
     }
     Operation *tiledOp = b.clone(*op);
     tiledOp->setOperands(operands);
-    std::optional<int64_t> staticSize = getConstantIntValue(sizes[0]);
+    std::optional<int64_t> staticSize = getConstantIntValue(count);
     for (OpResult result : tiledOp->getResults()) {
       auto type = llvm::cast<RankedTensorType>(result.getType());
       SmallVector<int64_t> shape(type.getShape());
@@ -232,10 +369,10 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
                         SmallVector<OpFoldResult> &resultSizes) const {
     auto type =
         llvm::cast<RankedTensorType>(op->getResult(resultNumber).getType());
+    auto [first, count] = tileRows(b, llvm::cast<OpTy>(op), offsets, sizes);
     resultOffsets.assign(type.getRank(), b.getIndexAttr(0));
-    resultOffsets[0] = offsets[0];
-    resultSizes =
-        ::resultSizes(b, llvm::cast<OpTy>(op), resultNumber, sizes[0]);
+    resultOffsets[0] = first;
+    resultSizes = ::resultSizes(b, llvm::cast<OpTy>(op), resultNumber, count);
     return success();
   }
 
@@ -256,6 +393,12 @@ struct TilingModel : TilingInterface::ExternalModel<TilingModel<OpTy>, OpTy> {
         return failure();
     iterDomainOffsets.assign({offsets[0]});
     iterDomainSizes.assign({sizes[0]});
+    if constexpr (kGrouped) {
+      // Those rows of every expert.
+      iterDomainOffsets.push_back(b.getIndexAttr(0));
+      iterDomainSizes.push_back(tensor::getMixedSize(
+          b, op->getLoc(), TileTraits<OpTy>::experts(llvm::cast<OpTy>(op)), 0));
+    }
     return success();
   }
 
@@ -338,7 +481,7 @@ void mlir::moe::registerTilingInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *context, MoEDialect *dialect) {
     context->loadDialect<arith::ArithDialect, linalg::LinalgDialect,
-                         tensor::TensorDialect>();
+                         scf::SCFDialect, tensor::TensorDialect>();
     attachModels<GateOp, RouteOp, CombineOp, GroupedMatmulOp, ExpertFFNOp>(
         context);
     DispatchPaddedOp::attachInterface<DispatchTilingModel<DispatchPaddedOp>>(

@@ -23,11 +23,17 @@ namespace moe {
 /// tile_using_forall, producer fusion into a consumer's loop) tile and fuse
 /// them like linalg ops.
 ///
-/// `moe.grouped_matmul` and `moe.expert_ffn` get the same interface over
-/// their rows `[0, R)` (row chunks): a tile of rows `[o, o + n)` reads
-/// those rows, every expert's weights, and the offsets shifted by the tile
-/// (`max(offsets, 0) - o`, a linalg.generic), which the op's own
-/// sanitisation of offsets turns into each expert's rows within the tile.
+/// `moe.grouped_matmul` and `moe.expert_ffn` get the interface over two
+/// parallel dimensions, their rows `[0, R)` and their experts `[0, E)`. A
+/// tile of rows `[o, o + n)` of every expert reads those rows, every
+/// expert's weights, and the offsets shifted by the tile (`max(offsets, 0) -
+/// o`, a linalg.generic), which the op's own sanitisation of offsets turns
+/// into each expert's rows within the tile. A tile of experts `[e0, e0 +
+/// n)` computes the rows `[s[e0], s[e0 + n])` of those experts (s: the
+/// sanitised offsets, computed by a loop over the raw ones; the tile of the
+/// last expert also zeroes the rows past s[E]), reading only their weights
+/// and their offsets (shifted); with rows tiled too, the rows in both
+/// ranges. The position of such a result tile is data-dependent.
 ///
 /// A route whose strategy decides with every token (expert_choice) or with
 /// a capacity is not tileable over tokens: tiling it fails with a
