@@ -7,7 +7,10 @@
 #  2. compiles it with moe-opt (moe-cpu-pipeline, to the LLVM dialect);
 #  3. runs it with moe-run on a 64-token input, counting expert FFN rows;
 #  4. compares with PyTorch eager and reports the FFN evaluations the null
-#     experts saved.
+#     experts saved;
+#  5. builds a small Mixtral checkpoint folder in the Hugging Face layout
+#     (examples/hf_mixtral.py: bf16, 2 shards, fixed seeds), runs it with
+#     moe-run from token ids to logits and compares with PyTorch eager.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,3 +36,10 @@ echo "== 3. run with moe-run"
 
 echo "== 4. compare with PyTorch eager"
 /usr/bin/python3 "$ROOT/examples/adamoe_torch.py" check --out "$OUT"
+
+HF="$BUILD_DIR/examples/hf"
+mkdir -p "$HF"
+echo "== 5. a Hugging Face Mixtral checkpoint folder, token ids to logits"
+/usr/bin/python3 "$ROOT/examples/hf_mixtral.py" build --out "$HF"
+"$BUILD_DIR/bin/moe-run" "$HF/mixtral-tiny" --ids "$HF/ids.npy" --output "$HF/logits.npy"
+/usr/bin/python3 "$ROOT/examples/hf_mixtral.py" check --out "$HF"

@@ -6,6 +6,9 @@ Compiler entry points (they need the native extension, built by
   compile(mlir_text, entry)   -- JIT-compile a module, return a callable
   compile_route(...)          -- a compiled moe.route for a configuration
   compile_layer(...)          -- a compiled moe.layer for a configuration
+  load_hf(folder)             -- a Hugging Face MoE checkpoint folder (Mixtral,
+                                 Qwen2-MoE, Qwen3-MoE, OLMoE) compiled from
+                                 token ids [B, S] to logits [B, S, vocab]
   CompileError                -- verifier, pass or code generation failures
 
 Pure-NumPy submodules (no compiler needed):
@@ -20,5 +23,15 @@ __version__ = "0.1.0"
 from .compiler import CompileError, compile, lower, set_num_threads  # noqa: E402,F401
 from .routing import compile_layer, compile_route  # noqa: E402,F401
 
-__all__ = ["CompileError", "compile", "compile_route", "compile_layer", "set_num_threads",
-           "reference", "conformance"]
+__all__ = ["CompileError", "compile", "compile_route", "compile_layer", "load_hf",
+           "set_num_threads", "reference", "conformance"]
+
+
+def load_hf(folder: str):
+    """A Hugging Face checkpoint folder (``config.json`` and
+    ``model.safetensors`` or shards with ``model.safetensors.index.json``)
+    as a callable ``model(ids [B, S]) -> logits [B, S, vocab]`` (float32),
+    compiled on the first call. Every problem with the folder is a
+    ``ValueError`` naming the file, field or tensor (see docs/Export.md)."""
+    from .export.hf import HFLanguageModel
+    return HFLanguageModel(folder)

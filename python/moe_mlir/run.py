@@ -2,6 +2,11 @@
 
   moe-run model.mlir --weights model.safetensors --input x.npy --output y.npy
           [--entry forward] [--repeat N] [--count-ffn]
+  moe-run MODEL_DIR --ids ids.npy --output logits.npy [--repeat N]
+
+A directory is a Hugging Face checkpoint folder (Mixtral, Qwen2-MoE,
+Qwen3-MoE, OLMoE; docs/Export.md): it is compiled from token ids ``[B, S]``
+(an integer .npy) to logits ``[B, S, vocab]`` (float32).
 
 The module is compiled with the CPU pipeline (JIT). Arguments whose
 ``moe.name`` attribute names a tensor of the weights file are bound to it;
@@ -13,6 +18,7 @@ prints, per expert FFN, the rows it ran.
 """
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -62,9 +68,51 @@ def _load_weights(path: Optional[str]):
         raise SystemExit(f"moe-run: {error}")
 
 
+def _run_hf(args) -> int:
+    """A Hugging Face checkpoint folder: ids in, logits out."""
+    from . import load_hf
+    if not args.ids:
+        print(f"moe-run: {args.module} is a checkpoint folder: give the token ids with --ids "
+              f"ids.npy", file=sys.stderr)
+        return 2
+    try:
+        ids = np.load(args.ids)
+    except (OSError, ValueError, EOFError) as error:
+        print(f"moe-run: cannot read {args.ids}: {error}", file=sys.stderr)
+        return 2
+    try:
+        with _Progress(f"reading {args.module}") as progress:
+            model = load_hf(args.module)
+        print(f"read {args.module} ({model.config.arch}, {model.config.layers} layers) in "
+              f"{progress.elapsed:.2f} s")
+        with _Progress(f"compiling {args.module}") as progress:
+            logits = model(ids)
+        print(f"compiled and ran in {progress.elapsed:.2f} s")
+        times = []
+        for _ in range(max(0, args.repeat - 1)):
+            start = time.perf_counter()
+            logits = model(ids)
+            times.append(time.perf_counter() - start)
+        if times:
+            print(f"ran in {1e3 * float(np.median(times)):.2f} ms (median of {len(times)})")
+    except (CompileError, ValueError) as error:
+        print(f"moe-run: {error}", file=sys.stderr)
+        return 2
+    for path in args.output[:1]:
+        try:
+            with open(path, "wb") as f:
+                np.save(f, logits)
+        except OSError as error:
+            print(f"moe-run: cannot write {path}: {error.strerror}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="moe-run", description=__doc__.splitlines()[0])
-    parser.add_argument("module", help="MLIR file of an exported model")
+    parser.add_argument("module", help="MLIR file of an exported model, or a Hugging Face "
+                                       "checkpoint folder")
+    parser.add_argument("--ids", help="with a checkpoint folder: .npy file of token ids [B, S]")
     parser.add_argument("--weights", help="safetensors file with the named weights")
     parser.add_argument("--input", "-i", action="append", default=[],
                         help=".npy file for the next non-weight argument (repeatable)")
@@ -77,6 +125,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--ffn-rows-to", metavar="FILE",
                         help="with --count-ffn: also write the total row count to FILE")
     args = parser.parse_args(argv)
+    if os.path.isdir(args.module):
+        return _run_hf(args)
+    if args.ids:
+        print(f"moe-run: --ids is for a checkpoint folder, and {args.module} is not a directory",
+              file=sys.stderr)
+        return 2
 
     try:
         with open(args.module, "rb") as f:

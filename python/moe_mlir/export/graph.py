@@ -52,9 +52,9 @@ class LayerSpec:
             a = self.attention
             named.update([("attn.w_q", a.w_q), ("attn.w_k", a.w_k), ("attn.w_v", a.w_v),
                           ("attn.w_o", a.w_o)])
-            for bias in ("b_q", "b_k", "b_v"):
-                if getattr(a, bias) is not None:
-                    named[f"attn.{bias}"] = getattr(a, bias)
+            for extra in ("b_q", "b_k", "b_v", "b_o", "q_norm", "k_norm"):
+                if getattr(a, extra) is not None:
+                    named[f"attn.{extra}"] = getattr(a, extra)
         if self.post_norm is not None:
             named["post_norm"] = self.post_norm.weight
         if isinstance(self.ffn, MoESpec):
@@ -68,7 +68,8 @@ class LayerSpec:
         ffn_key = self.ffn.key() if isinstance(self.ffn, MoESpec) else "dense"
         attn = self.attention
         attn_key = None if attn is None else (attn.num_heads, attn.num_kv_heads,
-                                              attn.head_dim, attn.rope_theta)
+                                              attn.head_dim, attn.rope_theta, attn.qk_norm,
+                                              attn.qk_norm_eps, attn.clip_qkv)
         norms = tuple(n.eps if n is not None else None
                       for n in (self.input_norm, self.post_norm))
         return (ffn_key, attn_key, norms, self.residual,
@@ -101,10 +102,17 @@ class ModelSpec:
     path: str = "model"
     final_norm: Optional[NormSpec] = None
     call: CallSpec = field(default_factory=CallSpec)
+    # A language model: token ids [B, S] (i64) in, looked up in
+    # ``embedding`` [vocab, H]; logits [B, S, vocab] = final hidden states @
+    # ``lm_head`` [H, vocab] out. The B sequences of S tokens are causal on
+    # their own (positions restart at 0). None: hidden states [T, H] in and
+    # out, one sequence.
+    embedding: Optional[np.ndarray] = None
+    lm_head: Optional[np.ndarray] = None
 
 
 def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
-                extra_inputs=None, extra_results=None) -> Value:
+                extra_inputs=None, extra_results=None, seq_len=None) -> Value:
     """The layer's output; an MoE block that takes a gating residual reads
     it from ``extra_inputs["gate_residual"]``, and one that returns its
     router logits appends them to ``extra_results``."""
@@ -114,7 +122,7 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
             normed = rmsnorm(fb, h, args["input_norm"], layer.input_norm.eps) \
                 if layer.input_norm is not None else h
             attn_args = {n[len("attn."):]: v for n, v in args.items() if n.startswith("attn.")}
-            h = add(fb, h, attention(fb, normed, layer.attention, attn_args))
+            h = add(fb, h, attention(fb, normed, layer.attention, attn_args, seq_len))
     with fb.location(layer.ffn_path or layer.path):
         inner = rmsnorm(fb, h, args["post_norm"], layer.post_norm.eps) \
             if layer.post_norm is not None else h
@@ -171,6 +179,47 @@ def _slice(fb: FunctionBuilder, stacked: Value, index: Value) -> Value:
     return Value(name, type_, shape, "f32")
 
 
+def _embed(fb: FunctionBuilder, ids: Value, table: Value, vocab: int, hidden: int):
+    """Rows ``table[ids]`` of the embedding for the B * S ids, as [T, H], and
+    S. An id outside [0, vocab) reads row 0 or vocab - 1 (the callers check
+    ids before the call; the clamp only keeps the read in bounds)."""
+    # Gathered as [B, S, H], then collapsed: a collapse of the ids argument
+    # itself (a buffer of any strides after bufferization) would not be.
+    out = fb.empty((None, None, hidden), "f32", [fb.dim(ids, 0), fb.dim(ids, 1)])
+
+    def body(bb, a):
+        row = bb.op(f"arith.index_cast {a[0]} : i64 to index")
+        zero = bb.op("arith.constant 0 : index")
+        last = bb.op(f"arith.constant {vocab - 1} : index")
+        row = bb.op(f"arith.maxsi {row}, {zero} : index")
+        row = bb.op(f"arith.minsi {row}, {last} : index")
+        column = bb.index(2)
+        return bb.op(f"tensor.extract {table}[{row}, {column}] : {table.type}")
+    rows = fb.generic([(ids, "d0, d1")], (out, "d0, d1, d2"), ["parallel"] * 3, 3, body)
+    name = fb.fresh("x")
+    type_ = tensor_type((None, hidden))
+    fb.emit(f"{name} = tensor.collapse_shape {rows} [[0, 1], [2]] : {rows.type} into {type_}")
+    return Value(name, type_, (None, hidden), "f32"), fb.dim(ids, 1)
+
+
+def _logits(fb: FunctionBuilder, h: Value, head: Value, ids: Value) -> Value:
+    """h [T, H] @ head [H, vocab], as [B, S, vocab]."""
+    flat = linear(fb, h, head)
+    vocab = head.shape[1]
+    # Copied into [B, S, vocab] element by element: a tensor.expand_shape of
+    # [T, vocab] into two dynamic sizes crashes MLIR 22's
+    # expand-strided-metadata (memref.expand_shape with two dynamic sizes in
+    # one group; reproduced with the stock mlir-opt).
+    seq = fb.dim(ids, 1)
+    out = fb.empty((None, None, vocab), "f32", [fb.dim(ids, 0), seq])
+
+    def body(bb, a):
+        b, s, v = bb.index(0), bb.index(1), bb.index(2)
+        row = bb.op(f"arith.addi {bb.op(f'arith.muli {b}, {seq} : index')}, {s} : index")
+        return bb.op(f"tensor.extract {flat}[{row}, {v}] : {flat.type}")
+    return fb.generic([], (out, "d0, d1, d2"), ["parallel"] * 3, 3, body)
+
+
 def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -> ExportedModel:
     """Builds the module. Layers with the same shape share one outlined
     function ``layer_<n>(x, stacked weights..., i)``; their weights are
@@ -201,6 +250,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
 
     # A lone MoE block keeps its own interface: a gating residual input
     # (MoE++) and its router logits as a second result (transformers).
+    weights = OrderedDict()
     block = spec.layers[0].ffn if len(spec.layers) == 1 else None
     block = block if isinstance(block, MoESpec) and spec.layers[0].attention is None else None
     for layer in spec.layers:
@@ -211,15 +261,30 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
     residual_in = block is not None and block.gate_residual
     logits_out = block is not None and block.return_logits
 
+    token_model = spec.embedding is not None
+    if token_model and (residual_in or logits_out):
+        raise ExportError(f"{spec.path}: a model from token ids has no gating residual input "
+                          f"and returns its logits only")
     module = ModuleBuilder()
     main = FunctionBuilder(entry, public=True)
-    x = main.arg((None, spec.hidden), name="input", hint="x")
-    inputs = ["input"]
+    seq = None
+    if token_model:
+        ids = main.arg((None, None), element="i64", name="input_ids", hint="ids")
+        inputs = ["input_ids"]
+        vocab = spec.embedding.shape[0]
+        table = weight(main, f"{spec.path}.embed_tokens", spec.embedding.astype(np.float32))
+        if not embed_weights:
+            weights[f"{spec.path}.embed_tokens"] = np.ascontiguousarray(spec.embedding,
+                                                                        dtype=np.float32)
+        with main.location(f"{spec.path}.embed_tokens"):
+            x, seq = _embed(main, ids, table, vocab, spec.hidden)
+    else:
+        x = main.arg((None, spec.hidden), name="input", hint="x")
+        inputs = ["input"]
     residual = None
     if residual_in:
         residual = main.arg((None, block.routing.S), name="gate_residual", hint="res")
         inputs.append("gate_residual")
-    weights = OrderedDict()
     stacks = OrderedDict()
     functions = []
     stacked_args = []
@@ -236,10 +301,12 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             extra_inputs["gate_residual"] = fb.arg((None, block.routing.S), hint="res")
         fstacked = OrderedDict((r, fb.arg(a.shape, hint="w")) for r, a in stacked.items())
         index = fb.scalar_arg("index")
+        seq_len = fb.scalar_arg("index") if token_model else None
         with fb.location(first.path):
             per_layer = OrderedDict((r, _slice(fb, v, index)) for r, v in fstacked.items())
             extra_results = [] if logits_out else None
-            fb.results = [_emit_layer(fb, fx, first, per_layer, extra_inputs, extra_results)]
+            fb.results = [_emit_layer(fb, fx, first, per_layer, extra_inputs, extra_results,
+                                      seq_len)]
             fb.results += extra_results or []
         module.outlined(("layer", number), lambda fb=fb: fb)
         functions.append(fb)
@@ -262,8 +329,11 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
         callee = functions[number]
         paths = [layer.path for layer in spec.layers[i:i + run]]
         leading = [h] + ([residual] if residual is not None else [])
+        trailing = [seq] if seq is not None else []
         operand_types = ", ".join([v.type for v in leading]
-                                  + [v.type for v in stacked_args[number]] + ["index"])
+                                  + [v.type for v in stacked_args[number]] + ["index"]
+                                  + ["index"] * len(trailing))
+        tail = "".join(f", {v}" for v in trailing)
         operands = ", ".join(str(v) for v in stacked_args[number])
         result = main.fresh("h")
         with main.location(paths if run > 1 else paths[0]):
@@ -272,7 +342,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
                 call = result + (f":{len(results)}" if len(results) > 1 else "")
                 main.emit(f"{call} = func.call @{callee.name}("
                           f"{', '.join(str(v) for v in leading)}, {operands}, "
-                          f"{main.index(start)}) : ({operand_types}) -> "
+                          f"{main.index(start)}{tail}) : ({operand_types}) -> "
                           f"({', '.join(results)})")
                 if len(results) > 1:
                     extras = [Value(f"{result}#{j}", r.type, r.shape, "f32")
@@ -284,7 +354,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
                 main.lines.append(f"  {result} = scf.for {iv} = {lower} to {upper} step {step} "
                                   f"iter_args({acc} = {h}) -> ({h.type}) {{")
                 main.lines.append(f"    {inner} = func.call @{callee.name}({acc}, {operands}, "
-                                  f"{iv}) : ({operand_types}) -> {h.type}")
+                                  f"{iv}{tail}) : ({operand_types}) -> {h.type}")
                 main.lines.append(f"    scf.yield {inner} : {h.type}")
                 main.emit("}")
         h = Value(result, h.type, h.shape, "f32")
@@ -297,6 +367,13 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             weights[name] = np.ascontiguousarray(spec.final_norm.weight, dtype=np.float32)
         with main.location(name):
             h = rmsnorm(main, h, w, spec.final_norm.eps)
+    if token_model:
+        name = "lm_head"
+        head = weight(main, name, spec.lm_head.astype(np.float32))
+        if not embed_weights:
+            weights[name] = np.ascontiguousarray(spec.lm_head, dtype=np.float32)
+        with main.location(name):
+            h = _logits(main, h, head, ids)
     main.results = [h] + (extras if logits_out else [])
     module.add(main)
     info = {"layers": len(spec.layers), "layer_functions": len(functions), "stacks": stacks}

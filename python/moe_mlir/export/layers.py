@@ -169,6 +169,17 @@ class AttentionSpec:
     b_q: Optional[np.ndarray] = None   # q/k/v projection biases (Qwen)
     b_k: Optional[np.ndarray] = None
     b_v: Optional[np.ndarray] = None
+    b_o: Optional[np.ndarray] = None   # output projection bias (attention_bias)
+    # RMSNorm of q and k (weights q_norm, k_norm): "head" over each head's
+    # head_dim after the projection (Qwen3), "full" over the whole
+    # projection (OLMoE); before the rotary embedding.
+    qk_norm: Optional[str] = None
+    q_norm: Optional[np.ndarray] = None
+    k_norm: Optional[np.ndarray] = None
+    qk_norm_eps: float = 1e-6
+    # q, k and v clamped to [-clip_qkv, clip_qkv] after the projections
+    # (and the q/k norms) (OLMoE).
+    clip_qkv: Optional[float] = None
 
 
 # ---------------------------------------------------------------------------
@@ -213,13 +224,17 @@ def rmsnorm(fb: FunctionBuilder, x: Value, w: Value, eps: float) -> Value:
         [(x, "d0, d1")], (sums, "d0"), ["parallel", "reduction"], 2,
         lambda bb, a: bb.binary("arith.addf", a[1], bb.binary("arith.mulf", a[0], a[0])))
     out = fb.empty(x.shape, "f32", tokens)
+    return fb.generic([(x, "d0, d1"), (sums, "d0"), (w, "d1")], (out, "d0, d1"),
+                      ["parallel", "parallel"], 2, _rms_body(hidden, eps))
 
+
+def _rms_body(width: int, eps: float):
+    """The body x * rsqrt(sum / width + eps) * w of (x, sum of squares, w)."""
     def body(bb, a):
-        mean = bb.binary("arith.divf", a[1], bb.f32(float(hidden)))
+        mean = bb.binary("arith.divf", a[1], bb.f32(float(width)))
         inv = bb.unary("math.rsqrt", bb.binary("arith.addf", mean, bb.f32(eps)))
         return bb.binary("arith.mulf", bb.binary("arith.mulf", a[0], inv), a[2])
-    return fb.generic([(x, "d0, d1"), (sums, "d0"), (w, "d1")], (out, "d0, d1"),
-                      ["parallel", "parallel"], 2, body)
+    return body
 
 
 def _silu(bb, v):
@@ -398,9 +413,38 @@ def _collapse(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value
     return Value(name, type_, shape, "f32")
 
 
-def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float) -> Value:
+def _clamp(fb: FunctionBuilder, x: Value, bound: float) -> Value:
+    """x clamped to [-bound, bound] elementwise (NaN stays NaN, as torch.clamp)."""
+    out = fb.empty(x.shape, "f32", _dyn(fb, x, range(len(x.shape))))
+    maps = ", ".join(f"d{i}" for i in range(len(x.shape)))
+
+    def body(bb, a):
+        low = bb.binary("arith.maximumf", a[0], bb.f32(-bound))
+        return bb.binary("arith.minimumf", low, bb.f32(bound))
+    return fb.generic([(x, maps)], (out, maps), ["parallel"] * len(x.shape), len(x.shape), body)
+
+
+def _head_rmsnorm(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, w: Value,
+                  eps: float) -> Value:
+    """RMSNorm of each head of x [T, heads*head_dim] over its head_dim
+    (weight w [head_dim]); returns [T, heads*head_dim]."""
+    x3 = _expand(fb, x, (None, heads, head_dim), "[[0], [1, 2]]")
+    tokens = [fb.dim(x, 0)]
+    sums = fb.zeros((None, heads), tokens)
+    sums = fb.generic(
+        [(x3, "d0, d1, d2")], (sums, "d0, d1"), ["parallel", "parallel", "reduction"], 3,
+        lambda bb, a: bb.binary("arith.addf", a[1], bb.binary("arith.mulf", a[0], a[0])))
+    out = fb.empty(x3.shape, "f32", tokens)
+    normed = fb.generic([(x3, "d0, d1, d2"), (sums, "d0, d1"), (w, "d2")], (out, "d0, d1, d2"),
+                        ["parallel"] * 3, 3, _rms_body(head_dim, eps))
+    return _collapse(fb, normed, (None, heads * head_dim), "[[0], [1, 2]]")
+
+
+def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float,
+          seq_len: Optional[Value] = None) -> Value:
     """Rotary embedding (rotate-half convention) of x [T, heads*hd] at positions
-    0..T-1; returns [T, heads, hd]."""
+    0..T-1, or ``t mod seq_len`` for T = B * seq_len tokens of B sequences;
+    returns [T, heads, hd]."""
     half = head_dim // 2
     x4 = _expand(fb, x, (None, heads, 2, half), "[[0], [1, 2, 3]]")
     inv_freq = [1.0 / (theta ** (2.0 * i / head_dim)) for i in range(half)]
@@ -410,7 +454,10 @@ def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float
     out = fb.empty(x4.shape, "f32", [fb.dim(x, 0)])
 
     def body(bb, a):
-        t = bb.index_to_f32(bb.index(0))
+        position = bb.index(0)
+        if seq_len is not None:
+            position = bb.op(f"arith.remui {position}, {seq_len} : index")
+        t = bb.index_to_f32(position)
         part = bb.index(2)
         angle = bb.binary("arith.mulf", t, a[2])
         cos = bb.unary("math.cos", angle)
@@ -427,8 +474,13 @@ def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float
     return _collapse(fb, rotated, (None, heads, head_dim), "[[0], [1], [2, 3]]")
 
 
-def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str, Value]) -> Value:
-    """Causal multi-head (grouped-query) self-attention with rotary embeddings."""
+def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str, Value],
+              seq_len: Optional[Value] = None) -> Value:
+    """Causal multi-head (grouped-query) self-attention with rotary embeddings.
+    With ``seq_len``, the T tokens are B = T / seq_len sequences one after the
+    other: positions restart at each sequence and a token attends to the
+    tokens of its own sequence only (a block-diagonal causal mask; the T x T
+    scores are computed whole)."""
     nh, nkv, hd = spec.num_heads, spec.num_kv_heads, spec.head_dim
     group = nh // nkv
     tokens = fb.dim(x, 0)
@@ -436,9 +488,17 @@ def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str
     def project(name):
         y = linear(fb, x, args["w_" + name])
         bias = args.get("b_" + name)
-        return add_bias(fb, y, bias) if bias is not None else y
-    q = _rope(fb, project("q"), nh, hd, spec.rope_theta)
-    k = _rope(fb, project("k"), nkv, hd, spec.rope_theta)
+        y = add_bias(fb, y, bias) if bias is not None else y
+        if name != "v" and spec.qk_norm == "full":
+            y = rmsnorm(fb, y, args[name + "_norm"], spec.qk_norm_eps)
+        if spec.clip_qkv is not None:
+            y = _clamp(fb, y, spec.clip_qkv)
+        if name != "v" and spec.qk_norm == "head":
+            y = _head_rmsnorm(fb, y, nh if name == "q" else nkv, hd, args[name + "_norm"],
+                              spec.qk_norm_eps)
+        return y
+    q = _rope(fb, project("q"), nh, hd, spec.rope_theta, seq_len)
+    k = _rope(fb, project("k"), nkv, hd, spec.rope_theta, seq_len)
     v = _expand(fb, project("v"), (None, nkv, hd), "[[0], [1, 2]]")
     kv_head = "d0" if group == 1 else f"d0 floordiv {group}"
     # scores[h, t, u] = sum_d q[t, h, d] * k[u, h / group, d]
@@ -454,6 +514,12 @@ def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str
     def mask_body(bb, a):
         t, u = bb.index(1), bb.index(2)
         future = bb.op(f"arith.cmpi ugt, {u}, {t} : index")
+        if seq_len is not None:
+            # u before the first token of t's sequence: another sequence.
+            start = bb.op(f"arith.subi {t}, {bb.op(f'arith.remui {t}, {seq_len} : index')} "
+                          f": index")
+            earlier = bb.op(f"arith.cmpi ult, {u}, {start} : index")
+            future = bb.op(f"arith.ori {future}, {earlier} : i1")
         scaled = bb.binary("arith.mulf", a[0], bb.f32(scale))
         return bb.op(f"arith.select {future}, {bb.f32(-math.inf)}, {scaled} : f32")
     masked = fb.generic([(scores, "d0, d1, d2")], (masked_init, "d0, d1, d2"),
@@ -485,4 +551,5 @@ def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str
                      ["parallel", "parallel", "parallel", "reduction"], 4,
                      lambda bb, a: bb.binary("arith.addf", a[2], bb.binary("arith.mulf", a[0], a[1])))
     merged = _collapse(fb, out, (None, nh * hd), "[[0], [1, 2]]")
-    return linear(fb, merged, args["w_o"])
+    y = linear(fb, merged, args["w_o"])
+    return add_bias(fb, y, args["b_o"]) if args.get("b_o") is not None else y

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["SafetensorsError", "load", "save", "DTYPES"]
+__all__ = ["SafetensorsError", "SafetensorsFile", "TensorInfo", "load", "save", "DTYPES"]
 
 DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -34,62 +34,132 @@ class SafetensorsError(ValueError):
     """A malformed safetensors file."""
 
 
+class TensorInfo:
+    """One entry of a header: dtype name, shape, byte range in the data."""
+    __slots__ = ("name", "dtype", "shape", "begin", "end")
+
+    def __init__(self, name, dtype, shape, begin, end):
+        self.name, self.dtype, self.shape, self.begin, self.end = name, dtype, shape, begin, end
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+class SafetensorsFile:
+    """A safetensors file read lazily: the header is read and every entry
+    validated when the file is opened; a tensor's bytes are read (through a
+    memory map) only when it is asked for, so a folder of shards larger than
+    memory can be inspected and read one tensor at a time."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                head = f.read(8)
+                if len(head) < 8:
+                    raise SafetensorsError(f"{path}: truncated: {size} bytes, a safetensors "
+                                           f"file starts with an 8-byte header length")
+                (header_size,) = struct.unpack("<Q", head)
+                if header_size > min(_MAX_HEADER, size - 8):
+                    raise SafetensorsError(f"{path}: header length {header_size} exceeds the "
+                                           f"file ({size} bytes): truncated or not a "
+                                           f"safetensors file")
+                header = _parse_header(path, f.read(header_size))
+        except OSError as error:
+            raise SafetensorsError(f"{path}: cannot read: {error.strerror}") from None
+        self._data_start = 8 + header_size
+        data_size = size - self._data_start
+        meta = header.get("__metadata__", {})
+        self.metadata = meta if isinstance(meta, dict) else {}
+        self.tensors: "OrderedDict[str, TensorInfo]" = OrderedDict()
+        entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
+        entries.sort(key=lambda kv: _begin(kv[1]))
+        for name, entry in entries:
+            self.tensors[name] = _check_entry(path, name, entry, data_size)
+        self._map = None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def keys(self):
+        return self.tensors.keys()
+
+    def _buffer(self):
+        if self._map is None:
+            import mmap
+            try:
+                with open(self.path, "rb") as f:
+                    self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as error:
+                raise SafetensorsError(f"{self.path}: cannot map: {error}") from None
+        return self._map
+
+    def get(self, name: str, bf16_to_f32: bool = True) -> np.ndarray:
+        """Tensor ``name`` as a new array. BF16 is widened to float32
+        (exactly) unless ``bf16_to_f32`` is False (then uint16 bits)."""
+        info = self.tensors.get(name)
+        if info is None:
+            raise SafetensorsError(f"{self.path}: no tensor '{name}'")
+        dtype = DTYPES[info.dtype]
+        count = math.prod(info.shape)
+        begin = self._data_start + info.begin
+        try:
+            array = np.frombuffer(self._buffer(), dtype=dtype, count=count,
+                                  offset=begin).reshape(info.shape).copy()
+        except (ValueError, OverflowError, MemoryError) as error:  # e.g. [0, 2**62]
+            raise SafetensorsError(f"{self.path}: tensor '{name}': shape {info.shape} cannot "
+                                   f"be represented: {error}") from None
+        if info.dtype == "BF16" and bf16_to_f32:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array
+
+    def close(self):
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # an array still views it: the GC closes it
+                pass
+            self._map = None
+
+
 def load(path: str, bf16_to_f32: bool = True) -> "OrderedDict[str, np.ndarray]":
     """Reads every tensor of ``path``. BF16 tensors are widened to float32
     (exactly) unless ``bf16_to_f32`` is False (then they are uint16 bits)."""
+    f = SafetensorsFile(path)
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as error:
-        raise SafetensorsError(f"{path}: cannot read: {error.strerror}") from None
-    if size < 8:
-        raise SafetensorsError(f"{path}: truncated: {size} bytes, a safetensors file starts "
-                               f"with an 8-byte header length")
-    (header_size,) = struct.unpack("<Q", raw[:8])
-    if header_size > min(_MAX_HEADER, size - 8):
-        raise SafetensorsError(f"{path}: header length {header_size} exceeds the file "
-                               f"({size} bytes): truncated or not a safetensors file")
-    header = _parse_header(path, raw[8:8 + header_size])
-    data = memoryview(raw)[8 + header_size:]
-    tensors = OrderedDict()
-    entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
-    entries.sort(key=lambda kv: _begin(kv[1]))
-    for name, entry in entries:
-        where = f"{path}: tensor '{name}'"
-        if not isinstance(entry, dict):
-            raise SafetensorsError(f"{where}: entry must be an object")
-        dtype_name = entry.get("dtype")
-        if not isinstance(dtype_name, str) or dtype_name not in DTYPES:
-            raise SafetensorsError(f"{where}: unsupported dtype {dtype_name!r} (supported: "
-                                   f"{', '.join(DTYPES)})")
-        shape = entry.get("shape")
-        offsets = entry.get("data_offsets")
-        if (not isinstance(shape, list)
-                or not all(_is_int(d) and 0 <= d < 2**63 for d in shape)):
-            raise SafetensorsError(f"{where}: 'shape' must be a list of non-negative integers, "
-                                   f"got {shape!r}")
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(_is_int(o) for o in offsets)):
-            raise SafetensorsError(f"{where}: 'data_offsets' must be [begin, end], got {offsets!r}")
-        begin, end = offsets
-        if not 0 <= begin <= end <= len(data):
-            raise SafetensorsError(f"{where}: data_offsets [{begin}, {end}] lie outside the "
-                                   f"{len(data)} bytes of data (truncated file?)")
-        dtype = DTYPES[dtype_name]
-        count = math.prod(shape)  # exact (Python integers): no overflow
-        if end - begin != count * dtype.itemsize:
-            raise SafetensorsError(f"{where}: {end - begin} bytes for shape {shape} of "
-                                   f"{dtype_name} (expected {count * dtype.itemsize})")
-        try:
-            array = np.frombuffer(data[begin:end], dtype=dtype, count=count).reshape(shape).copy()
-        except (ValueError, OverflowError, MemoryError) as error:  # e.g. [0, 2**62]
-            raise SafetensorsError(f"{where}: shape {shape} cannot be represented: "
-                                   f"{error}") from None
-        if dtype_name == "BF16" and bf16_to_f32:
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        tensors[name] = array
-    return tensors
+        return OrderedDict((name, f.get(name, bf16_to_f32)) for name in f.keys())
+    finally:
+        f.close()
+
+
+def _check_entry(path: str, name: str, entry, data_size: int) -> TensorInfo:
+    where = f"{path}: tensor '{name}'"
+    if not isinstance(entry, dict):
+        raise SafetensorsError(f"{where}: entry must be an object")
+    dtype_name = entry.get("dtype")
+    if not isinstance(dtype_name, str) or dtype_name not in DTYPES:
+        raise SafetensorsError(f"{where}: unsupported dtype {dtype_name!r} (supported: "
+                               f"{', '.join(DTYPES)})")
+    shape = entry.get("shape")
+    offsets = entry.get("data_offsets")
+    if (not isinstance(shape, list)
+            or not all(_is_int(d) and 0 <= d < 2**63 for d in shape)):
+        raise SafetensorsError(f"{where}: 'shape' must be a list of non-negative integers, "
+                               f"got {shape!r}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(_is_int(o) for o in offsets)):
+        raise SafetensorsError(f"{where}: 'data_offsets' must be [begin, end], got {offsets!r}")
+    begin, end = offsets
+    if not 0 <= begin <= end <= data_size:
+        raise SafetensorsError(f"{where}: data_offsets [{begin}, {end}] lie outside the "
+                               f"{data_size} bytes of data (truncated file?)")
+    count = math.prod(shape)  # exact (Python integers): no overflow
+    if end - begin != count * DTYPES[dtype_name].itemsize:
+        raise SafetensorsError(f"{where}: {end - begin} bytes for shape {shape} of "
+                               f"{dtype_name} (expected {count * DTYPES[dtype_name].itemsize})")
+    return TensorInfo(name, dtype_name, tuple(shape), begin, end)
 
 
 def _is_int(value) -> bool:
@@ -119,22 +189,9 @@ def _parse_header(path: str, raw: bytes) -> dict:
 
 def metadata(path: str) -> Dict[str, str]:
     """The ``__metadata__`` of a file (empty if none)."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise SafetensorsError(f"{path}: truncated: a safetensors file starts with an "
-                                       f"8-byte header length")
-            (header_size,) = struct.unpack("<Q", head)
-            if header_size > min(_MAX_HEADER, size - 8):
-                raise SafetensorsError(f"{path}: header length {header_size} exceeds the file "
-                                       f"({size} bytes)")
-            header = _parse_header(path, f.read(header_size))
-    except OSError as error:
-        raise SafetensorsError(f"{path}: cannot read: {error.strerror}") from None
-    meta = header.get("__metadata__", {})
-    return meta if isinstance(meta, dict) else {}
+    f = SafetensorsFile(path)
+    f.close()
+    return f.metadata
 
 
 def save(path: str, tensors: Dict[str, np.ndarray], metadata: Optional[Dict[str, str]] = None):
