@@ -45,8 +45,9 @@ CASES = {
     # Mixtral: always renormalised top-2, tied embeddings, a sharded index.
     "mixtral": dict(shards=3, tie_word_embeddings=True),
     # Qwen2-MoE: shared expert with its sigmoid gate, q/k/v biases, no
-    # renormalisation, layer 0 dense (mlp_only_layers) and a sparse step of 1.
-    "qwen2_moe": dict(mlp_only_layers=[0], norm_topk_prob=False),
+    # renormalisation, layer 0 dense (mlp_only_layers) and a sparse step of 1,
+    # an rms_norm_eps large enough to matter.
+    "qwen2_moe": dict(mlp_only_layers=[0], norm_topk_prob=False, rms_norm_eps=0.05),
     # Qwen3-MoE: head_dim 6 != hidden / heads, q/k norms per head,
     # renormalised top-k, attention biases (q, k, v and o), f16 storage.
     "qwen3_moe": dict(attention_bias=True, norm_topk_prob=True, dtype="F16"),
@@ -211,6 +212,36 @@ def test_unreadable_dtype(tmp_path):
     stored["model.norm.weight"] = np.ones(16, np.int32)
     safetensors.save(os.path.join(path, "model.safetensors"), stored)
     _expect(path, "'model.norm.weight'", "dtype I32")
+
+
+def test_unsupported_storage_dtype(tmp_path):
+    """An fp8 tensor (F8_E4M3, what block-scaled checkpoints store): the shard
+    and the tensor are named."""
+    path = str(tmp_path / "m")
+    config = fx.tiny_config("mixtral")
+    fx.write_folder(path, config, fx.random_tensors(config), "F32")
+    shard = os.path.join(path, "model.safetensors")
+    data = bytearray(open(shard, "rb").read())
+    size = int(np.frombuffer(bytes(data[:8]), "<u8")[0])
+    header = json.loads(bytes(data[8:8 + size]))
+    header["model.norm.weight"]["dtype"] = "F8_E4M3"
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    open(shard, "wb").write(np.uint64(len(text)).tobytes() + text + bytes(data[8 + size:]))
+    _expect(path, shard, "'model.norm.weight'", "unsupported dtype 'F8_E4M3'")
+
+
+def test_reading_needs_no_torch(tmp_path):
+    """load_hf reads and builds the model with NumPy only."""
+    import subprocess
+    import sys
+    path = str(tmp_path / "m")
+    fx.build(path, "olmoe")
+    code = ("import sys, moe_mlir; m = moe_mlir.load_hf(sys.argv[1]); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, "
+            "sorted(k for k in sys.modules if 'torch' in k)[:3]")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run([sys.executable, "-c", code, path], check=True, env=env)
 
 
 def test_truncated_shard(folder):
