@@ -61,7 +61,8 @@ def build(args):
     os.makedirs(package)
     source = os.path.join(os.path.dirname(HERE), "python", "moe_mlir")
     for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
-                 "reference.py", "routing.py", "cost.py", "run.py", "gpu_cases.py"):
+                 "reference.py", "routing.py", "strategies.py", "cost.py", "run.py",
+                 "gpu_cases.py"):
         shutil.copy(os.path.join(source, file), package)
     shutil.copy(os.path.abspath(__file__), out)
     with tarfile.open(out + ".tar.gz", "w:gz") as tar:

@@ -74,7 +74,7 @@ def main():
     source = os.path.join(ROOT, "python", "moe_mlir")
     for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
                  "reference.py",
-                 "gpu_cases.py", "routing.py", "cost.py", "run.py"):
+                 "gpu_cases.py", "routing.py", "strategies.py", "cost.py", "run.py"):
         if os.path.exists(os.path.join(source, file)):
             shutil.copy(os.path.join(source, file), package)
     for file in ("run_cases.py", "run.sh"):

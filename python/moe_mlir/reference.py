@@ -18,11 +18,13 @@ aux_loss``; ``route_decisions`` (ids/weights plus the per-token margins of secti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Dict, List, Optional, Tuple
+from typing import ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from . import strategies as _strategy_list
 
 __all__ = [
     "ExpertSpace", "TopK", "TopP", "Adaptive", "Threshold", "DynamicK", "ExpertChoice",
@@ -129,10 +131,14 @@ class ExpertSpace:
 class TopK:
     """``n = K``."""
 
+    name: ClassVar[str] = "top_k"
+
 
 @dataclass(frozen=True)
 class TopP:
     """Smallest prefix whose sequential f32 score sum reaches ``p`` (0 < p <= 1)."""
+
+    name: ClassVar[str] = "top_p"
 
     p: float
 
@@ -141,12 +147,16 @@ class TopP:
 class Adaptive:
     """Prefix with ``s[o_1] - s[o_i] <= tau`` (tau >= 0)."""
 
+    name: ClassVar[str] = "adaptive"
+
     tau: float
 
 
 @dataclass(frozen=True)
 class Threshold:
     """``n = max(k_min, prefix with s[o_i] >= tau)`` (tau finite, 0 <= k_min <= K)."""
+
+    name: ClassVar[str] = "threshold"
 
     tau: float
     k_min: int = 0
@@ -156,10 +166,14 @@ class Threshold:
 class DynamicK:
     """``n = clamp(k_per_token[t], 0, K)``."""
 
+    name: ClassVar[str] = "dynamic_k"
+
 
 @dataclass(frozen=True)
 class ExpertChoice:
     """Each compute expert picks ``min(T, ceil(cf * T / E))`` tokens (section 2.2.1)."""
+
+    name: ClassVar[str] = "expert_choice"
 
     capacity_factor: float
 
@@ -184,6 +198,14 @@ class Groups:
 
 
 _STRATEGIES = (TopK, TopP, Adaptive, Threshold, DynamicK, ExpertChoice)
+
+# The strategies by the names of their attributes (``#moe.top_p<...>``); they
+# must be the package's list (strategies.py), parameters (fields) included.
+STRATEGIES: Dict[str, type] = {cls.name: cls for cls in _STRATEGIES}
+if {name: tuple(f.name for f in fields(cls)) for name, cls in STRATEGIES.items()} \
+        != _strategy_list.PARAMETERS:
+    raise ImportError("moe_mlir.reference: the strategy classes disagree with "
+                      "moe_mlir/strategies.py")
 
 
 # --------------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from .compiler import CompileError, CompiledModule, _float_to_bf16_bits, cpu_pipeline
+from .strategies import NAMES as _STRATEGIES, PARAMETERS as _STRATEGY_PARAMETERS
 
 __all__ = ["compile_route", "compile_layer", "RoutingConfig", "pack_panels"]
 
-_STRATEGIES = ("top_k", "top_p", "adaptive", "threshold", "dynamic_k", "expert_choice")
 _SCORINGS = ("softmax", "sigmoid", "none")
 _NORMALIZE = ("none", "selected", "non_null")
 _ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
@@ -72,8 +72,7 @@ class RoutingConfig:
             raise ValueError(f"'normalize' must be one of {_NORMALIZE}, got {normalize!r}")
         self.scoring, self.strategy, self.normalize = scoring, strategy, normalize
 
-        uses = {"top_p": {"p"}, "adaptive": {"tau"}, "threshold": {"tau", "k_min"},
-                "expert_choice": {"capacity_factor"}}.get(strategy, set())
+        uses = set(_STRATEGY_PARAMETERS[strategy])
         given = {name for name, value in (("p", p), ("tau", tau), ("k_min", k_min),
                                           ("capacity_factor", capacity_factor))
                  if value is not None}
