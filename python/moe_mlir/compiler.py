@@ -206,7 +206,8 @@ def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
 # Codes stored by the generated code in a call's status argument when an
 # op's operands have runtime sizes that disagree.
 _RUNTIME_ERRORS = {1: "moe.gate", 2: "moe.route", 3: "moe.dispatch", 4: "moe.grouped_matmul",
-                   5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss"}
+                   5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss",
+                   8: "moe.route_dispatch"}
 
 _LIBC = ctypes.CDLL(None)
 _LIBC.free.argtypes = [ctypes.c_void_p]

@@ -609,6 +609,36 @@ def test_dispatch_padded_form(r_max):
     assert np.array_equal(rows[:n], r_rows[:n])
 
 
+DISPATCH_PADDED_MISMATCH_TEXT = f"""
+func.func @f(%x: tensor<?x{H_}xf32>, %ids: tensor<?x{K_}xi32>, %rows: tensor<8x{H_}xf32>)
+    -> (tensor<8x{H_}xf32>, tensor<{E_ + 1}xi32>) {{
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %ids, %c0 : tensor<?x{K_}xi32>
+  %o0 = tensor.empty() : tensor<{E_ + 1}xi32>
+  %s0 = tensor.empty(%t) : tensor<?x{K_}xi32>
+  %r, %o, %s = moe.dispatch_padded %x, %ids num_experts = {E_} into(%rows, %o0, %s0)
+      : tensor<?x{H_}xf32>, tensor<?x{K_}xi32> into tensor<8x{H_}xf32>, tensor<{E_ + 1}xi32>,
+        tensor<?x{K_}xi32>
+  return %r, %o : tensor<8x{H_}xf32>, tensor<{E_ + 1}xi32>
+}}
+"""
+
+
+def test_dispatch_padded_size_mismatch():
+    """x and ids disagree on T: the call raises (the op's error code), and
+    with matching sizes the rows past offsets[E] keep rows_init's values."""
+    f = fn(DISPATCH_PADDED_MISMATCH_TEXT)
+    init = np.full((8, H_), 7.0, np.float32)
+    with pytest.raises(ValueError, match="moe.dispatch"):
+        f(np.ones((3, H_), np.float32), np.zeros((4, K_), np.int32), init)
+    x = np.random.default_rng(4).standard_normal((2, H_)).astype(np.float32)
+    ids = np.zeros((2, K_), np.int32)
+    ids[:, 1:] = -1
+    rows, offsets = f(x, ids, init)
+    assert offsets[E_] == 2
+    assert np.array_equal(rows[:2], x) and np.all(rows[2:] == 7.0)
+
+
 GARBAGE_OFFSETS = [
     [0, 3, 7, 10, 14],                    # valid
     [0, 10, 3, 12, 2],                    # decreasing

@@ -170,51 +170,34 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, DispatchPaddedOp op,
   Value numTokens = e.dim(x, 0);
   Value k = e.dim(ids, 1);
   int64_t numExperts = op.getNumExpertsAttr().getInt();
-  // The destinations: written in place when they are buffers
-  // (one-shot-bufferize); from tensors (convert-moe-to-loops), rows are a
-  // copy of rows_init (its rows past offsets[E] are kept) and offsets and
-  // slot_rows new buffers (every entry is written).
-  bool inPlace = llvm::isa<MemRefType>(adaptor.getRowsInit().getType());
-  Value rows, offsets, slotRows;
-  if (inPlace) {
-    rows = e.buffer(adaptor.getRowsInit());
-    offsets = e.buffer(adaptor.getOffsetsInit());
-    slotRows = e.buffer(adaptor.getSlotRowsInit());
-  } else {
-    rows = e.copyToNewBuffer(e.buffer(adaptor.getRowsInit()));
-    offsets =
-        e.allocShaped(llvm::cast<RankedTensorType>(op.getOffsets().getType()),
-                      {e.index(numExperts + 1)});
-    slotRows =
-        e.allocShaped(llvm::cast<RankedTensorType>(op.getSlotRows().getType()),
-                      {numTokens, k});
-  }
+  // The destinations (emitDestination): rows_init is read (its rows past
+  // offsets[E] are kept), offsets and slot_rows are overwritten whole.
+  Destination rowsDest = emitDestination(e, adaptor.getRowsInit(),
+                                         /*readsInit=*/true,
+                                         /*unitStride=*/false);
+  Destination offsetsDest =
+      emitDestination(e, adaptor.getOffsetsInit(), /*readsInit=*/false,
+                      /*unitStride=*/false);
+  Destination slotRowsDest =
+      emitDestination(e, adaptor.getSlotRowsInit(), /*readsInit=*/false,
+                      /*unitStride=*/false);
+  Value rows = rowsDest.buffer, offsets = offsetsDest.buffer,
+        slotRows = slotRowsDest.buffer;
   SizeConstraints sizes;
   sizes.equal(e, ids, 0, x, 0);
   sizes.equal(e, rows, 1, x, 1);
   sizes.equal(e, offsets, 0, numExperts + 1);
   sizes.equal(e, slotRows, 0, x, 0);
   sizes.equal(e, slotRows, 1, ids, 1);
-  auto kernel = [&] {
+  emitGuardedInto(e, op, sizes, {rows, offsets, slotRows}, [&] {
     DispatchKernel dispatch(e, ids, numTokens, k, numExperts);
     dispatch.emitInit();
     e.loop(e.index(0), numTokens, [&](Value t) { dispatch.emitCountToken(t); });
     Value rowLimit = e.dim(rows, 0);
     dispatch.emitScan(offsets, rowLimit);
     dispatch.emitScatter(x, rows, slotRows, rowLimit);
-  };
-  if (sizes.conditions().empty()) {
-    kernel();
-  } else {
-    // A size mismatch leaves the destinations as they are and records the
-    // op's error code.
-    Value ok = e.boolean(true);
-    for (Value condition : sizes.conditions())
-      ok = e.andi(ok, condition);
-    e.ifThenElse(ok, kernel, [&] { emitRuntimeError(e, op); });
-  }
-  if (inPlace)
-    return SmallVector<Value>{adaptor.getRowsInit(), adaptor.getOffsetsInit(),
-                              adaptor.getSlotRowsInit()};
-  return SmallVector<Value>{rows, offsets, slotRows};
+  });
+  return SmallVector<Value>{finishDestination(e, rowsDest),
+                            finishDestination(e, offsetsDest),
+                            finishDestination(e, slotRowsDest)};
 }

@@ -86,7 +86,7 @@ int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {
     return 1;
   if (isa<RouteOp>(op))
     return 2;
-  if (isa<DispatchOp>(op))
+  if (isa<DispatchOp, DispatchPaddedOp>(op))
     return 3;
   if (isa<GroupedMatmulOp>(op))
     return 4;
@@ -96,6 +96,8 @@ int32_t mlir::moe::detail::getRuntimeErrorCode(Operation *op) {
     return 6;
   if (isa<AuxLossOp>(op))
     return 7;
+  if (isa<RouteDispatchOp>(op))
+    return 8;
   return 99;
 }
 
