@@ -13,7 +13,7 @@ install(DIRECTORY ${PROJECT_BINARY_DIR}/include/moe
         COMPONENT moe-headers
         FILES_MATCHING PATTERN "*.inc")
 
-install(TARGETS MLIRMoEDialect MLIRMoETransforms MLIRMoEToLoops MLIRMoEToGPU
+install(TARGETS MLIRMoEDialect MLIRMoETransforms MLIRMoEUtils MLIRMoEToLoops MLIRMoEToGPU
                 MLIRMoEPipelines MoECAPI
         EXPORT MoEMLIRTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

@@ -4,10 +4,11 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The GPU lowering writes its kernels with the CPU lowering's LoopEmitter
-// (and shares its routing kernel): a kernel is a body over a thread index,
-// launched as a one-dimensional `gpu.launch` (or, when emulating, run as an
-// host loop over the threads). Inside a kernel, scratch buffers are
+// The GPU lowering writes its kernels with the kernel library's LoopEmitter
+// and shares its kernel pieces with the CPU lowering (moe/Dialect/MoE/Utils:
+// routing, size guards, FFN and combine operands): a kernel is a body over a
+// thread index, launched as a one-dimensional `gpu.launch` (or, when emulating,
+// run as an host loop over the threads). Inside a kernel, scratch buffers are
 // per-thread `memref.alloca`s; on the host, buffers are `gpu.alloc`s.
 //
 //===----------------------------------------------------------------------===//
@@ -15,9 +16,8 @@
 #ifndef MOE_LIB_CONVERSION_MOETOGPU_DEVICEEMITTER_H
 #define MOE_LIB_CONVERSION_MOETOGPU_DEVICEEMITTER_H
 
-#include "../MoEToLoops/Lowerings.h"
-
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+#include "moe/Dialect/MoE/Utils/Kernels.h"
 
 #include "mlir/Transforms/DialectConversion.h"
 

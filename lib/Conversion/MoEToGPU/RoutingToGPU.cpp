@@ -8,8 +8,8 @@
 // The routing half of a layer on the device, correctness first:
 //
 //   moe.gate      one thread per logit (t, s): a dot product over H in f32;
-//   moe.route     one thread per token running the CPU lowering's routing
-//                 kernel (RouteKernel.h: scores, selection, count, empty
+//   moe.route     one thread per token running the shared routing
+//                 kernel (RoutingKernels.h: scores, selection, count, empty
 //                 slots, normalisation) with per-thread scratch; the
 //                 cross-token steps (capacity limits, expert choice) run
 //                 the same kernel's sequential code on one device thread
@@ -27,7 +27,7 @@
 
 #include "DeviceEmitter.h"
 
-#include "../MoEToLoops/RouteKernel.h"
+#include "moe/Dialect/MoE/Utils/RoutingKernels.h"
 
 #include "mlir/Transforms/DialectConversion.h"
 

@@ -43,7 +43,7 @@ LogicalResult bufferizeToLoops(OpTy op, RewriterBase &rewriter,
   }
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPoint(op);
-  moe::detail::LoopEmitter e(rewriter, op->getLoc());
+  moe::LoopEmitter e(rewriter, op->getLoc());
   FailureOr<SmallVector<Value>> results = moe::detail::emitLoops(
       e, op, typename OpTy::Adaptor(operands, op), moe::MoEToLoopsOptions{});
   if (failed(results))

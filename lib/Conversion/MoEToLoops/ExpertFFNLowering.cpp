@@ -33,37 +33,6 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-/// The activation in f32. NaN propagates through every one of them.
-Value mlir::moe::detail::emitActivation(LoopEmitter &e, Activation activation,
-                                        Value x) {
-  Value half = e.f32(0.5f);
-  Value one = e.f32(1.0f);
-  switch (activation) {
-  case Activation::silu: {
-    Value negExp = math::ExpOp::create(e.b, arith::NegFOp::create(e.b, x));
-    return e.div(x, e.add(one, negExp));
-  }
-  case Activation::gelu: {
-    Value scaled = e.mul(x, e.f32(static_cast<float>(M_SQRT1_2)));
-    Value erf = math::ErfOp::create(e.b, scaled);
-    return e.mul(e.mul(half, x), e.add(one, erf));
-  }
-  case Activation::gelu_tanh: {
-    Value cube = e.mul(e.mul(x, x), x);
-    Value inner = e.add(x, e.mul(e.f32(0.044715f), cube));
-    Value scaled =
-        e.mul(e.f32(static_cast<float>(std::sqrt(2.0 / M_PI))), inner);
-    Value tanh = math::TanhOp::create(e.b, scaled);
-    return e.mul(e.mul(half, x), e.add(one, tanh));
-  }
-  case Activation::relu: {
-    Value positive = e.cmpf(arith::CmpFPredicate::OGT, x, e.f32(0.0f));
-    return e.select(e.isNaN(x), x, e.select(positive, x, e.f32(0.0f)));
-  }
-  }
-  llvm_unreachable("unknown activation");
-}
-
 /// Rows of one work item (their f32 scratch is [128, F]).
 static constexpr int64_t kChunkRows = 128;
 

@@ -4,15 +4,17 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// One file per op lowering; this header lists their populate functions and
-// the small kernels they share.
+// One file per op lowering; this private header lists their entry points and
+// the CPU-only kernels they share (the register-blocked matmul, the counting
+// sort of dispatch, destinations). What the GPU lowering shares too lives in
+// the kernel library (moe/Dialect/MoE/Utils).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_CONVERSION_MOETOLOOPS_LOWERINGS_H
 #define MOE_LIB_CONVERSION_MOETOLOOPS_LOWERINGS_H
 
-#include "LoopEmitter.h"
+#include "moe/Dialect/MoE/Utils/Kernels.h"
 
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
@@ -133,80 +135,6 @@ struct DispatchKernel {
 /// Sets rows `[begin, end)` of the 2-D buffer `buffer` to zero.
 void emitZeroRows(LoopEmitter &e, Value buffer, Value begin, Value end);
 
-/// A public, zero-initialised global `name` of `type` in `op`'s module
-/// (created on first use), read with memref.get_global.
-Value getOrCreateZeroGlobal(LoopEmitter &e, Operation *op, StringRef name,
-                            MemRefType type);
-
-/// Runtime sizes that the contract requires to agree (a `T` of one operand
-/// and the `T` of another, ...). Pairs of static sizes are not listed: the
-/// verifier checked them.
-class SizeConstraints {
-public:
-  /// Requires dimension `dimA` of `a` to equal dimension `dimB` of `b` plus
-  /// `offset` (both are memrefs).
-  void equal(LoopEmitter &e, Value a, int64_t dimA, Value b, int64_t dimB,
-             int64_t offset = 0);
-  /// Requires dimension `dim` of memref `a` to equal `size`.
-  void equal(LoopEmitter &e, Value a, int64_t dim, int64_t size);
-  /// Requires dimension `dim` of memref `a` to equal ceil(n / width) (the
-  /// panels of packed weights holding n columns).
-  void panels(LoopEmitter &e, Value a, int64_t dim, Value n, int64_t width);
-  /// Requires every static dimension of the result type `type` to equal the
-  /// runtime size the kernel computes for it (`sizes`, one per dimension; a
-  /// null entry is not constrained, e.g. the padded `R_max` of dispatch).
-  /// The verifier compares static sizes with static ones; a static result
-  /// size derived from a dynamic operand size can only be checked here.
-  void result(LoopEmitter &e, RankedTensorType type, ArrayRef<Value> sizes);
-  ArrayRef<Value> conditions() const { return checks; }
-
-private:
-  SmallVector<Value> checks;
-};
-
-/// Turns an operand of the op being lowered into the memref its kernels
-/// read: a host buffer on the CPU, a device copy on the GPU.
-using FetchOperand = function_ref<Value(Value)>;
-
-/// The operands of moe.expert_ffn (buffers; optional ones null) and their
-/// runtime sizes.
-struct ExpertFFNOperands {
-  Value rows, offsets, wUp, wGate, wDown, bUp, bDown;
-  bool packed = false;
-  /// Runtime rows, H, E and F.
-  Value numRows, hidden, numExperts, ffn;
-};
-/// Fetches the rows and offsets of `op` with `fetch`, its weights and biases
-/// with `fetchWeight`, and reads their sizes.
-ExpertFFNOperands fetchExpertFFNOperands(LoopEmitter &e, ExpertFFNOp op,
-                                         ExpertFFNOp::Adaptor adaptor,
-                                         FetchOperand fetch,
-                                         FetchOperand fetchWeight);
-/// w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
-/// packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32]; offsets E+1.
-SizeConstraints expertFFNSizes(LoopEmitter &e, const ExpertFFNOperands &ffn);
-
-/// The operands of moe.combine (buffers; const ones null without const
-/// experts) and their runtime sizes.
-struct CombineOperands {
-  Value y, slotRows, ids, weights, x, constProj, constValues;
-  int64_t numConst = 0;
-  /// Runtime T, H, K and R.
-  Value numTokens, hidden, k, numRows;
-};
-CombineOperands fetchCombineOperands(LoopEmitter &e, CombineOp op,
-                                     CombineOp::Adaptor adaptor,
-                                     FetchOperand fetch);
-/// slot_rows, ids, weights [T,K]; y [R,H]; Wc [N,H,2]; v [N,H].
-SizeConstraints combineSizes(LoopEmitter &e, const CombineOperands &c);
-/// The mixing weights [a1, a2] = softmax(x[t] @ Wc[i]) of const expert `i`
-/// for token `t`, in f32.
-std::pair<Value, Value> emitConstMix(LoopEmitter &e, const CombineOperands &c,
-                                     Value t, Value i);
-
-/// Columns of one panel of packed expert weights (the `packed` layout).
-inline constexpr int64_t kPanelColumns = 32;
-
 /// Runs `kernel` (which returns the op's result buffers, of `resultTypes`)
 /// when every size constraint holds at runtime. Otherwise, instead of
 /// reading or writing out of bounds, it stores the op's code in the
@@ -252,14 +180,6 @@ inline MemRefType getBufferType(Type tensorType) {
   auto type = llvm::cast<RankedTensorType>(tensorType);
   return MemRefType::get(type.getShape(), type.getElementType());
 }
-
-/// The codes stored in `moe_runtime_error` (0: no error).
-int32_t getRuntimeErrorCode(Operation *op);
-/// Stores `op`'s code in the module's `moe_runtime_error`.
-void emitRuntimeError(LoopEmitter &e, Operation *op);
-
-/// The activation of moe.expert_ffn, in f32 (NaN propagates).
-Value emitActivation(LoopEmitter &e, Activation activation, Value x);
 
 } // namespace detail
 } // namespace moe

@@ -43,7 +43,7 @@ template <typename OpTy> struct ToLoopsPattern : OpConversionPattern<OpTy> {
   LogicalResult
   matchAndRewrite(OpTy op, typename OpTy::Adaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    moe::detail::LoopEmitter e(rewriter, op.getLoc());
+    moe::LoopEmitter e(rewriter, op.getLoc());
     FailureOr<SmallVector<Value>> buffers =
         moe::detail::emitLoops(e, op, adaptor, options);
     if (failed(buffers))

@@ -8,7 +8,7 @@
 //
 //   for each tile of `tile` tokens:
 //     logits[tile, S] = x[tile] @ w (+ b)          (a tile-sized buffer)
-//     for each token of the tile: route it (RouteKernel.h, the same kernel
+//     for each token of the tile: route it (RoutingKernels.h, the same kernel
 //       as moe.route), normalise its weights, count its compute slots
 //   exclusive scan of the counts, scatter of the rows (DispatchKernel)
 //
@@ -18,7 +18,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "RouteKernel.h"
+#include "Lowerings.h"
+
+#include "moe/Dialect/MoE/Utils/RoutingKernels.h"
 
 using namespace mlir;
 using namespace mlir::moe;

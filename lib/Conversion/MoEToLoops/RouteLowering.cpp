@@ -4,11 +4,14 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// moe.route: the routing kernel (RouteKernel.h) over the logits buffer.
+// moe.route: the routing kernel (moe/Dialect/MoE/Utils/RoutingKernels.h) over
+// the logits buffer.
 //
 //===----------------------------------------------------------------------===//
 
-#include "RouteKernel.h"
+#include "Lowerings.h"
+
+#include "moe/Dialect/MoE/Utils/RoutingKernels.h"
 
 using namespace mlir;
 using namespace mlir::moe;

@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "LoopEmitter.h"
+#include "moe/Dialect/MoE/Utils/LoopEmitter.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -14,7 +14,7 @@
 #include <functional>
 
 using namespace mlir;
-using namespace mlir::moe::detail;
+using namespace mlir::moe;
 
 Value LoopEmitter::index(int64_t value) {
   return arith::ConstantIndexOp::create(b, value);
@@ -91,8 +91,8 @@ Value LoopEmitter::unitStrideBuffer(Value operand) {
       StridedLayoutAttr::get(context, ShapedType::kDynamic, strides),
       memorySpace);
   auto metadata = memref::ExtractStridedMetadataOp::create(b, any);
-  Value unit = cmpi(arith::CmpIPredicate::eq, metadata.getStrides().back(),
-                    index(1));
+  Value unit =
+      cmpi(arith::CmpIPredicate::eq, metadata.getStrides().back(), index(1));
   auto ifOp = scf::IfOp::create(b, TypeRange{unitType}, unit,
                                 /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b);

@@ -11,8 +11,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOE_LIB_CONVERSION_MOETOLOOPS_LOOPEMITTER_H
-#define MOE_LIB_CONVERSION_MOETOLOOPS_LOOPEMITTER_H
+#ifndef MOE_DIALECT_MOE_UTILS_LOOPEMITTER_H
+#define MOE_DIALECT_MOE_UTILS_LOOPEMITTER_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -23,8 +23,6 @@
 
 namespace mlir {
 namespace moe {
-namespace detail {
-
 class LoopEmitter {
 public:
   LoopEmitter(OpBuilder &builder, Location loc) : b(loc, builder) {}
@@ -132,8 +130,7 @@ public:
   Value toF32(Value value) { return castFloat(value, b.getF32Type()); }
 };
 
-} // namespace detail
 } // namespace moe
 } // namespace mlir
 
-#endif // MOE_LIB_CONVERSION_MOETOLOOPS_LOOPEMITTER_H
+#endif // MOE_DIALECT_MOE_UTILS_LOOPEMITTER_H
