@@ -228,8 +228,9 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
 void DeviceEmitter::forAll2D(Value rows, Value columns,
                              function_ref<void(Value, Value)> body) {
   forAll(e.mul(rows, columns), [&](Value i) {
-    body(arith::DivUIOp::create(e.b, i, columns),
-         arith::RemUIOp::create(e.b, i, columns));
+    Value row = arith::DivUIOp::create(e.b, i, columns);
+    Value column = arith::RemUIOp::create(e.b, i, columns);
+    body(row, column);
   });
 }
 

@@ -217,13 +217,15 @@ struct CombineToGPU : GPUPattern<CombineOp> {
         Value copyBegin = e.i32(experts.getCopyBegin());
         Value numRowsI32 = e.toI32(ops.numRows);
         Value xv = e.toF32(e.load(ops.x, {t, h}));
+        Value zeroIndex = e.index(0);
+        Value zeroF = e.f32(0.0f);
         Value sum = e.loop(
-            e.index(0), ops.k, ValueRange{e.f32(0.0f)},
-            [&](Value j, ValueRange acc) {
+            zeroIndex, ops.k, ValueRange{zeroF}, [&](Value j, ValueRange acc) {
               Value id = e.load(ops.ids, {t, j});
               Value row = e.load(ops.slotRows, {t, j});
-              Value isCompute = e.andi(e.inRange(id, zeroI32, computeEnd),
-                                       e.inRange(row, zeroI32, numRowsI32));
+              Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
+              Value rowInRange = e.inRange(row, zeroI32, numRowsI32);
+              Value isCompute = e.andi(idIsCompute, rowInRange);
               // Only the slots that contribute read their weight (a NaN
               // weight of a skipped slot does not propagate).
               auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
@@ -255,8 +257,9 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                   Value a1 = e.load(mix, {t, j, e.index(0)});
                   Value a2 = e.load(mix, {t, j, e.index(1)});
                   Value v = e.toF32(e.load(ops.constValues, {c, h}));
-                  scf::YieldOp::create(
-                      e.b, ValueRange{e.add(e.mul(a1, xv), e.mul(a2, v))});
+                  Value fromX = e.mul(a1, xv);
+                  Value fromV = e.mul(a2, v);
+                  scf::YieldOp::create(e.b, ValueRange{e.add(fromX, fromV)});
                   e.b.setInsertionPointToStart(constIf.elseBlock());
                   scf::YieldOp::create(e.b, ValueRange{xv});
                   e.b.setInsertionPointAfter(constIf);

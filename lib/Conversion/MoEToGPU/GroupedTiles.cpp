@@ -31,7 +31,9 @@ Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
     Value one = e.index(1);
     e.store(zero, tileStart, zero);
     e.loop(zero, numGroups, zero, [&](Value g, ValueRange before) {
-      Value rows = e.sub(e.load(offsets, e.add(g, one)), e.load(offsets, g));
+      Value end = e.load(offsets, e.add(g, one));
+      Value begin = e.load(offsets, g);
+      Value rows = e.sub(end, begin);
       Value count = arith::CeilDivUIOp::create(e.b, rows, tileRows);
       Value next = e.add(before[0], count);
       e.store(next, tileStart, e.add(g, one));
@@ -65,10 +67,12 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
     e.ifThen(e.cmpi(arith::CmpIPredicate::ult, tile, used), [&] {
       Value one = e.index(1);
       Value g = d.groupOfRow(tileStart, numGroups, tile);
-      Value first = e.add(e.load(tiles.offsets, g),
-                          e.mul(e.sub(tile, e.load(tileStart, g)), tileRows));
-      Value end =
-          e.minSI(e.add(first, tileRows), e.load(tiles.offsets, e.add(g, one)));
+      Value groupBegin = e.load(tiles.offsets, g);
+      Value tileInGroup = e.sub(tile, e.load(tileStart, g));
+      Value first = e.add(groupBegin, e.mul(tileInGroup, tileRows));
+      Value tileEnd = e.add(first, tileRows);
+      Value groupEnd = e.load(tiles.offsets, e.add(g, one));
+      Value end = e.minSI(tileEnd, groupEnd);
       Value firstColumn = e.mul(block, tileCols);
       // Rows and columns past the end repeat the last valid one (their sums
       // are not stored).
@@ -108,9 +112,10 @@ void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
         Value row = e.add(first, e.index(m));
         for (int64_t j = 0; j < kCols; ++j) {
           Value column = e.add(firstColumn, e.index(j));
-          Value inside =
-              e.andi(e.cmpi(arith::CmpIPredicate::slt, row, end),
-                     e.cmpi(arith::CmpIPredicate::slt, column, tiles.n));
+          Value rowInside = e.cmpi(arith::CmpIPredicate::slt, row, end);
+          Value columnInside =
+              e.cmpi(arith::CmpIPredicate::slt, column, tiles.n);
+          Value inside = e.andi(rowInside, columnInside);
           e.ifThen(inside, [&] {
             SmallVector<Value> values;
             for (int64_t p = 0; p < numProducts; ++p)

@@ -65,8 +65,9 @@ struct GateToGPU : GPUPattern<GateOp> {
         Value init = bias ? e.toF32(e.load(bias, s)) : e.f32(0.0f);
         Value sum =
             e.loop(e.index(0), hidden, init, [&](Value h, ValueRange acc) {
-              Value product =
-                  e.mul(e.toF32(e.load(x, {t, h})), e.toF32(e.load(w, {h, s})));
+              Value xv = e.toF32(e.load(x, {t, h}));
+              Value wv = e.toF32(e.load(w, {h, s}));
+              Value product = e.mul(xv, wv);
               return SmallVector<Value>{e.add(acc[0], product)};
             })[0];
         e.store(sum, logits, {t, s});
@@ -213,12 +214,14 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
     d.guarded(op, sizes, [&] {
       // Each (chunk, expert): its compute slots.
       d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
-        Value count = forChunkSlots(
-            c, expert, ValueRange{e.index(0)},
-            [&](Value, Value, Value mine, ValueRange acc) {
-              return SmallVector<Value>{
-                  e.add(acc[0], e.select(mine, e.index(1), e.index(0)))};
-            })[0];
+        Value count =
+            forChunkSlots(c, expert, ValueRange{e.index(0)},
+                          [&](Value, Value, Value mine, ValueRange acc) {
+                            Value one = e.index(1);
+                            Value zero = e.index(0);
+                            return SmallVector<Value>{
+                                e.add(acc[0], e.select(mine, one, zero))};
+                          })[0];
         e.store(count, counts, {c, expert});
       });
       // Exclusive scan over (expert, chunk): the first row of each expert
@@ -270,8 +273,10 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
                       e.store(e.i32(-1), slotRows, {t, j});
                     });
               });
+              Value one = e.index(1);
+              Value zero = e.index(0);
               return SmallVector<Value>{
-                  e.add(cursor[0], e.select(mine, e.index(1), e.index(0)))};
+                  e.add(cursor[0], e.select(mine, one, zero))};
             });
       });
       // The rows; rows past the last one (padding, or the unused part of

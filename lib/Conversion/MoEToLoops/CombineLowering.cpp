@@ -52,7 +52,9 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
     // acc[h] += w * value(h) for every h.
     auto accumulate = [&](Value w, function_ref<Value(Value)> value) {
       e.loop(zero, c.hidden, [&](Value h) {
-        e.store(e.add(e.load(acc, h), e.mul(w, value(h))), acc, h);
+        Value sum = e.load(acc, h);
+        Value term = e.mul(w, value(h));
+        e.store(e.add(sum, term), acc, h);
       });
     };
 
@@ -82,7 +84,9 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
             Value a1 = mix.first, a2 = mix.second;
             accumulate(e.load(c.weights, {t, j}), [&](Value h) {
               Value v = e.toF32(e.load(c.constValues, {i, h}));
-              return e.add(e.mul(a1, xAt(h)), e.mul(a2, v));
+              Value fromX = e.mul(a1, xAt(h));
+              Value fromV = e.mul(a2, v);
+              return e.add(fromX, fromV);
             });
           });
       });

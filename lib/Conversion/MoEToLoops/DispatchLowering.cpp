@@ -150,7 +150,9 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, DispatchOp op,
                   {getBufferType(rowsType), getBufferType(offsetsType),
                    getBufferType(slotRowsType)},
                   [&]() -> SmallVector<Value> {
-                    DispatchKernel kernel(e, ids, e.dim(x, 0), e.dim(ids, 1),
+                    Value numTokens = e.dim(x, 0);
+                    Value k = e.dim(ids, 1);
+                    DispatchKernel kernel(e, ids, numTokens, k,
                                           op.getNumExpertsAttr().getInt());
                     kernel.emitInit();
                     e.loop(e.index(0), kernel.numTokens,

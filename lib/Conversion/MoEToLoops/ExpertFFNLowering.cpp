@@ -89,14 +89,15 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
 
     // Work items: each expert's rows in chunks of up to 128, listed as
     // (expert, first row). An expert without rows has no item.
-    Value numItems =
-        e.loop(zero, o.numExperts, ValueRange{zero},
-               [&](Value expert, ValueRange acc) {
-                 Value n = e.sub(e.load(offsets, e.add(expert, one)),
-                                 e.load(offsets, expert));
-                 Value items = arith::CeilDivUIOp::create(e.b, n, chunk);
-                 return SmallVector<Value>{e.add(acc[0], items)};
-               })[0];
+    Value numItems = e.loop(zero, o.numExperts, ValueRange{zero},
+                            [&](Value expert, ValueRange acc) {
+                              Value end = e.load(offsets, e.add(expert, one));
+                              Value begin = e.load(offsets, expert);
+                              Value n = e.sub(end, begin);
+                              Value items =
+                                  arith::CeilDivUIOp::create(e.b, n, chunk);
+                              return SmallVector<Value>{e.add(acc[0], items)};
+                            })[0];
     Value itemExpert = e.alloc(indexType, {dyn}, numItems);
     Value itemFirst = e.alloc(indexType, {dyn}, numItems);
     e.loop(zero, o.numExperts, ValueRange{zero},
@@ -124,9 +125,10 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       Value aPack = allocMatmulPack(e);
       // Counters are shared by the items of an expert: atomic adds.
       auto count = [&](int64_t which, Value amount) {
-        memref::AtomicRMWOp::create(e.b, arith::AtomicRMWKind::addi,
-                                    e.toI64(amount), counters,
-                                    ValueRange{expert, e.index(which)});
+        Value increment = e.toI64(amount);
+        Value column = e.index(which);
+        memref::AtomicRMWOp::create(e.b, arith::AtomicRMWKind::addi, increment,
+                                    counters, ValueRange{expert, column});
       };
       if (counters)
         count(0, e.sub(last, first));

@@ -61,7 +61,9 @@ static void emitZeroFill(LoopEmitter &e, Value buffer) {
       e.store(zero, buffer, indices);
       return;
     }
-    e.loop(e.index(0), e.dim(buffer, d), [&](Value i) {
+    Value zeroIndex = e.index(0);
+    Value size = e.dim(buffer, d);
+    e.loop(zeroIndex, size, [&](Value i) {
       indices.push_back(i);
       nest(d + 1);
       indices.pop_back();

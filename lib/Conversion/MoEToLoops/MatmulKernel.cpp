@@ -125,8 +125,9 @@ private:
         Value aRow = m.rowOfA ? m.rowOfA(safeRow) : safeRow;
         e.loop(kBegin, kEnd, [&](Value k) {
           Value a = e.toF32(e.load(m.a, {aRow, k}));
-          e.store(e.select(valid, a, zeroF), aPack,
-                  {g, e.sub(k, kBegin), j});
+          Value masked = e.select(valid, a, zeroF);
+          Value depth = e.sub(k, kBegin);
+          e.store(masked, aPack, {g, depth, j});
         });
       });
     });
@@ -281,8 +282,9 @@ private:
             // Clamped to the depth block: the address stays in bounds. One
             // prefetch per 64-byte line of the panel's row (a bf16 row of
             // 32 columns is a single line).
-            Value ahead = e.minSI(e.add(k, e.index(kPrefetchDistance)),
-                                  e.sub(kEnd, e.index(1)));
+            Value wanted = e.add(k, e.index(kPrefetchDistance));
+            Value lastK = e.sub(kEnd, e.index(1));
+            Value ahead = e.minSI(wanted, lastK);
             for (int64_t v = 0; v < vectors; ++v)
               if ((v % kPanelVectors) * kLanes * bBytes % 64 == 0)
                 memref::PrefetchOp::create(
@@ -340,7 +342,9 @@ private:
       Value width = e.index(vectors * kLanes);
       if (!masks.empty())
         width = e.minSI(width, e.sub(m.n, col));
-      m.afterBlock(e.index(rows), width, e.sub(kEnd, kBegin));
+      Value blockRows = e.index(rows);
+      Value blockDepth = e.sub(kEnd, kBegin);
+      m.afterBlock(blockRows, width, blockDepth);
     }
   }
 

@@ -242,9 +242,9 @@ groupedTileRows(OpBuilder &b, OpTy op, ArrayRef<OpFoldResult> offsets,
   Value first = arith::MaxSIOp::create(b, loc, r0, begin);
   Value last = arith::MinSIOp::create(
       b, loc, arith::AddIOp::create(b, loc, r0, value(sizes[0])), end);
-  Value count =
-      arith::MaxSIOp::create(b, loc, arith::SubIOp::create(b, loc, last, first),
-                             arith::ConstantIndexOp::create(b, loc, 0));
+  Value difference = arith::SubIOp::create(b, loc, last, first);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value count = arith::MaxSIOp::create(b, loc, difference, zero);
   return {first, count};
 }
 

@@ -29,7 +29,8 @@ void SizeConstraints::equal(LoopEmitter &e, Value a, int64_t dimA, Value b,
   if (!typeA.isDynamicDim(dimA) && !typeB.isDynamicDim(dimB))
     return;
   Value sizeA = e.dim(a, dimA);
-  Value sizeB = e.add(e.dim(b, dimB), e.index(offset));
+  Value dimSizeB = e.dim(b, dimB);
+  Value sizeB = e.add(dimSizeB, e.index(offset));
   checks.push_back(e.cmpi(arith::CmpIPredicate::eq, sizeA, sizeB));
 }
 
@@ -37,8 +38,8 @@ void SizeConstraints::equal(LoopEmitter &e, Value a, int64_t dim,
                             int64_t size) {
   if (!llvm::cast<MemRefType>(a.getType()).isDynamicDim(dim))
     return;
-  checks.push_back(
-      e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), e.index(size)));
+  Value actual = e.dim(a, dim);
+  checks.push_back(e.cmpi(arith::CmpIPredicate::eq, actual, e.index(size)));
 }
 
 void SizeConstraints::panels(LoopEmitter &e, Value a, int64_t dim, Value n,
@@ -106,7 +107,8 @@ static Value getErrorFlag(LoopEmitter &e, Operation *op) {
 }
 
 void mlir::moe::emitRuntimeError(LoopEmitter &e, Operation *op) {
-  e.store(e.i32(getRuntimeErrorCode(op)), getErrorFlag(e, op), {});
+  Value code = e.i32(getRuntimeErrorCode(op));
+  e.store(code, getErrorFlag(e, op), {});
 }
 
 /// Sets every element of `buffer` (any rank) to zero.
@@ -238,7 +240,8 @@ Value mlir::moe::emitActivation(LoopEmitter &e, Activation activation,
   case Activation::gelu: {
     Value scaled = e.mul(x, e.f32(static_cast<float>(M_SQRT1_2)));
     Value erf = math::ErfOp::create(e.b, scaled);
-    return e.mul(e.mul(half, x), e.add(one, erf));
+    Value halfX = e.mul(half, x);
+    return e.mul(halfX, e.add(one, erf));
   }
   case Activation::gelu_tanh: {
     Value cube = e.mul(e.mul(x, x), x);
@@ -246,7 +249,8 @@ Value mlir::moe::emitActivation(LoopEmitter &e, Activation activation,
     Value scaled =
         e.mul(e.f32(static_cast<float>(std::sqrt(2.0 / M_PI))), inner);
     Value tanh = math::TanhOp::create(e.b, scaled);
-    return e.mul(e.mul(half, x), e.add(one, tanh));
+    Value halfX = e.mul(half, x);
+    return e.mul(halfX, e.add(one, tanh));
   }
   case Activation::relu: {
     Value positive = e.cmpf(arith::CmpFPredicate::OGT, x, e.f32(0.0f));

@@ -68,7 +68,8 @@ static void emitSelectBest(LoopEmitter &e, PickBuffers picks,
         Value bar = acc[1];
         Value key = keyAt(i);
         Value full = e.cmpi(CmpIPredicate::eq, count, capacity);
-        Value enters = e.ori(e.notI1(full), emitBeats(e, key, bar));
+        Value notFull = e.notI1(full);
+        Value enters = e.ori(notFull, emitBeats(e, key, bar));
         if (isSelectable)
           enters = e.andi(enters, isSelectable(i));
         auto ifOp = scf::IfOp::create(
@@ -194,11 +195,14 @@ static Value emitCeilOfScaledRatio(LoopEmitter &e, double factor,
     return arith::ConstantOp::create(e.b,
                                      IntegerAttr::get(i128, APInt(128, value)));
   };
-  Value product = e.mul(wide(numerator), constant128(mantissa));
+  Value wideNumerator = wide(numerator);
+  Value product = e.mul(wideNumerator, constant128(mantissa));
   Value quotient;
   if (shift >= 127) {
     Value positive = e.cmpi(CmpIPredicate::ugt, product, constant128(0));
-    quotient = e.select(positive, constant128(1), constant128(0));
+    Value one = constant128(1);
+    Value zero = constant128(0);
+    quotient = e.select(positive, one, zero);
   } else {
     APInt bias = APInt::getLowBitsSet(128, shift);
     Value biased = e.add(
@@ -208,12 +212,13 @@ static Value emitCeilOfScaledRatio(LoopEmitter &e, double factor,
         arith::ConstantOp::create(e.b, IntegerAttr::get(i128, shift)));
   }
   // ceil(quotient / denominator) > clamp iff quotient > clamp * denominator.
-  Value bound = e.mul(wide(clamp), constant128(denominator));
+  Value wideClamp = wide(clamp);
+  Value bound = e.mul(wideClamp, constant128(denominator));
   Value saturated = e.cmpi(CmpIPredicate::ugt, quotient, bound);
   Value small = arith::TruncIOp::create(
       e.b, i64, e.select(saturated, constant128(0), quotient));
-  Value ceil = arith::DivUIOp::create(e.b, e.add(small, e.i64(denominator - 1)),
-                                      e.i64(denominator));
+  Value roundedUp = e.add(small, e.i64(denominator - 1));
+  Value ceil = arith::DivUIOp::create(e.b, roundedUp, e.i64(denominator));
   return e.select(saturated, clamp, e.toIndex(ceil));
 }
 
@@ -292,7 +297,8 @@ void RouteEmitter::emitGroupMask(Value keys, Value selectable,
       [&](Value, Value g, Value found) {
         e.ifThen(found, [&] {
           Value begin = e.mul(g, groupSizeV);
-          e.fill(selectable, e.boolean(true), begin, e.add(begin, groupSizeV));
+          Value yes = e.boolean(true);
+          e.fill(selectable, yes, begin, e.add(begin, groupSizeV));
         });
       });
 }
@@ -398,7 +404,9 @@ void RouteEmitter::emitToken(Value t) {
   emitScores(t, scores);
   if (selectionBias)
     e.loop(zero, width, [&](Value i) {
-      e.store(e.add(e.load(scores, i), e.load(selectionBias, i)), keys, i);
+      Value score = e.load(scores, i);
+      Value bias = e.load(selectionBias, i);
+      e.store(e.add(score, bias), keys, i);
     });
   if (config.groups)
     emitGroupMask(keys, selectable, groupScores, groupPicks);
@@ -410,8 +418,10 @@ void RouteEmitter::emitToken(Value t) {
         // Enough experts are always selectable (K <= S, and with groups
         // K <= top * E / n); an empty slot is only a safety net.
         Value safe = e.select(found, i, zero);
-        Value raw = e.select(found, e.load(scores, safe), e.f32(0.0f));
-        e.store(e.select(found, e.toI32(i), e.i32(-1)), ids, {t, j});
+        Value score = e.load(scores, safe);
+        Value raw = e.select(found, score, e.f32(0.0f));
+        Value id = e.toI32(i);
+        e.store(e.select(found, id, e.i32(-1)), ids, {t, j});
         e.store(raw, weights, {t, j});
       });
   emitEmptySlots(t, emitCount(t));
@@ -477,8 +487,10 @@ void RouteEmitter::emitExpertChoice(double capacityFactor) {
         },
         [&](Value j, Value i, Value found) {
           Value safe = e.select(found, i, zero);
-          Value raw = e.select(found, e.load(scores, {t, safe}), e.f32(0.0f));
-          e.store(e.select(found, e.toI32(i), e.i32(-1)), ids, {t, j});
+          Value score = e.load(scores, {t, safe});
+          Value raw = e.select(found, score, e.f32(0.0f));
+          Value id = e.toI32(i);
+          e.store(e.select(found, id, e.i32(-1)), ids, {t, j});
           e.store(raw, weights, {t, j});
         });
   });
@@ -535,8 +547,9 @@ void RouteEmitter::emitCapacity(CapacityAttr capacityAttr) {
           });
         });
     auto split = [&](Value item) {
-      return std::make_pair(arith::DivUIOp::create(e.b, item, kV).getResult(),
-                            arith::RemUIOp::create(e.b, item, kV).getResult());
+      Value t = arith::DivUIOp::create(e.b, item, kV);
+      Value j = arith::RemUIOp::create(e.b, item, kV);
+      return std::make_pair(t, j);
     };
     emitRadixSortByValue(e, items, scratch, count[0], [&](Value item) {
       auto [t, j] = split(item);
@@ -605,13 +618,15 @@ void RouteEmitter::emitNormalizeToken(Value t) {
                                              e.ori(acc[1], member)};
                  });
       den = sum[0];
-      zeroDen = e.ori(e.cmpf(CmpFPredicate::OEQ, den, zeroF), e.notI1(sum[1]));
+      Value isZero = e.cmpf(CmpFPredicate::OEQ, den, zeroF);
+      zeroDen = e.ori(isZero, e.notI1(sum[1]));
     }
     e.loop(zero, kV, [&](Value j) {
       Value id = e.load(ids, {t, j});
       Value w = e.load(weights, {t, j});
       if (mode != Normalize::none) {
-        Value normalized = e.select(isMember(id), e.div(w, den), zeroF);
+        Value member = isMember(id);
+        Value normalized = e.select(member, e.div(w, den), zeroF);
         w = e.select(zeroDen, zeroF, normalized);
       }
       if (scale != 1.0f)
