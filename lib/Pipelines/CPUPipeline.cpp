@@ -64,51 +64,21 @@
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace mlir::moe;
 
-namespace {
-/// convert-scf-to-openmp wraps every parallel body in memref.alloca_scope
-/// (to release allocas each iteration), and convert-scf-to-cf then splits
-/// the body into blocks, which alloca_scope does not allow. The bodies the
-/// moe lowerings make parallel allocate on the heap only, so their scopes
-/// are inlined; a scope with an alloca inside is left alone.
-struct InlineAllocaFreeScopesPass
-    : PassWrapper<InlineAllocaFreeScopesPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaFreeScopesPass)
-  StringRef getArgument() const final {
-    return "moe-inline-alloca-free-scopes";
-  }
-  void runOnOperation() override {
-    SmallVector<memref::AllocaScopeOp> scopes;
-    getOperation()->walk([&](memref::AllocaScopeOp scope) {
-      bool hasAlloca = false;
-      scope.getBodyRegion().walk([&](memref::AllocaOp) { hasAlloca = true; });
-      if (!hasAlloca)
-        scopes.push_back(scope);
-    });
-    IRRewriter rewriter(&getContext());
-    for (memref::AllocaScopeOp scope : scopes) {
-      Block &body = scope.getBodyRegion().front();
-      auto terminator =
-          llvm::cast<memref::AllocaScopeReturnOp>(body.getTerminator());
-      SmallVector<Value> results(terminator.getResults());
-      rewriter.eraseOp(terminator);
-      rewriter.inlineBlockBefore(&body, scope);
-      rewriter.replaceOp(scope, results);
-    }
-  }
-};
-} // namespace
-
-void mlir::moe::buildCPUPipeline(OpPassManager &pm,
-                                 const CPUPipelineOptions &options) {
+/// The CPU pipeline; with `emulateGPUKernels`, the moe ops are lowered by
+/// the GPU kernels run as host loops instead (a testing pipeline).
+static void buildHostPipeline(OpPassManager &pm,
+                              const CPUPipelineOptions &options,
+                              bool emulateGPUKernels, StringRef name) {
   MoECheckPipelineInputPassOptions input;
-  input.pipeline = "moe-cpu-pipeline";
+  input.pipeline = name.str();
   pm.addPass(createMoECheckPipelineInputPass(input));
   // Simplify the routing configurations (exact rewrites), L1 -> L2, again.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
-  if (options.emulateGPUKernels) {
+  if (emulateGPUKernels) {
     ConvertMoEToGPUPassOptions gpu;
     gpu.emulate = true;
     pm.addPass(createConvertMoEToGPUPass(gpu));
@@ -131,7 +101,7 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // The rest of the model, tensors -> buffers (with deallocations), loops.
-  detail::addTensorsToLoops(pm, /*deallocate=*/true);
+  moe::detail::addTensorsToLoops(pm, /*deallocate=*/true);
   // On the loops (every f32 math.exp of the module by then, the moe
   // kernels' and the loops of elementwise tensor code alike).
   if (options.approximateMath) {
@@ -143,16 +113,31 @@ void mlir::moe::buildCPUPipeline(OpPassManager &pm,
   // Loops -> LLVM.
   if (options.parallel) {
     pm.addPass(createConvertSCFToOpenMPPass());
-    pm.addPass(std::make_unique<InlineAllocaFreeScopesPass>());
+    pm.addPass(createMoEInlineAllocaFreeScopesPass());
   }
   // The register-blocked kernels' vector loads, stores, broadcasts and FMAs
   // too; OpenMP after the functions (it would convert them too, losing the
   // C interface).
-  detail::addHostToLLVM(pm, /*vectors=*/true, options.cInterface,
-                        options.statusArgument, [&](OpPassManager &pm) {
-                          if (options.parallel)
-                            pm.addPass(createConvertOpenMPToLLVMPass());
-                        });
+  moe::detail::addHostToLLVM(pm, /*vectors=*/true, options.cInterface,
+                             options.statusArgument, [&](OpPassManager &pm) {
+                               if (options.parallel)
+                                 pm.addPass(createConvertOpenMPToLLVMPass());
+                             });
+}
+
+void mlir::moe::buildCPUPipeline(OpPassManager &pm,
+                                 const CPUPipelineOptions &options) {
+  buildHostPipeline(pm, options, /*emulateGPUKernels=*/false,
+                    "moe-cpu-pipeline");
+}
+
+void mlir::moe::buildGPUEmulationPipeline(
+    OpPassManager &pm, const GPUEmulationPipelineOptions &options) {
+  CPUPipelineOptions cpu;
+  cpu.cInterface = options.cInterface;
+  cpu.statusArgument = options.statusArgument;
+  buildHostPipeline(pm, cpu, /*emulateGPUKernels=*/true,
+                    "moe-test-gpu-emulation-pipeline");
 }
 
 void mlir::moe::registerMoEPipelines() {
@@ -167,6 +152,12 @@ void mlir::moe::registerMoEPipelines() {
       "NVIDIA kernels (decompose, lower to kernels, bufferize, outline, "
       "NVVM, ptxas per chip, fatbin, gpu-to-llvm)",
       buildGPUPipeline);
+  PassPipelineRegistration<GPUEmulationPipelineOptions>(
+      "moe-test-gpu-emulation-pipeline",
+      "Testing: the CPU pipeline with the moe ops lowered by the GPU kernels "
+      "(convert-moe-to-gpu{emulate}) run as host loops, to test the kernels' "
+      "bodies without a GPU",
+      buildGPUEmulationPipeline);
 }
 
 void mlir::moe::registerPipelineDependencies(DialectRegistry &registry) {

@@ -191,7 +191,7 @@ def _check_target(target: str):
 
 def _pipeline_for(target: str) -> str:
     if target == "gpu-emulated":
-        return "moe-cpu-pipeline{emulate-gpu-kernels=true}"
+        return "moe-test-gpu-emulation-pipeline"
     return cpu_pipeline()
 
 

@@ -110,4 +110,4 @@ def test_fused_route_dispatch_rejected():
   return %0#0 : tensor<?x2xi32>
 }"""
     with pytest.raises(CompileError, match="not lowered to the GPU"):
-        lower(text, "moe-cpu-pipeline{emulate-gpu-kernels=true}")
+        lower(text, "moe-test-gpu-emulation-pipeline")

@@ -88,7 +88,7 @@ func.func @f(%x: tensor<?x8xf32>, %wr: tensor<8x4xf32>, %wu: tensor<4x8x6xf32>,
 
 
 @pytest.mark.parametrize("pipeline", ["moe-cpu-pipeline",
-                                      "moe-cpu-pipeline{emulate-gpu-kernels=true}"],
+                                      "moe-test-gpu-emulation-pipeline"],
                          ids=["cpu", "gpu-emulated"])
 @pytest.mark.parametrize("op", sorted(_STATIC_RESULTS))
 def test_static_result_size_checked_at_run_time(op, pipeline):

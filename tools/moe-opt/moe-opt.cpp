@@ -19,7 +19,6 @@
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
-#include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
@@ -29,8 +28,10 @@ int main(int argc, char **argv) {
   // moe_test: test-only attributes for the lit tests (test/lib).
   mlir::moe::test::registerTestDialect(registry);
 
-  // Generic IR passes (canonicalize, cse, inline, symbol-dce, ...).
-  mlir::registerTransformsPasses();
+  // The generic IR passes (canonicalize, cse, inline, symbol-dce, ...) and
+  // every upstream pass that the moe pipelines run, so that a pipeline can
+  // be rerun piece by piece; no other upstream pass.
+  mlir::moe::registerPipelinePasses();
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEConversionPasses();
   mlir::moe::registerMoEPipelines();

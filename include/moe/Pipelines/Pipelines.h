@@ -55,15 +55,14 @@ struct CPUPipelineOptions : public HostABIOptions<CPUPipelineOptions> {
                      "(scf.parallel -> omp; the code then needs the LLVM "
                      "OpenMP runtime, libomp, at run time)"),
       llvm::cl::init(false)};
-  PassOptions::Option<bool> emulateGPUKernels{
-      *this, "emulate-gpu-kernels",
-      llvm::cl::desc("Lower moe ops with the GPU kernels (convert-moe-to-gpu"
-                     "{emulate}) run as host loops: tests the GPU kernels' "
-                     "bodies on a CPU"),
-      llvm::cl::init(false)};
 };
 
 /// Options of the GPU pipeline.
+/// Options of moe-test-gpu-emulation-pipeline: the host ABI only (the rest
+/// is the CPU pipeline's defaults).
+struct GPUEmulationPipelineOptions
+    : public HostABIOptions<GPUEmulationPipelineOptions> {};
+
 struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
   PassOptions::ListOption<std::string> chips{
       *this, "chips",
@@ -111,9 +110,20 @@ void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 /// result calls the `mgpu*` runtime functions (libmoe_cuda_runtime).
 void buildGPUPipeline(OpPassManager &pm, const GPUPipelineOptions &options);
 
+/// A testing pipeline: the CPU pipeline with the moe ops lowered by the GPU
+/// kernels (convert-moe-to-gpu{emulate}) run as host loops, one thread after
+/// the other, which is how the kernels' bodies are tested without a GPU.
+void buildGPUEmulationPipeline(OpPassManager &pm,
+                               const GPUEmulationPipelineOptions &options);
+
 /// Registers `moe-cpu-pipeline` (and later pipelines) with the global
 /// pipeline registry.
 void registerMoEPipelines();
+
+/// Registers every upstream pass that the moe pipelines use (and the
+/// generic IR passes: canonicalize, cse, ...), so that a pipeline can be
+/// run piece by piece.
+void registerPipelinePasses();
 
 /// Inserts the dialects and external interface models that the pipelines
 /// need into `registry` (bufferization and deallocation models of arith, scf,

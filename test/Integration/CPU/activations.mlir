@@ -3,7 +3,7 @@
 // Not gated, Wu = Wd = I and no biases, so y = act(row).
 // RUN: moe-opt %s --moe-cpu-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 // The GPU kernels (convert-moe-to-gpu), run as host loops:
-// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-test-gpu-emulation-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }
 

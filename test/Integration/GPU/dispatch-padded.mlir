@@ -2,7 +2,7 @@
 // as host loops; the cases and numbers of test/Integration/CPU/dispatch.mlir.
 // (The unpadded form cannot return its rows from a GPU function: see
 // test/Conversion/MoEToGPU/invalid.mlir.)
-// RUN: moe-opt %s --moe-cpu-pipeline="emulate-gpu-kernels=1 status-argument=0" | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
+// RUN: moe-opt %s --moe-test-gpu-emulation-pipeline=status-argument=0 | %mlir_runner -e main -entry-point-result=void -shared-libs=%runner_libs | FileCheck %s
 
 
 func.func private @printMemrefF32(tensor<*xf32>) attributes { llvm.emit_c_interface }

@@ -253,4 +253,31 @@ def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
   ];
 }
 
+def MoEInlineAllocaFreeScopesPass
+    : Pass<"moe-inline-alloca-free-scopes", "::mlir::ModuleOp"> {
+  let summary = "Inline memref.alloca_scope ops that hold no memref.alloca";
+  let description = [{
+    `convert-scf-to-openmp` wraps every parallel body in a
+    `memref.alloca_scope` (to release its allocas each iteration), and
+    `convert-scf-to-cf` then splits the body into blocks, which an
+    `alloca_scope` does not allow. The bodies that the moe lowerings make
+    parallel allocate on the heap only, so the CPU pipeline (with
+    `parallel=1`) inlines every scope with no `memref.alloca` inside it
+    (anywhere in its region); a scope with an alloca is left alone.
+
+    Example:
+
+    ```mlir
+    memref.alloca_scope {
+      %b = memref.alloc() : memref<4xf32>
+      memref.dealloc %b : memref<4xf32>
+    }
+    ```
+
+    becomes the two ops without the scope. A scope that returns values is
+    replaced by them.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
