@@ -6,9 +6,10 @@
 //
 // Each expert's FFN on its segment of rows, whose bounds come from the
 // (sanitised) offsets: an expert without rows runs no iteration and reads
-// none of its weights. The segment is processed in chunks of up to 256 rows:
-// up (and gate) projections of the chunk with the register-blocked kernel
-// (MatmulKernel.cpp) into f32 scratch [256, F], the activation over the
+// none of its weights. The segment is processed in work items of up to
+// `ffnRows` rows (the matmul schedule's; 128 by default): up (and gate)
+// projections of the item with the register-blocked kernel
+// (MatmulKernel.cpp) into f32 scratch [ffnRows, F], the activation over the
 // scratch, then the down projection into the output rows. Matmuls
 // accumulate in f32; with f16/bf16 rows every intermediate is rounded to the
 // rows' type, as the contract says.
@@ -32,9 +33,6 @@
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
-
-/// Rows of one work item (their f32 scratch is [128, F]).
-static constexpr int64_t kChunkRows = 128;
 
 /// A public global holding the counters of one instrumented FFN op.
 static Value getCounters(LoopEmitter &e, Operation *op, int64_t numExperts) {
@@ -81,13 +79,30 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
     // Rounds an f32 value to the rows' type and back (identity for f32).
     auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
     Type f32 = e.b.getF32Type();
-    Value chunk = e.index(kChunkRows);
+    // The schedules of the two projections (the up and gate projections
+    // have the same shape); one pack of A serves both.
+    auto matmulShape = [&](Type a, Value b, Type c, Value depth, Value n) {
+      MatmulShape shape;
+      shape.a = a;
+      shape.b = llvm::cast<MemRefType>(b.getType()).getElementType();
+      shape.c = c;
+      shape.bPacked = o.packed;
+      shape.depth = getStaticSize(depth);
+      shape.columns = getStaticSize(n);
+      return shape;
+    };
+    MatmulSchedule upSchedule = getMatmulSchedule(
+        op, matmulShape(rowType, o.wUp, f32, o.hidden, o.ffn));
+    MatmulSchedule downSchedule = getMatmulSchedule(
+        op, matmulShape(f32, o.wDown, rowType, o.ffn, o.hidden));
+    int64_t itemRows = upSchedule.ffnRows;
+    Value chunk = e.index(itemRows);
     int64_t dyn = ShapedType::kDynamic;
     Value zero = e.index(0);
     Value one = e.index(1);
     Type indexType = e.b.getIndexType();
 
-    // Work items: each expert's rows in chunks of up to 128, listed as
+    // Work items: each expert's rows in chunks of up to itemRows, listed as
     // (expert, first row). An expert without rows has no item.
     Value numItems = e.loop(zero, o.numExperts, ValueRange{zero},
                             [&](Value expert, ValueRange acc) {
@@ -120,9 +135,19 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       Value first = e.load(itemFirst, index);
       Value end = e.load(offsets, e.add(expert, one));
       Value last = e.minSI(e.add(first, chunk), end);
-      Value up = e.alloc(f32, {kChunkRows, dyn}, o.ffn);
-      Value gate = gated ? e.alloc(f32, {kChunkRows, dyn}, o.ffn) : Value();
-      Value aPack = allocMatmulPack(e);
+      Value up = e.alloc(f32, {itemRows, dyn}, o.ffn);
+      Value gate = gated ? e.alloc(f32, {itemRows, dyn}, o.ffn) : Value();
+      // One pack of A large enough for both projections (when either is
+      // blocked over the depth).
+      Value aPack;
+      if (upSchedule.depthBlock > 0 || downSchedule.depthBlock > 0) {
+        std::array<int64_t, 3> upPack = upSchedule.packShape();
+        std::array<int64_t, 3> downPack = downSchedule.packShape();
+        std::array<int64_t, 3> shape;
+        for (int i = 0; i < 3; ++i)
+          shape[i] = std::max(upPack[i], downPack[i]);
+        aPack = e.alloc(f32, shape);
+      }
       // Counters are shared by the items of an expert: atomic adds.
       auto count = [&](int64_t which, Value amount) {
         Value increment = e.toI64(amount);
@@ -147,6 +172,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       project.depth = o.hidden;
       project.n = o.ffn;
       project.rowOfC = local;
+      project.schedule = upSchedule;
       if (counters)
         project.afterBlock = countMacs;
       project.b = o.wUp;
@@ -190,6 +216,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       down.rowEnd = last;
       down.depth = o.ffn;
       down.n = o.hidden;
+      down.schedule = downSchedule;
       if (o.bDown) {
         down.bias = o.bDown;
         down.biasPrefix = {expert};

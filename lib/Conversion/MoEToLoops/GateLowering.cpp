@@ -46,6 +46,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GateOp op, GateOp::Adaptor adaptor,
     matmul.rowEnd = numTokens;
     matmul.depth = hidden;
     matmul.n = width;
+    matmul.schedule = getMatmulSchedule(op, getMatmulShape(matmul));
     emitRowMatmul(e, matmul);
   });
   return SmallVector<Value>{finishDestination(e, destination)};

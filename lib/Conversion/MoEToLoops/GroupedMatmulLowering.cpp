@@ -53,6 +53,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, GroupedMatmulOp op,
       matmul.rowEnd = e.load(offsets, e.add(group, e.index(1)));
       matmul.depth = depth;
       matmul.n = n;
+      matmul.schedule = getMatmulSchedule(op, getMatmulShape(matmul));
       emitRowMatmul(e, matmul);
     });
     // Rows that belong to no group are zero.

@@ -16,6 +16,7 @@
 
 #include "moe/Dialect/MoE/Utils/Kernels.h"
 
+#include "moe/Conversion/MoEToLoops/MatmulSchedule.h"
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
@@ -71,11 +72,14 @@ FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, AuxLossOp op,
 /// executed).
 /// With `bPacked`, `b` is `[bPrefix..., ceil(n/32), depth, 32]`: 32-column
 /// panels stored contiguously (`b[p, k, j]` is column `32 p + j`), padding
-/// columns in bounds.
+/// columns in bounds. `schedule` says how the loops are blocked (set it with
+/// getMatmulSchedule(op, getMatmulShape(matmul)) once the buffers are set).
 struct RowMatmul {
   Value a, b, c;
-  /// Optional scratch for the packed rows of A, f32 [32, 256, 8] (allocated
-  /// by the kernel when null; pass one to hoist it out of loops).
+  MatmulSchedule schedule;
+  /// Optional scratch for the packed rows of A, f32 of at least the
+  /// schedule's packShape() (allocated by the kernel when null; pass one to
+  /// hoist it out of loops).
   Value aPack;
   bool bPacked = false;
   SmallVector<Value> bPrefix;
@@ -86,8 +90,14 @@ struct RowMatmul {
   std::function<void(Value, Value, Value)> afterBlock;
 };
 void emitRowMatmul(LoopEmitter &e, const RowMatmul &matmul);
-/// A scratch buffer for RowMatmul::aPack.
-Value allocMatmulPack(LoopEmitter &e);
+/// A scratch buffer for RowMatmul::aPack of `schedule`.
+Value allocMatmulPack(LoopEmitter &e, const MatmulSchedule &schedule);
+/// The element types and static sizes of `matmul` (its buffers, `depth` and
+/// `n` must be set), for choosing its schedule.
+MatmulShape getMatmulShape(const RowMatmul &matmul);
+/// The static value of an index `size` (a constant, or a memref.dim of a
+/// static dimension), or ShapedType::kDynamic.
+int64_t getStaticSize(Value size);
 
 /// The offsets of a grouped op, sanitised as the contract says: `o[0] = 0`,
 /// `o[e+1] = clamp(o[e+1], o[e], numRows)`. Returns an `index` buffer of

@@ -5,25 +5,29 @@
 //===----------------------------------------------------------------------===//
 //
 // The matmul of the router (moe.gate, the fused moe.route_dispatch) and of
-// the expert FFNs (moe.expert_ffn, moe.grouped_matmul):
+// the expert FFNs (moe.expert_ffn, moe.grouped_matmul), generated from a
+// MatmulSchedule (MatmulSchedule.h; the defaults in brackets):
 //
-//   for each chunk of up to 256 rows (its A rows stay in L2):
-//     for each panel of 32 columns (then one of 16, then one masked):
-//       for each block of 8 rows (then one of 4, then one of 2 and single
-//       rows, those two across 4 panels at once):
-//         rows x (panel / 16) vector<16xf32> accumulators live in registers
-//         across the whole depth loop: per k, the panel's vector loads of
-//         B, one broadcast per row of A, one vector.fma per accumulator
+//   for each chunk of `chunkRows` rows [256] (its A rows stay in L2):
+//     for each depth block of `depthBlock` [256] (f32 C only; A's rows of
+//     the chunk and block packed first):
+//       for each group of `tailPanels` [4] panels of 32 columns:
+//         per panel, blocks of `rows` [8] rows, then at most one of
+//         `tailRows` [4]; the rows left, in blocks of 2 and 1 across the
+//         whole group of panels
+//       the remaining 32-column panels, then single vectors of `lanes`
+//       [16] columns, then one masked vector (packed B: one masked panel)
 //
-// The panel of B ([depth, 32], 128 KiB at depth 1024) is reused by every row
-// block of the chunk from L2; an 8x32 block keeps 16 accumulators, enough
-// independent FMA chains to cover the FMA latency of two pipes. The masked
-// panel touches nothing outside the matrix.
+// A block keeps rows x (32 / lanes) vector accumulators in registers across
+// its depth: per k, the panel's vector loads of B, one broadcast per row of
+// A, one vector.fma per accumulator. The panel of B is reused by every row
+// block of the chunk from L2. The masked panel touches nothing outside the
+// matrix.
 //
 // Every output element is `fma(a[k], b[k], ...)` over k = 0, 1, ... from
-// 0.0, then `+ bias`: the blocking never changes the value, so lowerings
+// 0.0, then `+ bias`: the schedule never changes the value, so lowerings
 // that share this kernel (moe.gate and moe.route_dispatch) agree bit for
-// bit whatever their tiles.
+// bit whatever their tiles and schedules.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,6 +35,7 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -38,49 +43,27 @@ using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
 namespace {
-/// f32 lanes of one vector.
-constexpr int64_t kLanes = 16;
-/// Vectors per row of a full panel (32 columns).
-constexpr int64_t kPanelVectors = 2;
-/// Panels whose last 1-3 rows (blocks of 2 and 1) are computed together.
-constexpr int64_t kQuadPanels = 4;
-/// Rows of the largest register block, then of the next one.
-constexpr int64_t kBigRows = 8;
-constexpr int64_t kMidRows = 4;
-/// Rows per L2 chunk.
-constexpr int64_t kChunkRows = 256;
-/// Depth per L1 block (a [256, 32] f32 slice of B is 32 KiB).
-constexpr int64_t kDepthBlock = 256;
-/// How many k steps ahead blocks of packed B prefetch their panel. The
-/// hardware prefetchers stop at 4 KiB pages, and a block of 4 or 8 rows
-/// streams a single panel: without software prefetch it waits for DRAM at
-/// every page and overlaps neither its FMAs with the loads nor the loads
-/// with each other. Measured on S1's expert FFN (2 threads, cold weights):
-/// 8 rows per expert 17.7 -> 12.6 ms, 16 rows 22.3 -> 17.7 ms, 128 rows
-/// 97.8 -> 76.8 ms. Distances of 16 and 64 were no better.
-constexpr int64_t kPrefetchDistance = 32;
-/// Blocks with at least this many rows prefetch; the blocks of 1 and 2
-/// rows stream 4 panels at once and gain nothing measurable from it.
-constexpr int64_t kPrefetchMinRows = 4;
-
 class MatmulEmitter {
 public:
   MatmulEmitter(LoopEmitter &e, const RowMatmul &m)
-      : e(e), m(m),
-        vectorType(VectorType::get({kLanes}, e.b.getF32Type())) {}
+      : e(e), m(m), s(m.schedule), panelVectors(s.panelVectors()),
+        vectorType(VectorType::get({s.lanes}, e.b.getF32Type())) {}
 
   void emit() {
-    Value chunk = e.index(kChunkRows);
+    Value chunk = e.index(s.chunkRows);
     Value chunks = arith::CeilDivUIOp::create(
         e.b, e.sub(m.rowEnd, m.rowBegin), chunk);
-    // Depth blocks keep a panel's [256, 32] slice of B in L1 across the row
-    // blocks of a chunk; the partial sums go through C, which must be f32
-    // for that (exactly the same FMA chain: a stored f32 is reloaded as is).
-    bool blocked = llvm::cast<MemRefType>(m.c.getType())
-                       .getElementType()
-                       .isF32();
+    // Depth blocks keep a panel's [depthBlock, 32] slice of B in L1 across
+    // the row blocks of a chunk; the partial sums go through C, which must
+    // be f32 for that (exactly the same FMA chain: a stored f32 is reloaded
+    // as is). The schedule blocks nothing else.
+    bool blocked = s.depthBlock > 0;
+    assert((!blocked || llvm::cast<MemRefType>(m.c.getType())
+                            .getElementType()
+                            .isF32()) &&
+           "only an f32 C holds the partial sums of depth blocks");
     if (blocked)
-      aPack = m.aPack ? m.aPack : allocMatmulPack(e);
+      aPack = m.aPack ? m.aPack : allocMatmulPack(e, s);
     e.loop(e.index(0), chunks, [&](Value c) {
       Value begin = e.add(m.rowBegin, e.mul(c, chunk));
       Value end = e.minSI(e.add(begin, chunk), m.rowEnd);
@@ -92,7 +75,7 @@ public:
         emitChunk(begin, end);
         return;
       }
-      Value depthBlock = e.index(kDepthBlock);
+      Value depthBlock = e.index(s.depthBlock);
       Value blocks = arith::CeilDivUIOp::create(e.b, m.depth, depthBlock);
       chunkBegin = begin;
       // At least one block, so that a zero depth still writes 0 + bias.
@@ -111,15 +94,16 @@ public:
 
 private:
   /// Copies the chunk's rows [begin, end) x depth block of A into aPack,
-  /// [group of 8 rows][k][row in group], so that a block's 8 broadcasts per
-  /// k come from one contiguous 32-byte run. Rows past `end` read as 0.
+  /// [group of `rows` rows][k][row in group], so that a block's broadcasts
+  /// per k come from one contiguous run. Rows past `end` read as 0.
   void emitPackA(Value begin, Value end) {
-    Value eight = e.index(kBigRows);
-    Value groups = arith::CeilDivUIOp::create(e.b, e.sub(end, begin), eight);
+    Value groupRows = e.index(s.rows);
+    Value groups =
+        arith::CeilDivUIOp::create(e.b, e.sub(end, begin), groupRows);
     Value zeroF = e.f32(0.0f);
     e.loop(e.index(0), groups, [&](Value g) {
-      e.loop(e.index(0), eight, [&](Value j) {
-        Value row = e.add(begin, e.add(e.mul(g, eight), j));
+      e.loop(e.index(0), groupRows, [&](Value j) {
+        Value row = e.add(begin, e.add(e.mul(g, groupRows), j));
         Value valid = e.cmpi(arith::CmpIPredicate::slt, row, end);
         Value safeRow = e.select(valid, row, begin);
         Value aRow = m.rowOfA ? m.rowOfA(safeRow) : safeRow;
@@ -135,59 +119,57 @@ private:
 
   /// Rows [begin, end) over all columns, panel by panel.
   void emitChunk(Value begin, Value end) {
-    Value wide = e.index(kLanes * kPanelVectors);
-    Value narrow = e.index(kLanes);
-    // Groups of 4 panels: blocks of 8 and 4 rows panel by panel, then the
-    // last 1-3 rows across all 4 panels at once (8 or 16 accumulators:
-    // enough independent FMA chains when an expert has only a few rows).
-    Value quadWidth = e.index(kLanes * kPanelVectors * kQuadPanels);
-    Value quads = arith::DivUIOp::create(e.b, m.n, quadWidth);
-    e.loop(e.index(0), quads, [&](Value q) {
-      Value col = e.mul(q, quadWidth);
+    Value wide = e.index(kPanelColumns);
+    Value narrow = e.index(s.lanes);
+    // Groups of `tailPanels` panels: the main and tail blocks panel by
+    // panel, then the rows left in blocks of 2 and 1 across the whole group
+    // (enough independent FMA chains when an expert has only a few rows).
+    Value groupWidth = e.index(kPanelColumns * s.tailPanels);
+    Value groups = arith::DivUIOp::create(e.b, m.n, groupWidth);
+    e.loop(e.index(0), groups, [&](Value q) {
+      Value col = e.mul(q, groupWidth);
       Value singles;
-      for (int64_t p = 0; p < kQuadPanels; ++p)
-        singles = emitPanelBlocks(begin, end, e.add(col, e.index(p * 32)),
-                                  kPanelVectors, {});
-      // At most 3 rows are left: a block of 2 and one of 1, each across
-      // the 4 panels, so that a decode step with 2 or 3 rows per expert
-      // streams the expert's weights once or twice, not once per row.
-      Value two = e.index(2);
-      Value hasPair =
-          e.cmpi(arith::CmpIPredicate::sge, e.sub(end, singles), two);
-      e.ifThen(hasPair, [&] {
-        emitBlock(singles, 2, col, kPanelVectors * kQuadPanels, {});
-      });
-      Value pairEnd = e.select(hasPair, e.add(singles, two), singles);
-      e.ifThen(e.cmpi(arith::CmpIPredicate::slt, pairEnd, end), [&] {
-        emitBlock(pairEnd, 1, col, kPanelVectors * kQuadPanels, {});
-      });
+      for (int64_t p = 0; p < s.tailPanels; ++p) {
+        Value panelCol = e.add(col, e.index(p * kPanelColumns));
+        singles = emitPanelBlocks(begin, end, panelCol, panelVectors, {});
+      }
+      emitGroupTail(singles, end, col);
     });
-    Value quadEnd = e.mul(quads, quadWidth);
-    Value panels = arith::DivUIOp::create(e.b, e.sub(m.n, quadEnd), wide);
+    Value groupEnd = e.mul(groups, groupWidth);
+    Value panels = arith::DivUIOp::create(e.b, e.sub(m.n, groupEnd), wide);
     e.loop(e.index(0), panels, [&](Value p) {
-      emitPanel(begin, end, e.add(quadEnd, e.mul(p, wide)), kPanelVectors,
+      emitPanel(begin, end, e.add(groupEnd, e.mul(p, wide)), panelVectors,
                 {});
     });
-    Value done = e.add(quadEnd, e.mul(panels, wide));
-    auto maskType = VectorType::get({kLanes}, e.b.getI1Type());
+    Value done = e.add(groupEnd, e.mul(panels, wide));
+    auto maskType = VectorType::get({s.lanes}, e.b.getI1Type());
     if (m.bPacked) {
       // The last, partial panel: B holds it whole (padded), so only the
       // bias and the stores are masked.
       Value rest = e.sub(m.n, done);
       e.ifThen(e.cmpi(arith::CmpIPredicate::ne, rest, e.index(0)), [&] {
         SmallVector<Value> masks;
-        for (int64_t v = 0; v < kPanelVectors; ++v) {
-          Value lanes = e.sub(rest, e.index(v * kLanes));
+        for (int64_t v = 0; v < panelVectors; ++v) {
+          Value lanes = e.sub(rest, e.index(v * s.lanes));
           masks.push_back(vector::CreateMaskOp::create(e.b, maskType, lanes));
         }
-        emitPanel(begin, end, done, kPanelVectors, masks);
+        emitPanel(begin, end, done, panelVectors, masks);
       });
       return;
     }
     Value narrowEnd = e.mul(arith::DivUIOp::create(e.b, m.n, narrow), narrow);
-    // At most one 16-wide panel is left, then fewer than 16 columns.
-    e.ifThen(e.cmpi(arith::CmpIPredicate::ult, done, narrowEnd),
-             [&] { emitPanel(begin, end, done, 1, {}); });
+    // Fewer than 32 columns are left: whole vectors one at a time (with two
+    // vectors per panel, at most one), then one masked vector.
+    if (panelVectors == 2) {
+      e.ifThen(e.cmpi(arith::CmpIPredicate::ult, done, narrowEnd),
+               [&] { emitPanel(begin, end, done, 1, {}); });
+    } else if (panelVectors > 2) {
+      Value vectors = arith::DivUIOp::create(e.b, e.sub(narrowEnd, done),
+                                             narrow);
+      e.loop(e.index(0), vectors, [&](Value v) {
+        emitPanel(begin, end, e.add(done, e.mul(v, narrow)), 1, {});
+      });
+    }
     Value rest = e.sub(m.n, narrowEnd);
     e.ifThen(e.cmpi(arith::CmpIPredicate::ne, rest, e.index(0)), [&] {
       Value mask = vector::CreateMaskOp::create(e.b, maskType, rest);
@@ -195,9 +177,42 @@ private:
     });
   }
 
-  /// One panel (`vectors` x 16 columns at `col`) for rows [begin, end):
-  /// blocks of 8 rows, then at most one of 4, then single rows. `masks`
-  /// (one per vector, or none) limit the columns.
+  /// The rows [first, end) left by a group's main and tail blocks: blocks of
+  /// 2 rows, then one of 1, each across all the group's panels, so that a
+  /// decode step with 2 or 3 rows per expert streams the expert's weights
+  /// once or twice, not once per row.
+  void emitGroupTail(Value first, Value end, Value col) {
+    int64_t vectors = panelVectors * s.tailPanels;
+    Value two = e.index(2);
+    Value pairEnd;
+    if (maxRowsLeft() <= 3) {
+      // At most one pair.
+      Value hasPair =
+          e.cmpi(arith::CmpIPredicate::sge, e.sub(end, first), two);
+      e.ifThen(hasPair, [&] { emitBlock(first, 2, col, vectors, {}); });
+      pairEnd = e.select(hasPair, e.add(first, two), first);
+    } else {
+      Value pairs = arith::DivUIOp::create(e.b, e.sub(end, first), two);
+      e.loop(e.index(0), pairs, [&](Value p) {
+        emitBlock(e.add(first, e.mul(p, two)), 2, col, vectors, {});
+      });
+      pairEnd = e.add(first, e.mul(pairs, two));
+    }
+    e.ifThen(e.cmpi(arith::CmpIPredicate::slt, pairEnd, end), [&] {
+      emitBlock(pairEnd, 1, col, vectors, {});
+    });
+  }
+
+  /// The most rows that the main and tail blocks of a panel leave.
+  int64_t maxRowsLeft() const {
+    if (s.tailRows <= 0 || s.tailRows >= s.rows)
+      return s.rows - 1;
+    return std::max(s.tailRows - 1, s.rows - 1 - s.tailRows);
+  }
+
+  /// One panel (`vectors` x `lanes` columns at `col`) for rows [begin,
+  /// end): the main and tail blocks, then single rows. `masks` (one per
+  /// vector, or none) limit the columns.
   void emitPanel(Value begin, Value end, Value col, int64_t vectors,
                  ArrayRef<Value> masks) {
     Value singles = emitPanelBlocks(begin, end, col, vectors, masks);
@@ -205,19 +220,22 @@ private:
            [&](Value row) { emitBlock(row, 1, col, vectors, masks); });
   }
 
-  /// The blocks of 8 rows and at most one of 4 of a panel; returns the first
-  /// row left for single-row blocks.
+  /// The main blocks of a panel and at most one tail block; returns the
+  /// first row left.
   Value emitPanelBlocks(Value begin, Value end, Value col, int64_t vectors,
                         ArrayRef<Value> masks) {
-    Value big = e.index(kBigRows);
+    Value big = e.index(s.rows);
     Value bigBlocks = arith::DivUIOp::create(e.b, e.sub(end, begin), big);
     e.loop(e.index(0), bigBlocks, [&](Value b) {
-      emitBlock(e.add(begin, e.mul(b, big)), kBigRows, col, vectors, masks);
+      emitBlock(e.add(begin, e.mul(b, big)), s.rows, col, vectors, masks);
     });
     Value next = e.add(begin, e.mul(bigBlocks, big));
-    Value mid = e.index(kMidRows);
+    if (s.tailRows <= 0 || s.tailRows >= s.rows)
+      return next;
+    Value mid = e.index(s.tailRows);
     Value hasMid = e.cmpi(arith::CmpIPredicate::sge, e.sub(end, next), mid);
-    e.ifThen(hasMid, [&] { emitBlock(next, kMidRows, col, vectors, masks); });
+    e.ifThen(hasMid,
+             [&] { emitBlock(next, s.tailRows, col, vectors, masks); });
     return e.select(hasMid, e.add(next, mid), next);
   }
 
@@ -227,20 +245,21 @@ private:
   void emitBlock(Value row, int64_t rows, Value col, int64_t vectors,
                  ArrayRef<Value> masks) {
     auto maskOf = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
-    // Packed B: vector v of the block is in panel col / 32 + v / 2, at
-    // lane offset 16 (v % 2) (`col` is a multiple of 32 there).
-    Value panel = m.bPacked ? arith::DivUIOp::create(
-                                  e.b, col, e.index(kLanes * kPanelVectors))
-                            : Value();
+    // Packed B: vector v of the block is in panel col / 32 + v /
+    // panelVectors, at lane offset lanes (v % panelVectors) (`col` is a
+    // multiple of 32 there).
+    Value panel =
+        m.bPacked ? arith::DivUIOp::create(e.b, col, e.index(kPanelColumns))
+                  : Value();
     SmallVector<Value> panels, offsets;
     if (m.bPacked)
       for (int64_t v = 0; v < vectors; ++v) {
-        panels.push_back(e.add(panel, e.index(v / kPanelVectors)));
-        offsets.push_back(e.index((v % kPanelVectors) * kLanes));
+        panels.push_back(e.add(panel, e.index(v / panelVectors)));
+        offsets.push_back(e.index((v % panelVectors) * s.lanes));
       }
     SmallVector<Value> cols;
     for (int64_t v = 0; v < vectors; ++v)
-      cols.push_back(e.add(col, e.index(v * kLanes)));
+      cols.push_back(e.add(col, e.index(v * s.lanes)));
     SmallVector<Value> aRows, cRows, groups, lanes;
     for (int64_t r = 0; r < rows; ++r) {
       Value rowR = e.add(row, e.index(r));
@@ -248,9 +267,8 @@ private:
       cRows.push_back(m.rowOfC ? m.rowOfC(rowR) : rowR);
       if (aPack) {
         Value local = e.sub(rowR, chunkBegin);
-        groups.push_back(
-            arith::DivUIOp::create(e.b, local, e.index(kBigRows)));
-        lanes.push_back(arith::RemUIOp::create(e.b, local, e.index(kBigRows)));
+        groups.push_back(arith::DivUIOp::create(e.b, local, e.index(s.rows)));
+        lanes.push_back(arith::RemUIOp::create(e.b, local, e.index(s.rows)));
       }
     }
     // The chains start from 0 in the first depth block and from the partial
@@ -273,7 +291,8 @@ private:
       scf::YieldOp::create(e.b, partial);
       inits = SmallVector<Value>(ifOp.getResults());
     }
-    bool prefetch = m.bPacked && rows >= kPrefetchMinRows;
+    bool prefetch =
+        m.bPacked && s.prefetchDistance > 0 && rows >= s.prefetchMinRows;
     int64_t bBytes =
         llvm::cast<MemRefType>(m.b.getType()).getElementTypeBitWidth() / 8;
     SmallVector<Value> sums = e.loop(
@@ -282,11 +301,11 @@ private:
             // Clamped to the depth block: the address stays in bounds. One
             // prefetch per 64-byte line of the panel's row (a bf16 row of
             // 32 columns is a single line).
-            Value wanted = e.add(k, e.index(kPrefetchDistance));
+            Value wanted = e.add(k, e.index(s.prefetchDistance));
             Value lastK = e.sub(kEnd, e.index(1));
             Value ahead = e.minSI(wanted, lastK);
             for (int64_t v = 0; v < vectors; ++v)
-              if ((v % kPanelVectors) * kLanes * bBytes % 64 == 0)
+              if ((v % panelVectors) * s.lanes * bBytes % 64 == 0)
                 memref::PrefetchOp::create(
                     e.b, m.b,
                     indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
@@ -339,7 +358,7 @@ private:
       storeFinal();
     }
     if (m.afterBlock) {
-      Value width = e.index(vectors * kLanes);
+      Value width = e.index(vectors * s.lanes);
       if (!masks.empty())
         width = e.minSI(width, e.sub(m.n, col));
       Value blockRows = e.index(rows);
@@ -354,12 +373,12 @@ private:
     return all;
   }
 
-  /// 16 consecutive elements of the innermost dimension, in f32 (the lanes
+  /// `lanes` consecutive elements of the innermost dimension, in f32 (the lanes
   /// off `mask` are not read and are 0).
   Value loadVector(Value memref, ValueRange prefix, ValueRange rest,
                    Value mask) {
     Type element = llvm::cast<MemRefType>(memref.getType()).getElementType();
-    auto type = VectorType::get({kLanes}, element);
+    auto type = VectorType::get({s.lanes}, element);
     Value loaded;
     if (mask) {
       Value zero = arith::ConstantOp::create(
@@ -378,7 +397,7 @@ private:
     Type element = llvm::cast<MemRefType>(m.c.getType()).getElementType();
     if (!element.isF32())
       value = arith::TruncFOp::create(
-          e.b, VectorType::get({kLanes}, element), value);
+          e.b, VectorType::get({s.lanes}, element), value);
     if (mask)
       vector::MaskedStoreOp::create(e.b, m.c, ValueRange{row, col}, mask,
                                     value);
@@ -388,6 +407,8 @@ private:
 
   LoopEmitter &e;
   const RowMatmul &m;
+  const MatmulSchedule &s;
+  int64_t panelVectors;
   VectorType vectorType;
   /// The depth block being emitted: [kBegin, kEnd); isFirst / isLast are
   /// runtime conditions, or null when there is a single block.
@@ -398,9 +419,34 @@ private:
 };
 } // namespace
 
-Value mlir::moe::detail::allocMatmulPack(LoopEmitter &e) {
-  return e.alloc(e.b.getF32Type(),
-                 {kChunkRows / kBigRows, kDepthBlock, kBigRows});
+Value mlir::moe::detail::allocMatmulPack(LoopEmitter &e,
+                                         const MatmulSchedule &schedule) {
+  std::array<int64_t, 3> shape = schedule.packShape();
+  return e.alloc(e.b.getF32Type(), shape);
+}
+
+int64_t mlir::moe::detail::getStaticSize(Value size) {
+  if (std::optional<int64_t> value = getConstantIntValue(size))
+    return *value;
+  if (auto dim = size.getDefiningOp<memref::DimOp>())
+    if (std::optional<int64_t> index = dim.getConstantIndex())
+      return llvm::cast<MemRefType>(dim.getSource().getType())
+          .getDimSize(*index);
+  return ShapedType::kDynamic;
+}
+
+MatmulShape mlir::moe::detail::getMatmulShape(const RowMatmul &m) {
+  auto element = [](Value memref) {
+    return llvm::cast<MemRefType>(memref.getType()).getElementType();
+  };
+  MatmulShape shape;
+  shape.a = element(m.a);
+  shape.b = element(m.b);
+  shape.c = element(m.c);
+  shape.bPacked = m.bPacked;
+  shape.depth = getStaticSize(m.depth);
+  shape.columns = getStaticSize(m.n);
+  return shape;
 }
 
 void mlir::moe::detail::emitRowMatmul(LoopEmitter &e, const RowMatmul &m) {

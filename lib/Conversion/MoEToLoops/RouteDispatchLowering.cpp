@@ -106,6 +106,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, RouteDispatchOp op,
           matmul.depth = hidden;
           matmul.n = widthV;
           matmul.rowOfC = [&](Value t) { return e.sub(t, begin); };
+          matmul.schedule = getMatmulSchedule(op, getMatmulShape(matmul));
           emitRowMatmul(e, matmul);
           // Route, normalise and count each token of the tile.
           route.logitAt = [&](Value t, Value i) {

@@ -19,6 +19,8 @@
 //   [packed]     packed weights: [E, ceil(F/32), H, 32] and [E, ceil(H/32), F, 32]
 //                (project rule)
 //   [size]       static dimensions describe at most 2^48 bytes (project rule)
+//   [schedule]   #moe.matmul_schedule fields in range; moe.matmul_schedule holds
+//                one (project rule)
 //   ([segments], operand segment sizes, are in invalid-segments.mlir: generic form)
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
@@ -1138,5 +1140,59 @@ func.func @dispatch_padded_slots(%x: tensor<4x64xf32>, %ids: tensor<4x2xi32>, %r
 func.func @dispatch_padded_type(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %r0: tensor<128x64xbf16>, %o0: tensor<9xi32>, %s0: tensor<?x2xi32>) {
   // expected-error @below {{'moe.dispatch_padded' op operand 'rows_init' must have element type 'f32' (the element type of 'x'), got 'bf16'}}
   %0:3 = moe.dispatch_padded %x, %ids num_experts = 8 into(%r0, %o0, %s0) : tensor<?x64xf32>, tensor<?x2xi32> into tensor<128x64xbf16>, tensor<9xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [schedule] lanes fill a 32-column panel with whole vectors.
+// expected-error @below {{#moe.matmul_schedule expects lanes = 4, 8 or 16 (a panel of 32 columns in whole vectors), got lanes = 12}}
+func.func @schedule_lanes() attributes {moe.matmul_schedule = #moe.matmul_schedule<lanes = 12>} {
+  return
+}
+
+// -----
+
+// [schedule] every field has a range.
+// expected-error @below {{#moe.matmul_schedule expects 1 <= rows <= 16, got rows = 0}}
+func.func @schedule_rows() attributes {moe.matmul_schedule = #moe.matmul_schedule<rows = 0>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{#moe.matmul_schedule expects 0 <= depth_block <= 4096, got depth_block = -1}}
+func.func @schedule_depth() attributes {moe.matmul_schedule = #moe.matmul_schedule<depth_block = -1>} {
+  return
+}
+
+// -----
+
+// expected-error @below {{#moe.matmul_schedule expects 1 <= ffn_rows <= 4096, got ffn_rows = 5000}}
+func.func @schedule_ffn_rows() attributes {moe.matmul_schedule = #moe.matmul_schedule<ffn_rows = 5000>} {
+  return
+}
+
+// -----
+
+// [schedule] the pack of A is bounded.
+// expected-error @below {{#moe.matmul_schedule expects chunk_rows * depth_block <= 1048576 (the f32 pack of A), got 4096 * 512}}
+func.func @schedule_pack() attributes {moe.matmul_schedule = #moe.matmul_schedule<chunk_rows = 4096, depth_block = 512>} {
+  return
+}
+
+// -----
+
+// [schedule] the discardable attribute holds a schedule.
+// expected-error @below {{'moe.matmul_schedule' expects a #moe.matmul_schedule attribute, got 8 : i64}}
+func.func @schedule_kind() attributes {moe.matmul_schedule = 8} {
+  return
+}
+
+// -----
+
+// [schedule] fields are named once each.
+// expected-error @below {{duplicate or unknown struct parameter name: rows}}
+func.func @schedule_twice() attributes {s = #moe.matmul_schedule<rows = 4, rows = 2>} {
   return
 }

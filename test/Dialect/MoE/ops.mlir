@@ -339,6 +339,9 @@ func.func @zero_tokens(%logits: tensor<0x8xf32>) -> tensor<0x2xi32> {
 // CHECK-SAME: l = #moe<activation gelu_tanh>
 // CHECK-SAME: m = #moe.top_p<p = 0.899999976>
 // CHECK-SAME: n = #moe.groups<n = 4, top = 2, score = max>
+// CHECK-SAME: o = #moe.matmul_schedule<lanes = 8, rows = 4, tail_rows = 0, tail_panels = 2, chunk_rows = 64, depth_block = 0, prefetch = 16, prefetch_min_rows = 2, ffn_rows = 32>
+// CHECK-SAME: p = #moe.matmul_schedule<rows = 6>
+// CHECK-SAME: q = #moe.matmul_schedule<>
 func.func @attribute_forms() attributes {
     a = #moe.experts<compute = 4, null = 1, copy = 2, const = 3>,
     b = #moe.top_k, c = #moe.top_p<p = 0.25>, d = #moe.adaptive<tau = 0.0>,
@@ -347,7 +350,11 @@ func.func @attribute_forms() attributes {
     h = #moe.capacity<factor = 0.5, priority = position>,
     i = #moe.groups<n = 2, top = 1>, j = #moe<scoring sigmoid>,
     k = #moe<normalize non_null>, l = #moe<activation gelu_tanh>,
-    m = #moe.top_p<p = 0.9>, n = #moe.groups<n = 4, top = 2, score = max>} {
+    m = #moe.top_p<p = 0.9>, n = #moe.groups<n = 4, top = 2, score = max>,
+    o = #moe.matmul_schedule<ffn_rows = 32, lanes = 8, rows = 4, tail_rows = 0,
+                             tail_panels = 2, chunk_rows = 64, depth_block = 0,
+                             prefetch = 16, prefetch_min_rows = 2>,
+    p = #moe.matmul_schedule<rows = 6>, q = #moe.matmul_schedule<>} {
   return
 }
 

@@ -392,3 +392,39 @@ LogicalResult GroupsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << ", got top = " << top;
   return success();
 }
+
+LogicalResult MatmulScheduleAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, std::optional<int64_t> lanes,
+    std::optional<int64_t> rows, std::optional<int64_t> tailRows,
+    std::optional<int64_t> tailPanels, std::optional<int64_t> chunkRows,
+    std::optional<int64_t> depthBlock, std::optional<int64_t> prefetch,
+    std::optional<int64_t> prefetchMinRows, std::optional<int64_t> ffnRows) {
+  if (lanes && *lanes != 4 && *lanes != 8 && *lanes != 16)
+    return emitError() << "#moe.matmul_schedule expects lanes = 4, 8 or 16 "
+                          "(a panel of 32 columns in whole vectors), got "
+                          "lanes = "
+                       << *lanes;
+  struct Range {
+    StringLiteral name;
+    std::optional<int64_t> value;
+    int64_t min, max;
+  };
+  Range ranges[] = {{"rows", rows, 1, 16},
+                    {"tail_rows", tailRows, 0, 16},
+                    {"tail_panels", tailPanels, 1, 8},
+                    {"chunk_rows", chunkRows, 1, 4096},
+                    {"depth_block", depthBlock, 0, 4096},
+                    {"prefetch", prefetch, 0, 1024},
+                    {"prefetch_min_rows", prefetchMinRows, 1, 16},
+                    {"ffn_rows", ffnRows, 1, 4096}};
+  for (const Range &range : ranges)
+    if (range.value && (*range.value < range.min || *range.value > range.max))
+      return emitError() << "#moe.matmul_schedule expects " << range.min
+                         << " <= " << range.name << " <= " << range.max
+                         << ", got " << range.name << " = " << *range.value;
+  if (chunkRows && depthBlock && *chunkRows * *depthBlock > (int64_t(1) << 20))
+    return emitError() << "#moe.matmul_schedule expects chunk_rows * "
+                          "depth_block <= 1048576 (the f32 pack of A), got "
+                       << *chunkRows << " * " << *depthBlock;
+  return success();
+}

@@ -19,3 +19,15 @@ void MoEDialect::initialize() {
       >();
   registerAttributes();
 }
+
+LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attribute) {
+  // Only the attributes that users write are checked here; the GPU
+  // conversion's own markers (`moe.device_buffer`, ...) are its business.
+  if (attribute.getName() == MatmulScheduleAttr::getAttributeName() &&
+      !llvm::isa<MatmulScheduleAttr>(attribute.getValue()))
+    return op->emitError() << "'" << MatmulScheduleAttr::getAttributeName()
+                           << "' expects a #moe.matmul_schedule attribute, got "
+                           << attribute.getValue();
+  return success();
+}

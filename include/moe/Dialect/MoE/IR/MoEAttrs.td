@@ -251,4 +251,73 @@ def MoE_GroupsAttr : MoE_Attr<"Groups", "groups"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// CPU kernel schedules
+//===----------------------------------------------------------------------===//
+
+// An integer that may be left out (then the schedule chooser decides).
+def MoE_OptionalIntParam : OptionalParameter<"std::optional<int64_t>"> {
+  let printer = "$_printer << *$_self";
+}
+
+def MoE_MatmulScheduleAttr : MoE_Attr<"MatmulSchedule", "matmul_schedule"> {
+  let summary = "overrides of the CPU matmul kernel's schedule";
+  let description = [{
+    The CPU lowering (`convert-moe-to-loops` and the bufferization models
+    that `moe-cpu-pipeline` runs) computes the matmuls of `moe.gate`,
+    `moe.route_dispatch`, `moe.grouped_matmul` and `moe.expert_ffn` with one
+    register-blocked kernel whose schedule a single function chooses from
+    the target and the matmul's shape. Placed as the discardable attribute
+    `moe.matmul_schedule` on one of those ops or on any op around them (a
+    function, a module), this attribute overrides the fields it names; the
+    innermost one wins, and the fields it leaves out keep the chosen values.
+    A schedule never changes a value: every output element is the same f32
+    fused multiply-add chain over the depth in order, whatever the blocking.
+
+    | field | meaning | default | range |
+    |---|---|---|---|
+    | `lanes` | f32 lanes of one vector (a panel is 32 columns: `32 / lanes` vectors) | 16 | 4, 8, 16 |
+    | `rows` | rows of the main register block (`rows * 32 / lanes` accumulators) | 8 | 1 to 16 |
+    | `tail_rows` | rows of the one smaller block after the main blocks (0: none) | 4 | 0 to 16 |
+    | `tail_panels` | panels that the last rows (blocks of 2 and 1) cover at once | 4 | 1 to 8 |
+    | `chunk_rows` | rows per L2 chunk (the rows of A packed together) | 256 | 1 to 4096 |
+    | `depth_block` | depth per L1 block, with A packed per block (0: not blocked; only f32 results are blocked) | 256 | 0 to 4096 |
+    | `prefetch` | k steps ahead that blocks prefetch packed weights (0: none) | 32 | 0 to 1024 |
+    | `prefetch_min_rows` | the fewest rows of a block that prefetches | 4 | 1 to 16 |
+    | `ffn_rows` | rows of one `moe.expert_ffn` work item (its f32 scratch) | 128 | 1 to 4096 |
+
+    `chunk_rows * depth_block` may not exceed 2^20 (the pack of A is
+    f32 `[ceil(chunk_rows / rows), depth_block, rows]`). The GPU lowering
+    ignores the attribute.
+
+    Example:
+
+    ```mlir
+    func.func @f(...) attributes {
+        moe.matmul_schedule = #moe.matmul_schedule<lanes = 8, rows = 4>} {
+      ...
+    }
+    ```
+  }];
+  let parameters = (ins
+    MoE_OptionalIntParam:$lanes,
+    MoE_OptionalIntParam:$rows,
+    MoE_OptionalIntParam:$tail_rows,
+    MoE_OptionalIntParam:$tail_panels,
+    MoE_OptionalIntParam:$chunk_rows,
+    MoE_OptionalIntParam:$depth_block,
+    MoE_OptionalIntParam:$prefetch,
+    MoE_OptionalIntParam:$prefetch_min_rows,
+    MoE_OptionalIntParam:$ffn_rows
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The name of the discardable attribute that carries it.
+    static constexpr ::llvm::StringLiteral getAttributeName() {
+      return ::llvm::StringLiteral("moe.matmul_schedule");
+    }
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

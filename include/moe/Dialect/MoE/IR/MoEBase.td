@@ -43,6 +43,8 @@ def MoE_Dialect : Dialect {
   }];
 
   let useDefaultAttributePrinterParser = 1;
+  // `moe.matmul_schedule` on any op must hold a #moe.matmul_schedule.
+  let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
   }];
