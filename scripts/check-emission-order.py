@@ -18,7 +18,7 @@ import sys
 # Calls through these objects create IR unless the method is a pure getter.
 BUILDERS = r"(?:\be|\bd|\bd\.e|\bb|\be\.b|\brewriter|\bbuilder|\broute|\bdevice)"
 EMITS = [
-    re.compile(BUILDERS + r"\s*\.\s*(?!get|set|is|has|dyn_cast|cast|b\b)(\w+)\s*\("),
+    re.compile(BUILDERS + r"\s*\.\s*(?!get|set|has|isa\b|dyn_cast|cast|b\b)(\w+)\s*\("),
     re.compile(r"::create\s*\("),
     re.compile(r"\bemit[A-Z]\w*\s*\("),
     re.compile(r"\b(?:fetch|input|alloc|buffer|allocLike|allocShaped)\s*\("),
@@ -89,12 +89,30 @@ CALL = re.compile(r"[\w>)\]]\s*\(")
 KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "catch"}
 
 
+# The emitters' own methods that create IR (those returning a Value), read
+# from their headers: inside the emitters' member functions they are called
+# unqualified (`loop(index(0), dim(x, 0), ...)`).
+EMITTER_HEADERS = ["include/moe/Dialect/MoE/Utils/LoopEmitter.h",
+                   "lib/Conversion/MoEToGPU/DeviceEmitter.h"]
+_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def emitter_methods():
+    names = set()
+    for header in EMITTER_HEADERS:
+        text = strip((_ROOT / header).read_text(encoding="utf-8"))
+        names.update(re.findall(r"\bValue\s+(\w+)\s*\(", text))
+    return names
+
+
 def check(path):
     text = strip(open(path, encoding="utf-8").read())
     # Lambdas and functions of this file that create IR: a lambda defined
     # with `auto name = [...]` whose body uses a builder, and every function
     # taking an emitter.
     names = set()
+    if re.search(r"\b(?:Loop|Device)Emitter::\w+\s*\(", text):
+        names |= emitter_methods()
     for m in re.finditer(r"auto\s+(\w+)\s*=\s*\[", text):
         brace = text.find("{", m.end())
         body, _ = arguments(text, brace) if brace >= 0 else ([], 0)

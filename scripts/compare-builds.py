@@ -9,9 +9,14 @@ inputs under test/Integration, test/Conversion and test/Pipelines (lines
 expecting diagnostics are skipped), both binaries run with ARGS and their
 outputs must be byte-identical.
 
+scripts/sanitize.sh runs it after the sanitizer build (the gcc build of
+build/ against the clang build of build-sanitize/).
+
 Usage: compare-builds.py MOE_OPT_A MOE_OPT_B [TEST_DIR...]
 """
+import concurrent.futures
 import difflib
+import os
 import pathlib
 import re
 import shlex
@@ -52,17 +57,22 @@ def main(argv):
         return 2
     a, b = argv[1], argv[2]
     dirs = argv[3:] or [str(ROOT / d) for d in DIRS]
-    compared, differ = 0, []
-    for directory in dirs:
-        for path in sorted(pathlib.Path(directory).rglob("*.mlir")):
-            if "Inputs" in path.parts:
-                continue
-            for args in commands(path):
-                codeA, outA = run(a, path, args)
-                codeB, outB = run(b, path, args)
-                compared += 1
-                if codeA != codeB or outA != outB:
-                    differ.append((path, args, codeA, codeB, outA, outB))
+    jobs = [(path, args) for directory in dirs
+            for path in sorted(pathlib.Path(directory).rglob("*.mlir"))
+            if "Inputs" not in path.parts for args in commands(path)]
+
+    def compare(job):
+        path, args = job
+        codeA, outA = run(a, path, args)
+        codeB, outB = run(b, path, args)
+        return path, args, codeA, codeB, outA, outB
+
+    differ = []
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for path, args, codeA, codeB, outA, outB in pool.map(compare, jobs):
+            if codeA != codeB or outA != outB or codeA != 0:
+                differ.append((path, args, codeA, codeB, outA, outB))
+    compared = len(jobs)
     for path, args, codeA, codeB, outA, outB in differ:
         print(f"DIFFERENT: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
               f"{' '.join(args)} (exit {codeA} vs {codeB})")
@@ -73,7 +83,7 @@ def main(argv):
                 print("  ...")
                 break
             print("  " + line)
-    print(f"compare-builds: {compared} outputs compared, {len(differ)} differ")
+    print(f"compare-builds: {compared} outputs compared, {len(differ)} differ or failed")
     return 1 if differ else 0
 
 

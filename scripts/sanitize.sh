@@ -7,7 +7,9 @@
 #    -fsanitize=address too (MOE_MLIR_SANITIZE=1 makes moe_mlir.compile lower
 #    to LLVM IR, mark every function sanitize_address and compile it with
 #    clang), so an out-of-bounds read or write of a moe kernel is reported;
-#  * the lit suite (moe-opt and the plugin under ASan) and the Python tests
+#  * the lit suite (moe-opt and the plugin under ASan), the IR of the
+#    lowering and pipeline tests compared with the gcc build's
+#    (scripts/compare-builds.py), and the Python tests
 #    that execute compiled code (differential, edge cases, API, null
 #    elision, AOT) run with the ASan runtime preloaded into Python.
 # Any report fails the run.
@@ -44,6 +46,17 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
 echo "== lit under ASan/UBSan"
 LD_PRELOAD="$ASAN_RUNTIME" "$LLVM_PREFIX/bin/lit" -sv "$BUILD_DIR/test"
+
+# Deterministic IR: the gcc build (build/) and this clang build print the
+# same IR for every lowering and pipeline input of the lit suite.
+MAIN_BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
+if [ -x "$MAIN_BUILD_DIR/bin/moe-opt" ]; then
+  echo "== gcc and clang builds print the same IR"
+  LD_PRELOAD="$ASAN_RUNTIME" /usr/bin/python3 "$ROOT/scripts/compare-builds.py" \
+    "$MAIN_BUILD_DIR/bin/moe-opt" "$BUILD_DIR/bin/moe-opt"
+else
+  echo "== no gcc build in $MAIN_BUILD_DIR: builds not compared"
+fi
 
 echo "== compiled-code tests under ASan (generated code instrumented too)"
 MOE_BUILD_DIR="$BUILD_DIR" MOE_MLIR_SANITIZE=1 LD_PRELOAD="$ASAN_RUNTIME" \

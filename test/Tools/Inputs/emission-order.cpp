@@ -14,3 +14,12 @@ void fine(LoopEmitter &e, Value a, Value b) {
   e.loop(la, sum, [&](Value i) { e.store(i, a, {e.index(0)}); });
   // e.add(e.load(a), e.load(b)) in a comment is not code.
 }
+void flaggedToo(LoopEmitter &e, Value x) {
+  Value r = e.select(e.isNaN(x), x, e.f32(0.0f));
+}
+// Inside the emitters' members, their methods are called unqualified.
+void LoopEmitter::copyLike(Value from) {
+  loop(index(0), dim(from, 0), [&](Value i) {});
+  Value size = dim(from, 0);
+  loop(index(0), size, [&](Value i) {});
+}

@@ -254,7 +254,9 @@ Value mlir::moe::emitActivation(LoopEmitter &e, Activation activation,
   }
   case Activation::relu: {
     Value positive = e.cmpf(arith::CmpFPredicate::OGT, x, e.f32(0.0f));
-    return e.select(e.isNaN(x), x, e.select(positive, x, e.f32(0.0f)));
+    Value rectified = e.select(positive, x, e.f32(0.0f));
+    Value nan = e.isNaN(x);
+    return e.select(nan, x, rectified);
   }
   }
   llvm_unreachable("unknown activation");

@@ -129,7 +129,9 @@ void LoopEmitter::copy(Value from, Value to) {
       store(load(from, indices), to, indices);
       return;
     }
-    loop(index(0), dim(from, d), [&](Value i) {
+    Value zero = index(0);
+    Value size = dim(from, d);
+    loop(zero, size, [&](Value i) {
       indices.push_back(i);
       nest(d + 1);
       indices.pop_back();
