@@ -60,10 +60,9 @@ def build(args):
     package = os.path.join(out, "moe_mlir")
     os.makedirs(package)
     source = os.path.join(os.path.dirname(HERE), "python", "moe_mlir")
-    for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
-                 "reference.py", "routing.py", "strategies.py", "cost.py", "run.py",
-                 "gpu_cases.py"):
-        shutil.copy(os.path.join(source, file), package)
+    for file in sorted(os.listdir(source)):  # the top-level modules, not export/
+        if file.endswith(".py"):
+            shutil.copy(os.path.join(source, file), package)
     shutil.copy(os.path.abspath(__file__), out)
     with tarfile.open(out + ".tar.gz", "w:gz") as tar:
         tar.add(out, arcname=os.path.basename(out))

@@ -72,10 +72,10 @@ def main():
     package = os.path.join(out, "moe_mlir")
     os.makedirs(package)
     source = os.path.join(ROOT, "python", "moe_mlir")
-    for file in ("__init__.py", "aot.py", "compiler.py", "conformance.py", "cuda.py",
-                 "reference.py",
-                 "gpu_cases.py", "routing.py", "strategies.py", "cost.py", "run.py"):
-        if os.path.exists(os.path.join(source, file)):
+    # The package's top-level modules (not the exporters): the runner needs
+    # the ctypes calling convention and the reference, not the compiler.
+    for file in sorted(os.listdir(source)):
+        if file.endswith(".py"):
             shutil.copy(os.path.join(source, file), package)
     for file in ("run_cases.py", "run.sh"):
         shutil.copy(os.path.join(ROOT, "tools", "gpu-runner", file), out)

@@ -11,6 +11,9 @@ Compiler entry points (they need the native extension, built by
                                  token ids [B, S] to logits [B, S, vocab]
   CompileError                -- verifier, pass or code generation failures
 
+Each takes a ``target`` of one vocabulary (``targets``: "cpu", "gpu",
+"gpu-emulated"); ``aot.build_shared_library`` and ``moe-run`` too.
+
 Pure-NumPy submodules (no compiler needed):
 
   reference    -- the NumPy reference of every op of the `moe` dialect (the
@@ -27,11 +30,12 @@ __all__ = ["CompileError", "compile", "compile_route", "compile_layer", "load_hf
            "set_num_threads", "reference", "conformance"]
 
 
-def load_hf(folder: str):
+def load_hf(folder: str, target: str = "cpu"):
     """A Hugging Face checkpoint folder (``config.json`` and
     ``model.safetensors`` or shards with ``model.safetensors.index.json``)
     as a callable ``model(ids [B, S]) -> logits [B, S, vocab]`` (float32),
-    compiled on the first call. Every problem with the folder is a
-    ``ValueError`` naming the file, field or tensor (see docs/Export.md)."""
+    compiled for ``target`` ("cpu" or "gpu-emulated") on the first call.
+    Every problem with the folder is a ``ValueError`` naming the file, field
+    or tensor (see docs/Export.md)."""
     from .export.hf import HFLanguageModel
-    return HFLanguageModel(folder)
+    return HFLanguageModel(folder, target=target)

@@ -1,6 +1,6 @@
 """Command line: ``python -m moe_mlir <command>``.
 
-  aot IN.mlir -o OUT.so [--cpu native|x86-64|...] [-O3]
+  aot IN.mlir -o OUT.so [--cpu native|x86-64|...] [-O3] [--target cpu|gpu]
       compile a module into a shared library (plus OUT.so.json)
   lower IN.mlir [--llvm-ir]
       print the module after the CPU pipeline (LLVM dialect or LLVM IR)
@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     aot.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4))
     aot.add_argument("--instrument-ffn", action="store_true",
                      help="count rows and multiply-adds of every expert FFN")
+    aot.add_argument("--target", default="cpu",
+                     help="what to compile for: cpu (default) or gpu (moe_mlir.targets)")
     lower = commands.add_parser("lower", help="print the module after the CPU pipeline")
     lower.add_argument("input", help="MLIR file ('-' for stdin)")
     lower.add_argument("--llvm-ir", action="store_true", help="print LLVM IR")
@@ -40,7 +42,8 @@ def main(argv=None) -> int:
             from .aot import build_shared_library
             signatures = build_shared_library(text, args.output, cpu=args.cpu,
                                               opt_level=args.opt_level,
-                                              instrument_ffn=args.instrument_ffn)
+                                              instrument_ffn=args.instrument_ffn,
+                                              target=args.target)
             public = [name for name, sig in signatures.items() if sig[2]]
             print(f"wrote {args.output} (entry points: "
                   f"{', '.join('_mlir_ciface_' + n for n in public)})")
@@ -50,6 +53,9 @@ def main(argv=None) -> int:
     except CompileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except ValueError as error:  # an argument, e.g. a target that aot does not support
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

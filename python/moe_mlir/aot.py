@@ -1,7 +1,8 @@
 """Ahead-of-time compilation: an MLIR module becomes a shared library.
 
 ``build_shared_library(mlir_text, "libmodel.so")`` lowers the module with the
-CPU pipeline, emits an optimised position-independent object with LLVM, and
+pipeline of its target (``"cpu"``, the default, or ``"gpu"``; see
+``moe_mlir.targets``), emits an optimised position-independent object with LLVM, and
 links it with the system C compiler. The library exports the
 ``_mlir_ciface_<name>`` entry point of every public function and depends on
 libc and libm only (no libMLIR, no libLLVM). A JSON file next to it
@@ -19,7 +20,10 @@ import tempfile
 from typing import Dict, Optional, Sequence
 
 from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
-                       check_opt_level, cpu_pipeline, require_status_argument)
+                       check_opt_level, require_status_argument)
+from .targets import (DEFAULT_CHIPS, check_target, gpu_pipeline, pipeline_has_device_arguments,
+                      pipeline_is_gpu)
+from .targets import pipeline as target_pipeline
 
 #: The calling convention of the libraries this version builds and loads.
 #: 1 (no "abi" in the signature file): run-time errors went to the
@@ -28,23 +32,8 @@ from .compiler import (CompiledFunction, _openmp_libs, _require_native, _transla
 #: after a run-time size error).
 ABI_VERSION = 2
 
-__all__ = ["ABI_VERSION", "build_shared_library", "cuda_runtime_library", "gpu_pipeline", "load",
-           "SharedLibrary"]
-
-#: The NVIDIA targets a GPU library is built for by default (one cubin each,
-#: plus the first one's PTX, in one fatbin).
-DEFAULT_CHIPS = ("sm_80", "sm_90a")
-
-
-def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False) -> str:
-    """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``."""
-    chips = tuple(chips)
-    if not chips or not all(isinstance(c, str) and c.startswith("sm_") for c in chips):
-        raise ValueError(f"chips must be NVIDIA targets such as 'sm_80', got {chips!r}")
-    options = "chips=" + ",".join(chips)
-    if device_arguments:
-        options += " device-arguments=true"
-    return "moe-gpu-pipeline{" + options + "}"
+__all__ = ["ABI_VERSION", "DEFAULT_CHIPS", "build_shared_library", "cuda_runtime_library",
+           "gpu_pipeline", "load", "SharedLibrary"]
 
 
 def cuda_runtime_library() -> str:
@@ -78,30 +67,33 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     ``cpu`` is an LLVM CPU name ("native" for the host, "x86-64" for any
     x86-64) for the host code. ``parallel`` runs the expert FFN on OpenMP
     threads; the library then also depends on the LLVM OpenMP runtime
-    (libomp). ``target="gpu"`` compiles the moe ops to NVIDIA kernels for
+    (libomp). ``target`` is ``"cpu"`` or ``"gpu"`` (``moe_mlir.targets``):
+    ``"gpu"`` compiles the moe ops to NVIDIA kernels for
     ``chips`` (moe-gpu-pipeline); the library then depends on
     libmoe_cuda_runtime.so, found next to it ($ORIGIN) or where it was
     built, and on the CUDA driver at run time. With ``device_arguments``
     the functions take device pointers and return device buffers (call
-    them through ``moe_mlir.cuda.DeviceFunction``). Returns the signatures
+    them through ``moe_mlir.cuda.DeviceFunction``). An option of another
+    target (``instrument_ffn`` or ``parallel`` with ``"gpu"``,
+    ``device_arguments`` with ``"cpu"``) is a ``ValueError``, and an explicit
+    ``pipeline`` (text) replaces the target's. Returns the signatures
     {name: (argument types, result types, is_public)} that are also written
     to ``output + ".json"``."""
-    native = _require_native()
     opt_level = check_opt_level(opt_level)
-    if target not in ("cpu", "gpu"):
-        raise ValueError(f"target must be 'cpu' or 'gpu', got {target!r}")
+    target = check_target(target, "build_shared_library")
+    if pipeline is None:
+        pipeline = target_pipeline(target, instrument_ffn=instrument_ffn, parallel=parallel,
+                                   chips=chips, device_arguments=device_arguments)
+    native = _require_native()
     output = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
         obj = os.path.join(tmp, "module.o")
-        if pipeline is None:
-            pipeline = gpu_pipeline(chips, device_arguments) if target == "gpu" else \
-                cpu_pipeline(instrument_ffn, parallel)
         signatures = _translate_errors(native.emit_object, mlir_text, pipeline, obj,
                                        opt_level, cpu)
         command = [_c_compiler(), "-shared", "-o", output, obj, "-lm"]
         for runtime in _openmp_libs(pipeline):
             command += [runtime, f"-Wl,-rpath,{os.path.dirname(runtime)}"]
-        if pipeline.startswith("moe-gpu-pipeline"):
+        if pipeline_is_gpu(pipeline):
             runtime = cuda_runtime_library()
             command += [f"-L{os.path.dirname(runtime)}", "-lmoe_cuda_runtime",
                         "-Wl,-rpath,$ORIGIN", f"-Wl,-rpath,{os.path.dirname(runtime)}"]
@@ -116,8 +108,8 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
                   for name, sig in signatures.items()}
     with open(output + ".json", "w") as f:
         json.dump({"format": "moe_mlir.aot/1", "abi": ABI_VERSION,
-                   "target": "gpu" if pipeline.startswith("moe-gpu-pipeline") else "cpu",
-                   "device_arguments": "device-arguments=true" in pipeline,
+                   "target": "gpu" if pipeline_is_gpu(pipeline) else "cpu",
+                   "device_arguments": pipeline_has_device_arguments(pipeline),
                    "functions": signatures}, f, indent=1)
     return signatures
 

@@ -1,7 +1,8 @@
 """Compile MLIR modules that use the moe dialect and call them with NumPy.
 
-``compile(mlir_text, entry)`` lowers the module with the CPU pipeline
-(``moe-cpu-pipeline``), JIT-compiles it, and returns a callable. Calls go
+``compile(mlir_text, entry)`` lowers the module with the pipeline of its
+target (``moe_mlir.targets``; by default the CPU pipeline,
+``moe-cpu-pipeline``), JIT-compiles it, and returns a callable. Calls go
 through the function's C interface (``_mlir_ciface_<entry>``) with ctypes:
 ranked tensor arguments become memref descriptors of NumPy arrays, results
 come back as NumPy arrays with their runtime shapes. The same calling code
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+
+from .targets import check_target, cpu_pipeline, pipeline_needs_openmp
+from .targets import pipeline as target_pipeline
+from .toolchain import LLVM_MAJOR, llvm_tool, openmp_runtime
 
 try:
     import _moe_mlir_native as _native
@@ -48,19 +53,6 @@ def _translate_errors(fn, *args, **kwargs):
         raise CompileError(str(error)) from None
 
 
-_OMP_RUNTIME_CANDIDATES = ("/usr/lib/llvm-22/lib/libomp.so", "/usr/lib/llvm-22/lib/libomp.so.5")
-
-
-def openmp_runtime() -> Optional[str]:
-    """The LLVM OpenMP runtime that parallel code needs (MOE_MLIR_OMP_LIB, or
-    Debian's libomp of LLVM 22), or None when it is not installed."""
-    import os
-    for path in (os.environ.get("MOE_MLIR_OMP_LIB"),) + _OMP_RUNTIME_CANDIDATES:
-        if path and os.path.exists(path):
-            return path
-    return None
-
-
 def set_num_threads(threads: int) -> None:
     """Sets the number of threads of parallel compiled code (the OpenMP
     runtime's; OMP_NUM_THREADS sets it at start-up)."""
@@ -73,31 +65,14 @@ def set_num_threads(threads: int) -> None:
     ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL).omp_set_num_threads(threads)
 
 
-def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None) -> str:
-    """The textual CPU pipeline with its options. ``parallel`` (default: when
-    the OpenMP runtime is installed) runs the expert FFN on OpenMP threads."""
-    if parallel is None:
-        parallel = openmp_runtime() is not None
-    options = []
-    if instrument_ffn:
-        options.append("instrument-ffn=true")
-    if parallel:
-        options.append("parallel=true")
-    return "moe-cpu-pipeline" + ("{" + " ".join(options) + "}" if options else "")
-
-
-def _needs_openmp(pipeline: str) -> bool:
-    return "parallel=true" in pipeline or "parallel=1" in pipeline
-
-
 def _openmp_libs(pipeline: str) -> list:
     """The shared libraries code from `pipeline` needs at run time."""
-    if not _needs_openmp(pipeline):
+    if not pipeline_needs_openmp(pipeline):
         return []
     path = openmp_runtime()
     if path is None:
-        raise CompileError("the pipeline asks for parallel code, but the LLVM OpenMP runtime "
-                           "(libomp-22-dev) is not installed")
+        raise CompileError(f"the pipeline asks for parallel code, but the LLVM OpenMP runtime "
+                           f"(libomp-{LLVM_MAJOR}-dev) is not installed")
     return [path]
 
 
@@ -429,7 +404,7 @@ class _SanitizedModule:
         # Mark every defined function for instrumentation.
         llvm_ir = re.sub(r"^(define [^\n]*\)[^\n{]*)\{$", r"\1 sanitize_address {",
                          llvm_ir, flags=re.M)
-        clang = os.environ.get("MOE_MLIR_SANITIZE_CLANG", "/usr/lib/llvm-22/bin/clang")
+        clang = os.environ.get("MOE_MLIR_SANITIZE_CLANG") or llvm_tool("clang")
         self._dir = tempfile.TemporaryDirectory(prefix="moe_mlir_asan_")
         source = os.path.join(self._dir.name, "module.ll")
         library = os.path.join(self._dir.name, "module.so")
@@ -540,11 +515,16 @@ def compile(mlir_text: str, entry: str, target: str = "cpu", *, opt_level: int =
             pipeline: Optional[str] = None) -> CompiledFunction:
     """Compiles ``mlir_text`` and returns the function ``entry`` as a callable.
 
-    Raises ``CompileError`` (with the diagnostics) when parsing, verification
-    or lowering fails, and ``KeyError`` when ``entry`` does not exist."""
-    if target != "cpu":
-        raise ValueError(f"target must be 'cpu', got {target!r}")
-    module = CompiledModule(mlir_text, pipeline or cpu_pipeline(instrument_ffn), opt_level)
+    ``target`` is ``"cpu"`` or ``"gpu-emulated"`` (the GPU kernels run on
+    the host; see ``moe_mlir.targets``); ``instrument_ffn`` is an option of
+    ``"cpu"``. An explicit ``pipeline`` (text) replaces the target's.
+    Raises ``ValueError`` for a target that ``compile`` does not support,
+    ``CompileError`` (with the diagnostics) when parsing, verification or
+    lowering fails, and ``KeyError`` when ``entry`` does not exist."""
+    target = check_target(target, "compile")
+    if pipeline is None:
+        pipeline = target_pipeline(target, instrument_ffn=instrument_ffn)
+    module = CompiledModule(mlir_text, pipeline, opt_level)
     function = module.function(entry, arg_names)
     function.module = module
     return function

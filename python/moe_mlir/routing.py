@@ -2,35 +2,29 @@
 ``compile_layer``.
 
 Both generate a small module (one ``moe.route`` or ``moe.layer`` with a
-dynamic token count), compile it with the CPU pipeline, and return a
-callable that validates and converts its NumPy inputs. They run compiled
-code only; they never call the NumPy reference.
+dynamic token count; its text is ``ir_text``'s), compile it with the
+pipeline of the target (``"cpu"``, the default, or ``"gpu-emulated"``: see
+``moe_mlir.targets``), and return a callable that validates and converts
+its NumPy inputs. They run compiled code only; they never call the NumPy
+reference.
 """
 
-import struct
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from .compiler import CompileError, CompiledModule, _float_to_bf16_bits, cpu_pipeline
+from . import ir_text
+from .compiler import CompiledModule, _float_to_bf16_bits
+from .ir_text import Typed, tensor_type
 from .strategies import NAMES as _STRATEGIES, PARAMETERS as _STRATEGY_PARAMETERS
+from .targets import check_target
+from .targets import pipeline as target_pipeline
 
 __all__ = ["compile_route", "compile_layer", "RoutingConfig", "pack_panels"]
 
 _SCORINGS = ("softmax", "sigmoid", "none")
 _NORMALIZE = ("none", "selected", "non_null")
 _ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
-
-
-def _f32_literal(value: float) -> str:
-    """The exact f32 bit pattern as an MLIR hexadecimal float literal."""
-    bits = struct.unpack("<I", struct.pack("<f", float(np.float32(value))))[0]
-    return f"0x{bits:08X}"
-
-
-def _f64_literal(value: float) -> str:
-    bits = struct.unpack("<Q", struct.pack("<d", float(value)))[0]
-    return f"0x{bits:016X}"
 
 
 class RoutingConfig:
@@ -132,35 +126,19 @@ class RoutingConfig:
         return self.strategy == "dynamic_k"
 
     def experts_attr(self) -> str:
-        text = f"<compute = {self.E}"
-        for name, count in (("null", self.num_null), ("copy", self.num_copy),
-                            ("const", self.num_const)):
-            if count:
-                text += f", {name} = {count}"
-        return text + ">"
+        """The expert space as a moe attribute (``<compute = E, null = N>``)."""
+        return ir_text.experts_attr(self.E, self.num_null, self.num_copy, self.num_const)
 
     def strategy_attr(self) -> str:
-        if self.strategy == "top_p":
-            return f"top_p<p = {_f32_literal(self.p)}>"
-        if self.strategy == "adaptive":
-            return f"adaptive<tau = {_f32_literal(self.tau)}>"
-        if self.strategy == "threshold":
-            return f"threshold<tau = {_f32_literal(self.tau)}, k_min = {self.k_min}>"
-        if self.strategy == "expert_choice":
-            return f"expert_choice<capacity_factor = {_f64_literal(self.capacity_factor)}>"
-        return self.strategy
+        """The strategy with its parameters as a moe attribute."""
+        return ir_text.strategy_attr(self.strategy, self.p, self.tau, self.k_min,
+                                     self.capacity_factor)
 
     def attributes(self) -> str:
-        text = (f"experts = {self.experts_attr()} k = {self.k} scoring = {self.scoring} "
-                f"strategy = {self.strategy_attr()} normalize = {self.normalize} "
-                f"scale = {_f32_literal(self.scale)}")
-        if self.capacity:
-            text += (f" capacity = <factor = {_f64_literal(self.capacity[0])}, "
-                     f"priority = {self.capacity[1]}>")
-        if self.groups:
-            score = "" if self.groups[2] == "top2_sum" else f", score = {self.groups[2]}"
-            text += f" groups = <n = {self.groups[0]}, top = {self.groups[1]}{score}>"
-        return text
+        """The routing attributes of moe.route and moe.layer."""
+        return ir_text.routing_attributes(self.experts_attr(), self.k, self.scoring,
+                                          self.strategy_attr(), self.normalize, self.scale,
+                                          self.capacity, self.groups)
 
 
 PANEL = 32  # columns of one panel of packed expert weights (the `packed` layout)
@@ -176,23 +154,6 @@ def pack_panels(w: np.ndarray) -> np.ndarray:
     padded = np.zeros((experts, depth, panels * PANEL), w.dtype)
     padded[:, :, :n] = w
     return np.ascontiguousarray(padded.reshape(experts, depth, panels, PANEL).transpose(0, 2, 1, 3))
-
-
-_TARGETS = ("cpu", "gpu-emulated")
-
-
-def _check_target(target: str):
-    """'cpu': the CPU kernels. 'gpu-emulated': the GPU kernels
-    (convert-moe-to-gpu) run on the host, one thread after the other, which
-    is how they are tested without a GPU."""
-    if target not in _TARGETS:
-        raise ValueError(f"target must be one of {_TARGETS}, got {target!r}")
-
-
-def _pipeline_for(target: str) -> str:
-    if target == "gpu-emulated":
-        return "moe-test-gpu-emulation-pipeline"
-    return cpu_pipeline()
 
 
 def _float32(name: str, value, shape: Tuple[Optional[int], ...]) -> np.ndarray:
@@ -224,14 +185,21 @@ def _same_tokens(arrays):
         raise ValueError(f"all per-token arguments must have the same number of tokens T: {listing}")
 
 
+# The moe.layer operand keyword of each compile_layer argument.
+_LAYER_KEYWORDS = {"w_router": "router", "b_router": "router_bias", "k_per_token": "k_per_token",
+                   "selection_bias": "bias", "w_up": "up", "w_gate": "gate", "w_down": "down",
+                   "b_up": "up_bias", "b_down": "down_bias", "wc": "const_proj",
+                   "v": "const_values"}
+
+
 class _Variants:
     """Compiles one module per combination of optional arguments, on first
-    use, and caches it."""
+    use, and caches it (with the pipeline of ``target``, checked)."""
 
-    def __init__(self, build, target: str = "cpu"):
+    def __init__(self, build, target):
         self._build = build
         self._cache = {}
-        self._pipeline = _pipeline_for(target)
+        self._pipeline = target_pipeline(target)
 
     def get(self, key):
         if key not in self._cache:
@@ -255,34 +223,37 @@ def compile_route(num_experts: int, k: int, num_null: int = 0, num_copy: int = 0
     ``capacity_factor`` by expert_choice; ``k_min`` (threshold only) defaults
     to 1. ``capacity`` is ``(factor, "score"|"position")``, ``groups`` is
     ``(n, top)`` or ``(n, top, score)`` with ``score`` ``"top2_sum"`` (the
-    default) or ``"max"``. A parameter the strategy does not use is a ``ValueError``."""
-    _check_target(target)
+    default) or ``"max"``. A parameter the strategy does not use is a ``ValueError``.
+    ``target`` is ``"cpu"`` or ``"gpu-emulated"`` (``moe_mlir.targets``)."""
+    target = check_target(target, "compile_route")
     cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
                         tau, k_min, capacity_factor, capacity, groups, normalize, scale)
     S, K = cfg.S, cfg.k
 
     def build(with_bias):
-        args = [f"%logits: tensor<?x{S}xf32>"]
-        names = ["logits"]
-        operands = ""
+        logits = Typed("%logits", tensor_type((None, S)))
+        args = [logits]
+        operands = {}
         if cfg.uses_k_per_token:
-            args.append("%k_per_token: tensor<?xi32>")
-            names.append("k_per_token")
-            operands += " k_per_token(%k_per_token : tensor<?xi32>)"
+            operands["k_per_token"] = Typed("%k_per_token", tensor_type((None,), "i32"))
+            args.append(operands["k_per_token"])
         if with_bias:
-            args.append(f"%selection_bias: tensor<{S}xf32>")
-            names.append("selection_bias")
-            operands += f" bias(%selection_bias : tensor<{S}xf32>)"
-        text = (f"func.func @route({', '.join(args)}) -> (tensor<?x{K}xi32>, tensor<?x{K}xf32>) {{\n"
-                f"  %c0 = arith.constant 0 : index\n"
-                f"  %t = tensor.dim %logits, %c0 : tensor<?x{S}xf32>\n"
-                f"  %ids0 = tensor.empty(%t) : tensor<?x{K}xi32>\n"
-                f"  %weights0 = tensor.empty(%t) : tensor<?x{K}xf32>\n"
-                f"  %ids, %weights = moe.route %logits{operands} {cfg.attributes()}\n"
-                f"      into(%ids0, %weights0)\n"
-                f"      : tensor<?x{S}xf32> into tensor<?x{K}xi32>, tensor<?x{K}xf32>\n"
-                f"  return %ids, %weights : tensor<?x{K}xi32>, tensor<?x{K}xf32>\n}}\n")
-        return text, "route", names
+            operands["bias"] = Typed("%selection_bias", tensor_type((S,)))
+            args.append(operands["bias"])
+        c0, t = Typed("%c0", "index"), Typed("%t", "index")
+        ids0 = Typed("%ids0", tensor_type((None, K), "i32"))
+        weights0 = Typed("%weights0", tensor_type((None, K)))
+        ids, weights = Typed("%ids", ids0.type), Typed("%weights", weights0.type)
+        body = [ir_text.assign(c0, ir_text.constant("0", "index")),
+                ir_text.assign(t, ir_text.dim(logits, c0)),
+                ir_text.assign(ids0, ir_text.empty([t], ids0.type)),
+                ir_text.assign(weights0, ir_text.empty([t], weights0.type)),
+                ir_text.assign([ids, weights], ir_text.moe_route(logits, operands,
+                                                                 cfg.attributes(), ids0,
+                                                                 weights0))]
+        text = ir_text.func("route", [(a, None) for a in args], ["  " + b for b in body],
+                            [ids, weights])
+        return text, "route", [a.name[1:] for a in args]
 
     variants = _Variants(build, target)
     variants.get(False)  # compile eagerly: configuration errors surface here
@@ -328,8 +299,9 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
     ``g.bind(w_router, w_up, w_down, w_gate=None, ..., weight_dtype="f32")``
     binds the weights once (packing the expert weights into the kernels'
     panel layout, optionally storing them as bf16) and returns
-    ``f(x, k_per_token=None) -> y``: the fast path for repeated calls."""
-    _check_target(target)
+    ``f(x, k_per_token=None) -> y``: the fast path for repeated calls.
+    ``target`` is ``"cpu"`` or ``"gpu-emulated"`` (``moe_mlir.targets``)."""
+    target = check_target(target, "compile_layer")
     cfg = RoutingConfig(num_experts, k, num_null, num_copy, num_const, scoring, strategy, p,
                         tau, k_min, capacity_factor, capacity, groups, normalize, scale)
     if activation not in _ACTIVATIONS:
@@ -364,28 +336,22 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
 
         def ttype(name):
             if name == "k_per_token":
-                return "tensor<?xi32>"
+                return tensor_type((None,), "i32")
             shape = shapes[name]
             element = "f32"
             if name in ("w_up", "w_gate", "w_down"):
                 element = weight_type
                 if packed:
                     shape = packed_shapes[name]
-            return "tensor<" + "x".join("?" if d is None else str(d) for d in shape) + \
-                f"x{element}>"
+            return tensor_type(shape, element)
 
-        keywords = {"b_router": "router_bias", "k_per_token": "k_per_token",
-                    "selection_bias": "bias", "w_gate": "gate", "w_down": "down",
-                    "b_up": "up_bias", "b_down": "down_bias", "wc": "const_proj",
-                    "v": "const_values", "w_router": "router", "w_up": "up"}
-        operands = "".join(f" {keywords[n]}(%{n} : {ttype(n)})" for n in order if n != "x")
-        args = ", ".join(f"%{n}: {ttype(n)}" for n in order)
-        text = (f"func.func @layer({args}) -> tensor<?x{H}xf32> {{\n"
-                f"  %y = moe.layer %x{operands}\n"
-                f"      {cfg.attributes()} activation = {activation}{' gated' if gated else ''}"
-                f"{' packed' if packed else ''}\n"
-                f"      : tensor<?x{H}xf32> -> tensor<?x{H}xf32>\n"
-                f"  return %y : tensor<?x{H}xf32>\n}}\n")
+        values = {n: Typed("%" + n, ttype(n)) for n in order}
+        operands = {_LAYER_KEYWORDS[n]: values[n] for n in order if n != "x"}
+        y = Typed("%y", values["x"].type)
+        body = ["  " + ir_text.assign(y, ir_text.moe_layer(values["x"], operands,
+                                                           cfg.attributes(), activation, gated,
+                                                           packed))]
+        text = ir_text.func("layer", [(values[n], None) for n in order], body, [y])
         return text, "layer", order
 
     variants = _Variants(build, target)

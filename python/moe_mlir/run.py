@@ -1,20 +1,22 @@
 """``moe-run``: compile an exported module and run it on NumPy inputs.
 
   moe-run model.mlir --weights model.safetensors --input x.npy --output y.npy
-          [--entry forward] [--repeat N] [--count-ffn]
-  moe-run MODEL_DIR --ids ids.npy --output logits.npy [--repeat N]
+          [--entry forward] [--repeat N] [--count-ffn] [--target cpu|gpu-emulated]
+  moe-run MODEL_DIR --ids ids.npy --output logits.npy [--repeat N] [--target ...]
 
 A directory is a Hugging Face checkpoint folder (Mixtral, Qwen2-MoE,
 Qwen3-MoE, OLMoE; docs/Export.md): it is compiled from token ids ``[B, S]``
 (an integer .npy) to logits ``[B, S, vocab]`` (float32).
 
-The module is compiled with the CPU pipeline (JIT). Arguments whose
+The module is compiled (JIT) with the pipeline of ``--target``: ``cpu``
+(the default) or ``gpu-emulated`` (the GPU kernels run on the host), the
+target vocabulary of ``moe_mlir.targets``. Arguments whose
 ``moe.name`` attribute names a tensor of the weights file are bound to it;
 the remaining arguments take the ``--input`` files in order. Outputs are
 written to the ``--output`` files in order. Timing is printed (compile, and
 the median of ``--repeat`` runs); compiles that take more than a second get
-a progress line. ``--count-ffn`` compiles with FFN instrumentation and
-prints, per expert FFN, the rows it ran.
+a progress line. ``--count-ffn`` (target ``cpu``) compiles with FFN
+instrumentation and prints, per expert FFN, the rows it ran.
 """
 
 import argparse
@@ -26,7 +28,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from .compiler import CompileError, CompiledModule, cpu_pipeline
+from .compiler import CompileError, CompiledModule
+from .targets import SUPPORT, TARGETS, Target, check_target
+from .targets import pipeline as target_pipeline
 
 __all__ = ["main"]
 
@@ -82,7 +86,7 @@ def _run_hf(args) -> int:
         return 2
     try:
         with _Progress(f"reading {args.module}") as progress:
-            model = load_hf(args.module)
+            model = load_hf(args.module, target=args.target)
         print(f"read {args.module} ({model.config.arch}, {model.config.layers} layers) in "
               f"{progress.elapsed:.2f} s")
         with _Progress(f"compiling {args.module}") as progress:
@@ -124,7 +128,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="count the rows each expert FFN runs (instrumented build)")
     parser.add_argument("--ffn-rows-to", metavar="FILE",
                         help="with --count-ffn: also write the total row count to FILE")
+    parser.add_argument("--target", default="cpu",
+                        help=f"what to compile for (targets: {', '.join(TARGETS)}; moe-run "
+                             f"supports {', '.join(str(t) for t in SUPPORT['moe-run'])}; "
+                             f"default: cpu)")
     args = parser.parse_args(argv)
+    try:
+        args.target = check_target(args.target, "moe-run")
+    except ValueError as error:
+        print(f"moe-run: {error}", file=sys.stderr)
+        return 2
+    if args.count_ffn and args.target is not Target.CPU:
+        print(f"moe-run: --count-ffn needs --target cpu (FFN instrumentation is an option of "
+              f"the CPU pipeline), got --target {args.target}", file=sys.stderr)
+        return 2
     if os.path.isdir(args.module):
         return _run_hf(args)
     if args.ids:
@@ -146,7 +163,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         with _Progress(f"compiling {args.module}") as progress:
-            module = CompiledModule(text, cpu_pipeline(instrument_ffn=args.count_ffn))
+            module = CompiledModule(text, target_pipeline(args.target,
+                                                          instrument_ffn=args.count_ffn))
     except CompileError as error:
         print(f"moe-run: {error}", file=sys.stderr)
         return 1

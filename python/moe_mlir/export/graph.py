@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import ir_text
 from .layers import (AttentionSpec, DenseMLPSpec, MoESpec, add, attention, gate_rows,
                      linear, moe_chain, moe_layer, permute_columns, rmsnorm, router_logits,
                      scale_rows, swiglu_mlp, tokens_k)
@@ -161,22 +162,13 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
         return add(fb, h, out) if layer.residual else out
 
 
-def _resource_hex(array: np.ndarray) -> str:
-    """A builtin dialect resource blob: 4-byte alignment prefix, then data."""
-    return "0x40000000" + np.ascontiguousarray(array, dtype="<f4").tobytes().hex().upper()
-
-
 def _slice(fb: FunctionBuilder, stacked: Value, index: Value) -> Value:
     """Layer ``index`` of a stacked weight [L, ...] (rank-reducing slice)."""
     shape = stacked.shape[1:]
-    offsets = ", ".join([str(index)] + ["0"] * len(shape))
-    sizes = ", ".join(["1"] + [str(d) for d in shape])
-    strides = ", ".join(["1"] * (len(shape) + 1))
-    name = fb.fresh("s")
     type_ = tensor_type(shape)
-    fb.emit(f"{name} = tensor.extract_slice {stacked}[{offsets}] [{sizes}] [{strides}] "
-            f": {stacked.type} to {type_}")
-    return Value(name, type_, shape, "f32")
+    return fb.op("s", ir_text.extract_slice(stacked, [index] + [0] * len(shape),
+                                            [1] + list(shape), [1] * (len(shape) + 1), type_),
+                 type_, shape)
 
 
 def _embed(fb: FunctionBuilder, ids: Value, table: Value, vocab: int, hidden: int):
@@ -188,18 +180,17 @@ def _embed(fb: FunctionBuilder, ids: Value, table: Value, vocab: int, hidden: in
     out = fb.empty((None, None, hidden), "f32", [fb.dim(ids, 0), fb.dim(ids, 1)])
 
     def body(bb, a):
-        row = bb.op(f"arith.index_cast {a[0]} : i64 to index")
-        zero = bb.op("arith.constant 0 : index")
-        last = bb.op(f"arith.constant {vocab - 1} : index")
-        row = bb.op(f"arith.maxsi {row}, {zero} : index")
-        row = bb.op(f"arith.minsi {row}, {last} : index")
+        row = bb.cast("arith.index_cast", a[0], "i64", "index")
+        zero = bb.constant(0, "index")
+        last = bb.constant(vocab - 1, "index")
+        row = bb.binary("arith.maxsi", row, zero, "index")
+        row = bb.binary("arith.minsi", row, last, "index")
         column = bb.index(2)
-        return bb.op(f"tensor.extract {table}[{row}, {column}] : {table.type}")
+        return bb.extract(table, [row, column])
     rows = fb.generic([(ids, "d0, d1")], (out, "d0, d1, d2"), ["parallel"] * 3, 3, body)
-    name = fb.fresh("x")
     type_ = tensor_type((None, hidden))
-    fb.emit(f"{name} = tensor.collapse_shape {rows} [[0, 1], [2]] : {rows.type} into {type_}")
-    return Value(name, type_, (None, hidden), "f32"), fb.dim(ids, 1)
+    x = fb.op("x", ir_text.collapse_shape(rows, "[[0, 1], [2]]", type_), type_, (None, hidden))
+    return x, fb.dim(ids, 1)
 
 
 def _logits(fb: FunctionBuilder, h: Value, head: Value, ids: Value) -> Value:
@@ -215,8 +206,8 @@ def _logits(fb: FunctionBuilder, h: Value, head: Value, ids: Value) -> Value:
 
     def body(bb, a):
         b, s, v = bb.index(0), bb.index(1), bb.index(2)
-        row = bb.op(f"arith.addi {bb.op(f'arith.muli {b}, {seq} : index')}, {s} : index")
-        return bb.op(f"tensor.extract {flat}[{row}, {v}] : {flat.type}")
+        row = bb.binary("arith.addi", bb.binary("arith.muli", b, seq, "index"), s, "index")
+        return bb.extract(flat, [row, v])
     return fb.generic([], (out, "d0, d1, d2"), ["parallel"] * 3, 3, body)
 
 
@@ -237,7 +228,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
             return fb.arg(array.shape, name=name, hint="w")
         key = "w_" + "".join(c if c.isalnum() else "_" for c in name)
         resources[key] = array
-        value = fb.constant(f"dense_resource<{key}>", tensor_type(array.shape))
+        value = fb.constant(ir_text.dense_resource(key), tensor_type(array.shape))
         return Value(value.name, value.type, array.shape, "f32")
 
     # Layers grouped by shape, in order of first appearance.
@@ -330,33 +321,30 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
         paths = [layer.path for layer in spec.layers[i:i + run]]
         leading = [h] + ([residual] if residual is not None else [])
         trailing = [seq] if seq is not None else []
-        operand_types = ", ".join([v.type for v in leading]
-                                  + [v.type for v in stacked_args[number]] + ["index"]
-                                  + ["index"] * len(trailing))
-        tail = "".join(f", {v}" for v in trailing)
-        operands = ", ".join(str(v) for v in stacked_args[number])
+        weights_in = stacked_args[number]
+        operand_types = ([v.type for v in leading] + [v.type for v in weights_in] + ["index"]
+                         + ["index"] * len(trailing))
         result = main.fresh("h")
         with main.location(paths if run > 1 else paths[0]):
             if run == 1:
                 results = [r.type for r in callee.results]
-                call = result + (f":{len(results)}" if len(results) > 1 else "")
-                main.emit(f"{call} = func.call @{callee.name}("
-                          f"{', '.join(str(v) for v in leading)}, {operands}, "
-                          f"{main.index(start)}{tail}) : ({operand_types}) -> "
-                          f"({', '.join(results)})")
+                call = ir_text.func_call(callee.name,
+                                         leading + weights_in + [main.index(start)] + trailing,
+                                         operand_types, results)
+                main.emit(ir_text.assign(ir_text.packed_results(result, len(results)), call))
                 if len(results) > 1:
-                    extras = [Value(f"{result}#{j}", r.type, r.shape, "f32")
+                    extras = [Value(ir_text.result_at(result, j), r.type, r.shape, "f32")
                               for j, r in enumerate(callee.results) if j > 0]
-                    result = f"{result}#0"
+                    result = ir_text.result_at(result, 0)
             else:
                 iv, acc, inner = main.fresh("i"), main.fresh("acc"), main.fresh("y")
                 lower, upper, step = main.index(start), main.index(start + run), main.index(1)
-                main.lines.append(f"  {result} = scf.for {iv} = {lower} to {upper} step {step} "
-                                  f"iter_args({acc} = {h}) -> ({h.type}) {{")
-                main.lines.append(f"    {inner} = func.call @{callee.name}({acc}, {operands}, "
-                                  f"{iv}{tail}) : ({operand_types}) -> {h.type}")
-                main.lines.append(f"    scf.yield {inner} : {h.type}")
-                main.emit("}")
+                main.lines.append("  " + ir_text.assign(
+                    result, ir_text.scf_for(iv, lower, upper, step, [(acc, h)])))
+                main.lines.append("    " + ir_text.assign(inner, ir_text.func_call(
+                    callee.name, [acc] + weights_in + [iv] + trailing, operand_types, [h.type])))
+                main.lines.append("    " + ir_text.scf_yield([inner], [h.type]))
+                main.emit(ir_text.region_end())
         h = Value(result, h.type, h.shape, "f32")
         i += run
     if spec.final_norm is not None:
@@ -379,7 +367,6 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
     info = {"layers": len(spec.layers), "layer_functions": len(functions), "stacks": stacks}
     text = module.text()
     if resources:
-        blobs = ",\n".join(f"      {k}: \"{_resource_hex(v)}\"" for k, v in resources.items())
-        text += "\n{-#\n  dialect_resources: {\n    builtin: {\n" + blobs + "\n    }\n  }\n#-}\n"
+        text += ir_text.resources(resources)
     info["results"] = ["output"] + (["router_logits"] if logits_out else [])
     return ExportedModel(text, entry, inputs, weights, info)

@@ -398,11 +398,15 @@ def check_memory(checkpoint: HFCheckpoint, folder: str):
 class HFLanguageModel:
     """A checkpoint folder compiled from token ids to logits:
     ``model(ids)`` with ids ``[B, S]`` (integers in [0, vocab)) returns
-    logits ``[B, S, vocab]`` (float32). ``exported`` is the ExportedModel
-    (MLIR text and weights), ``config`` the fields it was built from."""
+    logits ``[B, S, vocab]`` (float32), compiled for ``target`` ("cpu" or
+    "gpu-emulated", ``moe_mlir.targets``) on the first call. ``exported`` is
+    the ExportedModel (MLIR text and weights), ``config`` the fields it was
+    built from."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, target: str = "cpu"):
+        from ..targets import check_target
         from .graph import emit
+        self.target = check_target(target, "load_hf")
         model = read_model(folder)
         self.folder = folder
         self.config = model.config
@@ -424,7 +428,7 @@ class HFLanguageModel:
         if self._function is None:
             from .. import compiler
             self._function = compiler.compile(
-                self.exported.mlir, self.exported.entry,
+                self.exported.mlir, self.exported.entry, self.target,
                 arg_names=self.exported.inputs + list(self.exported.weights))
         return self._function(np.ascontiguousarray(ids, dtype=np.int64),
                               *self.exported.weights.values())

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .. import ir_text
 from ..routing import RoutingConfig
 from .mlir_builder import FunctionBuilder, Value, tensor_type
 
@@ -190,10 +191,7 @@ def linear(fb: FunctionBuilder, x: Value, w: Value) -> Value:
     tokens = fb.dim(x, 0)
     out_shape = (x.shape[0], w.shape[1])
     init = fb.zeros(out_shape, [tokens] if x.shape[0] is None else [])
-    name = fb.fresh("mm")
-    fb.emit(f"{name} = linalg.matmul ins({x}, {w} : {x.type}, {w.type}) "
-            f"outs({init} : {init.type}) -> {init.type}")
-    return Value(name, init.type, out_shape, "f32")
+    return fb.op("mm", ir_text.matmul(x, w, init), init.type, out_shape)
 
 
 def add_bias(fb: FunctionBuilder, x: Value, b: Value) -> Value:
@@ -278,27 +276,32 @@ def tokens_k(fb: FunctionBuilder, x: Value, w: Value, b: Value, max_k: int) -> V
                         bb.binary("arith.addf", bb.f32(1.0), bb.unary("math.exp", neg)))
         scaled = bb.binary("arith.mulf", sig, bb.f32(float(max_k)))
         up = bb.unary("math.ceil", scaled)
-        return bb.op(f"arith.fptosi {up} : f32 to i32")
+        return bb.cast("arith.fptosi", up, "f32", "i32")
     return fb.generic([(logit, "d0, 0"), (b, "0")], (out, "d0"), ["parallel"], 1, body)
 
 
 def moe_layer(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Value],
               k_per_token: Optional[Value] = None) -> Value:
     """One moe.layer with the spec's routing and the weights in ``args``."""
-    def operand(keyword, name):
-        value = args.get(name)
-        return f" {keyword}({value} : {value.type})" if value is not None else ""
-    text = (operand("router", "router") + operand("router_bias", "router_bias")
-            + (f" k_per_token({k_per_token} : {k_per_token.type})" if k_per_token else "")
-            + operand("bias", "selection_bias") + operand("up", "w_up")
-            + operand("gate", "w_gate") + operand("down", "w_down")
-            + operand("up_bias", "b_up") + operand("down_bias", "b_down")
-            + operand("const_proj", "const_proj") + operand("const_values", "const_values"))
-    name = fb.fresh("moe")
-    gated = " gated" if spec.w_gate is not None else ""
-    fb.emit(f"{name} = moe.layer {x}{text} {spec.routing.attributes()} "
-            f"activation = {spec.activation}{gated} : {x.type} -> {x.type}")
-    return Value(name, x.type, x.shape, "f32")
+    operands = _weight_operands(args, ir_text.LAYER_OPERANDS)
+    operands["k_per_token"] = k_per_token
+    op = ir_text.moe_layer(x, operands, spec.routing.attributes(), spec.activation,
+                           gated=spec.w_gate is not None)
+    return fb.op("moe", op, x.type, x.shape)
+
+
+# The block's weights (MoESpec.weights names) by the moe op operand keyword
+# that takes them.
+_WEIGHT_OF_OPERAND = {"router": "router", "router_bias": "router_bias",
+                      "bias": "selection_bias", "up": "w_up", "gate": "w_gate", "down": "w_down",
+                      "up_bias": "b_up", "down_bias": "b_down", "const_proj": "const_proj",
+                      "const_values": "const_values"}
+
+
+def _weight_operands(args: Dict[str, Value], keywords) -> Dict[str, Optional[Value]]:
+    """The weights in ``args`` by operand keyword, for the ``keywords`` of an
+    op that take weights (None where the block has no such weight)."""
+    return {k: args.get(_WEIGHT_OF_OPERAND[k]) for k in keywords if k in _WEIGHT_OF_OPERAND}
 
 
 def tanh(fb: FunctionBuilder, x: Value) -> Value:
@@ -335,14 +338,14 @@ def router_logits(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, 
 def permute_columns(fb: FunctionBuilder, x: Value, order: List[int]) -> Value:
     """y[:, c] = x[:, order[c]] for a [T, N] tensor: a gather through a
     constant index table inside a linalg.generic."""
-    table = fb.constant("dense<[" + ", ".join(str(int(c)) for c in order) + "]>",
-                        f"tensor<{len(order)}xindex>")
+    table = fb.constant(ir_text.dense([str(int(c)) for c in order]),
+                        tensor_type((len(order),), "index"))
     out = fb.empty(x.shape, "f32", _dyn(fb, x, [0]))
 
     def body(bb, a):
         t, c = bb.index(0), bb.index(1)
-        column = bb.op(f"tensor.extract {table}[{c}] : tensor<{len(order)}xindex>")
-        return bb.op(f"tensor.extract {x}[{t}, {column}] : {x.type}")
+        column = bb.extract(table, [c])
+        return bb.extract(x, [t, column])
     return fb.generic([], (out, "d0, d1"), ["parallel"] * 2, 2, body)
 
 
@@ -361,56 +364,44 @@ def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
     routing = spec.routing
     E, K, H = routing.E, routing.k, spec.hidden
     ids_type, w_type = tensor_type((None, K), "i32"), tensor_type((None, K))
-    ids, weights = fb.fresh("ids"), fb.fresh("rw")
-    operands = ""
-    if k_per_token is not None:
-        operands += f" k_per_token({k_per_token} : {k_per_token.type})"
-    if "selection_bias" in args:
-        operands += f" bias({args['selection_bias']} : {args['selection_bias'].type})"
+    ids = Value(fb.fresh("ids"), ids_type, (None, K), "i32")
+    weights = Value(fb.fresh("rw"), w_type, (None, K), "f32")
+    operands = _weight_operands(args, ir_text.ROUTE_OPERANDS)
+    operands["k_per_token"] = k_per_token
     tokens = [fb.dim(logits, 0)]  # the slots' T is dynamic (ids_type)
     ids_init = fb.empty((None, K), "i32", tokens)
     w_init = fb.empty((None, K), "f32", tokens)
-    fb.emit(f"{ids}, {weights} = moe.route {logits}{operands} {routing.attributes()} "
-            f"into({ids_init}, {w_init}) : {logits.type} into {ids_type}, {w_type}")
-    rows, offsets, slots = fb.fresh("rows"), fb.fresh("off"), fb.fresh("slots")
-    off_type = tensor_type((E + 1,), "i32")
-    fb.emit(f"{rows}, {offsets}, {slots} = moe.dispatch {x}, {ids} num_experts = {E} "
-            f": {x.type}, {ids_type} -> {x.type}, {off_type}, {ids_type}")
+    fb.emit(ir_text.assign([ids, weights], ir_text.moe_route(
+        logits, operands, routing.attributes(), ids_init, w_init)))
+    rows = Value(fb.fresh("rows"), x.type, x.shape, "f32")
+    offsets = Value(fb.fresh("off"), tensor_type((E + 1,), "i32"), (E + 1,), "i32")
+    slots = Value(fb.fresh("slots"), ids_type, (None, K), "i32")
+    fb.emit(ir_text.assign([rows, offsets, slots], ir_text.moe_dispatch(x, ids, E)))
 
-    def operand(keyword, name):
-        value = args.get(name)
-        return f" {keyword}({value} : {value.type})" if value is not None else ""
-    gated = " gated" if spec.w_gate is not None else ""
-    y = fb.fresh("y")
-    rows_value = Value(rows, x.type, x.shape, "f32")
-    y_init = fb.empty(x.shape, "f32", _dyn(fb, rows_value, [0]))
-    fb.emit(f"{y} = moe.expert_ffn {rows}, {offsets}" + operand("up", "w_up")
-            + operand("gate", "w_gate") + operand("down", "w_down") + operand("up_bias", "b_up")
-            + operand("down_bias", "b_down") + f" activation = {spec.activation}{gated} "
-            f"into({y_init}) : {x.type}, {off_type} into {x.type}")
+    y = Value(fb.fresh("y"), x.type, x.shape, "f32")
+    y_init = fb.empty(x.shape, "f32", _dyn(fb, rows, [0]))
+    fb.emit(ir_text.assign(y, ir_text.moe_expert_ffn(
+        rows, offsets, _weight_operands(args, ir_text.EXPERT_FFN_OPERANDS), spec.activation,
+        spec.w_gate is not None, y_init)))
     out = fb.fresh("out")
     out_init = fb.empty(x.shape, "f32", _dyn(fb, x, range(len(x.shape))))
-    fb.emit(f"{out} = moe.combine {y}, {slots}, {ids}, {weights}, {x}"
-            + operand("const_proj", "const_proj") + operand("const_values", "const_values")
-            + f" experts = {routing.experts_attr()} into({out_init}) : {x.type}, {ids_type}, "
-            f"{ids_type}, {w_type}, {x.type} into {x.type}")
+    fb.emit(ir_text.assign(out, ir_text.moe_combine(
+        y, slots, ids, weights, x, _weight_operands(args, ir_text.COMBINE_OPERANDS),
+        routing.experts_attr(), out_init)))
     return Value(out, x.type, x.shape, "f32")
 
 
 def _expand(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value:
     name = fb.fresh("r")
-    sizes = ", ".join(str(fb.dim(x, 0)) if d is None else str(d) for d in shape)
+    sizes = [fb.dim(x, 0) if d is None else d for d in shape]
     type_ = tensor_type(shape)
-    fb.emit(f"{name} = tensor.expand_shape {x} {reassociation} output_shape [{sizes}] "
-            f": {x.type} into {type_}")
+    fb.emit(ir_text.assign(name, ir_text.expand_shape(x, reassociation, sizes, type_)))
     return Value(name, type_, shape, "f32")
 
 
 def _collapse(fb: FunctionBuilder, x: Value, shape, reassociation: str) -> Value:
-    name = fb.fresh("r")
     type_ = tensor_type(shape)
-    fb.emit(f"{name} = tensor.collapse_shape {x} {reassociation} : {x.type} into {type_}")
-    return Value(name, type_, shape, "f32")
+    return fb.op("r", ir_text.collapse_shape(x, reassociation, type_), type_, shape)
 
 
 def _clamp(fb: FunctionBuilder, x: Value, bound: float) -> Value:
@@ -448,7 +439,7 @@ def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float
     half = head_dim // 2
     x4 = _expand(fb, x, (None, heads, 2, half), "[[0], [1, 2, 3]]")
     inv_freq = [1.0 / (theta ** (2.0 * i / head_dim)) for i in range(half)]
-    freq = fb.constant("dense<[" + ", ".join(f"{np.float32(f):.9e}" for f in inv_freq) + "]>",
+    freq = fb.constant(ir_text.dense([f"{np.float32(f):.9e}" for f in inv_freq]),
                        tensor_type((half,)))
     freq = Value(freq.name, freq.type, (half,), "f32")
     out = fb.empty(x4.shape, "f32", [fb.dim(x, 0)])
@@ -456,7 +447,7 @@ def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float
     def body(bb, a):
         position = bb.index(0)
         if seq_len is not None:
-            position = bb.op(f"arith.remui {position}, {seq_len} : index")
+            position = bb.binary("arith.remui", position, seq_len, "index")
         t = bb.index_to_f32(position)
         part = bb.index(2)
         angle = bb.binary("arith.mulf", t, a[2])
@@ -466,9 +457,9 @@ def _rope(fb: FunctionBuilder, x: Value, heads: int, head_dim: int, theta: float
                           bb.binary("arith.mulf", a[1], sin))
         second = bb.binary("arith.addf", bb.binary("arith.mulf", a[1], cos),
                            bb.binary("arith.mulf", a[0], sin))
-        zero = bb.op("arith.constant 0 : index")
-        is_first = bb.op(f"arith.cmpi eq, {part}, {zero} : index")
-        return bb.op(f"arith.select {is_first}, {first}, {second} : f32")
+        zero = bb.constant(0, "index")
+        is_first = bb.cmpi("eq", part, zero)
+        return bb.select(is_first, first, second)
     rotated = fb.generic([(x4, "d0, d1, 0, d3"), (x4, "d0, d1, 1, d3"), (freq, "d3")],
                          (out, "d0, d1, d2, d3"), ["parallel"] * 4, 4, body)
     return _collapse(fb, rotated, (None, heads, head_dim), "[[0], [1], [2, 3]]")
@@ -513,23 +504,20 @@ def attention(fb: FunctionBuilder, x: Value, spec: AttentionSpec, args: Dict[str
 
     def mask_body(bb, a):
         t, u = bb.index(1), bb.index(2)
-        future = bb.op(f"arith.cmpi ugt, {u}, {t} : index")
+        future = bb.cmpi("ugt", u, t)
         if seq_len is not None:
             # u before the first token of t's sequence: another sequence.
-            start = bb.op(f"arith.subi {t}, {bb.op(f'arith.remui {t}, {seq_len} : index')} "
-                          f": index")
-            earlier = bb.op(f"arith.cmpi ult, {u}, {start} : index")
-            future = bb.op(f"arith.ori {future}, {earlier} : i1")
+            start = bb.binary("arith.subi", t, bb.binary("arith.remui", t, seq_len, "index"),
+                              "index")
+            earlier = bb.cmpi("ult", u, start)
+            future = bb.binary("arith.ori", future, earlier, "i1")
         scaled = bb.binary("arith.mulf", a[0], bb.f32(scale))
-        return bb.op(f"arith.select {future}, {bb.f32(-math.inf)}, {scaled} : f32")
+        return bb.select(future, bb.f32(-math.inf), scaled)
     masked = fb.generic([(scores, "d0, d1, d2")], (masked_init, "d0, d1, d2"),
                         ["parallel"] * 3, 3, mask_body)
     row_max = fb.empty((nh, None), "f32", [tokens])
     neg_inf = fb.f32(-math.inf)
-    filled = fb.fresh("z")
-    fb.emit(f"{filled} = linalg.fill ins({neg_inf} : f32) outs({row_max} : {row_max.type})"
-            f" -> {row_max.type}")
-    row_max = Value(filled, row_max.type, row_max.shape, "f32")
+    row_max = fb.fill(neg_inf, row_max)
     row_max = fb.generic([(masked, "d0, d1, d2")], (row_max, "d0, d1"),
                          ["parallel", "parallel", "reduction"], 3,
                          lambda bb, a: bb.binary("arith.maximumf", a[1], a[0]))

@@ -1,35 +1,23 @@
 """A small builder of MLIR text for the exporters.
 
 The exporters emit ordinary upstream ops (func, linalg, tensor, arith, math)
-plus ``moe.layer``. This module keeps the bookkeeping in one place: SSA names,
+plus the moe ops. This module keeps the bookkeeping in one place: SSA names,
 tensor types with dynamic sizes, constants, ``linalg.generic`` bodies, and the
 location (the framework's module path, e.g. ``model.layers.3.mlp``) attached
-to every op so that diagnostics point at the user's code.
+to every op so that diagnostics point at the user's code. The syntax of the
+ops, types and functions is ``moe_mlir.ir_text``'s: the builder and the
+emitters call its functions and format no op text themselves.
 """
 
 import contextlib
-import struct
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+from .. import ir_text
+from ..ir_text import f32_literal, tensor_type
 
 __all__ = ["Value", "FunctionBuilder", "ModuleBuilder", "tensor_type", "f32_literal"]
 
 Shape = Sequence[Optional[int]]
-
-
-def tensor_type(shape: Shape, element: str = "f32") -> str:
-    """``tensor<?x64xf32>`` for shape (None, 64); None is a dynamic size."""
-    dims = "".join(("?" if d is None else str(int(d))) + "x" for d in shape)
-    return f"tensor<{dims}{element}>"
-
-
-def f32_literal(value: float) -> str:
-    """An f32 constant that reads back exactly (hexadecimal bit pattern)."""
-    bits = struct.unpack("<I", struct.pack("<f", float(value)))[0]
-    return f"0x{bits:08X}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class Value:
@@ -78,12 +66,15 @@ class FunctionBuilder:
             self._location = saved
 
     def emit(self, line: str):
-        if isinstance(self._location, (list, tuple)):
-            parts = ", ".join(f'"{_escape(p)}"' for p in self._location)
-            line += f" loc(fused[{parts}])"
-        elif self._location:
-            line += f' loc("{_escape(self._location)}")'
-        self.lines.append("  " + line)
+        """Appends a line of the body with the current location."""
+        self.lines.append("  " + line + ir_text.location(self._location))
+
+    def op(self, hint: str, op: str, type_: str, shape: Optional[Tuple] = None,
+           element: Optional[str] = "f32") -> "Value":
+        """Emits ``%<hint>N = op`` (an ``ir_text`` op) and returns its result."""
+        name = self.fresh(hint)
+        self.emit(ir_text.assign(name, op))
+        return Value(name, type_, shape, element)
 
     # -- values --------------------------------------------------------------
     def arg(self, shape: Shape, element: str = "f32", name: Optional[str] = None,
@@ -101,7 +92,7 @@ class FunctionBuilder:
         key = (literal, type_)
         if key not in self._constants:
             name = self.fresh("c")
-            self.lines.append(f"  {name} = arith.constant {literal} : {type_}")
+            self.lines.append("  " + ir_text.assign(name, ir_text.constant(literal, type_)))
             self._constants[key] = Value(name, type_)
         return self._constants[key]
 
@@ -119,25 +110,23 @@ class FunctionBuilder:
         key = (value.name, index)
         if key not in self._dims:
             name = self.fresh("d")
-            self.emit(f"{name} = tensor.dim {value}, {self.index(index)} : {value.type}")
+            self.emit(ir_text.assign(name, ir_text.dim(value, self.index(index))))
             self._dims[key] = Value(name, "index")
         return self._dims[key]
 
     def empty(self, shape: Shape, element: str, sizes_from: Sequence[Value]) -> Value:
         """``tensor.empty`` whose dynamic sizes are given in order."""
-        name = self.fresh("e")
         type_ = tensor_type(shape, element)
-        dyn = ", ".join(str(s) for s in sizes_from)
-        self.emit(f"{name} = tensor.empty({dyn}) : {type_}")
-        return Value(name, type_, shape, element)
+        return self.op("e", ir_text.empty(sizes_from, type_), type_, shape, element)
 
     def zeros(self, shape: Shape, sizes_from: Sequence[Value], element: str = "f32") -> Value:
         init = self.empty(shape, element, sizes_from)
         zero = self.f32(0.0) if element == "f32" else self.constant("0", element)
-        name = self.fresh("z")
-        self.emit(f"{name} = linalg.fill ins({zero} : {zero.type}) outs({init} : {init.type})"
-                  f" -> {init.type}")
-        return Value(name, init.type, init.shape, element)
+        return self.fill(zero, init)
+
+    def fill(self, value: Value, init: Value) -> Value:
+        """``init`` filled with the scalar ``value``."""
+        return self.op("z", ir_text.fill(value, init), init.type, init.shape, init.element)
 
     # -- linalg --------------------------------------------------------------
     def generic(self, inputs: Sequence[Tuple[Value, str]], output: Tuple[Value, str],
@@ -147,44 +136,27 @@ class FunctionBuilder:
         indexing map results (e.g. ``"d0, d1"``); ``body`` gets a BodyBuilder and
         the block argument names (inputs then output) and returns the yielded
         value's name."""
-        dvars = ", ".join(f"d{i}" for i in range(dims))
-        maps = [f"affine_map<({dvars}) -> ({m})>" for _, m in list(inputs) + [output]]
+        maps = [ir_text.affine_map(dims, m) for _, m in list(inputs) + [output]]
         out_value = output[0]
         args = [f"%a{i}" for i in range(len(inputs))] + ["%acc"]
         block_types = [v.element or "f32" for v, _ in inputs] + [out_value.element or "f32"]
         builder = BodyBuilder()
         result = body(builder, args)
         name = self.fresh("g")
-        ins = ", ".join(str(v) for v, _ in inputs)
-        in_types = ", ".join(v.type for v, _ in inputs)
-        iterator_list = ", ".join(f'"{it}"' for it in iterators)
-        header = (f"{name} = linalg.generic {{indexing_maps = [{', '.join(maps)}], "
-                  f"iterator_types = [{iterator_list}]}} "
-                  + (f"ins({ins} : {in_types}) " if inputs else "")
-                  + f"outs({out_value} : {out_value.type}) {{")
-        self.lines.append("  " + header)
-        block_args = ", ".join(f"{a}: {t}" for a, t in zip(args, block_types))
-        self.lines.append(f"  ^bb0({block_args}):")
+        header = ir_text.generic(maps, iterators, [v for v, _ in inputs], out_value)
+        self.lines.append("  " + ir_text.assign(name, header))
+        self.lines.append("  " + ir_text.block(list(zip(args, block_types))))
         for line in builder.lines:
             self.lines.append("    " + line)
-        self.lines.append(f"    linalg.yield {result} : {out_value.element or 'f32'}")
+        self.lines.append("    " + ir_text.linalg_yield(result, out_value.element or "f32"))
         # The location of an op with a region follows its result types.
-        self.emit(f"}} -> {out_value.type}")
+        self.emit(ir_text.region_end([out_value.type]))
         return Value(name, out_value.type, out_value.shape, out_value.element)
 
     # -- text ----------------------------------------------------------------
     def text(self) -> str:
-        def arg_text(value, name):
-            attrs = f' {{moe.name = "{_escape(name)}"}}' if name else ""
-            return f"{value}: {value.type}{attrs}"
-        args = ",\n    ".join(arg_text(v, n) for v, n in self.args)
-        results = ", ".join(v.type for v in self.results)
-        visibility = "" if self.public else "private "
-        returns = (f"  return {', '.join(str(v) for v in self.results)} : {results}"
-                   if self.results else "  return")
-        return (f"func.func {visibility}@{self.name}(\n    {args})"
-                + (f" -> ({results})" if self.results else "") + " {\n"
-                + "\n".join(self.lines) + "\n" + returns + "\n}\n")
+        return ir_text.func(self.name, self.args, self.lines, self.results,
+                            private=not self.public)
 
 
 class BodyBuilder:
@@ -198,27 +170,42 @@ class BodyBuilder:
         self._count += 1
         return f"%b{self._count}"
 
-    def op(self, text: str) -> str:
-        """Emits ``%bN = <text>`` and returns ``%bN``."""
+    def op(self, op: str) -> str:
+        """Emits ``%bN = op`` (an ``ir_text`` op) and returns ``%bN``."""
         name = self.fresh()
-        self.lines.append(f"{name} = {text}")
+        self.lines.append(ir_text.assign(name, op))
         return name
 
     def f32(self, value: float) -> str:
-        return self.op(f"arith.constant {f32_literal(value)} : f32")
+        return self.op(ir_text.constant(f32_literal(value), "f32"))
+
+    def constant(self, literal: Union[int, str], type_: str) -> str:
+        return self.op(ir_text.constant(str(literal), type_))
 
     def binary(self, op: str, a: str, b: str, type_: str = "f32") -> str:
-        return self.op(f"{op} {a}, {b} : {type_}")
+        return self.op(ir_text.binary(op, a, b, type_))
 
     def unary(self, op: str, a: str, type_: str = "f32") -> str:
-        return self.op(f"{op} {a} : {type_}")
+        return self.op(ir_text.unary(op, a, type_))
+
+    def cast(self, op: str, value: str, from_type: str, to_type: str) -> str:
+        return self.op(ir_text.cast(op, value, from_type, to_type))
+
+    def cmpi(self, predicate: str, a: str, b: str, type_: str = "index") -> str:
+        return self.op(ir_text.cmpi(predicate, a, b, type_))
+
+    def select(self, condition: str, a: str, b: str, type_: str = "f32") -> str:
+        return self.op(ir_text.select(condition, a, b, type_))
+
+    def extract(self, source: Value, indices: Sequence[str]) -> str:
+        return self.op(ir_text.extract(source, indices))
 
     def index(self, dim: int) -> str:
-        return self.op(f"linalg.index {dim} : index")
+        return self.op(ir_text.linalg_index(dim))
 
     def index_to_f32(self, index: str) -> str:
-        as_int = self.op(f"arith.index_cast {index} : index to i64")
-        return self.op(f"arith.sitofp {as_int} : i64 to f32")
+        return self.cast("arith.sitofp", self.cast("arith.index_cast", index, "index", "i64"),
+                         "i64", "f32")
 
 
 class ModuleBuilder:
