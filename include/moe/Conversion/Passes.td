@@ -51,7 +51,8 @@ def ConvertMoEToLoopsPass : Pass<"convert-moe-to-loops", "::mlir::ModuleOp"> {
            "Count the rows and multiply-adds each expert FFN executes">,
     Option<"parallel", "parallel", "bool", /*default=*/"false",
            "Emit the expert FFN's independent work items (an expert's rows "
-           "in chunks of 128) as scf.parallel">,
+           "in chunks of the matmul schedule's ffn_rows, 128 by default) as "
+           "scf.parallel">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

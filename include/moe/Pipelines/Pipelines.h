@@ -57,12 +57,12 @@ struct CPUPipelineOptions : public HostABIOptions<CPUPipelineOptions> {
       llvm::cl::init(false)};
 };
 
-/// Options of the GPU pipeline.
 /// Options of moe-test-gpu-emulation-pipeline: the host ABI only (the rest
 /// is the CPU pipeline's defaults).
 struct GPUEmulationPipelineOptions
     : public HostABIOptions<GPUEmulationPipelineOptions> {};
 
+/// Options of the GPU pipeline.
 struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
   PassOptions::ListOption<std::string> chips{
       *this, "chips",
@@ -116,8 +116,9 @@ void buildGPUPipeline(OpPassManager &pm, const GPUPipelineOptions &options);
 void buildGPUEmulationPipeline(OpPassManager &pm,
                                const GPUEmulationPipelineOptions &options);
 
-/// Registers `moe-cpu-pipeline` (and later pipelines) with the global
-/// pipeline registry.
+/// Registers `moe-cpu-pipeline`, `moe-gpu-pipeline` and the testing
+/// pipeline `moe-test-gpu-emulation-pipeline` with the global pipeline
+/// registry.
 void registerMoEPipelines();
 
 /// Registers every upstream pass that the moe pipelines use (and the

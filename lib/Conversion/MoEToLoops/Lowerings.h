@@ -148,8 +148,10 @@ void emitZeroRows(LoopEmitter &e, Value buffer, Value begin, Value end);
 /// Runs `kernel` (which returns the op's result buffers, of `resultTypes`)
 /// when every size constraint holds at runtime. Otherwise, instead of
 /// reading or writing out of bounds, it stores the op's code in the
-/// module's public i32 global `moe_runtime_error` (which the Python runtime
-/// checks after every call and turns into a ValueError) and returns results
+/// module's public i32 global `moe_runtime_error` (moe-status-argument turns
+/// the store into one through the functions' status argument, which the
+/// Python runtime checks after every call and turns into a ValueError) and
+/// returns results
 /// whose dynamic dimensions are 0 and whose elements are 0.
 SmallVector<Value> emitGuarded(LoopEmitter &e, Operation *op,
                                const SizeConstraints &constraints,
