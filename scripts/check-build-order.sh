@@ -8,7 +8,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LLVM_PREFIX="${LLVM_PREFIX:-/usr/lib/llvm-22}"
+LLVM_PREFIX="${MOE_MLIR_LLVM_PREFIX:-${LLVM_PREFIX:-/usr/lib/llvm-22}}"
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
 

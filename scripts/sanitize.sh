@@ -17,7 +17,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${MOE_SANITIZE_BUILD_DIR:-$ROOT/build-sanitize}"
-LLVM_PREFIX=/usr/lib/llvm-22
+# The LLVM/MLIR 22 install (Debian's packages; MOE_MLIR_LLVM_PREFIX overrides it,
+# as it does for the Python package).
+LLVM_PREFIX="${MOE_MLIR_LLVM_PREFIX:-/usr/lib/llvm-22}"
 
 "$ROOT/scripts/setup.sh" --packages-only
 

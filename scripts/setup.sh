@@ -10,7 +10,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
-LLVM_PREFIX=/usr/lib/llvm-22
+# The LLVM/MLIR 22 install (Debian's packages; MOE_MLIR_LLVM_PREFIX overrides it,
+# as it does for the Python package).
+LLVM_PREFIX="${MOE_MLIR_LLVM_PREFIX:-/usr/lib/llvm-22}"
 
 # Toolchain (MLIR/LLVM 22 with mlir-opt, FileCheck and lit), build tools and
 # the Python packages of the reference and its tests. All from Debian.
