@@ -199,60 +199,50 @@ struct CombineToGPU : GPUPattern<CombineOp> {
                               {ops.numTokens, ops.k})
                     : Value();
     d.guarded(op, sizes, [&] {
-      Value constBegin = e.i32(experts.getConstBegin());
-      Value constEnd = e.i32(experts.getNumExperts());
       if (ops.numConst > 0)
         d.forAll2D(ops.numTokens, ops.k, [&](Value t, Value j) {
-          Value id = e.load(ops.ids, {t, j});
-          e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
-            Value c = e.toIndex(e.sub(id, constBegin));
-            std::pair<Value, Value> a = emitConstMix(e, ops, t, c);
+          CombineSlot slot = emitCombineSlot(e, ops, experts, t, j);
+          e.ifThen(slot.isConst, [&] {
+            std::pair<Value, Value> a =
+                emitConstMix(e, ops, t, slot.constIndex);
             e.store(a.first, mix, {t, j, e.index(0)});
             e.store(a.second, mix, {t, j, e.index(1)});
           });
         });
       d.forAll2D(ops.numTokens, ops.hidden, [&](Value t, Value h) {
-        Value zeroI32 = e.i32(0);
-        Value computeEnd = e.i32(experts.getCompute());
-        Value copyBegin = e.i32(experts.getCopyBegin());
-        Value numRowsI32 = e.toI32(ops.numRows);
         Value xv = e.toF32(e.load(ops.x, {t, h}));
         Value zeroIndex = e.index(0);
         Value zeroF = e.f32(0.0f);
         Value sum = e.loop(
             zeroIndex, ops.k, ValueRange{zeroF}, [&](Value j, ValueRange acc) {
-              Value id = e.load(ops.ids, {t, j});
-              Value row = e.load(ops.slotRows, {t, j});
-              Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
-              Value rowInRange = e.inRange(row, zeroI32, numRowsI32);
-              Value isCompute = e.andi(idIsCompute, rowInRange);
+              CombineSlot slot = emitCombineSlot(e, ops, experts, t, j);
               // Only the slots that contribute read their weight (a NaN
               // weight of a skipped slot does not propagate).
               auto ifOp = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
-                                            isCompute, true);
+                                            slot.isCompute, true);
               OpBuilder::InsertionGuard guard(e.b);
               e.b.setInsertionPointToStart(ifOp.thenBlock());
               Value w = e.load(ops.weights, {t, j});
-              Value safeRow = e.toIndex(row);
+              Value safeRow = e.toIndex(slot.row);
               scf::YieldOp::create(
                   e.b,
                   ValueRange{e.add(
                       acc[0], e.mul(w, e.toF32(e.load(ops.y, {safeRow, h}))))});
               e.b.setInsertionPointToStart(ifOp.elseBlock());
               Value next = acc[0];
-              if (experts.getNumCopy() > 0 || ops.numConst > 0) {
-                Value isCopy = e.inRange(id, copyBegin, constBegin);
-                Value isConst = e.inRange(id, constBegin, constEnd);
+              if (slot.isCopy || slot.isConst) {
+                Value isOther = slot.isCopy && slot.isConst
+                                    ? e.ori(slot.isCopy, slot.isConst)
+                                    : (slot.isCopy ? slot.isCopy : slot.isConst);
                 auto other = scf::IfOp::create(e.b, TypeRange{e.b.getF32Type()},
-                                               e.ori(isCopy, isConst), true);
+                                               isOther, true);
                 e.b.setInsertionPointToStart(other.thenBlock());
                 Value w = e.load(ops.weights, {t, j});
                 Value value = xv;
-                if (ops.numConst > 0) {
-                  Value c = e.toIndex(
-                      e.select(isConst, e.sub(id, constBegin), zeroI32));
+                if (slot.isConst) {
+                  Value c = slot.constIndex;
                   auto constIf = scf::IfOp::create(
-                      e.b, TypeRange{e.b.getF32Type()}, isConst, true);
+                      e.b, TypeRange{e.b.getF32Type()}, slot.isConst, true);
                   e.b.setInsertionPointToStart(constIf.thenBlock());
                   Value a1 = e.load(mix, {t, j, e.index(0)});
                   Value a2 = e.load(mix, {t, j, e.index(1)});

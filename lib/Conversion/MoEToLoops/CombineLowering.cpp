@@ -42,12 +42,6 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
 
     Value zero = e.index(0);
     Value zeroF = e.f32(0.0f);
-    Value zeroI32 = e.i32(0);
-    Value computeEnd = e.i32(experts.getCompute());
-    Value copyBegin = e.i32(experts.getCopyBegin());
-    Value constBegin = e.i32(experts.getConstBegin());
-    Value constEnd = e.i32(experts.getNumExperts());
-    Value numRowsI32 = e.toI32(c.numRows);
 
     // acc[h] += w * value(h) for every h.
     auto accumulate = [&](Value w, function_ref<Value(Value)> value) {
@@ -62,24 +56,19 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, CombineOp op,
       e.fill(acc, zeroF, zero, c.hidden);
       auto xAt = [&](Value h) { return e.toF32(e.load(c.x, {t, h})); };
       e.loop(zero, c.k, [&](Value j) {
-        Value id = e.load(c.ids, {t, j});
-        // Compute slot with a row in [0, R).
-        Value row = e.load(c.slotRows, {t, j});
-        Value idIsCompute = e.inRange(id, zeroI32, computeEnd);
-        Value rowIsValid = e.inRange(row, zeroI32, numRowsI32);
-        Value isCompute = e.andi(idIsCompute, rowIsValid);
-        e.ifThen(isCompute, [&] {
+        CombineSlot slot = emitCombineSlot(e, c, experts, t, j);
+        e.ifThen(slot.isCompute, [&] {
           Value w = e.load(c.weights, {t, j});
-          Value r = e.toIndex(row);
+          Value r = e.toIndex(slot.row);
           accumulate(w, [&](Value h) { return e.toF32(e.load(c.y, {r, h})); });
         });
-        if (experts.getNumCopy() > 0)
-          e.ifThen(e.inRange(id, copyBegin, constBegin), [&] {
+        if (slot.isCopy)
+          e.ifThen(slot.isCopy, [&] {
             accumulate(e.load(c.weights, {t, j}), xAt);
           });
-        if (c.numConst > 0)
-          e.ifThen(e.inRange(id, constBegin, constEnd), [&] {
-            Value i = e.toIndex(e.sub(id, constBegin));
+        if (slot.isConst)
+          e.ifThen(slot.isConst, [&] {
+            Value i = slot.constIndex;
             std::pair<Value, Value> mix = emitConstMix(e, c, t, i);
             Value a1 = mix.first, a2 = mix.second;
             accumulate(e.load(c.weights, {t, j}), [&](Value h) {

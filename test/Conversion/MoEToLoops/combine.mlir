@@ -10,11 +10,11 @@
 // CHECK-DAG:  %[[T:.*]] = tensor.dim %[[X]], %c0
 // CHECK-DAG:  %[[R:.*]] = tensor.dim %[[Y]], %c0
 // CHECK:      %[[ACC:.*]] = memref.alloc() : memref<8xf32>
-// CHECK:      %[[RI32:.*]] = arith.index_cast %[[R]]
 // CHECK:      scf.for %[[T1:.*]] = %c0 to %[[T]]
 // CHECK:        scf.for %[[J:.*]] = %c0 to %c2
 // CHECK:          %[[ID:.*]] = tensor.extract %[[IDS]][%[[T1]], %[[J]]]
 // CHECK:          %[[ROW:.*]] = tensor.extract %[[SLOTS]][%[[T1]], %[[J]]]
+// CHECK:          %[[RI32:.*]] = arith.index_cast %[[R]]
 // CHECK-DAG:      arith.cmpi slt, %[[ROW]], %[[RI32]]
 // CHECK-DAG:      arith.cmpi slt, %[[ID]], %[[E]]
 // CHECK:          scf.if

@@ -227,6 +227,34 @@ std::pair<Value, Value> mlir::moe::emitConstMix(LoopEmitter &e,
   return {e.div(ex0, den), e.div(ex1, den)};
 }
 
+CombineSlot mlir::moe::emitCombineSlot(LoopEmitter &e,
+                                       const CombineOperands &c,
+                                       ExpertSpaceAttr experts, Value t,
+                                       Value j) {
+  CombineSlot slot;
+  slot.id = e.load(c.ids, {t, j});
+  slot.row = e.load(c.slotRows, {t, j});
+  Value zeroI32 = e.i32(0);
+  Value computeEnd = e.i32(experts.getCompute());
+  Value numRowsI32 = e.toI32(c.numRows);
+  Value idIsCompute = e.inRange(slot.id, zeroI32, computeEnd);
+  Value rowIsValid = e.inRange(slot.row, zeroI32, numRowsI32);
+  slot.isCompute = e.andi(idIsCompute, rowIsValid);
+  Value constBegin = e.i32(experts.getConstBegin());
+  if (experts.getNumCopy() > 0) {
+    Value copyBegin = e.i32(experts.getCopyBegin());
+    slot.isCopy = e.inRange(slot.id, copyBegin, constBegin);
+  }
+  if (experts.getNumConst() > 0) {
+    Value constEnd = e.i32(experts.getNumExperts());
+    slot.isConst = e.inRange(slot.id, constBegin, constEnd);
+    Value offset = e.sub(slot.id, constBegin);
+    Value safe = e.select(slot.isConst, offset, zeroI32);
+    slot.constIndex = e.toIndex(safe);
+  }
+  return slot;
+}
+
 /// The activation in f32. NaN propagates through every one of them.
 Value mlir::moe::emitActivation(LoopEmitter &e, Activation activation,
                                 Value x) {

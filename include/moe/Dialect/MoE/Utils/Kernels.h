@@ -95,6 +95,25 @@ SizeConstraints combineSizes(LoopEmitter &e, const CombineOperands &c);
 std::pair<Value, Value> emitConstMix(LoopEmitter &e, const CombineOperands &c,
                                      Value t, Value i);
 
+/// What slot (t, j) of moe.combine contributes, by the contract's rules: a
+/// compute expert's row `y[row]` only when `row` is in [0, R) (an invalid
+/// row contributes nothing), `x[t]` for a copy expert, the constant mix
+/// for a const expert; nothing for null and empty slots and ids of no
+/// expert. Both lowerings branch on these predicates and differ only in
+/// their loop structure.
+struct CombineSlot {
+  /// The slot's id (i32) and row of `y` (i32, unchecked).
+  Value id, row;
+  /// i1 predicates; isCopy / isConst are null when the expert space has no
+  /// copy / const experts.
+  Value isCompute, isCopy, isConst;
+  /// The const expert's index (id - first const id; 0 for other slots), or
+  /// null without const experts.
+  Value constIndex;
+};
+CombineSlot emitCombineSlot(LoopEmitter &e, const CombineOperands &c,
+                            ExpertSpaceAttr experts, Value t, Value j);
+
 /// Columns of one panel of packed expert weights (the `packed` layout).
 inline constexpr int64_t kPanelColumns = 32;
 
