@@ -33,12 +33,7 @@ import cpu_layer  # noqa: E402  (shapes, weights, cache flush, CPU name)
 
 def isa():
     """The widest x86 vector ISA of this CPU, from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
+    flags = cpu_layer.cpu_flags()
     for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("AVX", "avx")):
         if flag in flags:
             return name + (" + AVX512-BF16" if "avx512_bf16" in flags else "")

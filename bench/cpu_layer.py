@@ -79,6 +79,16 @@ GENERIC_OPENBLAS_CORES = {"prescott", "core2", "nehalem", "katmai", "coppermine"
                           "northwood", "banias", "atom", "generic"}
 
 
+def cpu_flags():
+    """The CPU's feature flags (/proc/cpuinfo), or none where it is absent."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].split() for line in f
+                         if line.startswith("flags")), [])
+    except OSError:
+        return []
+
+
 def openblas_core():
     """The kernel set the process's OpenBLAS uses (PyTorch and the C++ loop
     share it)."""
@@ -103,12 +113,7 @@ def openblas_environment():
                               capture_output=True, text=True).stdout.strip()
     if detected.lower() not in GENERIC_OPENBLAS_CORES:
         return {}, None
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        flags = []
+    flags = cpu_flags()
     for flag, core in (("avx512_bf16", "Cooperlake"), ("avx512f", "SkylakeX"),
                        ("avx2", "Haswell")):
         if flag in flags:

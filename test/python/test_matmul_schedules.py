@@ -107,6 +107,19 @@ func.func @ffn(%rows: {row}, %offsets: tensor<{E + 1}xi32>,
 }}"""
 
 
+def _ffn_case(H, F, counts, seed):
+    """Rows grouped by expert (counts[e] rows for expert e), their offsets,
+    and gated FFN weights scaled to keep the activations O(1)."""
+    E = len(counts)
+    rng = np.random.default_rng(seed)
+    w_up = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
+    w_gate = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
+    w_down = rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    rows = rng.standard_normal((int(offsets[-1]), H), dtype=np.float32)
+    return rows, offsets, w_up, w_gate, w_down
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("packed", [False, True], ids=["plain", "packed"])
 def test_expert_ffn(schedule, packed):
@@ -114,14 +127,8 @@ def test_expert_ffn(schedule, packed):
     (with H = 70, F = 140) full groups of panels, lone panels, whole single
     vectors and a masked tail."""
     H, F = 70, 140
-    counts = [0, 1, 2, 3, 4, 5, 7, 8, 9, 13]
-    E = len(counts)
-    rng = np.random.default_rng(3)
-    w_up = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
-    w_gate = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
-    w_down = rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    rows = rng.standard_normal((int(offsets[-1]), H), dtype=np.float32)
+    rows, offsets, w_up, w_gate, w_down = _ffn_case(H, F, [0, 1, 2, 3, 4, 5, 7, 8, 9, 13], 3)
+    E = len(offsets) - 1
     weights = [pack_panels(w) for w in (w_up, w_gate, w_down)] if packed else [w_up, w_gate, w_down]
     got = moe_mlir.compile(_ffn_text(E, H, F, packed, "f32", schedule), "ffn")(rows, offsets, *weights)
     want = ref.expert_ffn(rows, offsets, w_up, w_down, w_gate=w_gate, activation="silu")
@@ -135,14 +142,8 @@ def test_expert_ffn_bf16_rows(schedule):
     """bf16 rows: the down projection writes bf16 and is not blocked over
     the depth whatever depth_block says; the values are the default's."""
     H, F = 40, 50
-    counts = [2, 0, 11, 5]
-    E = len(counts)
-    rng = np.random.default_rng(4)
-    w_up = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
-    w_gate = rng.standard_normal((E, H, F), dtype=np.float32) / np.sqrt(H)
-    w_down = rng.standard_normal((E, F, H), dtype=np.float32) / np.sqrt(F)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    rows = rng.standard_normal((int(offsets[-1]), H), dtype=np.float32)
+    rows, offsets, w_up, w_gate, w_down = _ffn_case(H, F, [2, 0, 11, 5], 4)
+    E = len(offsets) - 1
     f = moe_mlir.compile(_ffn_text(E, H, F, False, "bf16", schedule), "ffn")
     default = _compile(_ffn_text(E, H, F, False, "bf16", None), "ffn")
     got = f(rows, offsets, w_up, w_gate, w_down)
