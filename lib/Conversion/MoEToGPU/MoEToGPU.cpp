@@ -161,6 +161,15 @@ struct ConvertMoEToGPUPass
                              "with a static R_max for the padded form)";
         unsupported = true;
       }
+      if (auto ffn = dyn_cast<ExpertFFNOp>(op))
+        if (std::optional<WeightQuant> quant = ffn.getQuant()) {
+          op->emitOpError()
+              << "with quantized weights (quant = "
+              << stringifyWeightQuant(*quant)
+              << ") is not lowered to the GPU yet (bind f32, f16 or bf16 "
+                 "weights for the GPU pipeline)";
+          unsupported = true;
+        }
     });
     if (unsupported)
       return signalPassFailure();

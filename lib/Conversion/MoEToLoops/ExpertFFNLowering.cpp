@@ -87,6 +87,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       shape.b = llvm::cast<MemRefType>(b.getType()).getElementType();
       shape.c = c;
       shape.bPacked = o.packed;
+      shape.quant = o.quant;
       shape.depth = getStaticSize(depth);
       shape.columns = getStaticSize(n);
       return shape;
@@ -165,6 +166,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       RowMatmul project;
       project.aPack = aPack;
       project.bPacked = o.packed;
+      project.quant = o.quant;
       project.a = o.rows;
       project.bPrefix = {expert};
       project.rowBegin = first;
@@ -207,6 +209,7 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, ExpertFFNOp op,
       RowMatmul down;
       down.aPack = aPack;
       down.bPacked = o.packed;
+      down.quant = o.quant;
       down.a = up;
       down.rowOfA = local;
       down.b = o.wDown;

@@ -82,6 +82,10 @@ struct RowMatmul {
   /// hoist it out of loops).
   Value aPack;
   bool bPacked = false;
+  /// With `quant` (and `bPacked`), `b` is `[bPrefix..., ceil(n/32),
+  /// depth/32, tile bytes] x i8`: quantized tiles (moe.expert_ffn's
+  /// `quant`), dequantised in registers; `depth` is a multiple of 32.
+  std::optional<WeightQuant> quant;
   SmallVector<Value> bPrefix;
   Value bias;
   SmallVector<Value> biasPrefix;

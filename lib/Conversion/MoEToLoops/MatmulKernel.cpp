@@ -295,43 +295,60 @@ private:
         m.bPacked && s.prefetchDistance > 0 && rows >= s.prefetchMinRows;
     int64_t bBytes =
         llvm::cast<MemRefType>(m.b.getType()).getElementTypeBitWidth() / 8;
-    SmallVector<Value> sums = e.loop(
-        kBegin, kEnd, inits, [&](Value k, ValueRange acc) {
-          if (prefetch) {
-            // Clamped to the depth block: the address stays in bounds. One
-            // prefetch per 64-byte line of the panel's row (a bf16 row of
-            // 32 columns is a single line).
-            Value wanted = e.add(k, e.index(s.prefetchDistance));
-            Value lastK = e.sub(kEnd, e.index(1));
-            Value ahead = e.minSI(wanted, lastK);
-            for (int64_t v = 0; v < vectors; ++v)
-              if ((v % panelVectors) * s.lanes * bBytes % 64 == 0)
-                memref::PrefetchOp::create(
-                    e.b, m.b,
-                    indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
-                    /*isWrite=*/false, /*localityHint=*/3,
-                    /*isDataCache=*/true);
-          }
-          SmallVector<Value> b;
-          for (int64_t v = 0; v < vectors; ++v) {
-            if (m.bPacked)
-              b.push_back(loadVector(m.b, m.bPrefix, {panels[v], k, offsets[v]},
-                                     Value()));
-            else
-              b.push_back(loadVector(m.b, m.bPrefix, {k, cols[v]}, maskOf(v)));
-          }
-          SmallVector<Value> next;
-          for (int64_t r = 0; r < rows; ++r) {
-            Value scalar =
-                aPack ? e.load(aPack, {groups[r], e.sub(k, kBegin), lanes[r]})
-                      : e.toF32(e.load(m.a, {aRows[r], k}));
-            Value a = vector::BroadcastOp::create(e.b, vectorType, scalar);
-            for (int64_t v = 0; v < vectors; ++v)
-              next.push_back(vector::FMAOp::create(e.b, a, b[v],
-                                                   acc[r * vectors + v]));
-          }
-          return next;
+    // One step k of the depth: B's vectors (quantized tiles: `kb`, `kk` and
+    // the block's `scales` given), the broadcast of each row of A, one FMA
+    // per accumulator.
+    auto step = [&](Value k, ValueRange acc, Value kb, Value kk,
+                    ArrayRef<Value> scales) -> SmallVector<Value> {
+      if (prefetch)
+        emitPrefetch(k, vectors, panels, offsets, bBytes);
+      SmallVector<Value> b;
+      for (int64_t v = 0; v < vectors; ++v) {
+        if (m.quant)
+          b.push_back(loadQuantVector(panels[v], kb, kk, v, scales[v]));
+        else if (m.bPacked)
+          b.push_back(loadVector(m.b, m.bPrefix, {panels[v], k, offsets[v]},
+                                 Value()));
+        else
+          b.push_back(loadVector(m.b, m.bPrefix, {k, cols[v]}, maskOf(v)));
+      }
+      SmallVector<Value> next;
+      for (int64_t r = 0; r < rows; ++r) {
+        Value scalar =
+            aPack ? e.load(aPack, {groups[r], e.sub(k, kBegin), lanes[r]})
+                  : e.toF32(e.load(m.a, {aRows[r], k}));
+        Value a = vector::BroadcastOp::create(e.b, vectorType, scalar);
+        for (int64_t v = 0; v < vectors; ++v)
+          next.push_back(
+              vector::FMAOp::create(e.b, a, b[v], acc[r * vectors + v]));
+      }
+      return next;
+    };
+    SmallVector<Value> sums;
+    if (!m.quant) {
+      sums = e.loop(kBegin, kEnd, inits, [&](Value k, ValueRange acc) {
+        return step(k, acc, Value(), Value(), {});
+      });
+    } else {
+      // Quantized tiles: per block of 32 depths, the scales of the block's
+      // columns (f16 -> f32, once), then its 32 steps. Depth blocks start
+      // and end on tile boundaries (the schedule makes depthBlock a
+      // multiple of 32, and the depth is one).
+      Value tile = e.index(kQuantTileSize);
+      Value firstTile = arith::DivUIOp::create(e.b, kBegin, tile);
+      Value endTile = arith::CeilDivUIOp::create(e.b, kEnd, tile);
+      sums = e.loop(firstTile, endTile, inits, [&](Value kb, ValueRange acc) {
+        SmallVector<Value> scales;
+        for (int64_t v = 0; v < vectors; ++v)
+          scales.push_back(loadQuantScales(panels[v], kb, v));
+        Value k0 = e.mul(kb, tile);
+        Value zeroK = e.index(0);
+        return e.loop(zeroK, tile, acc, [&](Value kk, ValueRange inner) {
+          Value k = e.add(k0, kk);
+          return step(k, inner, kb, kk, scales);
         });
+      });
+    }
     // After the last depth block: + bias, rounded to C's type. Before it:
     // the f32 partial sums.
     auto storeFinal = [&] {
@@ -371,6 +388,86 @@ private:
     SmallVector<Value> all(prefix.begin(), prefix.end());
     all.append(rest.begin(), rest.end());
     return all;
+  }
+
+  /// Prefetches the packed B row `prefetchDistance` steps after `k`, clamped
+  /// to the depth block (the address stays in bounds): one prefetch per
+  /// 64-byte line of the panel's row (a bf16 row of 32 columns, or a row of
+  /// quants, is a single line).
+  void emitPrefetch(Value k, int64_t vectors, ArrayRef<Value> panels,
+                    ArrayRef<Value> offsets, int64_t bBytes) {
+    Value wanted = e.add(k, e.index(s.prefetchDistance));
+    Value lastK = e.sub(kEnd, e.index(1));
+    Value ahead = e.minSI(wanted, lastK);
+    if (m.quant) {
+      Value tile = e.index(kQuantTileSize);
+      Value kb = arith::DivUIOp::create(e.b, ahead, tile);
+      Value kk = arith::RemUIOp::create(e.b, ahead, tile);
+      Value rowBytes = e.index(getQuantRowBytes(*m.quant));
+      Value rowOffset = e.mul(kk, rowBytes);
+      Value byte = e.add(rowOffset, e.index(kQuantScaleBytes));
+      for (int64_t v = 0; v < vectors; v += panelVectors)
+        memref::PrefetchOp::create(e.b, m.b,
+                                   indices(m.bPrefix, {panels[v], kb, byte}),
+                                   /*isWrite=*/false, /*localityHint=*/3,
+                                   /*isDataCache=*/true);
+      return;
+    }
+    for (int64_t v = 0; v < vectors; ++v)
+      if ((v % panelVectors) * s.lanes * bBytes % 64 == 0)
+        memref::PrefetchOp::create(
+            e.b, m.b, indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
+            /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+  }
+
+  /// The first column of vector `v` of a block within its 32-column panel.
+  int64_t columnInPanel(int64_t v) const {
+    return (v % panelVectors) * s.lanes;
+  }
+
+  /// The f16 scales of vector `v`'s columns in tile (panel, kb), in f32.
+  Value loadQuantScales(Value panel, Value kb, int64_t v) {
+    auto bytesType = VectorType::get({2 * s.lanes}, e.b.getI8Type());
+    auto halfType = VectorType::get({s.lanes}, e.b.getF16Type());
+    Value byte = e.index(2 * columnInPanel(v));
+    Value bytes = vector::LoadOp::create(e.b, bytesType, m.b,
+                                         indices(m.bPrefix, {panel, kb, byte}));
+    Value halves = vector::BitCastOp::create(e.b, halfType, bytes);
+    return arith::ExtFOp::create(e.b, vectorType, halves);
+  }
+
+  /// Vector `v`'s weights at depth 32 kb + kk of tile (panel, kb),
+  /// dequantised: q * d (q8_0) or (u - 8) * d (q4_0), exact in f32.
+  Value loadQuantVector(Value panel, Value kb, Value kk, int64_t v,
+                        Value scale) {
+    WeightQuant quant = *m.quant;
+    int64_t column = columnInPanel(v);
+    auto bytesType = VectorType::get({s.lanes}, e.b.getI8Type());
+    Value rowBytes = e.index(getQuantRowBytes(quant));
+    // q4_0: column j's nibble is in byte j mod 16 of the row, the low one
+    // for j < 16 (a vector never straddles the two halves: lanes <= 16).
+    int64_t byteInRow = quant == WeightQuant::q4_0
+                            ? column % (kQuantTileSize / 2)
+                            : column;
+    Value rowOffset = e.mul(kk, rowBytes);
+    Value byte = e.add(rowOffset, e.index(kQuantScaleBytes + byteInRow));
+    Value q = vector::LoadOp::create(e.b, bytesType, m.b,
+                                     indices(m.bPrefix, {panel, kb, byte}));
+    if (quant == WeightQuant::q4_0) {
+      auto splat = [&](int64_t value) {
+        return arith::ConstantOp::create(
+            e.b, bytesType,
+            DenseElementsAttr::get(bytesType, e.b.getI8IntegerAttr(value)));
+      };
+      Value nibble;
+      if (column < kQuantTileSize / 2)
+        nibble = arith::AndIOp::create(e.b, q, splat(0x0F));
+      else
+        nibble = arith::ShRUIOp::create(e.b, q, splat(4));
+      q = arith::SubIOp::create(e.b, nibble, splat(8));
+    }
+    Value values = arith::SIToFPOp::create(e.b, vectorType, q);
+    return arith::MulFOp::create(e.b, values, scale);
   }
 
   /// `lanes` consecutive elements of the innermost dimension, in f32 (the lanes
@@ -444,6 +541,7 @@ MatmulShape mlir::moe::detail::getMatmulShape(const RowMatmul &m) {
   shape.b = element(m.b);
   shape.c = element(m.c);
   shape.bPacked = m.bPacked;
+  shape.quant = m.quant;
   shape.depth = getStaticSize(m.depth);
   shape.columns = getStaticSize(m.n);
   return shape;

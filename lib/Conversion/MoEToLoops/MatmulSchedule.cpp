@@ -17,7 +17,7 @@
 
 #include "moe/Conversion/MoEToLoops/MatmulSchedule.h"
 
-#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Utils/Kernels.h"
 
 #include "mlir/IR/Operation.h"
@@ -49,6 +49,12 @@ std::string MatmulSchedule::str() const {
   return text;
 }
 
+/// Depth blocks of quantized weights hold whole tiles of 32 depths.
+static void roundToTiles(MatmulSchedule &s, const MatmulShape &shape) {
+  if (shape.quant && s.depthBlock > 0)
+    s.depthBlock = llvm::alignTo(s.depthBlock, kQuantTileSize);
+}
+
 MatmulSchedule mlir::moe::chooseMatmulSchedule(const CPUTarget &target,
                                                const MatmulShape &shape) {
   MatmulSchedule s;
@@ -72,6 +78,7 @@ MatmulSchedule mlir::moe::chooseMatmulSchedule(const CPUTarget &target,
   // Only packed weights are prefetched (a panel is one contiguous stream).
   if (!shape.bPacked)
     s.prefetchDistance = 0;
+  roundToTiles(s, shape);
   return s;
 }
 
@@ -103,6 +110,7 @@ MatmulSchedule mlir::moe::applyOverrides(MatmulSchedule s,
   set(s.ffnRows, overrides.getFfnRows());
   if (!shape.c || !shape.c.isF32())
     s.depthBlock = 0;
+  roundToTiles(s, shape);
   return s;
 }
 

@@ -76,3 +76,19 @@ func.func @variable_k(%x: tensor<?x16xf32>, %wr: tensor<16x8xf32>, %wr2: tensor<
       : tensor<?x16xf32> -> tensor<?x16xf32>
   return %a, %b : tensor<?x16xf32>, tensor<?x16xf32>
 }
+
+// -----
+
+// Quantized q8_0 weights: H = 64 and F = 128 from the tiles, 1088 bytes per
+// 32 x 32 weights: 64 * 128 * 3 * 1088 / 1024 = 26112 bytes per expert.
+// CHECK-LABEL: moe cost report: 1 MoE layer(s)
+// CHECK: H = 64, F = 128, gated
+// CHECK: expert weights: 26112 bytes per expert, 52224 in all
+func.func @quantized(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>,
+                     %wu: tensor<2x4x2x1088xi8>, %wd: tensor<2x2x4x1088xi8>) -> tensor<?x64xf32> {
+  %y = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x4x2x1088xi8>)
+      gate(%wu : tensor<2x4x2x1088xi8>) down(%wd : tensor<2x2x4x1088xi8>)
+      experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed quant = q8_0
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -233,3 +233,17 @@ func.func @packed(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>, %wu: tensor<2x4x6
       : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// Quantized weights too, with their format.
+// CHECK-LABEL: func.func @quantized
+// CHECK: moe.expert_ffn {{.*}} up(%{{.*}} : tensor<2x3x2x576xi8>) gate(%{{.*}} : tensor<2x3x2x576xi8>) down(%{{.*}} : tensor<2x2x3x576xi8>) activation = silu gated packed quant = q4_0
+func.func @quantized(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>, %wu: tensor<2x3x2x576xi8>,
+                     %wd: tensor<2x2x3x576xi8>) -> tensor<?x64xf32> {
+  %y = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x3x2x576xi8>)
+      gate(%wu : tensor<2x3x2x576xi8>) down(%wd : tensor<2x2x3x576xi8>)
+      experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed quant = q4_0
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -21,6 +21,9 @@
 //   [size]       static dimensions describe at most 2^48 bytes (project rule)
 //   [schedule]   #moe.matmul_schedule fields in range; moe.matmul_schedule holds
 //                one (project rule)
+//   [quant]      quantized weights: packed tiles of i8, [E, F/32, H/32, B] and
+//                [E, H/32, F/32, B], B = 1088 (q8_0) or 576 (q4_0); H and F
+//                multiples of 32 (project rule)
 //   ([segments], operand segment sizes, are in invalid-segments.mlir: generic form)
 // RUN: moe-opt %s -split-input-file -verify-diagnostics
 
@@ -1194,5 +1197,77 @@ func.func @schedule_kind() attributes {moe.matmul_schedule = 8} {
 // [schedule] fields are named once each.
 // expected-error @below {{duplicate or unknown struct parameter name: rows}}
 func.func @schedule_twice() attributes {s = #moe.matmul_schedule<rows = 4, rows = 2>} {
+  return
+}
+
+// -----
+
+// [quant] quantized weights are packed tiles.
+func.func @quant_unpacked(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %w: tensor<2x2x2x1088xi8>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op 'quant = q8_0' needs 'packed': quantized weights are stored in tiles}}
+  %y = moe.expert_ffn %rows, %o up(%w : tensor<2x2x2x1088xi8>) gate(%w : tensor<2x2x2x1088xi8>) down(%w : tensor<2x2x2x1088xi8>) activation = silu gated quant = q8_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] tiles are bytes.
+func.func @quant_type(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %w: tensor<2x2x2x1088xf32>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_down' must be a tensor<E x H/32 x F/32 x 1088 x i8>, got 'tensor<2x2x2x1088xf32>'}}
+  %y = moe.expert_ffn %rows, %o up(%w : tensor<2x2x2x1088xf32>) gate(%w : tensor<2x2x2x1088xf32>) down(%w : tensor<2x2x2x1088xf32>) activation = silu gated packed quant = q8_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] a q4_0 tile is 64 bytes of scales and 32 rows of 16 bytes.
+func.func @quant_tile(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %w: tensor<2x2x2x1088xi8>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_down' dimension 3 must be 576, got 1088}}
+  %y = moe.expert_ffn %rows, %o up(%w : tensor<2x2x2x1088xi8>) gate(%w : tensor<2x2x2x1088xi8>) down(%w : tensor<2x2x2x1088xi8>) activation = silu gated packed quant = q4_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] H is a whole number of blocks of 32.
+func.func @quant_hidden(%rows: tensor<?x70xf32>, %o: tensor<3xi32>, %w: tensor<2x2x2x1088xi8>, %init: tensor<?x70xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op H = 70 (from dimension 1 of operand 'rows') must be a multiple of 32 for quant = q8_0}}
+  %y = moe.expert_ffn %rows, %o up(%w : tensor<2x2x2x1088xi8>) gate(%w : tensor<2x2x2x1088xi8>) down(%w : tensor<2x2x2x1088xi8>) activation = silu gated packed quant = q8_0 into(%init) : tensor<?x70xf32>, tensor<3xi32> into tensor<?x70xf32>
+  return
+}
+
+// -----
+
+// [quant] the tiles' depths of w_up are H / 32 blocks.
+func.func @quant_up_depth(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %wu: tensor<2x2x3x1088xi8>, %wd: tensor<2x2x2x1088xi8>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_up' dimension 2 must be H/32 = 2 (H/32 from H / 32, H from dimension 1 of operand 'rows'), got 3}}
+  %y = moe.expert_ffn %rows, %o up(%wu : tensor<2x2x3x1088xi8>) gate(%wu : tensor<2x2x3x1088xi8>) down(%wd : tensor<2x2x2x1088xi8>) activation = silu gated packed quant = q8_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] w_up's panels and w_down's depth blocks both count F / 32.
+func.func @quant_ffn(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %wu: tensor<2x3x2x1088xi8>, %wd: tensor<2x2x2x1088xi8>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'w_up' dimension 1 must be F/32 = 2 (F/32 from dimension 2 of operand 'w_down'), got 3}}
+  %y = moe.expert_ffn %rows, %o up(%wu : tensor<2x3x2x1088xi8>) gate(%wu : tensor<2x3x2x1088xi8>) down(%wd : tensor<2x2x2x1088xi8>) activation = silu gated packed quant = q8_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] a bias has F = 32 x (F/32) columns.
+func.func @quant_bias(%rows: tensor<?x64xf32>, %o: tensor<3xi32>, %w: tensor<2x2x2x1088xi8>, %bu: tensor<2x48xf32>, %init: tensor<?x64xf32>) {
+  // expected-error @below {{'moe.expert_ffn' op operand 'b_up' dimension 1 must be F = 64 (F from 32 x F/32, F/32 from dimension 2 of operand 'w_down'), got 48}}
+  %y = moe.expert_ffn %rows, %o up(%w : tensor<2x2x2x1088xi8>) down(%w : tensor<2x2x2x1088xi8>) up_bias(%bu : tensor<2x48xf32>) activation = relu packed quant = q8_0 into(%init) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [quant] moe.layer checks the same (H from x).
+func.func @quant_layer(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>, %wu: tensor<2x2x4x576xi8>, %wd: tensor<2x2x2x576xi8>) {
+  // expected-error @below {{'moe.layer' op operand 'w_up' dimension 2 must be H/32 = 2 (H/32 from H / 32, H from dimension 1 of operand 'x'), got 4}}
+  %y = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x2x4x576xi8>) gate(%wu : tensor<2x2x4x576xi8>) down(%wd : tensor<2x2x2x576xi8>) experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed quant = q4_0 : tensor<?x64xf32> -> tensor<?x64xf32>
   return
 }

@@ -398,3 +398,27 @@ func.func @packed(%rows: tensor<?x64xf32>, %off: tensor<3xi32>, %x: tensor<?x64x
       : tensor<?x64xf32> -> tensor<?x64xf32>
   return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
 }
+
+// Quantized expert weights (GGUF q8_0 and q4_0 blocks in 32 x 32 tiles):
+// H = 64 in 2 blocks, F = 96 in 3.
+// CHECK-LABEL: func.func @quantized
+// CHECK: moe.expert_ffn %{{.*}}, %{{.*}} up(%{{.*}} : tensor<2x3x2x1088xi8>) gate(%{{.*}} : tensor<2x3x2x1088xi8>) down(%{{.*}} : tensor<2x2x3x1088xi8>) activation = silu gated packed quant = q8_0 into(%{{.*}}) : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+// CHECK: moe.layer %{{.*}} router(%{{.*}} : tensor<64x2xf32>) up(%{{.*}} : tensor<2x3x2x576xi8>) down(%{{.*}} : tensor<2x2x3x576xi8>) experts = <compute = 2> k = 1 strategy = top_k activation = relu packed quant = q4_0 : tensor<?x64xf32> -> tensor<?x64xf32>
+func.func @quantized(%rows: tensor<?x64xf32>, %off: tensor<3xi32>, %x: tensor<?x64xf32>,
+                     %wr: tensor<64x2xf32>, %wu: tensor<2x3x2x1088xi8>,
+                     %wd: tensor<2x2x3x1088xi8>, %wu4: tensor<2x3x2x576xi8>,
+                     %wd4: tensor<2x2x3x576xi8>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %c0 = arith.constant 0 : index
+  %r = tensor.dim %rows, %c0 : tensor<?x64xf32>
+  %init = tensor.empty(%r) : tensor<?x64xf32>
+  %0 = moe.expert_ffn %rows, %off up(%wu : tensor<2x3x2x1088xi8>)
+      gate(%wu : tensor<2x3x2x1088xi8>) down(%wd : tensor<2x2x3x1088xi8>)
+      activation = silu gated packed quant = q8_0 into(%init)
+      : tensor<?x64xf32>, tensor<3xi32> into tensor<?x64xf32>
+  %1 = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu4 : tensor<2x3x2x576xi8>)
+      down(%wd4 : tensor<2x2x3x576xi8>)
+      experts = <compute = 2> k = 1 strategy = top_k activation = relu packed quant = q4_0
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
+}

@@ -18,6 +18,8 @@
 #ifndef MOE_CONVERSION_MOETOLOOPS_MATMULSCHEDULE_H
 #define MOE_CONVERSION_MOETOLOOPS_MATMULSCHEDULE_H
 
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+
 #include "mlir/IR/BuiltinTypeInterfaces.h"
 #include "mlir/IR/Types.h"
 
@@ -49,6 +51,8 @@ struct MatmulShape {
   Type a, b, c;
   /// B in 32-column panels (the `packed` weight layout).
   bool bPacked = false;
+  /// B in quantized tiles of 32 columns x 32 depths.
+  std::optional<WeightQuant> quant;
   /// Static sizes, or ShapedType::kDynamic.
   int64_t depth = ShapedType::kDynamic;
   int64_t columns = ShapedType::kDynamic;
@@ -88,8 +92,8 @@ struct MatmulSchedule {
 
 /// The schedule for `shape` on `target`. Today: vectors of
 /// `target.vectorBits / 32` lanes; an f32 result blocked over the depth
-/// (a block no deeper than a static depth), other results not; prefetch
-/// only from packed weights.
+/// (a block no deeper than a static depth, whole tiles of quantized
+/// weights), other results not; prefetch only from packed weights.
 MatmulSchedule chooseMatmulSchedule(const CPUTarget &target,
                                     const MatmulShape &shape);
 
@@ -98,7 +102,8 @@ MatmulSchedule chooseMatmulSchedule(const CPUTarget &target,
 MatmulScheduleAttr lookupMatmulScheduleAttr(Operation *op);
 
 /// `schedule` with the fields that `overrides` sets (null: unchanged); an
-/// override of `depth_block` does not block a result that is not f32.
+/// override of `depth_block` does not block a result that is not f32, and
+/// is rounded up to whole tiles for quantized weights.
 MatmulSchedule applyOverrides(MatmulSchedule schedule,
                               MatmulScheduleAttr overrides,
                               const MatmulShape &shape);

@@ -378,6 +378,31 @@ static LogicalResult verifyPanels(Operation *op, StringRef name, Value packed,
 /// `[E,ceil(F/32),H,32]`, `w_down` `[E,ceil(H/32),F,32]`.
 template <typename OpT>
 static LogicalResult verifyExpertWeights(OperandChecker &c, OpT op) {
+  if (std::optional<WeightQuant> quant = op.getQuant()) {
+    if (!op.getPacked())
+      return op->emitOpError()
+             << "'quant = " << stringifyWeightQuant(*quant)
+             << "' needs 'packed': quantized weights are stored in tiles";
+    Dim tile = Dim::literal(getQuantTileBytes(*quant));
+    std::string why =
+        (llvm::Twine("quant = ") + stringifyWeightQuant(*quant)).str();
+    // H and F count the tiles' depths and columns in blocks of 32.
+    return success(
+        succeeded(c.blocks("H", "H/32", kQuantTileSize, why)) &&
+        succeeded(c.blocks("F", "F/32", kQuantTileSize, why)) &&
+        succeeded(c.operand("w_down", op.getWDown(),
+                            {"E", "H/32", "F/32", tile}, ElementKind::I8)) &&
+        succeeded(c.operand("w_up", op.getWUp(), {"E", "F/32", "H/32", tile},
+                            ElementKind::I8)) &&
+        succeeded(c.operand("w_gate", op.getWGate(),
+                            {"E", "F/32", "H/32", tile}, ElementKind::I8)) &&
+        succeeded(c.blocks("H", "H/32", kQuantTileSize, why)) &&
+        succeeded(c.blocks("F", "F/32", kQuantTileSize, why)) &&
+        succeeded(c.operand("b_up", op.getBUp(), {"E", "F"},
+                            ElementKind::Float)) &&
+        succeeded(c.operand("b_down", op.getBDown(), {"E", "H"},
+                            ElementKind::Float)));
+  }
   if (op.getPacked()) {
     Dim panel = Dim::literal(kPanelColumns);
     return success(

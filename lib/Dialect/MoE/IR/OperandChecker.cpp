@@ -24,6 +24,8 @@ static bool isAccepted(Type type, ElementKind kind) {
     return type.isF32();
   case ElementKind::I32:
     return type.isSignlessInteger(32);
+  case ElementKind::I8:
+    return type.isSignlessInteger(8);
   }
   return false;
 }
@@ -36,6 +38,8 @@ static llvm::StringRef describe(ElementKind kind) {
     return "f32";
   case ElementKind::I32:
     return "i32";
+  case ElementKind::I8:
+    return "i8";
   }
   return "";
 }
@@ -125,6 +129,38 @@ LogicalResult OperandChecker::check(llvm::StringRef role, llvm::StringRef name,
              << describeDim(dim) << " = " << expected << " (" << dim.symbol
              << " from " << it->second.source << "), got " << size;
   }
+  return success();
+}
+
+LogicalResult OperandChecker::blocks(llvm::StringRef symbol,
+                                     llvm::StringRef blocks, int64_t factor,
+                                     llvm::StringRef why) {
+  auto whole = bindings.find(symbol);
+  auto counted = bindings.find(blocks);
+  if (whole != bindings.end()) {
+    int64_t value = whole->second.value;
+    if (value % factor != 0)
+      return op->emitOpError()
+             << symbol << " = " << value << " (from " << whole->second.source
+             << ") must be a multiple of " << factor << " for " << why;
+    if (counted == bindings.end()) {
+      bind(blocks, value / factor,
+           symbol.str() + " / " + std::to_string(factor) + ", " + symbol.str() +
+               " from " + whole->second.source);
+      return success();
+    }
+    if (counted->second.value * factor != value)
+      return op->emitOpError()
+             << blocks << " = " << counted->second.value << " (from "
+             << counted->second.source << ") must be " << symbol << " / "
+             << factor << " = " << value / factor << " (" << symbol
+             << " from " << whole->second.source << ")";
+    return success();
+  }
+  if (counted != bindings.end())
+    bind(symbol, counted->second.value * factor,
+         std::to_string(factor) + " x " + blocks.str() + ", " + blocks.str() +
+             " from " + counted->second.source);
   return success();
 }
 

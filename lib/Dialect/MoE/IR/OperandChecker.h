@@ -33,6 +33,8 @@ enum class ElementKind {
   F32,
   /// i32 only (ids, offsets, slot rows, per-token counts).
   I32,
+  /// i8 only (the bytes of quantized weights).
+  I8,
 };
 
 /// One dimension of the contract: a symbol plus a constant (`E+1`), or a
@@ -63,6 +65,13 @@ public:
                        llvm::ArrayRef<Dim> dims, ElementKind kind) {
     return check("result", name, value, dims, kind);
   }
+
+  /// Relates `symbol` to `blocks` = `symbol` / `factor` (a dimension counted
+  /// in blocks of `factor`): binds whichever is free from the other, and
+  /// checks that a bound `symbol` is a multiple of `factor` (`why` says
+  /// who needs it) and that both agree.
+  LogicalResult blocks(llvm::StringRef symbol, llvm::StringRef blocks,
+                       int64_t factor, llvm::StringRef why);
 
   /// Checks that `value` has the element type of `reference`.
   LogicalResult sameElementType(llvm::StringRef role, llvm::StringRef name,

@@ -29,12 +29,14 @@ namespace {
 struct LayerCost {
   int64_t hidden = 0, ffn = 0;
   bool gated = false;
-  unsigned elementBytes = 4;
+  /// Bytes per weight, as numerator / denominator (quantized tiles: their
+  /// bytes per 32 x 32 weights).
+  int64_t weightBytes = 4, weightsPer = 1;
   RoutingConfig routing;
 
   int64_t slotFlops() const { return 2 * hidden * ffn * (gated ? 3 : 2); }
   int64_t expertWeightBytes() const {
-    return hidden * ffn * (gated ? 3 : 2) * static_cast<int64_t>(elementBytes);
+    return hidden * ffn * (gated ? 3 : 2) * weightBytes / weightsPer;
   }
   /// Bounds on a token's compute slots under the routing.
   std::pair<int64_t, int64_t> slotBounds() const {
@@ -66,7 +68,8 @@ ExpertFFNOp ffnOf(Value rows) {
 }
 
 /// H and F from the weight shapes (plain `w_up [E,H,F]`, or packed
-/// `w_up [E,F/32,H,32]` and `w_down [E,H/32,F,32]`).
+/// `w_up [E,F/32,H,32]` and `w_down [E,H/32,F,32]`, or quantized tiles
+/// `[E,F/32,H/32,B]` and `[E,H/32,F/32,B]`).
 template <typename FFNLike>
 std::optional<LayerCost> fromShapes(FFNLike ffnLike, RoutingConfig routing) {
   auto up = llvm::cast<RankedTensorType>(ffnLike.getWUp().getType());
@@ -78,8 +81,14 @@ std::optional<LayerCost> fromShapes(FFNLike ffnLike, RoutingConfig routing) {
   cost.hidden = packed ? up.getDimSize(2) : up.getDimSize(1);
   cost.ffn = packed ? down.getDimSize(2) : up.getDimSize(2);
   cost.gated = ffnLike.getGated();
-  cost.elementBytes =
-      std::max<unsigned>(1, up.getElementType().getIntOrFloatBitWidth() / 8);
+  cost.weightBytes =
+      std::max<int64_t>(1, up.getElementType().getIntOrFloatBitWidth() / 8);
+  if (std::optional<WeightQuant> quant = ffnLike.getQuant()) {
+    cost.hidden *= kQuantTileSize;
+    cost.ffn *= kQuantTileSize;
+    cost.weightBytes = getQuantTileBytes(*quant);
+    cost.weightsPer = kQuantTileSize * kQuantTileSize;
+  }
   cost.routing = routing;
   return cost;
 }

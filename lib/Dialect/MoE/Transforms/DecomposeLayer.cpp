@@ -89,7 +89,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value y = ExpertFFNOp::create(
         rewriter, loc, rowsType, rows, dispatch.getOffsets(), op.getWUp(),
         op.getWGate(), op.getWDown(), op.getBUp(), op.getBDown(), yInit,
-        op.getActivationAttr(), op.getGatedAttr(), op.getPackedAttr());
+        op.getActivationAttr(), op.getGatedAttr(), op.getPackedAttr(),
+        op.getQuantAttr());
 
     auto outType = llvm::cast<RankedTensorType>(op.getY().getType());
     Value out =

@@ -48,6 +48,13 @@ void SizeConstraints::panels(LoopEmitter &e, Value a, int64_t dim, Value n,
   checks.push_back(e.cmpi(arith::CmpIPredicate::eq, e.dim(a, dim), count));
 }
 
+void SizeConstraints::blocks(LoopEmitter &e, Value a, int64_t dim, Value n,
+                             int64_t factor) {
+  Value size = e.dim(a, dim);
+  Value whole = e.mul(size, e.index(factor));
+  checks.push_back(e.cmpi(arith::CmpIPredicate::eq, whole, n));
+}
+
 void SizeConstraints::result(LoopEmitter &e, RankedTensorType type,
                              ArrayRef<Value> sizes) {
   assert(static_cast<int64_t>(sizes.size()) == type.getRank() &&
@@ -118,7 +125,17 @@ SizeConstraints mlir::moe::expertFFNSizes(LoopEmitter &e,
   SizeConstraints sizes;
   sizes.equal(e, o.offsets, 0, o.wUp, 0, 1);
   sizes.equal(e, o.wDown, 0, o.wUp, 0);
-  if (o.packed) {
+  if (o.quant) {
+    int64_t tile = getQuantTileBytes(*o.quant);
+    sizes.blocks(e, o.wUp, 2, o.hidden, kQuantTileSize);
+    sizes.blocks(e, o.wDown, 1, o.hidden, kQuantTileSize);
+    sizes.equal(e, o.wUp, 1, o.wDown, 2);
+    sizes.equal(e, o.wUp, 3, tile);
+    sizes.equal(e, o.wDown, 3, tile);
+    if (o.wGate)
+      for (int64_t d = 0; d < 4; ++d)
+        sizes.equal(e, o.wGate, d, o.wUp, d);
+  } else if (o.packed) {
     sizes.equal(e, o.wUp, 2, o.rows, 1);
     sizes.equal(e, o.wUp, 3, kPanelColumns);
     sizes.equal(e, o.wDown, 3, kPanelColumns);
@@ -137,7 +154,12 @@ SizeConstraints mlir::moe::expertFFNSizes(LoopEmitter &e,
   }
   if (o.bUp) {
     sizes.equal(e, o.bUp, 0, o.wUp, 0);
-    sizes.equal(e, o.bUp, 1, o.wDown, o.packed ? 2 : 1);
+    if (o.quant) {
+      Value ffn = e.dim(o.bUp, 1);
+      sizes.blocks(e, o.wDown, 2, ffn, kQuantTileSize);
+    } else {
+      sizes.equal(e, o.bUp, 1, o.wDown, o.packed ? 2 : 1);
+    }
   }
   if (o.bDown) {
     sizes.equal(e, o.bDown, 0, o.wUp, 0);
@@ -161,10 +183,21 @@ ExpertFFNOperands mlir::moe::fetchExpertFFNOperands(
   o.bUp = optional(adaptor.getBUp());
   o.bDown = optional(adaptor.getBDown());
   o.packed = op.getPacked();
+  o.quant = op.getQuant();
   o.numRows = e.dim(o.rows, 0);
   o.hidden = e.dim(o.rows, 1);
   o.numExperts = e.dim(o.wUp, 0);
-  o.ffn = o.packed ? e.dim(o.wDown, 2) : e.dim(o.wUp, 2);
+  if (o.quant) {
+    auto downType = llvm::cast<MemRefType>(o.wDown.getType());
+    if (!downType.isDynamicDim(2)) {
+      o.ffn = e.index(downType.getDimSize(2) * kQuantTileSize);
+    } else {
+      Value blocks = e.dim(o.wDown, 2);
+      o.ffn = e.mul(blocks, e.index(kQuantTileSize));
+    }
+  } else {
+    o.ffn = o.packed ? e.dim(o.wDown, 2) : e.dim(o.wUp, 2);
+  }
   return o;
 }
 

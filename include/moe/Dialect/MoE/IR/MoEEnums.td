@@ -88,4 +88,20 @@ def MoE_Activation : I32EnumAttr<"Activation",
 }
 def MoE_ActivationAttr : EnumAttr<MoE_Dialect, MoE_Activation, "activation">;
 
+def MoE_WeightQuant : I32EnumAttr<"WeightQuant",
+    "the block-quantized storage of packed expert weights", [
+      I32EnumAttrCase<"q8_0", 0>,
+      I32EnumAttrCase<"q4_0", 1>
+    ]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+  let description = [{
+    GGUF's block formats: 32 weights along the contraction dimension share
+    one f16 scale `d`; `q8_0` stores `q` in int8 (`w = q * d`), `q4_0` in
+    4 bits (`w = (q - 8) * d`). Bit-compatible with ggml's blocks, rearranged
+    into tiles of 32 columns x 32 depths (see `moe.expert_ffn`).
+  }];
+}
+def MoE_WeightQuantAttr : EnumAttr<MoE_Dialect, MoE_WeightQuant, "quant">;
+
 #endif // MOE_DIALECT_MOE_IR_MOEENUMS_TD

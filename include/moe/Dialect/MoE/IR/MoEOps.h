@@ -25,6 +25,26 @@ namespace moe {
 /// every size computation of the tiled lowering far from overflow.
 inline constexpr int64_t kMaxRouteDispatchTile = int64_t(1) << 16;
 
+/// Weights (columns, and depths) per tile of quantized expert weights.
+inline constexpr int64_t kQuantTileSize = 32;
+/// Bytes of the f16 scales at the start of a tile (one per column).
+inline constexpr int64_t kQuantScaleBytes = 2 * kQuantTileSize;
+/// Bytes of one depth row of quants in a tile.
+inline int64_t getQuantRowBytes(WeightQuant quant) {
+  switch (quant) {
+  case WeightQuant::q8_0:
+    return kQuantTileSize;
+  case WeightQuant::q4_0:
+    return kQuantTileSize / 2;
+  }
+  llvm_unreachable("every WeightQuant has a case");
+}
+/// Bytes of one tile: the scales, then 32 rows of quants (1088 for q8_0,
+/// 576 for q4_0).
+inline int64_t getQuantTileBytes(WeightQuant quant) {
+  return kQuantScaleBytes + kQuantTileSize * getQuantRowBytes(quant);
+}
+
 namespace detail {
 /// Verifies the routing rules of the semantics contract (section 3) for any
 /// op that implements RoutingOpInterface.

@@ -457,6 +457,22 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     `tensor<E x ceil(H/32) x F x 32>` likewise; columns past `F` (or `H`)
     in the last panel are padding (any value; never read into a result).
 
+    With `packed` and `quant = q8_0` or `quant = q4_0`, the weights are
+    GGUF-compatible quantized blocks in tiles of 32 columns x 32 depths, as
+    bytes: a weight `w[e, k, n]` (contraction `k`) is
+    `tensor<E x ceil(N/32) x K/32 x B x i8>`, `B = 1088` (q8_0) or `576`
+    (q4_0), so `w_up`, `w_gate`: `tensor<E x F/32 x H/32 x B x i8>`,
+    `w_down`: `tensor<E x H/32 x F/32 x B x i8>`; `H` and `F` must be
+    multiples of 32. Tile `[e, p, b]` holds columns `n = 32 p + j` and
+    depths `k = 32 b + i`: bytes `[2j, 2j+2)` are the f16 scale `d[j]` of
+    the block (column `n`, depths `32b .. 32b+31`), then row `i` of the
+    quants: q8_0 `q = int8 at 64 + 32 i + j`, `w = q * d[j]`; q4_0
+    `u = byte 64 + 16 i + (j mod 16)`, its low nibble for `j < 16`, high
+    nibble otherwise, `w = (u - 8) * d[j]`. The bytes of ggml's block
+    (column `n`, block `b`) are moved, never re-quantised. The kernels
+    dequantise in registers (exactly: `q * d` is an f32 product without
+    rounding) and compute in f32 as for f32 weights.
+
     Example:
 
     ```mlir
@@ -468,15 +484,16 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     ```
   }];
   let arguments = (ins MoE_FloatTensor<2, "R x H">:$rows, MoE_I32Tensor<1, "E+1">:$offsets,
-                       MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">:$w_up,
-                       Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">>:$w_gate,
-                       MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32">:$w_down,
+                       MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32", "E x F/32 x H/32 x B">:$w_up,
+                       Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32", "E x F/32 x H/32 x B">>:$w_gate,
+                       MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32", "E x H/32 x F/32 x B">:$w_down,
                        Optional<MoE_FloatTensor<2, "E x F">>:$b_up,
                        Optional<MoE_FloatTensor<2, "E x H">>:$b_down,
                        MoE_FloatTensor<2, "R x H">:$init,
                        DefaultValuedAttr<MoE_ActivationAttr,
                            "::mlir::moe::Activation::silu">:$activation,
-                       UnitAttr:$gated, UnitAttr:$packed);
+                       UnitAttr:$gated, UnitAttr:$packed,
+                       OptionalAttr<MoE_WeightQuantAttr>:$quant);
   let results = (outs MoE_FloatTensor<2, "R x H">:$y);
   let assemblyFormat = [{
     $rows `,` $offsets
@@ -486,6 +503,7 @@ def MoE_ExpertFFNOp : MoE_Op<"expert_ffn", [AttrSizedOperandSegments,
     (`up_bias` `(` $b_up^ `:` type($b_up) `)`)?
     (`down_bias` `(` $b_down^ `:` type($b_down) `)`)?
     `activation` `=` `` $activation (`gated` $gated^)? (`packed` $packed^)?
+    (`quant` `=` `` $quant^)?
     `into` `(` $init `)` attr-dict `:` type($rows) `,` type($offsets) `into`
     type($init)
   }];
@@ -594,7 +612,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
     | `const_proj`, `const_values` | `tensor<N_const x H x 2>`, `tensor<N_const x H>` | iff constant experts |
 
     The result has the type of `x`. With `packed`, `up`, `gate` and `down`
-    are pre-packed in 32-column panels, as for `moe.expert_ffn`.
+    are pre-packed in 32-column panels, as for `moe.expert_ffn`, and with
+    `quant = q8_0 | q4_0` they are quantized tiles as there.
 
     Example (AdaMoE layer):
 
@@ -613,9 +632,9 @@ def MoE_LayerOp : MoE_Op<"layer", [
                             Optional<MoE_FloatTensor<1, "S">>:$b_router,
                             Optional<MoE_I32Tensor<1, "T">>:$k_per_token,
                             Optional<MoE_F32Tensor<1, "S">>:$selection_bias,
-                            MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">:$w_up,
-                            Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32">>:$w_gate,
-                            MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32">:$w_down,
+                            MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32", "E x F/32 x H/32 x B">:$w_up,
+                            Optional<MoE_ExpertWeights<"E x H x F", "E x ceil(F/32) x H x 32", "E x F/32 x H/32 x B">>:$w_gate,
+                            MoE_ExpertWeights<"E x F x H", "E x ceil(H/32) x F x 32", "E x H/32 x F/32 x B">:$w_down,
                             Optional<MoE_FloatTensor<2, "E x F">>:$b_up,
                             Optional<MoE_FloatTensor<2, "E x H">>:$b_down,
                             Optional<MoE_FloatTensor<3, "N_const x H x 2">>:$const_proj,
@@ -623,7 +642,8 @@ def MoE_LayerOp : MoE_Op<"layer", [
                        MoE_RoutingAttrs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
                                 "::mlir::moe::Activation::silu">:$activation,
-                            UnitAttr:$gated, UnitAttr:$packed));
+                            UnitAttr:$gated, UnitAttr:$packed,
+                            OptionalAttr<MoE_WeightQuantAttr>:$quant));
   let results = (outs MoE_FloatTensor<2, "T x H">:$y);
   let assemblyFormat = !strconcat([{
     $x `router` `(` $w_router `:` type($w_router) `)`
@@ -639,6 +659,7 @@ def MoE_LayerOp : MoE_Op<"layer", [
     (`const_values` `(` $const_values^ `:` type($const_values) `)`)?
   }], MoE_RoutingFormat, [{
     `activation` `=` `` $activation (`gated` $gated^)? (`packed` $packed^)?
+    (`quant` `=` `` $quant^)?
     attr-dict `:` type($x) `->` type($y)
   }]);
 }

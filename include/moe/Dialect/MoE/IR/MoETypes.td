@@ -36,11 +36,14 @@ class MoE_F32Tensor<int rank, string shape>
 class MoE_I32Tensor<int rank, string shape>
     : MoE_Tensor<[I32], [rank], shape, "i32">;
 
-/// Expert weights: `[E, H, F]`, or with `packed` `[E, ceil(F/32), H, 32]`.
-class MoE_ExpertWeights<string shape, string packedShape>
-    : Type<TensorRankOf<[F32, F16, BF16], [3, 4]>.predicate,
+/// Expert weights: `[E, H, F]`, or with `packed` `[E, ceil(F/32), H, 32]`,
+/// or quantized tiles of bytes `[E, F/32, H/32, B] x i8`.
+class MoE_ExpertWeights<string shape, string packedShape, string quantShape>
+    : Type<Or<[TensorRankOf<[F32, F16, BF16], [3, 4]>.predicate,
+               TensorRankOf<[I8], [4]>.predicate]>,
            "tensor<" # shape # " x f32/f16/bf16> (packed: tensor<" #
-               packedShape # " x f32/f16/bf16>)",
+               packedShape # " x f32/f16/bf16>; quantized: tensor<" #
+               quantShape # " x i8>)",
            "::mlir::RankedTensorType">;
 
 #endif // MOE_DIALECT_MOE_IR_MOETYPES_TD

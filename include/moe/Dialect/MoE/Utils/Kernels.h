@@ -43,6 +43,9 @@ public:
   /// Requires dimension `dim` of memref `a` to equal ceil(n / width) (the
   /// panels of packed weights holding n columns).
   void panels(LoopEmitter &e, Value a, int64_t dim, Value n, int64_t width);
+  /// Requires `factor` times dimension `dim` of memref `a` to equal `n` (the
+  /// blocks of quantized weights along a dimension of n).
+  void blocks(LoopEmitter &e, Value a, int64_t dim, Value n, int64_t factor);
   /// Requires every static dimension of the result type `type` to equal the
   /// runtime size the kernel computes for it (`sizes`, one per dimension; a
   /// null entry is not constrained, e.g. the padded `R_max` of dispatch).
@@ -64,6 +67,8 @@ using FetchOperand = function_ref<Value(Value)>;
 struct ExpertFFNOperands {
   Value rows, offsets, wUp, wGate, wDown, bUp, bDown;
   bool packed = false;
+  /// The block quantization of the weights (quantized tiles), if any.
+  std::optional<WeightQuant> quant;
   /// Runtime rows, H, E and F.
   Value numRows, hidden, numExperts, ffn;
 };
@@ -74,7 +79,9 @@ ExpertFFNOperands fetchExpertFFNOperands(LoopEmitter &e, ExpertFFNOp op,
                                          FetchOperand fetch,
                                          FetchOperand fetchWeight);
 /// w_up [E,H,F], w_gate [E,H,F], w_down [E,F,H], b_up [E,F], b_down [E,H];
-/// packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32]; offsets E+1.
+/// packed: w_up, w_gate [E,F/32,H,32], w_down [E,H/32,F,32]; quantized:
+/// w_up, w_gate [E,F/32,H/32,B], w_down [E,H/32,F/32,B] (H = 32 (H/32),
+/// F = 32 (F/32) exactly); offsets E+1.
 SizeConstraints expertFFNSizes(LoopEmitter &e, const ExpertFFNOperands &ffn);
 
 /// The operands of moe.combine (buffers; const ones null without const
