@@ -359,13 +359,19 @@ def _activation(activation: str, gated: bool) -> str:
     return f"activation = {activation}{' gated' if gated else ''}"
 
 
+def _weight_layout(packed: bool, quant: Optional[str]) -> str:
+    """`` packed`` and `` quant = q8_0`` of the expert ops."""
+    return (" packed" if packed else "") + (f" quant = {quant}" if quant else "")
+
+
 def moe_layer(x, operands: Mapping[str, object], attributes: str, activation: str,
-              gated: bool, packed: bool = False) -> str:
+              gated: bool, packed: bool = False, quant: Optional[str] = None) -> str:
     """``moe.layer``: ``operands`` by keyword (``LAYER_OPERANDS``),
     ``attributes`` the routing attributes (``routing_attributes``). The
-    result has the type of ``x``."""
+    result has the type of ``x``. ``quant`` (with ``packed``): the weights'
+    block format (``q8_0``, ``q4_0``)."""
     return (f"moe.layer {x}{_keyword_operands(operands, LAYER_OPERANDS)} {attributes} "
-            f"{_activation(activation, gated)}{' packed' if packed else ''} "
+            f"{_activation(activation, gated)}{_weight_layout(packed, quant)} "
             f": {x.type} -> {x.type}")
 
 
@@ -387,13 +393,13 @@ def moe_dispatch(x, ids, num_experts: int) -> str:
 
 
 def moe_expert_ffn(rows, offsets, operands: Mapping[str, object], activation: str,
-                   gated: bool, init) -> str:
+                   gated: bool, init, packed: bool = False, quant: Optional[str] = None) -> str:
     """``moe.expert_ffn`` of the dispatched ``rows`` into ``init``
     (``operands``: the weights by keyword, ``EXPERT_FFN_OPERANDS``)."""
     return (f"moe.expert_ffn {rows}, {offsets}"
             f"{_keyword_operands(operands, EXPERT_FFN_OPERANDS)} "
-            f"{_activation(activation, gated)} into({init}) : {rows.type}, {offsets.type} "
-            f"into {init.type}")
+            f"{_activation(activation, gated)}{_weight_layout(packed, quant)} into({init}) "
+            f": {rows.type}, {offsets.type} into {init.type}")
 
 
 def moe_combine(y, slots, ids, weights, x, operands: Mapping[str, object], experts: str,

@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import ir_text
+from . import ir_text, quant
 from .compiler import CompiledModule, _float_to_bf16_bits
 from .ir_text import Typed, tensor_type
 from .strategies import NAMES as _STRATEGIES, PARAMETERS as _STRATEGY_PARAMETERS
@@ -319,6 +319,7 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
     optional = ("b_router", "selection_bias", "b_up", "b_down")
     packed_shapes = {"w_up": (E, -(-F // PANEL), H, PANEL), "w_gate": (E, -(-F // PANEL), H, PANEL),
                      "w_down": (E, -(-H // PANEL), F, PANEL)}
+    quant_shapes = {"w_up": (E, H, F), "w_gate": (E, H, F), "w_down": (E, F, H)}
 
     def build(key):
         present, packed, weight_type = key
@@ -341,6 +342,8 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
             element = "f32"
             if name in ("w_up", "w_gate", "w_down"):
                 element = weight_type
+                if weight_type in quant.FORMATS:
+                    return tensor_type(quant.tile_shape(*quant_shapes[name], weight_type), "i8")
                 if packed:
                     shape = packed_shapes[name]
             return tensor_type(shape, element)
@@ -348,9 +351,9 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
         values = {n: Typed("%" + n, ttype(n)) for n in order}
         operands = {_LAYER_KEYWORDS[n]: values[n] for n in order if n != "x"}
         y = Typed("%y", values["x"].type)
-        body = ["  " + ir_text.assign(y, ir_text.moe_layer(values["x"], operands,
-                                                           cfg.attributes(), activation, gated,
-                                                           packed))]
+        body = ["  " + ir_text.assign(y, ir_text.moe_layer(
+            values["x"], operands, cfg.attributes(), activation, gated, packed,
+            weight_type if weight_type in quant.FORMATS else None))]
         text = ir_text.func("layer", [(values[n], None) for n in order], body, [y])
         return text, "layer", order
 
@@ -406,11 +409,22 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
 
         The expert weights are packed here, once, into the 32-column panels
         the CPU kernels stream (the ``packed`` layout), and stored as
-        ``weight_dtype`` ("f32", or "bf16": half the bytes to read, computed
-        in f32; rounded to nearest even here). Shapes and dtypes are checked
-        here too, so a call only converts ``x``."""
-        if weight_dtype not in ("f32", "bf16"):
-            raise ValueError(f"'weight_dtype' must be 'f32' or 'bf16', got {weight_dtype!r}")
+        ``weight_dtype``: "f32"; "bf16" (half the bytes to read, computed
+        in f32; rounded to nearest even here); "q8_0" or "q4_0" (GGUF's
+        block formats, quantized here as ggml's reference does, in tiles:
+        about 1/3.8 and 1/7 of the f32 bytes; hidden and ffn must be
+        multiples of 32; computed in f32 on the dequantised values). Shapes
+        and dtypes are checked here too, so a call only converts ``x``."""
+        if weight_dtype not in ("f32", "bf16") + quant.FORMATS:
+            raise ValueError(f"'weight_dtype' must be one of 'f32', 'bf16', "
+                             f"{', '.join(repr(f) for f in quant.FORMATS)}, got {weight_dtype!r}")
+        if weight_dtype in quant.FORMATS and (H % quant.QK or F % quant.QK):
+            raise ValueError(f"weight_dtype={weight_dtype!r} needs hidden and ffn to be multiples "
+                             f"of {quant.QK} (its blocks of {quant.QK} run along both contraction "
+                             f"dimensions), got hidden={H}, ffn={F}")
+        if weight_dtype in quant.FORMATS and target != "cpu":
+            raise ValueError(f"weight_dtype={weight_dtype!r} is supported by target 'cpu' only, "
+                             f"got target {str(target)!r}")
         check_arguments(w_gate, b_up, b_down, wc, v,
                         np.zeros(0, np.int32) if cfg.uses_k_per_token else None, selection_bias)
         given = dict(w_router=w_router, w_up=w_up, w_down=w_down, w_gate=w_gate,
@@ -424,7 +438,10 @@ def compile_layer(hidden: int, ffn: int, num_experts: int, k: int, num_null: int
                 continue
             array = _float32(name, given[name], shapes[name])
             if name in ("w_up", "w_gate", "w_down"):
-                array = pack_panels(array)
+                if weight_dtype in quant.FORMATS:
+                    array = quant.quantize_weights(array, weight_dtype)
+                else:
+                    array = pack_panels(array)
                 if weight_dtype == "bf16":
                     array = _float_to_bf16_bits(array)
             else:
