@@ -74,6 +74,13 @@ static void buildHostPipeline(OpPassManager &pm,
   MoECheckPipelineInputPassOptions input;
   input.pipeline = name.str();
   pm.addPass(createMoECheckPipelineInputPass(input));
+  if (!options.targetCPU.empty() || !options.targetFeatures.empty()) {
+    MoECPUTargetPassOptions target;
+    target.cpu = options.targetCPU.empty() ? std::string("native")
+                                           : std::string(options.targetCPU);
+    target.features = options.targetFeatures;
+    pm.addPass(createMoECPUTargetPass(target));
+  }
   // Simplify the routing configurations (exact rewrites), L1 -> L2, again.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());

@@ -88,4 +88,5 @@ void mlir::moe::detail::addHostToLLVM(
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createMoEApplyCPUTargetPass());
 }

@@ -65,7 +65,9 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     """Compiles ``mlir_text`` into the shared library ``output``.
 
     ``cpu`` is an LLVM CPU name ("native" for the host, "x86-64" for any
-    x86-64) for the host code. ``parallel`` runs the expert FFN on OpenMP
+    x86-64, "x86-64-v3" for AVX2 machines, "znver3", ...) for the host code;
+    the CPU pipeline also chooses its kernels' schedules for it
+    (``target-cpu``). ``parallel`` runs the expert FFN on OpenMP
     threads; the library then also depends on the LLVM OpenMP runtime
     (libomp). ``target`` is ``"cpu"`` or ``"gpu"`` (``moe_mlir.targets``):
     ``"gpu"`` compiles the moe ops to NVIDIA kernels for
@@ -83,7 +85,8 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     target = check_target(target, "build_shared_library")
     if pipeline is None:
         pipeline = target_pipeline(target, instrument_ffn=instrument_ffn, parallel=parallel,
-                                   chips=chips, device_arguments=device_arguments)
+                                   chips=chips, device_arguments=device_arguments,
+                                   target_cpu=cpu)
     native = _require_native()
     output = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:

@@ -281,8 +281,10 @@ class CompiledFunction:
             if not kind_ok and array.dtype.kind == "f" and storage.kind in "iu":
                 raise ValueError(f"{self.name}: argument '{name}' must hold integers "
                                  f"({t.element}), got {array.dtype}")
+            # An array of the storage dtype itself cannot wrap: no scan (the
+            # quantized weights' bytes are bound once and passed every call).
             if storage.kind in "iu" and array.dtype.kind in "iu" and array.size \
-                    and array.dtype.itemsize >= storage.itemsize:
+                    and array.dtype != storage and array.dtype.itemsize >= storage.itemsize:
                 info = np.iinfo(storage)
                 low, high = array.min(), array.max()
                 if low < info.min or high > info.max:

@@ -65,6 +65,7 @@ SUPPORT: Dict[str, Tuple[Target, ...]] = {
     "compile_route": (Target.CPU, Target.GPU_EMULATED),
     "compile_layer": (Target.CPU, Target.GPU_EMULATED),
     "load_hf": (Target.CPU, Target.GPU_EMULATED),
+    "load_gguf": (Target.CPU, Target.GPU_EMULATED),
     "moe-run": (Target.CPU, Target.GPU_EMULATED),
     "build_shared_library": (Target.CPU, Target.GPU),
 }
@@ -120,12 +121,22 @@ def _with_options(name: str, options: Sequence[str]) -> str:
     return name + ("{" + " ".join(options) + "}" if options else "")
 
 
-def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None) -> str:
+def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None,
+                 target_cpu: Optional[str] = "native") -> str:
     """The textual CPU pipeline with its options. ``parallel`` (default: when
-    the OpenMP runtime is installed) runs the expert FFN on OpenMP threads."""
+    the OpenMP runtime is installed) runs the expert FFN on OpenMP threads.
+    ``target_cpu`` is the CPU LLVM will generate code for (an LLVM CPU name;
+    "native", the default, for the host as the JIT does): the kernels'
+    schedules are chosen for it (None: the pipeline's default, AVX-512's)."""
     if parallel is None:
         parallel = openmp_runtime() is not None
+    if target_cpu is not None and (not isinstance(target_cpu, str) or not target_cpu
+                                   or any(c in target_cpu for c in " {}=,")):
+        raise ValueError(f"'target_cpu' must be an LLVM CPU name such as 'znver3' or 'native', "
+                         f"got {target_cpu!r}")
     options = []
+    if target_cpu is not None:
+        options.append(f"target-cpu={target_cpu}")
     if instrument_ffn:
         options.append("instrument-ffn=true")
     if parallel:
@@ -152,7 +163,7 @@ def gpu_emulation_pipeline() -> str:
 
 def pipeline(target: Union[str, Target], *, instrument_ffn: bool = False,
              parallel: Optional[bool] = None, chips=DEFAULT_CHIPS,
-             device_arguments: bool = False) -> str:
+             device_arguments: bool = False, target_cpu: Optional[str] = "native") -> str:
     """The pipeline text of ``target`` (a target spelling, not checked
     against an entry point: see ``check_target``). ``instrument_ffn`` and
     ``parallel`` are options of ``"cpu"``, ``chips`` and
@@ -167,7 +178,7 @@ def pipeline(target: Union[str, Target], *, instrument_ffn: bool = False,
             raise ValueError(f"{name!r} is an option of target {str(owner)!r}, not of target "
                              f"{str(target)!r}")
     if target is Target.CPU:
-        return cpu_pipeline(instrument_ffn, parallel)
+        return cpu_pipeline(instrument_ffn, parallel, target_cpu)
     if target is Target.GPU:
         return gpu_pipeline(chips, device_arguments)
     return gpu_emulation_pipeline()

@@ -63,8 +63,8 @@ def test_vocabulary():
     assert Target("gpu-emulated") is Target.GPU_EMULATED and Target.CPU == "cpu"
     assert str(Target.GPU) == "gpu" and f"{Target.GPU_EMULATED}" == "gpu-emulated"
     assert set(targets.ENTRY_POINTS) == {"compile", "compile_route", "compile_layer", "load_hf",
-                                         "moe-run", "build_shared_library"}
-    for entry in ("compile", "compile_route", "compile_layer", "load_hf", "moe-run"):
+                                         "load_gguf", "moe-run", "build_shared_library"}
+    for entry in ("compile", "compile_route", "compile_layer", "load_hf", "load_gguf", "moe-run"):
         assert targets.supported_targets(entry) == (Target.CPU, Target.GPU_EMULATED)
     assert targets.supported_targets("build_shared_library") == (Target.CPU, Target.GPU)
     for target in Target:
@@ -165,7 +165,7 @@ def test_compile_target_options():
         moe_mlir.compile(IDENTITY, "forward", target="gpu-emulated", instrument_ffn=True)
     f = moe_mlir.compile(IDENTITY, "forward", target="gpu-emulated",
                          pipeline=targets.cpu_pipeline(parallel=False))
-    assert f.module.pipeline == "moe-cpu-pipeline"
+    assert f.module.pipeline == "moe-cpu-pipeline{target-cpu=native}"
     f = moe_mlir.compile(IDENTITY, "forward", target="gpu-emulated")
     assert f.module.pipeline == "moe-test-gpu-emulation-pipeline"
 
@@ -236,9 +236,14 @@ def test_aot_command_line_target(tmp_path):
 # Pipelines: one function per pipeline, in targets
 # ---------------------------------------------------------------------------
 def test_pipelines():
-    assert targets.pipeline("cpu", parallel=False) == "moe-cpu-pipeline"
-    assert targets.pipeline("cpu", instrument_ffn=True, parallel=True) == \
-        "moe-cpu-pipeline{instrument-ffn=true parallel=true}"
+    # The JIT compiles for the host, so the CPU pipeline chooses its
+    # schedules for it; ahead-of-time builds pass their cpu.
+    assert targets.pipeline("cpu", parallel=False) == "moe-cpu-pipeline{target-cpu=native}"
+    assert targets.pipeline("cpu", parallel=False, target_cpu=None) == "moe-cpu-pipeline"
+    assert targets.pipeline("cpu", instrument_ffn=True, parallel=True, target_cpu="znver3") == \
+        "moe-cpu-pipeline{target-cpu=znver3 instrument-ffn=true parallel=true}"
+    with pytest.raises(ValueError, match="'target_cpu' must be an LLVM CPU name"):
+        targets.cpu_pipeline(target_cpu="znver3 parallel=true")
     assert targets.pipeline("cpu") == targets.cpu_pipeline()
     assert targets.pipeline("gpu") == "moe-gpu-pipeline{chips=sm_80,sm_90a}"
     assert targets.pipeline(Target.GPU, chips=["sm_90a"], device_arguments=True) == \
@@ -350,7 +355,7 @@ def test_llvm_not_found(isolated, monkeypatch):
         assert tried in message, message
     # What needs LLVM says so; the OpenMP runtime is then just not there.
     assert toolchain.openmp_runtime() is None
-    assert targets.cpu_pipeline() == "moe-cpu-pipeline"
+    assert targets.cpu_pipeline() == "moe-cpu-pipeline{target-cpu=native}"
     with pytest.raises(RuntimeError, match="the LLVM install was not found"):
         toolchain.llvm_tool("clang")
     monkeypatch.setenv(toolchain.LLVM_PREFIX_VARIABLE, str(isolated / "missing"))

@@ -55,6 +55,18 @@ struct CPUPipelineOptions : public HostABIOptions<CPUPipelineOptions> {
                      "(scf.parallel -> omp; the code then needs the LLVM "
                      "OpenMP runtime, libomp, at run time)"),
       llvm::cl::init(false)};
+  PassOptions::Option<std::string> targetCPU{
+      *this, "target-cpu",
+      llvm::cl::desc("The x86-64 CPU that LLVM will generate code for (an "
+                     "LLVM CPU name, or native for the host): recorded in "
+                     "the module (moe-cpu-target), the kernels' schedules "
+                     "are chosen for it; empty: AVX-512 schedules"),
+      llvm::cl::init("")};
+  PassOptions::Option<std::string> targetFeatures{
+      *this, "target-features",
+      llvm::cl::desc("Features added (+name) or removed (-name) from "
+                     "target-cpu's, comma separated"),
+      llvm::cl::init("")};
 };
 
 /// Options of moe-test-gpu-emulation-pipeline: the host ABI only (the rest

@@ -47,6 +47,7 @@ class MatmulEmitter {
 public:
   MatmulEmitter(LoopEmitter &e, const RowMatmul &m)
       : e(e), m(m), s(m.schedule), panelVectors(s.panelVectors()),
+        blockVectors(s.cols / s.lanes),
         vectorType(VectorType::get({s.lanes}, e.b.getF32Type())) {}
 
   void emit() {
@@ -189,17 +190,17 @@ private:
       // At most one pair.
       Value hasPair =
           e.cmpi(arith::CmpIPredicate::sge, e.sub(end, first), two);
-      e.ifThen(hasPair, [&] { emitBlock(first, 2, col, vectors, {}); });
+      e.ifThen(hasPair, [&] { emitBlock(first, 2, col, 0, vectors, {}); });
       pairEnd = e.select(hasPair, e.add(first, two), first);
     } else {
       Value pairs = arith::DivUIOp::create(e.b, e.sub(end, first), two);
       e.loop(e.index(0), pairs, [&](Value p) {
-        emitBlock(e.add(first, e.mul(p, two)), 2, col, vectors, {});
+        emitBlock(e.add(first, e.mul(p, two)), 2, col, 0, vectors, {});
       });
       pairEnd = e.add(first, e.mul(pairs, two));
     }
     e.ifThen(e.cmpi(arith::CmpIPredicate::slt, pairEnd, end), [&] {
-      emitBlock(pairEnd, 1, col, vectors, {});
+      emitBlock(pairEnd, 1, col, 0, vectors, {});
     });
   }
 
@@ -211,55 +212,77 @@ private:
   }
 
   /// One panel (`vectors` x `lanes` columns at `col`) for rows [begin,
-  /// end): the main and tail blocks, then single rows. `masks` (one per
-  /// vector, or none) limit the columns.
+  /// end): the main and tail blocks, then single rows across the whole
+  /// panel. `masks` (one per vector, or none) limit the columns.
   void emitPanel(Value begin, Value end, Value col, int64_t vectors,
                  ArrayRef<Value> masks) {
     Value singles = emitPanelBlocks(begin, end, col, vectors, masks);
     e.loop(singles, end,
-           [&](Value row) { emitBlock(row, 1, col, vectors, masks); });
+           [&](Value row) { emitBlock(row, 1, col, 0, vectors, masks); });
   }
 
-  /// The main blocks of a panel and at most one tail block; returns the
-  /// first row left.
+  /// The main blocks and at most one tail block of a panel, `cols` columns
+  /// at a time (the register blocks may be narrower than the panel);
+  /// returns the first row left.
   Value emitPanelBlocks(Value begin, Value end, Value col, int64_t vectors,
                         ArrayRef<Value> masks) {
+    int64_t width = std::min(vectors, blockVectors);
+    Value next;
+    for (int64_t first = 0; first < vectors; first += width) {
+      ArrayRef<Value> sub = masks.empty() ? masks : masks.slice(first, width);
+      next = emitRowBlocks(begin, end, col, first * s.lanes, width, sub);
+    }
+    return next;
+  }
+
+  /// The main blocks and at most one tail block of the `vectors` vectors at
+  /// column `col + inPanel`; returns the first row left.
+  Value emitRowBlocks(Value begin, Value end, Value col, int64_t inPanel,
+                      int64_t vectors, ArrayRef<Value> masks) {
     Value big = e.index(s.rows);
     Value bigBlocks = arith::DivUIOp::create(e.b, e.sub(end, begin), big);
     e.loop(e.index(0), bigBlocks, [&](Value b) {
-      emitBlock(e.add(begin, e.mul(b, big)), s.rows, col, vectors, masks);
+      emitBlock(e.add(begin, e.mul(b, big)), s.rows, col, inPanel, vectors,
+                masks);
     });
     Value next = e.add(begin, e.mul(bigBlocks, big));
     if (s.tailRows <= 0 || s.tailRows >= s.rows)
       return next;
     Value mid = e.index(s.tailRows);
     Value hasMid = e.cmpi(arith::CmpIPredicate::sge, e.sub(end, next), mid);
-    e.ifThen(hasMid,
-             [&] { emitBlock(next, s.tailRows, col, vectors, masks); });
+    e.ifThen(hasMid, [&] {
+      emitBlock(next, s.tailRows, col, inPanel, vectors, masks);
+    });
     return e.select(hasMid, e.add(next, mid), next);
   }
 
-  /// A register block: `rows` x `vectors` accumulators at column `col`;
-  /// with `masks`, only their lanes are stored (and loaded, except from a
-  /// packed B, whose padding is in bounds).
-  void emitBlock(Value row, int64_t rows, Value col, int64_t vectors,
-                 ArrayRef<Value> masks) {
+  /// A register block: `rows` x `vectors` accumulators at column
+  /// `col + inPanel` (`inPanel` static: the offset of the block within the
+  /// 32-column panel that starts at `col`); with `masks`, only their lanes
+  /// are stored (and loaded, except from a packed B, whose padding is in
+  /// bounds).
+  void emitBlock(Value row, int64_t rows, Value col, int64_t inPanel,
+                 int64_t vectors, ArrayRef<Value> masks) {
     auto maskOf = [&](int64_t v) { return masks.empty() ? Value() : masks[v]; };
-    // Packed B: vector v of the block is in panel col / 32 + v /
-    // panelVectors, at lane offset lanes (v % panelVectors) (`col` is a
-    // multiple of 32 there).
+    // Vector v covers the columns from inPanel + v lanes of the panel at
+    // `col` on: packed B holds them in panel col / 32 + that / 32, at
+    // offset that % 32 (`col` is a multiple of 32 there), both static.
+    columnInPanel.clear();
+    for (int64_t v = 0; v < vectors; ++v)
+      columnInPanel.push_back((inPanel + v * s.lanes) % kPanelColumns);
     Value panel =
         m.bPacked ? arith::DivUIOp::create(e.b, col, e.index(kPanelColumns))
                   : Value();
     SmallVector<Value> panels, offsets;
     if (m.bPacked)
       for (int64_t v = 0; v < vectors; ++v) {
-        panels.push_back(e.add(panel, e.index(v / panelVectors)));
-        offsets.push_back(e.index((v % panelVectors) * s.lanes));
+        int64_t panelOffset = (inPanel + v * s.lanes) / kPanelColumns;
+        panels.push_back(e.add(panel, e.index(panelOffset)));
+        offsets.push_back(e.index(columnInPanel[v]));
       }
     SmallVector<Value> cols;
     for (int64_t v = 0; v < vectors; ++v)
-      cols.push_back(e.add(col, e.index(v * s.lanes)));
+      cols.push_back(e.add(col, e.index(inPanel + v * s.lanes)));
     SmallVector<Value> aRows, cRows, groups, lanes;
     for (int64_t r = 0; r < rows; ++r) {
       Value rowR = e.add(row, e.index(r));
@@ -406,30 +429,30 @@ private:
       Value rowBytes = e.index(getQuantRowBytes(*m.quant));
       Value rowOffset = e.mul(kk, rowBytes);
       Value byte = e.add(rowOffset, e.index(kQuantScaleBytes));
-      for (int64_t v = 0; v < vectors; v += panelVectors)
+      // One line per panel the block reads (a row of quants is at most 32
+      // bytes).
+      for (int64_t v = 0; v < vectors; ++v) {
+        if (v != 0 && columnInPanel[v] != 0)
+          continue;
         memref::PrefetchOp::create(e.b, m.b,
                                    indices(m.bPrefix, {panels[v], kb, byte}),
                                    /*isWrite=*/false, /*localityHint=*/3,
                                    /*isDataCache=*/true);
+      }
       return;
     }
     for (int64_t v = 0; v < vectors; ++v)
-      if ((v % panelVectors) * s.lanes * bBytes % 64 == 0)
+      if (columnInPanel[v] * bBytes % 64 == 0)
         memref::PrefetchOp::create(
             e.b, m.b, indices(m.bPrefix, {panels[v], ahead, offsets[v]}),
             /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
-  }
-
-  /// The first column of vector `v` of a block within its 32-column panel.
-  int64_t columnInPanel(int64_t v) const {
-    return (v % panelVectors) * s.lanes;
   }
 
   /// The f16 scales of vector `v`'s columns in tile (panel, kb), in f32.
   Value loadQuantScales(Value panel, Value kb, int64_t v) {
     auto bytesType = VectorType::get({2 * s.lanes}, e.b.getI8Type());
     auto halfType = VectorType::get({s.lanes}, e.b.getF16Type());
-    Value byte = e.index(2 * columnInPanel(v));
+    Value byte = e.index(2 * columnInPanel[v]);
     Value bytes = vector::LoadOp::create(e.b, bytesType, m.b,
                                          indices(m.bPrefix, {panel, kb, byte}));
     Value halves = vector::BitCastOp::create(e.b, halfType, bytes);
@@ -441,7 +464,7 @@ private:
   Value loadQuantVector(Value panel, Value kb, Value kk, int64_t v,
                         Value scale) {
     WeightQuant quant = *m.quant;
-    int64_t column = columnInPanel(v);
+    int64_t column = columnInPanel[v];
     auto bytesType = VectorType::get({s.lanes}, e.b.getI8Type());
     Value rowBytes = e.index(getQuantRowBytes(quant));
     // q4_0: column j's nibble is in byte j mod 16 of the row, the low one
@@ -505,7 +528,10 @@ private:
   LoopEmitter &e;
   const RowMatmul &m;
   const MatmulSchedule &s;
-  int64_t panelVectors;
+  int64_t panelVectors, blockVectors;
+  /// The static column within its panel of each vector of the block being
+  /// emitted.
+  SmallVector<int64_t> columnInPanel;
   VectorType vectorType;
   /// The depth block being emitted: [kBegin, kEnd); isFirst / isLast are
   /// runtime conditions, or null when there is a single block.

@@ -40,7 +40,7 @@ std::array<int64_t, 3> MatmulSchedule::packShape() const {
 std::string MatmulSchedule::str() const {
   std::string text;
   llvm::raw_string_ostream os(text);
-  os << "lanes = " << lanes << ", rows = " << rows
+  os << "lanes = " << lanes << ", cols = " << cols << ", rows = " << rows
      << ", tail_rows = " << tailRows << ", tail_panels = " << tailPanels
      << ", chunk_rows = " << chunkRows << ", depth_block = " << depthBlock
      << ", prefetch = " << prefetchDistance
@@ -63,11 +63,19 @@ MatmulSchedule mlir::moe::chooseMatmulSchedule(const CPUTarget &target,
                                     std::max<int64_t>(target.vectorBits, 1))) /
                                     32,
                                 4, 16);
-  // Half the registers hold accumulators (the rest: B's vectors, the
-  // broadcast of A, addresses): rows x panelVectors of them.
-  int64_t budget = std::max<int64_t>(target.vectorRegisters / 2, 1);
-  s.rows = std::clamp<int64_t>(budget / s.panelVectors(), 1, 8);
+  // Blocks of two vectors: rows x 2 accumulators, B's 2 vectors and the
+  // broadcast of A fit the registers (AVX-512: 8 rows x 32 columns, capped
+  // at 8; AVX2: 6 x 16, the classic shape). The last 1-3 rows go across as
+  // many panels as half the registers hold (2 rows x panelVectors x
+  // tailPanels accumulators).
+  int64_t registers = std::max<int64_t>(target.vectorRegisters, 8);
+  int64_t blockVectors = std::min<int64_t>(2, s.panelVectors());
+  s.cols = blockVectors * s.lanes;
+  s.rows = std::clamp<int64_t>((registers - blockVectors - 1) / blockVectors,
+                               1, 8);
   s.tailRows = s.rows / 2;
+  s.tailPanels = std::clamp<int64_t>(
+      (registers / 2) / (2 * s.panelVectors()), 1, 4);
   // Partial sums between depth blocks are stored in C: only an f32 C can
   // hold them exactly. A depth that is static and small needs no deeper
   // block (nor a larger pack).
@@ -80,6 +88,32 @@ MatmulSchedule mlir::moe::chooseMatmulSchedule(const CPUTarget &target,
     s.prefetchDistance = 0;
   roundToTiles(s, shape);
   return s;
+}
+
+CPUTarget CPUTarget::get(CPUTargetAttr attr) {
+  CPUTarget target;
+  if (!attr)
+    return target;
+  if (attr.hasFeature("avx512f")) {
+    target.vectorBits = 512;
+    target.vectorRegisters = 32;
+  } else if (attr.hasFeature("avx2") || attr.hasFeature("avx") ||
+             attr.hasFeature("fma")) {
+    target.vectorBits = 256;
+    target.vectorRegisters = 16;
+  } else {
+    target.vectorBits = 128;
+    target.vectorRegisters = 16;
+  }
+  return target;
+}
+
+CPUTargetAttr mlir::moe::lookupCPUTargetAttr(Operation *op) {
+  for (; op; op = op->getParentOp())
+    if (auto attr = op->getAttrOfType<CPUTargetAttr>(
+            CPUTargetAttr::getAttributeName()))
+      return attr;
+  return {};
 }
 
 MatmulScheduleAttr mlir::moe::lookupMatmulScheduleAttr(Operation *op) {
@@ -100,6 +134,7 @@ MatmulSchedule mlir::moe::applyOverrides(MatmulSchedule s,
       field = *value;
   };
   set(s.lanes, overrides.getLanes());
+  set(s.cols, overrides.getCols());
   set(s.rows, overrides.getRows());
   set(s.tailRows, overrides.getTailRows());
   set(s.tailPanels, overrides.getTailPanels());
@@ -110,13 +145,15 @@ MatmulSchedule mlir::moe::applyOverrides(MatmulSchedule s,
   set(s.ffnRows, overrides.getFfnRows());
   if (!shape.c || !shape.c.isF32())
     s.depthBlock = 0;
+  // A block holds whole vectors (the default cols with lanes = 16 is 32).
+  s.cols = std::max(s.cols, s.lanes);
   roundToTiles(s, shape);
   return s;
 }
 
 MatmulSchedule mlir::moe::getMatmulSchedule(Operation *op,
-                                            const MatmulShape &shape,
-                                            const CPUTarget &target) {
+                                            const MatmulShape &shape) {
+  CPUTarget target = CPUTarget::get(lookupCPUTargetAttr(op));
   return applyOverrides(chooseMatmulSchedule(target, shape),
                         lookupMatmulScheduleAttr(op), shape);
 }

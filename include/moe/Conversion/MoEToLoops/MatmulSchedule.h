@@ -32,16 +32,21 @@ class Operation;
 
 namespace moe {
 class MatmulScheduleAttr;
+class CPUTargetAttr;
 
-/// What the generated code will run on, as far as the schedule cares.
-/// The pipelines do not derive it from LLVM's target yet: every schedule is
-/// chosen for the default below (16 f32 lanes, 32 vector registers), which
-/// LLVM legalises to two 256-bit halves on machines without AVX-512.
+/// What the generated code will run on, as far as the schedule cares: the
+/// module's `moe.cpu_target` (moe-cpu-target, which moe-cpu-pipeline's
+/// `target-cpu` adds), or the default below (16 f32 lanes, 32 vector
+/// registers: AVX-512) when the module does not say.
 struct CPUTarget {
   /// Width of one vector register in bits.
   int64_t vectorBits = 512;
   /// Vector registers the register blocks may use.
   int64_t vectorRegisters = 32;
+
+  /// The target of a `#moe.cpu_target`: AVX-512 (avx512f: 512 bits, 32
+  /// registers), AVX/AVX2 (256 bits, 16 registers), else SSE (128, 16).
+  static CPUTarget get(CPUTargetAttr attr);
 };
 
 /// The matmul being scheduled, as the lowering knows it statically:
@@ -63,6 +68,9 @@ struct MatmulShape {
 struct MatmulSchedule {
   /// f32 lanes of one vector: a panel of 32 columns is 32 / lanes vectors.
   int64_t lanes = 16;
+  /// Columns of a register block (a multiple of `lanes` dividing 32): a
+  /// panel is covered by 32 / cols blocks side by side.
+  int64_t cols = 32;
   /// Rows of the main register block, then of at most one smaller block
   /// (0: none); the rows left after them go in blocks of 2 and 1 across
   /// `tailPanels` panels at once (single rows outside those groups).
@@ -90,9 +98,12 @@ struct MatmulSchedule {
   std::string str() const;
 };
 
-/// The schedule for `shape` on `target`. Today: vectors of
-/// `target.vectorBits / 32` lanes; an f32 result blocked over the depth
-/// (a block no deeper than a static depth, whole tiles of quantized
+/// The schedule for `shape` on `target`: vectors of `target.vectorBits /
+/// 32` lanes; register blocks of two vectors and as many rows as the
+/// registers hold (accumulators, B's vectors and a broadcast: 8 x 32
+/// columns with 32 registers, 6 x 16 with 16); the last rows across as
+/// many panels as half the registers hold; an f32 result blocked over the
+/// depth (a block no deeper than a static depth, whole tiles of quantized
 /// weights), other results not; prefetch only from packed weights.
 MatmulSchedule chooseMatmulSchedule(const CPUTarget &target,
                                     const MatmulShape &shape);
@@ -108,10 +119,14 @@ MatmulSchedule applyOverrides(MatmulSchedule schedule,
                               MatmulScheduleAttr overrides,
                               const MatmulShape &shape);
 
-/// The schedule of a matmul of `shape` that lowers `op`:
-/// chooseMatmulSchedule, then the overrides around `op`.
-MatmulSchedule getMatmulSchedule(Operation *op, const MatmulShape &shape,
-                                 const CPUTarget &target = {});
+/// The innermost `moe.cpu_target` attribute on `op` or its ancestors (the
+/// module's), or null.
+CPUTargetAttr lookupCPUTargetAttr(Operation *op);
+
+/// The schedule of a matmul of `shape` that lowers `op`: chooseMatmulSchedule
+/// for the module's CPU target (the default without one), then the
+/// overrides around `op`.
+MatmulSchedule getMatmulSchedule(Operation *op, const MatmulShape &shape);
 
 } // namespace moe
 } // namespace mlir

@@ -395,7 +395,7 @@ LogicalResult GroupsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 LogicalResult MatmulScheduleAttr::verify(
     function_ref<InFlightDiagnostic()> emitError, std::optional<int64_t> lanes,
-    std::optional<int64_t> rows, std::optional<int64_t> tailRows,
+    std::optional<int64_t> cols, std::optional<int64_t> rows, std::optional<int64_t> tailRows,
     std::optional<int64_t> tailPanels, std::optional<int64_t> chunkRows,
     std::optional<int64_t> depthBlock, std::optional<int64_t> prefetch,
     std::optional<int64_t> prefetchMinRows, std::optional<int64_t> ffnRows) {
@@ -404,6 +404,15 @@ LogicalResult MatmulScheduleAttr::verify(
                           "(a panel of 32 columns in whole vectors), got "
                           "lanes = "
                        << *lanes;
+  if (cols && *cols != 4 && *cols != 8 && *cols != 16 && *cols != 32)
+    return emitError() << "#moe.matmul_schedule expects cols = 4, 8, 16 or 32 "
+                          "(blocks side by side in a panel of 32 columns), "
+                          "got cols = "
+                       << *cols;
+  if (cols && lanes && *cols < *lanes)
+    return emitError() << "#moe.matmul_schedule expects cols >= lanes (a "
+                          "block of whole vectors), got cols = "
+                       << *cols << ", lanes = " << *lanes;
   struct Range {
     StringLiteral name;
     std::optional<int64_t> value;
@@ -427,4 +436,30 @@ LogicalResult MatmulScheduleAttr::verify(
                           "depth_block <= 1048576 (the f32 pack of A), got "
                        << *chunkRows << " * " << *depthBlock;
   return success();
+}
+
+LogicalResult CPUTargetAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                    StringRef cpu, StringRef features) {
+  if (cpu.empty())
+    return emitError() << "#moe.cpu_target expects a CPU name";
+  if (features.empty())
+    return success();
+  SmallVector<StringRef> list;
+  features.split(list, ',');
+  for (StringRef feature : list)
+    if (feature.size() < 2 || (feature[0] != '+' && feature[0] != '-'))
+      return emitError() << "#moe.cpu_target expects features as '+name' or "
+                            "'-name' separated by commas, got '"
+                         << feature << "'";
+  return success();
+}
+
+bool CPUTargetAttr::hasFeature(StringRef name) const {
+  SmallVector<StringRef> list;
+  getFeatures().split(list, ',');
+  bool enabled = false;
+  for (StringRef feature : list)
+    if (feature.drop_front() == name)
+      enabled = feature.front() == '+';
+  return enabled;
 }

@@ -29,5 +29,10 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     return op->emitError() << "'" << MatmulScheduleAttr::getAttributeName()
                            << "' expects a #moe.matmul_schedule attribute, got "
                            << attribute.getValue();
+  if (attribute.getName() == CPUTargetAttr::getAttributeName() &&
+      !llvm::isa<CPUTargetAttr>(attribute.getValue()))
+    return op->emitError() << "'" << CPUTargetAttr::getAttributeName()
+                           << "' expects a #moe.cpu_target attribute, got "
+                           << attribute.getValue();
   return success();
 }

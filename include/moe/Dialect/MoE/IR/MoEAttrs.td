@@ -267,7 +267,9 @@ def MoE_MatmulScheduleAttr : MoE_Attr<"MatmulSchedule", "matmul_schedule"> {
     that `moe-cpu-pipeline` runs) computes the matmuls of `moe.gate`,
     `moe.route_dispatch`, `moe.grouped_matmul` and `moe.expert_ffn` with one
     register-blocked kernel whose schedule a single function chooses from
-    the target and the matmul's shape. Placed as the discardable attribute
+    the target (the module's `moe.cpu_target`) and the matmul's shape; the
+    defaults below are AVX-512's (AVX2: `lanes = 8, cols = 16, rows = 6,
+    tail_rows = 3, tail_panels = 1`). Placed as the discardable attribute
     `moe.matmul_schedule` on one of those ops or on any op around them (a
     function, a module), this attribute overrides the fields it names; the
     innermost one wins, and the fields it leaves out keep the chosen values.
@@ -277,7 +279,8 @@ def MoE_MatmulScheduleAttr : MoE_Attr<"MatmulSchedule", "matmul_schedule"> {
     | field | meaning | default | range |
     |---|---|---|---|
     | `lanes` | f32 lanes of one vector (a panel is 32 columns: `32 / lanes` vectors) | 16 | 4, 8, 16 |
-    | `rows` | rows of the main register block (`rows * 32 / lanes` accumulators) | 8 | 1 to 16 |
+    | `cols` | columns of a register block (at least `lanes`; a panel holds `32 / cols` blocks side by side) | 32 | 4, 8, 16, 32 |
+    | `rows` | rows of the main register block (`rows * cols / lanes` accumulators) | 8 | 1 to 16 |
     | `tail_rows` | rows of the one smaller block after the main blocks (0: none) | 4 | 0 to 16 |
     | `tail_panels` | panels that the last rows (blocks of 2 and 1) cover at once | 4 | 1 to 8 |
     | `chunk_rows` | rows per L2 chunk (the rows of A packed together) | 256 | 1 to 4096 |
@@ -301,6 +304,7 @@ def MoE_MatmulScheduleAttr : MoE_Attr<"MatmulSchedule", "matmul_schedule"> {
   }];
   let parameters = (ins
     MoE_OptionalIntParam:$lanes,
+    MoE_OptionalIntParam:$cols,
     MoE_OptionalIntParam:$rows,
     MoE_OptionalIntParam:$tail_rows,
     MoE_OptionalIntParam:$tail_panels,
@@ -317,6 +321,40 @@ def MoE_MatmulScheduleAttr : MoE_Attr<"MatmulSchedule", "matmul_schedule"> {
     static constexpr ::llvm::StringLiteral getAttributeName() {
       return ::llvm::StringLiteral("moe.matmul_schedule");
     }
+  }];
+}
+
+def MoE_CPUTargetAttr : MoE_Attr<"CPUTarget", "cpu_target"> {
+  let summary = "the CPU that the generated code is compiled for";
+  let description = [{
+    Recorded on a module as the discardable attribute `moe.cpu_target` by
+    `moe-cpu-target` (which `moe-cpu-pipeline{target-cpu=...}` runs first):
+    the LLVM CPU name and its target features (`+feature` or `-feature`,
+    comma separated), as LLVM will target them. The CPU lowering chooses
+    its kernels' schedules from it (vector width and registers: AVX-512,
+    AVX2 or SSE); without it, the schedules are AVX-512's.
+
+    Example:
+
+    ```mlir
+    module attributes {moe.cpu_target = #moe.cpu_target<cpu = "znver3",
+        features = "+avx,+avx2,+fma,+sse4.2">} {
+      ...
+    }
+    ```
+  }];
+  let parameters = (ins StringRefParameter<"the LLVM CPU name">:$cpu,
+                        StringRefParameter<"the target features">:$features);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The name of the discardable attribute that carries it.
+    static constexpr ::llvm::StringLiteral getAttributeName() {
+      return ::llvm::StringLiteral("moe.cpu_target");
+    }
+    /// Whether feature `name` (without its sign) is enabled: the last
+    /// `+name` or `-name` wins.
+    bool hasFeature(::llvm::StringRef name) const;
   }];
 }
 

@@ -221,6 +221,52 @@ def MoECheckPipelineInputPass
   ];
 }
 
+def MoECPUTargetPass : Pass<"moe-cpu-target", "::mlir::ModuleOp"> {
+  let summary = "Record the CPU the code is compiled for in the module";
+  let description = [{
+    Sets the module attribute `moe.cpu_target = #moe.cpu_target<cpu = ...,
+    features = ...>`: the CPU that LLVM will generate code for, so that the
+    CPU lowering chooses its kernels' schedules for it (vector width,
+    register blocks). `cpu` is an x86 CPU name as LLVM spells it (`znver3`,
+    `sapphirerapids`, `x86-64-v3`, ...), its features LLVM's; `native` is
+    the host, with the host's features. `features` adds or removes features
+    (`+avx512f,-avx512bf16`). An unknown CPU name is an error.
+
+    `moe-cpu-pipeline{target-cpu=... target-features=...}` runs this pass
+    first; the Python JIT passes `native`, ahead-of-time builds their `cpu`,
+    so the schedule matches the code LLVM emits.
+
+    Example:
+
+    ```
+    moe-opt --moe-cpu-target="cpu=znver3" model.mlir
+    ```
+  }];
+  let options = [
+    Option<"cpu", "cpu", "std::string", /*default=*/"\"native\"",
+           "LLVM CPU name, or native for the host">,
+    Option<"features", "features", "std::string", /*default=*/"\"\"",
+           "Features to add (+name) or remove (-name), comma separated">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
+def MoEApplyCPUTargetPass
+    : Pass<"moe-apply-cpu-target", "::mlir::ModuleOp"> {
+  let summary = "Give the LLVM functions the module's recorded CPU target";
+  let description = [{
+    Moves the module's `moe.cpu_target` (moe-cpu-target) onto every
+    `llvm.func` with a body as LLVM's per-function `target_cpu` and
+    `target_features` (those a function already has are kept), and removes
+    the module attribute, so that the LLVM module says which CPU it was
+    scheduled for (LLVM generates code for it whatever the default target
+    machine) and stock tools (`mlir-translate`) need not know the moe
+    dialect. The last pass of `moe-cpu-pipeline`; nothing without the
+    attribute.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
   let summary = "Replace f32 math.exp by a polynomial approximation that "
                 "vectorises";
