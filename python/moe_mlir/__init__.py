@@ -9,6 +9,9 @@ Compiler entry points (they need the native extension, built by
   load_hf(folder)             -- a Hugging Face MoE checkpoint folder (Mixtral,
                                  Qwen2-MoE, Qwen3-MoE, OLMoE) compiled from
                                  token ids [B, S] to logits [B, S, vocab]
+  load_gguf(path)             -- the same from a llama.cpp GGUF file (llama
+                                 with experts, qwen2moe, qwen3moe, olmoe;
+                                 Q8_0/Q4_0 experts stay quantized)
   CompileError                -- verifier, pass or code generation failures
 
 Each takes a ``target`` of one vocabulary (``targets``: "cpu", "gpu",
@@ -26,7 +29,7 @@ __version__ = "0.1.0"
 from .compiler import CompileError, compile, lower, set_num_threads  # noqa: E402,F401
 from .routing import compile_layer, compile_route  # noqa: E402,F401
 
-__all__ = ["CompileError", "compile", "compile_route", "compile_layer", "load_hf",
+__all__ = ["CompileError", "compile", "compile_route", "compile_layer", "load_hf", "load_gguf",
            "set_num_threads", "reference", "conformance"]
 
 
@@ -39,3 +42,15 @@ def load_hf(folder: str, target: str = "cpu"):
     or tensor (see docs/Export.md)."""
     from .export.hf import HFLanguageModel
     return HFLanguageModel(folder, target=target)
+
+
+def load_gguf(path: str, target: str = "cpu"):
+    """A llama.cpp GGUF file (``general.architecture`` llama with experts,
+    i.e. Mixtral, qwen2moe, qwen3moe or olmoe) as a callable
+    ``model(ids [B, S]) -> logits [B, S, vocab]`` (float32), compiled for
+    ``target`` on the first call, like ``load_hf``. Expert tensors in Q8_0
+    or Q4_0 run quantized (``moe.layer ... quant``); other tensors are
+    dequantized to f32. Every problem with the file is a ``ValueError``
+    (``GGUFError``) naming the key or tensor (see docs/Export.md)."""
+    from .export.gguf import GGUFLanguageModel
+    return GGUFLanguageModel(path, target=target)

@@ -3,10 +3,13 @@
   moe-run model.mlir --weights model.safetensors --input x.npy --output y.npy
           [--entry forward] [--repeat N] [--count-ffn] [--target cpu|gpu-emulated]
   moe-run MODEL_DIR --ids ids.npy --output logits.npy [--repeat N] [--target ...]
+  moe-run MODEL.gguf --ids ids.npy --output logits.npy [--repeat N] [--target ...]
 
 A directory is a Hugging Face checkpoint folder (Mixtral, Qwen2-MoE,
-Qwen3-MoE, OLMoE; docs/Export.md): it is compiled from token ids ``[B, S]``
-(an integer .npy) to logits ``[B, S, vocab]`` (float32).
+Qwen3-MoE, OLMoE), a file ending in ``.gguf`` a llama.cpp GGUF file (llama
+with experts, qwen2moe, qwen3moe, olmoe; docs/Export.md): either is compiled
+from token ids ``[B, S]`` (an integer .npy) to logits ``[B, S, vocab]``
+(float32).
 
 The module is compiled (JIT) with the pipeline of ``--target``: ``cpu``
 (the default) or ``gpu-emulated`` (the GPU kernels run on the host), the
@@ -38,9 +41,11 @@ __all__ = ["main"]
 class _Progress:
     """Prints a progress line if the work takes more than a second."""
 
-    def __init__(self, what: str, stream=sys.stderr):
+    def __init__(self, what: str, stream=None):
         self.what = what
-        self.stream = stream
+        # sys.stderr when the work starts, not when the module was imported
+        # (a stream replaced since, e.g. by a test's capture, may be closed).
+        self.stream = stream if stream is not None else sys.stderr
         self._done = threading.Event()
         self._start = time.perf_counter()
         self._thread = threading.Thread(target=self._tick, daemon=True)
@@ -72,11 +77,18 @@ def _load_weights(path: Optional[str]):
         raise SystemExit(f"moe-run: {error}")
 
 
-def _run_hf(args) -> int:
-    """A Hugging Face checkpoint folder: ids in, logits out."""
-    from . import load_hf
+def _is_gguf(path: str) -> bool:
+    return path.lower().endswith(".gguf") and not os.path.isdir(path)
+
+
+def _run_tokens(args) -> int:
+    """A Hugging Face checkpoint folder or a GGUF file: ids in, logits out."""
+    from . import load_gguf, load_hf
+    gguf = _is_gguf(args.module)
+    load = load_gguf if gguf else load_hf
+    what = "a GGUF file" if gguf else "a checkpoint folder"
     if not args.ids:
-        print(f"moe-run: {args.module} is a checkpoint folder: give the token ids with --ids "
+        print(f"moe-run: {args.module} is {what}: give the token ids with --ids "
               f"ids.npy", file=sys.stderr)
         return 2
     try:
@@ -86,7 +98,7 @@ def _run_hf(args) -> int:
         return 2
     try:
         with _Progress(f"reading {args.module}") as progress:
-            model = load_hf(args.module, target=args.target)
+            model = load(args.module, target=args.target)
         print(f"read {args.module} ({model.config.arch}, {model.config.layers} layers) in "
               f"{progress.elapsed:.2f} s")
         with _Progress(f"compiling {args.module}") as progress:
@@ -114,9 +126,10 @@ def _run_hf(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="moe-run", description=__doc__.splitlines()[0])
-    parser.add_argument("module", help="MLIR file of an exported model, or a Hugging Face "
-                                       "checkpoint folder")
-    parser.add_argument("--ids", help="with a checkpoint folder: .npy file of token ids [B, S]")
+    parser.add_argument("module", help="MLIR file of an exported model, a Hugging Face "
+                                       "checkpoint folder, or a GGUF file (*.gguf)")
+    parser.add_argument("--ids", help="with a checkpoint folder or a GGUF file: .npy file of "
+                                      "token ids [B, S]")
     parser.add_argument("--weights", help="safetensors file with the named weights")
     parser.add_argument("--input", "-i", action="append", default=[],
                         help=".npy file for the next non-weight argument (repeatable)")
@@ -142,11 +155,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"moe-run: --count-ffn needs --target cpu (FFN instrumentation is an option of "
               f"the CPU pipeline), got --target {args.target}", file=sys.stderr)
         return 2
-    if os.path.isdir(args.module):
-        return _run_hf(args)
+    if os.path.isdir(args.module) or _is_gguf(args.module):
+        return _run_tokens(args)
     if args.ids:
-        print(f"moe-run: --ids is for a checkpoint folder, and {args.module} is not a directory",
-              file=sys.stderr)
+        print(f"moe-run: --ids is for a checkpoint folder or a .gguf file, and {args.module} is "
+              f"neither", file=sys.stderr)
         return 2
 
     try:

@@ -165,10 +165,22 @@ def _emit_layer(fb: FunctionBuilder, x: Value, layer: LayerSpec, args,
 def _slice(fb: FunctionBuilder, stacked: Value, index: Value) -> Value:
     """Layer ``index`` of a stacked weight [L, ...] (rank-reducing slice)."""
     shape = stacked.shape[1:]
-    type_ = tensor_type(shape)
+    element = stacked.element or "f32"
+    type_ = tensor_type(shape, element)
     return fb.op("s", ir_text.extract_slice(stacked, [index] + [0] * len(shape),
                                             [1] + list(shape), [1] * (len(shape) + 1), type_),
-                 type_, shape)
+                 type_, shape, element)
+
+
+def _weight_array(array) -> np.ndarray:
+    """A weight as it enters the module: quantized tiles (int8) as they
+    are, everything else as f32."""
+    array = np.asarray(array)
+    return array if array.dtype == np.int8 else array.astype(np.float32)
+
+
+def _element(array: np.ndarray) -> str:
+    return "i8" if array.dtype == np.int8 else "f32"
 
 
 def _embed(fb: FunctionBuilder, ids: Value, table: Value, vocab: int, hidden: int):
@@ -224,12 +236,16 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
     resources = OrderedDict()
 
     def weight(fb, name, array):
+        element = _element(array)
         if not embed_weights:
-            return fb.arg(array.shape, name=name, hint="w")
+            return fb.arg(array.shape, element=element, name=name, hint="w")
         key = "w_" + "".join(c if c.isalnum() else "_" for c in name)
-        resources[key] = array
-        value = fb.constant(ir_text.dense_resource(key), tensor_type(array.shape))
-        return Value(value.name, value.type, array.shape, "f32")
+        # The blob holds the array's bytes; int8 tiles (whose last
+        # dimension, the tile bytes, is a multiple of 4) go through a float32
+        # view of the same bytes, which the f32 blob writer copies as they are.
+        resources[key] = array if element == "f32" else array.view(np.float32)
+        value = fb.constant(ir_text.dense_resource(key), tensor_type(array.shape, element))
+        return Value(value.name, value.type, array.shape, element)
 
     # Layers grouped by shape, in order of first appearance.
     groups = OrderedDict()
@@ -282,7 +298,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
     for number, members in enumerate(groups.values()):
         first = members[0]
         roles = first.weights()
-        stacked = OrderedDict((role, np.stack([np.asarray(m.weights()[role], np.float32)
+        stacked = OrderedDict((role, np.stack([_weight_array(m.weights()[role])
                                                for m in members]))
                               for role in roles)
         fb = FunctionBuilder(f"layer_{number}", public=False)
@@ -290,7 +306,8 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
         extra_inputs = {}
         if residual_in:
             extra_inputs["gate_residual"] = fb.arg((None, block.routing.S), hint="res")
-        fstacked = OrderedDict((r, fb.arg(a.shape, hint="w")) for r, a in stacked.items())
+        fstacked = OrderedDict((r, fb.arg(a.shape, element=_element(a), hint="w"))
+                               for r, a in stacked.items())
         index = fb.scalar_arg("index")
         seq_len = fb.scalar_arg("index") if token_model else None
         with fb.location(first.path):

@@ -25,7 +25,8 @@ from .hf_checkpoint import CONFIG, HFCheckpoint, HFCheckpointError
 from .layers import AttentionSpec, DenseMLPSpec, MoESpec
 from .model import ExportError
 
-__all__ = ["ARCHITECTURES", "HFConfig", "HFLanguageModel", "read_config", "read_model"]
+__all__ = ["ARCHITECTURES", "HFConfig", "HFLanguageModel", "LanguageModel", "ExpertWeights",
+           "build_model", "read_config", "read_model"]
 
 ARCHITECTURES = {
     "MixtralForCausalLM": "mixtral",
@@ -225,10 +226,19 @@ def read_config(config: dict, path: str = CONFIG) -> HFConfig:
 
 
 class _Reader:
-    """Tensors of a checkpoint with the shapes the config implies (f32)."""
+    """Tensors of a checkpoint folder with the shapes the config implies
+    (f32). The model is built (``build_model``) from any reader with this
+    interface, by Hugging Face tensor names: ``where`` (for messages),
+    ``has(name)``, ``get(name, shape)``, ``linear(name, out, in)`` and
+    ``experts(cfg, layer, prefix, names)``; the GGUF reader (``gguf.py``)
+    is the other one."""
 
     def __init__(self, checkpoint: HFCheckpoint):
         self.checkpoint = checkpoint
+        self.where = checkpoint.folder
+
+    def has(self, name: str) -> bool:
+        return name in self.checkpoint
 
     def get(self, name: str, shape) -> np.ndarray:
         if name not in self.checkpoint:
@@ -247,6 +257,39 @@ class _Reader:
         """A Linear's weight [out, in], transposed to the [in, out] that the
         exported graph takes."""
         return np.ascontiguousarray(self.get(name, (out_features, in_features)).T)
+
+    def experts(self, cfg: "HFConfig", layer: int, prefix: str,
+                names: Tuple[str, str, str]) -> "ExpertWeights":
+        """Stacked expert weights [E, H, F] (gate, up) and [E, F, H] (down):
+        from one tensor per expert and projection (what checkpoints on the
+        Hub hold), or from transformers 5.x's fused ``experts.gate_up_proj``
+        [E, 2F, H] (gate first) and ``experts.down_proj`` [E, H, F]."""
+        gate_name, up_name, down_name = names
+        h, f, e = cfg.hidden, cfg.expert_ffn, cfg.experts
+        if f"{prefix}.gate_up_proj" in self.checkpoint:
+            gate_up = self.get(f"{prefix}.gate_up_proj", (e, 2 * f, h))
+            down = self.get(f"{prefix}.down_proj", (e, h, f))
+            return ExpertWeights(np.ascontiguousarray(gate_up[:, :f, :].transpose(0, 2, 1)),
+                                 np.ascontiguousarray(gate_up[:, f:, :].transpose(0, 2, 1)),
+                                 np.ascontiguousarray(down.transpose(0, 2, 1)))
+        w_gate = np.stack([self.linear(f"{prefix}.{j}.{gate_name}.weight", f, h)
+                           for j in range(e)])
+        w_up = np.stack([self.linear(f"{prefix}.{j}.{up_name}.weight", f, h)
+                         for j in range(e)])
+        w_down = np.stack([self.linear(f"{prefix}.{j}.{down_name}.weight", h, f)
+                           for j in range(e)])
+        return ExpertWeights(w_gate, w_up, w_down)
+
+
+@dataclass
+class ExpertWeights:
+    """One layer's experts: f32 ``w_gate``/``w_up`` [E, H, F] and ``w_down``
+    [E, F, H], or, with ``quant`` ("q8_0"/"q4_0"), the kernels' tiles of
+    those weights (``moe_mlir.quant``: int8 [E, ceil(N/32), K/32, bytes])."""
+    w_gate: np.ndarray
+    w_up: np.ndarray
+    w_down: np.ndarray
+    quant: Optional[str] = None
 
 
 def _attention(r: _Reader, cfg: HFConfig, prefix: str) -> AttentionSpec:
@@ -275,45 +318,24 @@ def _attention(r: _Reader, cfg: HFConfig, prefix: str) -> AttentionSpec:
     return spec
 
 
-def _experts(r: _Reader, cfg: HFConfig, prefix: str, names: Tuple[str, str, str]):
-    """Stacked expert weights [E, H, F] (gate, up) and [E, F, H] (down): from
-    one tensor per expert and projection (what checkpoints on the Hub hold),
-    or from transformers 5.x's fused ``experts.gate_up_proj`` [E, 2F, H]
-    (gate first) and ``experts.down_proj`` [E, H, F]."""
-    gate_name, up_name, down_name = names
-    h, f, e = cfg.hidden, cfg.expert_ffn, cfg.experts
-    if f"{prefix}.gate_up_proj" in r.checkpoint:
-        gate_up = r.get(f"{prefix}.gate_up_proj", (e, 2 * f, h))
-        down = r.get(f"{prefix}.down_proj", (e, h, f))
-        return (np.ascontiguousarray(gate_up[:, :f, :].transpose(0, 2, 1)),
-                np.ascontiguousarray(gate_up[:, f:, :].transpose(0, 2, 1)),
-                np.ascontiguousarray(down.transpose(0, 2, 1)))
-    w_gate = np.stack([r.linear(f"{prefix}.{j}.{gate_name}.weight", f, h)
-                       for j in range(cfg.experts)])
-    w_up = np.stack([r.linear(f"{prefix}.{j}.{up_name}.weight", f, h)
-                     for j in range(cfg.experts)])
-    w_down = np.stack([r.linear(f"{prefix}.{j}.{down_name}.weight", h, f)
-                       for j in range(cfg.experts)])
-    return w_gate, w_up, w_down
-
-
 def _moe(r: _Reader, cfg: HFConfig, layer: int) -> MoESpec:
     base = f"model.layers.{layer}"
     if cfg.arch == "mixtral":
         # transformers 4.x names the block block_sparse_moe (the checkpoints'
         # names), 5.x mlp.
         block = (f"{base}.block_sparse_moe"
-                 if f"{base}.block_sparse_moe.gate.weight" in r.checkpoint else f"{base}.mlp")
+                 if r.has(f"{base}.block_sparse_moe.gate.weight") else f"{base}.mlp")
         names = ("w1", "w3", "w2")   # w1: gate, w3: up, w2: down
     else:
         block = f"{base}.mlp"
         names = ("gate_proj", "up_proj", "down_proj")
-    w_gate, w_up, w_down = _experts(r, cfg, f"{block}.experts", names)
+    experts = r.experts(cfg, layer, f"{block}.experts", names)
     routing = RoutingConfig(cfg.experts, cfg.top_k, scoring="softmax", strategy="top_k",
                             normalize="selected" if cfg.norm_topk else "none")
     spec = MoESpec(hidden=cfg.hidden, ffn=cfg.expert_ffn, routing=routing,
                    w_router=r.linear(f"{block}.gate.weight", cfg.experts, cfg.hidden),
-                   w_up=w_up, w_down=w_down, w_gate=w_gate, activation="silu")
+                   w_up=experts.w_up, w_down=experts.w_down, w_gate=experts.w_gate,
+                   activation="silu", weight_quant=experts.quant)
     if cfg.shared_ffn is not None:
         s, h = cfg.shared_ffn, cfg.hidden
         spec.shared = DenseMLPSpec(
@@ -349,27 +371,33 @@ def read_model(folder: str) -> HFModel:
     with checkpoint:
         cfg = read_config(checkpoint.config, os.path.join(folder, CONFIG))
         check_memory(checkpoint, folder)
-        r = _Reader(checkpoint)
-        embedding = r.get("model.embed_tokens.weight", (cfg.vocab, cfg.hidden))
-        layers: List[LayerSpec] = []
-        for i in range(cfg.layers):
-            base = f"model.layers.{i}"
-            ffn = _moe(r, cfg, i) if cfg.is_sparse(i) else _dense(r, cfg, i)
-            layers.append(LayerSpec(
-                path=base, ffn=ffn,
-                input_norm=NormSpec(r.get(f"{base}.input_layernorm.weight", (cfg.hidden,)),
-                                    cfg.eps),
-                attention=_attention(r, cfg, f"{base}.self_attn"),
-                post_norm=NormSpec(r.get(f"{base}.post_attention_layernorm.weight",
-                                         (cfg.hidden,)), cfg.eps),
-                ffn_path=f"{base}.block_sparse_moe" if cfg.arch == "mixtral" else f"{base}.mlp"))
-            if cfg.arch == "mixtral" and f"{base}.block_sparse_moe.gate.weight" not in checkpoint:
-                layers[-1].ffn_path = f"{base}.mlp"
-        final = NormSpec(r.get("model.norm.weight", (cfg.hidden,)), cfg.eps)
-        if cfg.tie_embeddings:
-            lm_head = np.ascontiguousarray(embedding.T)
-        else:
-            lm_head = r.linear("lm_head.weight", cfg.vocab, cfg.hidden)
+        return build_model(_Reader(checkpoint), cfg)
+
+
+def build_model(r, cfg: HFConfig) -> HFModel:
+    """The model of ``cfg`` from the tensors of reader ``r`` (``_Reader``'s
+    interface, Hugging Face tensor names): what the Hugging Face and the
+    GGUF readers share."""
+    embedding = r.get("model.embed_tokens.weight", (cfg.vocab, cfg.hidden))
+    layers: List[LayerSpec] = []
+    for i in range(cfg.layers):
+        base = f"model.layers.{i}"
+        ffn = _moe(r, cfg, i) if cfg.is_sparse(i) else _dense(r, cfg, i)
+        ffn_path = f"{base}.mlp"
+        if cfg.arch == "mixtral" and r.has(f"{base}.block_sparse_moe.gate.weight"):
+            ffn_path = f"{base}.block_sparse_moe"
+        layers.append(LayerSpec(
+            path=base, ffn=ffn,
+            input_norm=NormSpec(r.get(f"{base}.input_layernorm.weight", (cfg.hidden,)), cfg.eps),
+            attention=_attention(r, cfg, f"{base}.self_attn"),
+            post_norm=NormSpec(r.get(f"{base}.post_attention_layernorm.weight", (cfg.hidden,)),
+                               cfg.eps),
+            ffn_path=ffn_path))
+    final = NormSpec(r.get("model.norm.weight", (cfg.hidden,)), cfg.eps)
+    if cfg.tie_embeddings:
+        lm_head = np.ascontiguousarray(embedding.T)
+    else:
+        lm_head = r.linear("lm_head.weight", cfg.vocab, cfg.hidden)
     spec = ModelSpec(hidden=cfg.hidden, layers=layers, path="model", final_norm=final)
     return HFModel(cfg, spec, embedding, lm_head)
 
@@ -395,21 +423,19 @@ def check_memory(checkpoint: HFCheckpoint, folder: str):
                           f"only {available / 2**30:.1f} GiB of memory are available")
 
 
-class HFLanguageModel:
-    """A checkpoint folder compiled from token ids to logits:
-    ``model(ids)`` with ids ``[B, S]`` (integers in [0, vocab)) returns
-    logits ``[B, S, vocab]`` (float32), compiled for ``target`` ("cpu" or
-    "gpu-emulated", ``moe_mlir.targets``) on the first call. ``exported`` is
-    the ExportedModel (MLIR text and weights), ``config`` the fields it was
-    built from."""
+class LanguageModel:
+    """A model from token ids to logits: ``model(ids)`` with ids ``[B, S]``
+    (integers in [0, vocab)) returns logits ``[B, S, vocab]`` (float32),
+    compiled for ``target`` ("cpu" or "gpu-emulated", ``moe_mlir.targets``)
+    on the first call. ``exported`` is the ExportedModel (MLIR text and
+    weights), ``config`` the fields it was built from. ``vocab_source``
+    says where the vocabulary size came from (for error messages)."""
 
-    def __init__(self, folder: str, target: str = "cpu"):
-        from ..targets import check_target
+    def __init__(self, model: HFModel, target, vocab_source: str):
         from .graph import emit
-        self.target = check_target(target, "load_hf")
-        model = read_model(folder)
-        self.folder = folder
+        self.target = target
         self.config = model.config
+        self.vocab_source = vocab_source
         model.spec.embedding = model.embedding
         model.spec.lm_head = model.lm_head
         self.exported = emit(model.spec, "forward")
@@ -424,7 +450,7 @@ class HFLanguageModel:
         if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab):
             bad = ids[(ids < 0) | (ids >= self.config.vocab)][0]
             raise ValueError(f"token id {int(bad)} is outside [0, {self.config.vocab}) "
-                             f"(vocab_size of {os.path.join(self.folder, CONFIG)})")
+                             f"({self.vocab_source})")
         if self._function is None:
             from .. import compiler
             self._function = compiler.compile(
@@ -432,3 +458,14 @@ class HFLanguageModel:
                 arg_names=self.exported.inputs + list(self.exported.weights))
         return self._function(np.ascontiguousarray(ids, dtype=np.int64),
                               *self.exported.weights.values())
+
+
+class HFLanguageModel(LanguageModel):
+    """A checkpoint folder compiled from token ids to logits (``LanguageModel``)."""
+
+    def __init__(self, folder: str, target: str = "cpu"):
+        from ..targets import check_target
+        target = check_target(target, "load_hf")
+        self.folder = folder
+        super().__init__(read_model(folder), target,
+                         f"vocab_size of {os.path.join(folder, CONFIG)}")

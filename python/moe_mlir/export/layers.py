@@ -44,6 +44,11 @@ class MoESpec:
     w_up: np.ndarray                           # [E, H, F]
     w_down: np.ndarray                         # [E, F, H]
     w_gate: Optional[np.ndarray] = None        # [E, H, F]
+    # "q8_0" or "q4_0": w_up, w_gate and w_down are the kernels' tiles of
+    # those weights in that block format (int8 [E, ceil(N/32), K/32, bytes]
+    # for a weight [E, K, N], ``moe_mlir.quant``; H and F multiples of 32),
+    # and the moe op takes them ``packed quant = ...``. None: f32 weights.
+    weight_quant: Optional[str] = None
     b_router: Optional[np.ndarray] = None      # [S]
     selection_bias: Optional[np.ndarray] = None
     const_proj: Optional[np.ndarray] = None    # [N_const, H, 2]
@@ -152,6 +157,7 @@ class MoESpec:
         """What makes two blocks compile to the same function."""
         net = None if self.router_net is None else tuple(l[0] for l in self.router_net)
         return ("moe", self.convention, self.routing.attributes(), self.activation, net,
+                self.weight_quant,
                 self.gate_residual, self.return_logits,
                 None if self.slot_order is None else tuple(self.slot_order), self.input_scale,
                 tuple((n, w.shape) for n, w in self.weights().items()))
@@ -286,7 +292,8 @@ def moe_layer(fb: FunctionBuilder, x: Value, spec: MoESpec, args: Dict[str, Valu
     operands = _weight_operands(args, ir_text.LAYER_OPERANDS)
     operands["k_per_token"] = k_per_token
     op = ir_text.moe_layer(x, operands, spec.routing.attributes(), spec.activation,
-                           gated=spec.w_gate is not None)
+                           gated=spec.w_gate is not None, packed=spec.weight_quant is not None,
+                           quant=spec.weight_quant)
     return fb.op("moe", op, x.type, x.shape)
 
 
@@ -382,7 +389,8 @@ def moe_chain(fb: FunctionBuilder, x: Value, logits: Value, spec: MoESpec,
     y_init = fb.empty(x.shape, "f32", _dyn(fb, rows, [0]))
     fb.emit(ir_text.assign(y, ir_text.moe_expert_ffn(
         rows, offsets, _weight_operands(args, ir_text.EXPERT_FFN_OPERANDS), spec.activation,
-        spec.w_gate is not None, y_init)))
+        spec.w_gate is not None, y_init, packed=spec.weight_quant is not None,
+        quant=spec.weight_quant)))
     out = fb.fresh("out")
     out_init = fb.empty(x.shape, "f32", _dyn(fb, x, range(len(x.shape))))
     fb.emit(ir_text.assign(out, ir_text.moe_combine(
