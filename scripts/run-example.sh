@@ -10,7 +10,10 @@
 #     experts saved;
 #  5. builds a small Mixtral checkpoint folder in the Hugging Face layout
 #     (examples/hf_mixtral.py: bf16, 2 shards, fixed seeds), runs it with
-#     moe-run from token ids to logits and compares with PyTorch eager.
+#     moe-run from token ids to logits and compares with PyTorch eager;
+#  6. converts that folder to a GGUF file as llama.cpp's converter does, with
+#     the experts quantized to Q8_0, runs it with moe-run (the experts stay
+#     Q8_0 tiles in the kernels) and compares with PyTorch eager.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,3 +46,9 @@ echo "== 5. a Hugging Face Mixtral checkpoint folder, token ids to logits"
 /usr/bin/python3 "$ROOT/examples/hf_mixtral.py" build --out "$HF"
 "$BUILD_DIR/bin/moe-run" "$HF/mixtral-tiny" --ids "$HF/ids.npy" --output "$HF/logits.npy"
 /usr/bin/python3 "$ROOT/examples/hf_mixtral.py" check --out "$HF"
+
+echo "== 6. the same model as a GGUF file with Q8_0 experts"
+/usr/bin/python3 "$ROOT/examples/hf_mixtral.py" gguf --out "$HF"
+"$BUILD_DIR/bin/moe-run" "$HF/mixtral-tiny-q8_0.gguf" --ids "$HF/ids.npy" \
+  --output "$HF/logits-gguf.npy"
+/usr/bin/python3 "$ROOT/examples/hf_mixtral.py" check-gguf --out "$HF"
