@@ -329,3 +329,14 @@ def build(folder: str, arch: str, seed: int = 0, dtype: str = "BF16", shards: in
     tensors = random_tensors(config, seed)
     write_folder(folder, config, tensors, dtype, shards)
     return config, stored_values(tensors, dtype)
+
+
+def assert_logits_close(ours, ref):
+    """Logits within the conformance bound of each row (1e-4 of its largest
+    magnitude, plus 1e-5); returns the max |diff|."""
+    assert ours.shape == ref.shape
+    bound = 1e-4 * np.abs(ref).max(axis=-1, keepdims=True) + 1e-5
+    worst = np.abs(ours - ref) - bound
+    assert np.all(worst <= 0), f"max excess {worst.max():.3g} (max |diff| " \
+                               f"{np.abs(ours - ref).max():.3g})"
+    return float(np.abs(ours - ref).max())

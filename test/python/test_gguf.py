@@ -39,12 +39,7 @@ import hf_fixtures as fx
 
 
 def _close(ours, ref):
-    assert ours.shape == ref.shape
-    bound = 1e-4 * np.abs(ref).max(axis=-1, keepdims=True) + 1e-5
-    worst = np.abs(ours - ref) - bound
-    assert np.all(worst <= 0), f"max excess {worst.max():.3g} (max |diff| " \
-                               f"{np.abs(ours - ref).max():.3g})"
-    return float(np.abs(ours - ref).max())
+    return fx.assert_logits_close(ours, ref)
 
 
 def _same_export(a, b):

@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import quant
 from .model import ExportError
+from .safetensors import close_map
 
 __all__ = ["GGUFError", "GGUFFile", "GGUFWriter", "TensorInfo", "VALUE_TYPES", "TENSOR_TYPES",
            "SUPPORTED_TYPES", "dequantize", "to_bf16_bits", "encode_tensor"]
@@ -349,12 +350,7 @@ class GGUFFile:
         return dequantize(self.raw(name), info.type, info.shape)
 
     def close(self):
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:   # an array still views it: the GC closes it
-                pass
-            self._map = None
+        self._map = close_map(self._map)
 
     def __enter__(self):
         return self

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-__all__ = ["SafetensorsError", "SafetensorsFile", "TensorInfo", "load", "save", "DTYPES"]
+__all__ = ["SafetensorsError", "SafetensorsFile", "TensorInfo", "load", "save", "DTYPES", "close_map"]
 
 DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
@@ -116,12 +116,18 @@ class SafetensorsFile:
         return array
 
     def close(self):
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:  # an array still views it: the GC closes it
-                pass
-            self._map = None
+        self._map = close_map(self._map)
+
+
+def close_map(mapping):
+    """Closes a memory map (None: nothing to close) unless an array still
+    views it, which the garbage collector then closes; returns None."""
+    if mapping is not None:
+        try:
+            mapping.close()
+        except BufferError:  # an array still views it: the GC closes it
+            pass
+    return None
 
 
 def load(path: str, bf16_to_f32: bool = True) -> "OrderedDict[str, np.ndarray]":
