@@ -53,6 +53,12 @@ struct MoECPUTargetPass
       for (StringRef feature : features)
         enabled[feature.str()] = true;
     }
+    // The contract keeps subnormals in f32 -> bf16 conversions; AVX512-BF16's
+    // vcvtneps2bf16 flushes them, and LLVM turns the exact integer rounding
+    // that the pipeline emits into it when the feature is on. Off, unless
+    // `features` asks for it.
+    if (enabled.count("avx512bf16"))
+      enabled["avx512bf16"] = false;
     SmallVector<StringRef> extra;
     StringRef(features).split(extra, ',', -1, /*KeepEmpty=*/false);
     for (StringRef feature : extra) {

@@ -230,7 +230,10 @@ def MoECPUTargetPass : Pass<"moe-cpu-target", "::mlir::ModuleOp"> {
     register blocks). `cpu` is an x86 CPU name as LLVM spells it (`znver3`,
     `sapphirerapids`, `x86-64-v3`, ...), its features LLVM's; `native` is
     the host, with the host's features. `features` adds or removes features
-    (`+avx512f,-avx512bf16`). An unknown CPU name is an error.
+    (`+avx512f,-avx2`). An unknown CPU name is an error. `avx512bf16` is
+    recorded off (unless `features` turns it on): its f32 -> bf16
+    conversion flushes subnormals, which the contract keeps, and LLVM would
+    otherwise use it for the pipeline's exact integer rounding.
 
     `moe-cpu-pipeline{target-cpu=... target-features=...}` runs this pass
     first; the Python JIT passes `native`, ahead-of-time builds their `cpu`,
