@@ -33,6 +33,9 @@ config.substitutions.append(("%python", config.python_executable))
 sanitizer_flags = ""
 if config.moe_sanitizers.upper() in ("ON", "1", "TRUE", "YES"):
     sanitizer_flags = "-fsanitize=address,undefined -shared-libasan"
+    # End-to-end examples whose every step has sanitized unit tests run in
+    # the plain build only (time).
+    config.available_features.add("sanitizers")
 config.substitutions.append(("%sanitizer_flags", sanitizer_flags))
 config.substitutions.append(
     ("%moe_plugin", os.path.join(config.moe_lib_dir, "MoEPlugin.so")))

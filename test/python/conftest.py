@@ -25,9 +25,9 @@ for path in (os.path.join(_BUILD, "python_packages"), os.path.join(_REPO, "pytho
 # other test runs whole. Everything runs whole in the plain test run.
 _SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 8, "test_gpu_emulated": 8,
                     "test_fusion": 8, "test_export": 4, "test_export_published": 4, "test_compiled_route": 8,
-                    "test_matmul_kernel": 8, "test_matmul_schedules": 3, "test_quant": 4,
+                    "test_matmul_kernel": 8, "test_matmul_schedules": 4, "test_quant": 8,
                     "test_compiled_edge_cases": 3, "test_isa": 3,
-                    "test_hf": 4, "test_gguf": 4}
+                    "test_hf": 4, "test_gguf": 8}
 # Modules whose plain (not parametrized) tests are sampled too.
 _SAMPLE_WHOLE_MODULE = {"test_export", "test_export_published", "test_hf", "test_gguf"}
 

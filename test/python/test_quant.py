@@ -14,6 +14,8 @@
 * bind(weight_dtype="q8_0" | "q4_0") quantizes once; its error against the
   f32 weights stays within the documented bound (docs/Quantization.md).
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,13 @@ def test_bad_inputs_are_errors():
         quant.quantize_blocks(np.zeros(32, np.float32), "q5_0")
 
 
+@functools.lru_cache(maxsize=None)
+def _compile(text, entry):
+    """The f32 modules the quantized ones are compared with are shared by
+    both formats' tests."""
+    return moe_mlir.compile(text, entry)
+
+
 def _ffn_text(E, H, F, fmt, gated, biases, element="f32", schedule=None):
     row = f"tensor<?x{H}x{element}>"
     if fmt in quant.FORMATS:
@@ -160,7 +169,7 @@ def test_expert_ffn_quantized(fmt, schedule, gated):
                                rng.standard_normal((E, H)).astype(np.float32)]
     got = moe_mlir.compile(_ffn_text(E, H, F, fmt, gated, not gated, schedule=schedule), "ffn")(
         rows, offsets, *[tiles[k] for k in order], *biases)
-    plain = moe_mlir.compile(_ffn_text(E, H, F, "f32", gated, not gated, schedule=schedule), "ffn")(
+    plain = _compile(_ffn_text(E, H, F, "f32", gated, not gated, schedule=schedule), "ffn")(
         rows, offsets, *[pack_panels(deq[k]) for k in order], *biases)
     assert got.tobytes() == plain.tobytes()
     want = ref.expert_ffn(rows, offsets, deq["wu"], deq["wd"], w_gate=deq.get("wg"),
@@ -180,7 +189,7 @@ def test_expert_ffn_quantized_bf16_rows(fmt):
     offsets = np.array([0, 3, 7], np.int32)
     rows = rng.standard_normal((7, H)).astype(np.float32)
     got = moe_mlir.compile(_ffn_text(E, H, F, fmt, True, False, "bf16"), "ffn")(rows, offsets, *tiles)
-    plain = moe_mlir.compile(_ffn_text(E, H, F, "f32", True, False, "bf16"), "ffn")(
+    plain = _compile(_ffn_text(E, H, F, "f32", True, False, "bf16"), "ffn")(
         rows, offsets, *[pack_panels(d) for d in deq])
     assert got.tobytes() == plain.tobytes()
 
