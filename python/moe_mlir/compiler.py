@@ -76,6 +76,16 @@ def _openmp_libs(pipeline: str) -> list:
     return [path]
 
 
+def _ep_libs(mlir_text: str) -> list:
+    """The expert-parallel runtime, for a module with exchange ops (loaded
+    first so that the runtime's state is the one moe_mlir.ep talks to)."""
+    if "moe.ep_dispatch" not in mlir_text:
+        return []
+    from . import ep
+    ep._library()
+    return [ep.runtime_library()]
+
+
 def lower(mlir_text: str, pipeline: Optional[str] = None, llvm_ir: bool = False) -> str:
     """Lowers a module and returns the text (LLVM dialect, or LLVM IR)."""
     native = _require_native()
@@ -182,7 +192,7 @@ def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
 # op's operands have runtime sizes that disagree.
 _RUNTIME_ERRORS = {1: "moe.gate", 2: "moe.route", 3: "moe.dispatch", 4: "moe.grouped_matmul",
                    5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss",
-                   8: "moe.route_dispatch"}
+                   8: "moe.route_dispatch", 9: "moe.ep_dispatch", 10: "moe.ep_combine"}
 
 _LIBC = ctypes.CDLL(None)
 _LIBC.free.argtypes = [ctypes.c_void_p]
@@ -366,6 +376,10 @@ def check_status(function: str, code: int):
     ``function`` returned (its failing op by name)."""
     if code == 0:
         return
+    if code in (9, 10):
+        from . import ep
+        raise ep.EPError(f"{function}: {_RUNTIME_ERRORS[code]} failed: "
+                         f"{ep.last_error() or 'the exchange failed'}")
     op = _RUNTIME_ERRORS.get(code, f"op code {code}")
     raise ValueError(f"{function}: the runtime sizes of the arguments of a {op} disagree "
                      f"with each other or with the static sizes of its results (e.g. a "
@@ -458,7 +472,8 @@ class CompiledModule:
             self._jit = _SanitizedModule(mlir_text, self.pipeline, opt_level)
         else:
             self._jit = _translate_errors(native.JitModule, mlir_text, self.pipeline,
-                                          opt_level, _openmp_libs(self.pipeline))
+                                          opt_level, _openmp_libs(self.pipeline)
+                                          + _ep_libs(mlir_text))
         self.signatures = dict(self._jit.signatures)
 
     @property

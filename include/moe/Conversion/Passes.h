@@ -10,6 +10,7 @@
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 #include "moe/Conversion/MoEToLoops/MoEToLoops.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Pass/Pass.h"
 

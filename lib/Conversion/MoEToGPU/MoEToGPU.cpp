@@ -156,6 +156,13 @@ struct ConvertMoEToGPUPass
                              "not run moe-fuse-gating-dispatch before it)";
         unsupported = true;
       }
+      if (isa<EPDispatchOp, EPCombineOp>(op)) {
+        op->emitOpError()
+            << "is not lowered to the GPU yet: the expert-parallel exchange "
+               "runs in the CPU pipeline (the runtime's NCCL backend moves "
+               "host buffers; docs/Distributed.md)";
+        unsupported = true;
+      }
       if (isa<DispatchPaddedOp>(op)) {
         op->emitOpError() << "is not lowered to the GPU yet (use moe.dispatch "
                              "with a static R_max for the padded form)";

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/IR/DstBufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -131,10 +132,12 @@ void mlir::moe::registerBufferizableOpInterfaceExternalModels(
     DialectRegistry &registry) {
   registry.addExtension(+[](MLIRContext *context, MoEDialect *dialect) {
     // The dialects of the loop nests that bufferizing an op creates.
-    context->loadDialect<arith::ArithDialect, math::MathDialect,
+    context->loadDialect<arith::ArithDialect, func::FuncDialect,
+                         math::MathDialect,
                          memref::MemRefDialect, scf::SCFDialect,
                          vector::VectorDialect>();
-    attachModels<MoEOpBufferizationModel, DispatchOp, RouteDispatchOp>(context);
+    attachModels<MoEOpBufferizationModel, DispatchOp, RouteDispatchOp,
+                 EPDispatchOp, EPCombineOp>(context);
     attachModels<MoEDpsBufferizationModel, GateOp, RouteOp, DispatchPaddedOp,
                  GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>(context);
   });

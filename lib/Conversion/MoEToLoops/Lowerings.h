@@ -60,6 +60,13 @@ FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, CombineOp op,
 FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, AuxLossOp op,
                                         AuxLossOp::Adaptor operands,
                                         const MoEToLoopsOptions &options);
+/// The exchange ops: calls of the expert-parallel runtime (EPLowering.cpp).
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, EPDispatchOp op,
+                                        EPDispatchOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
+FailureOr<SmallVector<Value>> emitLoops(LoopEmitter &e, EPCombineOp op,
+                                        EPCombineOp::Adaptor operands,
+                                        const MoEToLoopsOptions &options);
 
 /// `c[rowOfC(r), 0:n] = a[rowOfA(r), 0:depth] @ b[bPrefix..., 0:depth, 0:n]
 /// (+ bias[biasPrefix..., 0:n])` for r in [rowBegin, rowEnd), accumulated in

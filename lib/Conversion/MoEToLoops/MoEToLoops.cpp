@@ -14,6 +14,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -50,7 +51,8 @@ template <typename OpTy> struct ToLoopsPattern : OpConversionPattern<OpTy> {
       return failure();
     SmallVector<Value> tensors;
     for (auto [buffer, type] : llvm::zip_equal(*buffers, op->getResultTypes()))
-      tensors.push_back(e.toTensor(buffer, type));
+      tensors.push_back(llvm::isa<TensorType>(type) ? e.toTensor(buffer, type)
+                                                    : buffer);
     rewriter.replaceOp(op, tensors);
     return success();
   }
@@ -65,7 +67,8 @@ void mlir::moe::populateMoEToLoopsConversionPatterns(
                ToLoopsPattern<DispatchOp>, ToLoopsPattern<DispatchPaddedOp>,
                ToLoopsPattern<RouteDispatchOp>, ToLoopsPattern<GroupedMatmulOp>,
                ToLoopsPattern<ExpertFFNOp>, ToLoopsPattern<CombineOp>,
-               ToLoopsPattern<AuxLossOp>>(patterns.getContext(), options);
+               ToLoopsPattern<AuxLossOp>, ToLoopsPattern<EPDispatchOp>,
+               ToLoopsPattern<EPCombineOp>>(patterns.getContext(), options);
 }
 
 void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
@@ -75,7 +78,9 @@ void mlir::moe::configureMoEToLoopsConversionTarget(ConversionTarget &target) {
                          vector::VectorDialect>();
   target.addIllegalOp<GateOp, RouteOp, RouteDispatchOp, DispatchOp,
                       DispatchPaddedOp, GroupedMatmulOp, ExpertFFNOp, CombineOp,
-                      AuxLossOp>();
+                      AuxLossOp, EPDispatchOp, EPCombineOp>();
+  // The exchange ops call the expert-parallel runtime.
+  target.addLegalOp<func::CallOp, func::FuncOp, UnrealizedConversionCastOp>();
 }
 
 namespace {

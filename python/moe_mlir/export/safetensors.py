@@ -115,6 +115,26 @@ class SafetensorsFile:
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
+    def get_rows(self, name: str, first: int, count: int,
+                 bf16_to_f32: bool = True) -> np.ndarray:
+        """Rows ``[first, first + count)`` of tensor ``name``'s first
+        dimension, reading only their bytes (an expert-parallel rank loads
+        only its block of a stacked expert weight)."""
+        info = self.tensors.get(name)
+        if info is None:
+            raise SafetensorsError(f"{self.path}: no tensor '{name}'")
+        if not info.shape or not 0 <= first <= first + count <= info.shape[0]:
+            raise SafetensorsError(f"{self.path}: tensor '{name}' of shape {info.shape} has "
+                                   f"no rows [{first}, {first + count})")
+        dtype = DTYPES[info.dtype]
+        row = math.prod(info.shape[1:])
+        begin = self._data_start + info.begin + first * row * np.dtype(dtype).itemsize
+        array = np.frombuffer(self._buffer(), dtype=dtype, count=count * row,
+                              offset=begin).reshape((count,) + tuple(info.shape[1:])).copy()
+        if info.dtype == "BF16" and bf16_to_f32:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array
+
     def close(self):
         self._map = close_map(self._map)
 

@@ -1271,3 +1271,61 @@ func.func @quant_layer(%x: tensor<?x64xf32>, %wr: tensor<64x2xf32>, %wu: tensor<
   %y = moe.layer %x router(%wr : tensor<64x2xf32>) up(%wu : tensor<2x2x4x576xi8>) gate(%wu : tensor<2x2x4x576xi8>) down(%wd : tensor<2x2x2x576xi8>) experts = <compute = 2> k = 1 strategy = top_k activation = silu gated packed quant = q4_0 : tensor<?x64xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+// [ep] The placement's last bound is the layer's E.
+func.func @ep_placement_bound(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.ep_dispatch' op placement's last bound (6) must equal 'num_experts' (8): every compute expert needs a rank}}
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <blocks = [0, 3, 6]> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  %y = moe.ep_combine %rows, %plan : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [ep] Placement bounds start at 0 and do not decrease.
+func.func @ep_placement_order(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{#moe.ep_placement: bound 2 (2) is below bound 1 (5): rank 1 would hold a negative number of experts}}
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <blocks = [0, 5, 2, 8]> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [ep] R_local and E_local are only known at run time.
+func.func @ep_static_offsets(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.ep_dispatch' op result 'offsets' must be dynamic (E_local + 1 depends on the rank), got 'tensor<9xi32>'}}
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <balanced> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<9xi32>, tensor<?x2xi32>
+  %y = moe.ep_combine %rows, %plan : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+// [ep] Every rank returns what it received: the plan has one moe.ep_combine.
+func.func @ep_plan_unused(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.ep_dispatch' op result 'plan' must have exactly one use (a moe.ep_combine), got 0}}
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <balanced> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// [ep] The combine's rows have the dispatch's hidden size and element type.
+func.func @ep_combine_hidden(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %yl: tensor<?x32xf32>) {
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <balanced> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  // expected-error @below {{'moe.ep_combine' op operand 'y_local' dimension 1 must be H = 64 (H from the hidden size of the dispatch's 'x'), got 32}}
+  %y = moe.ep_combine %yl, %plan : tensor<?x32xf32> -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+// [ep] The rows are the data-dependent form.
+func.func @ep_static_rows(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>) {
+  // expected-error @below {{'moe.ep_dispatch' op result 'rows' must have a dynamic first dimension (R_local is data-dependent), got 'tensor<16x64xf32>'}}
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8 placement = <balanced> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<16x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  %y = moe.ep_combine %rows, %plan : tensor<16x64xf32> -> tensor<?x64xf32>
+  return
+}

@@ -422,3 +422,40 @@ func.func @quantized(%rows: tensor<?x64xf32>, %off: tensor<3xi32>, %x: tensor<?x
       : tensor<?x64xf32> -> tensor<?x64xf32>
   return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
 }
+
+// Expert parallelism: the exchange pair, both placement forms.
+// CHECK-LABEL: func.func @expert_parallel
+// CHECK:      %[[ROWS:.*]], %[[OFF:.*]], %[[SLOT:.*]], %[[PLAN:.*]] = moe.ep_dispatch %{{.*}}, %{{.*}} num_experts = 8 placement = <balanced> : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+// CHECK:      moe.expert_ffn %[[ROWS]], %[[OFF]] up(%{{.*}} : tensor<?x64x128xf32>)
+// CHECK:      %[[Y:.*]] = moe.ep_combine %{{.*}}, %[[PLAN]] : tensor<?x64xf32> -> tensor<?x64xf32>
+// CHECK:      moe.combine %[[Y]], %[[SLOT]]
+// CHECK:      moe.ep_dispatch %{{.*}}, %{{.*}} num_experts = 8 placement = <blocks = [0, 3, 8]> : tensor<4x64xbf16>, tensor<4x1xi32> -> tensor<?x64xbf16>, tensor<?xi32>, tensor<4x1xi32>
+// CHECK:      moe.ep_combine %{{.*}}, %{{.*}} : tensor<?x64xbf16> -> tensor<?x64xbf16>
+func.func @expert_parallel(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>,
+                           %w: tensor<?x2xf32>, %wu: tensor<?x64x128xf32>,
+                           %wd: tensor<?x128x64xf32>, %xb: tensor<4x64xbf16>,
+                           %idsb: tensor<4x1xi32>)
+    -> (tensor<?x64xf32>, tensor<?x64xbf16>) {
+  %c0 = arith.constant 0 : index
+  %rows, %off, %slot, %plan = moe.ep_dispatch %x, %ids num_experts = 8
+      placement = <balanced>
+      : tensor<?x64xf32>, tensor<?x2xi32>
+      -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+  %r = tensor.dim %rows, %c0 : tensor<?x64xf32>
+  %init = tensor.empty(%r) : tensor<?x64xf32>
+  %yl = moe.expert_ffn %rows, %off up(%wu : tensor<?x64x128xf32>)
+      down(%wd : tensor<?x128x64xf32>) activation = relu into(%init)
+      : tensor<?x64xf32>, tensor<?xi32> into tensor<?x64xf32>
+  %y = moe.ep_combine %yl, %plan : tensor<?x64xf32> -> tensor<?x64xf32>
+  %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+  %oinit = tensor.empty(%t) : tensor<?x64xf32>
+  %out = moe.combine %y, %slot, %ids, %w, %x experts = <compute = 8>
+      into(%oinit) : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xi32>,
+      tensor<?x2xf32>, tensor<?x64xf32> into tensor<?x64xf32>
+  %rb, %ob, %sb, %pb = moe.ep_dispatch %xb, %idsb num_experts = 8
+      placement = <blocks = [0, 3, 8]>
+      : tensor<4x64xbf16>, tensor<4x1xi32>
+      -> tensor<?x64xbf16>, tensor<?xi32>, tensor<4x1xi32>
+  %yb = moe.ep_combine %rb, %pb : tensor<?x64xbf16> -> tensor<?x64xbf16>
+  return %out, %yb : tensor<?x64xf32>, tensor<?x64xbf16>
+}

@@ -65,6 +65,35 @@ static void printZeroComputeCounts(AsmPrinter &printer, int64_t numNull,
     printer << ", const = " << numConst;
 }
 
+/// `balanced` or `blocks = [b_0, ..., b_N]` (#moe.ep_placement).
+static ParseResult parseEPPlacement(AsmParser &parser,
+                                    SmallVector<int64_t> &blocks) {
+  if (succeeded(parser.parseOptionalKeyword("balanced")))
+    return success();
+  if (parser.parseKeyword("blocks") || parser.parseEqual() ||
+      parser.parseLSquare())
+    return failure();
+  if (succeeded(parser.parseOptionalRSquare()))
+    return success();
+  do {
+    int64_t bound;
+    if (parser.parseInteger(bound))
+      return failure();
+    blocks.push_back(bound);
+  } while (succeeded(parser.parseOptionalComma()));
+  return parser.parseRSquare();
+}
+
+static void printEPPlacement(AsmPrinter &printer, ArrayRef<int64_t> blocks) {
+  if (blocks.empty()) {
+    printer << "balanced";
+    return;
+  }
+  printer << "blocks = [";
+  llvm::interleaveComma(blocks, printer);
+  printer << "]";
+}
+
 #define GET_ATTRDEF_CLASSES
 #include "moe/Dialect/MoE/IR/MoEAttrs.cpp.inc"
 
@@ -462,4 +491,28 @@ bool CPUTargetAttr::hasFeature(StringRef name) const {
     if (feature.drop_front() == name)
       enabled = feature.front() == '+';
   return enabled;
+}
+
+LogicalResult
+EPPlacementAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        ArrayRef<int64_t> blocks) {
+  if (blocks.empty())
+    return success();
+  if (blocks.size() < 2)
+    return emitError() << "#moe.ep_placement: 'blocks' needs at least two "
+                          "bounds (one rank), got "
+                       << blocks.size();
+  if (blocks.front() != 0)
+    return emitError() << "#moe.ep_placement: the first bound must be 0, got "
+                       << blocks.front();
+  for (size_t r = 0; r + 1 < blocks.size(); ++r)
+    if (blocks[r + 1] < blocks[r])
+      return emitError() << "#moe.ep_placement: bound " << r + 1 << " ("
+                         << blocks[r + 1] << ") is below bound " << r << " ("
+                         << blocks[r] << "): rank " << r
+                         << " would hold a negative number of experts";
+  if (blocks.back() > kMaxExperts)
+    return emitError() << "#moe.ep_placement: the last bound ("
+                       << blocks.back() << ") exceeds " << kMaxExperts;
+  return success();
 }

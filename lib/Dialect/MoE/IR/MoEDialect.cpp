@@ -12,12 +12,26 @@ using namespace mlir::moe;
 
 #include "moe/Dialect/MoE/IR/MoEDialect.cpp.inc"
 
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#define GET_TYPEDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoETypes.cpp.inc"
+
+void MoEDialect::registerTypes() {
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "moe/Dialect/MoE/IR/MoETypes.cpp.inc"
+      >();
+}
+
 void MoEDialect::initialize() {
   addOperations<
 #define GET_OP_LIST
 #include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"
       >();
   registerAttributes();
+  registerTypes();
 }
 
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,

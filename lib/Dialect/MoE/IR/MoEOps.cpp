@@ -529,3 +529,90 @@ LogicalResult AuxLossOp::verify() {
       succeeded(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) &&
       succeeded(c.operand("init", getInit(), {}, ElementKind::F32)));
 }
+
+//===----------------------------------------------------------------------===//
+// EPDispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult EPDispatchOp::verify() {
+  int64_t numExperts = getNumExpertsAttr().getInt();
+  if (failed(verifyNumExperts(*this, numExperts)))
+    return failure();
+  EPPlacementAttr placement = getPlacement();
+  if (!placement.isBalanced() && placement.getBlocks().back() != numExperts)
+    return emitOpError() << "placement's last bound ("
+                         << placement.getBlocks().back()
+                         << ") must equal 'num_experts' (" << numExperts
+                         << "): every compute expert needs a rank";
+  OperandChecker c(*this);
+  if (failed(c.operand("x", getX(), {"T", "H"}, ElementKind::Float)) ||
+      failed(c.operand("ids", getIds(), {"T", "K"}, ElementKind::I32)) ||
+      failed(c.result("rows", getRows(), {"R_local", "H"},
+                      ElementKind::Float)) ||
+      failed(c.sameElementType("result", "rows", getRows(), "x", getX())) ||
+      failed(c.result("offsets", getOffsets(), {Dim("E_local", 1)},
+                      ElementKind::I32)) ||
+      failed(c.result("slot_rows", getSlotRows(), {"T", "K"},
+                      ElementKind::I32)))
+    return failure();
+  // What each rank receives, and how many experts it holds, are known only
+  // at run time.
+  if (!getRows().getType().isDynamicDim(0))
+    return emitOpError() << "result 'rows' must have a dynamic first "
+                            "dimension (R_local is data-dependent), got "
+                         << getRows().getType();
+  if (!getOffsets().getType().isDynamicDim(0))
+    return emitOpError() << "result 'offsets' must be dynamic (E_local + 1 "
+                            "depends on the rank), got "
+                         << getOffsets().getType();
+  // The plan is consumed by exactly one moe.ep_combine after this op in the
+  // same block: every rank must return the rows it received, or the others
+  // would wait for them.
+  Value plan = getPlan();
+  if (!plan.hasOneUse())
+    return emitOpError() << "result 'plan' must have exactly one use (a "
+                            "moe.ep_combine), got "
+                         << std::distance(plan.use_begin(), plan.use_end());
+  Operation *user = *plan.user_begin();
+  if (!isa<EPCombineOp>(user) || user->getBlock() != (*this)->getBlock())
+    return emitOpError() << "result 'plan' must be used by a moe.ep_combine "
+                            "in the same block, got '"
+                         << user->getName() << "'";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// EPCombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult EPCombineOp::verify() {
+  auto dispatch = getPlan().getDefiningOp<EPDispatchOp>();
+  if (!dispatch)
+    return emitOpError() << "operand 'plan' must be the result of a "
+                            "moe.ep_dispatch";
+  if (dispatch->getBlock() != (*this)->getBlock() ||
+      !dispatch->isBeforeInBlock(*this))
+    return emitOpError() << "operand 'plan' must come from a moe.ep_dispatch "
+                            "earlier in the same block";
+  OperandChecker c(*this);
+  int64_t hidden = dispatch.getX().getType().getDimSize(1);
+  if (!ShapedType::isDynamic(hidden))
+    c.bind("H", hidden, "the hidden size of the dispatch's 'x'");
+  if (failed(c.operand("y_local", getYLocal(), {"R_local", "H"},
+                       ElementKind::Float)) ||
+      failed(c.result("y", getY(), {"R", "H"}, ElementKind::Float)) ||
+      failed(c.sameElementType("result", "y", getY(), "y_local",
+                               getYLocal())))
+    return failure();
+  RankedTensorType rows = dispatch.getRows().getType();
+  if (getYLocal().getType().getElementType() != rows.getElementType())
+    return emitOpError() << "operand 'y_local' must have the element type "
+                            "of the dispatch's rows ("
+                         << rows.getElementType() << "), got "
+                         << getYLocal().getType().getElementType();
+  if (!getY().getType().isDynamicDim(0))
+    return emitOpError() << "result 'y' must have a dynamic first dimension "
+                            "(the rank's compute slots), got "
+                         << getY().getType();
+  return success();
+}

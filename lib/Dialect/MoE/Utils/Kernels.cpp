@@ -87,6 +87,10 @@ int32_t mlir::moe::getRuntimeErrorCode(Operation *op) {
     return 7;
   if (isa<RouteDispatchOp>(op))
     return 8;
+  if (isa<EPDispatchOp>(op))
+    return 9;
+  if (isa<EPCombineOp>(op))
+    return 10;
   return 99;
 }
 

@@ -358,4 +358,45 @@ def MoE_CPUTargetAttr : MoE_Attr<"CPUTarget", "cpu_target"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Expert placement (expert parallelism)
+//===----------------------------------------------------------------------===//
+
+def MoE_EPPlacementAttr : MoE_Attr<"EPPlacement", "ep_placement"> {
+  let summary = "which rank holds which compute experts";
+  let description = [{
+    The expert placement of an expert-parallel layer (`moe.ep_dispatch`):
+    each rank holds one contiguous block of the compute experts, in rank
+    order. Two forms:
+
+    * `balanced`: the blocks are as even as possible over the rank count of
+      the run (known at run time, not in the module): rank `r` of `N` holds
+      experts `[floor(r E / N), floor((r + 1) E / N))`. One module serves
+      every rank count.
+    * `blocks = [b_0, ..., b_N]`: rank `r` holds `[b_r, b_{r+1})`; uneven
+      blocks and empty ones are allowed. `b_0 = 0`, the bounds do not
+      decrease, and `b_N` is the layer's `E` (checked by the op). The module
+      then runs on exactly `N` ranks (a run with another rank count fails
+      with an error naming both).
+
+    Example:
+
+    ```mlir
+    #moe.ep_placement<balanced>
+    #moe.ep_placement<blocks = [0, 3, 8]>   // rank 0: experts 0-2, rank 1: 3-7
+    ```
+  }];
+  let parameters = (ins OptionalArrayRefParameter<"int64_t">:$blocks);
+  let genVerifyDecl = 1;
+  let assemblyFormat = "`<` custom<EPPlacement>($blocks) `>`";
+  let extraClassDeclaration = [{
+    /// True for the `balanced` form (no explicit blocks).
+    bool isBalanced() const { return getBlocks().empty(); }
+    /// The rank count the placement is written for (0 when balanced).
+    int64_t getNumRanks() const {
+      return isBalanced() ? 0 : static_cast<int64_t>(getBlocks().size()) - 1;
+    }
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

@@ -39,14 +39,18 @@ def MoE_Dialect : Dialect {
     * `moe.layer` is the composite op that exporters emit; the
       `moe-decompose-layer` pass expands it into the parts above.
 
-    All ops have value (tensor) semantics and no side effects.
+    All ops have value (tensor) semantics and no side effects, except the
+    expert-parallel exchange (`moe.ep_dispatch`, `moe.ep_combine`), which
+    communicates with the other ranks of the run (docs/Distributed.md).
   }];
 
   let useDefaultAttributePrinterParser = 1;
+  let useDefaultTypePrinterParser = 1;
   // `moe.matmul_schedule` on any op must hold a #moe.matmul_schedule.
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
+    void registerTypes();
   }];
 }
 

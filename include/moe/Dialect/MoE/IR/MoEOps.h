@@ -18,6 +18,9 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoETraits.h"
 
+#define GET_TYPEDEF_CLASSES
+#include "moe/Dialect/MoE/IR/MoETypes.h.inc"
+
 namespace mlir {
 namespace moe {
 /// The largest `tile` of moe.route_dispatch (and of moe-fuse-gating-dispatch):
@@ -44,6 +47,15 @@ inline int64_t getQuantRowBytes(WeightQuant quant) {
 inline int64_t getQuantTileBytes(WeightQuant quant) {
   return kQuantScaleBytes + kQuantTileSize * getQuantRowBytes(quant);
 }
+
+/// The side-effect resource of the expert-parallel exchange: the ops that
+/// communicate with other ranks write it, so they are neither removed,
+/// merged nor reordered with respect to each other.
+struct EPExchangeResource
+    : public SideEffects::Resource::Base<EPExchangeResource> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(EPExchangeResource)
+  StringRef getName() final { return "moe.ep_exchange"; }
+};
 
 namespace detail {
 /// Verifies the routing rules of the semantics contract (section 3) for any

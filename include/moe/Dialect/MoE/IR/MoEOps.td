@@ -705,4 +705,105 @@ def MoE_AuxLossOp : MoE_Op<"aux_loss", [
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism
+//===----------------------------------------------------------------------===//
+
+def MoE_EPExchange : Resource<"::mlir::moe::EPExchangeResource">;
+
+// The exchange ops communicate with the other ranks: every rank must run
+// them in the same order, so they write the exchange resource (no DCE, no
+// CSE, no reordering among themselves) and are never speculated.
+class MoE_EPOp<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic,
+         !listconcat(traits, [MemoryEffects<[MemRead<MoE_EPExchange>,
+                                             MemWrite<MoE_EPExchange>]>])> {
+  let hasVerifier = 1;
+}
+
+def MoE_EPDispatchOp : MoE_EPOp<"ep_dispatch"> {
+  let summary = "send the compute slots' rows to the ranks of their experts";
+  let description = [{
+    The expert-parallel `moe.dispatch`: each rank routes its own tokens
+    (`x`, `ids` with global expert ids) and holds the compute experts its
+    block of `placement` names. The op exchanges, in one step each way on
+    every rank of the run:
+
+    1. the counts: how many rows each rank sends to each other rank;
+    2. the rows: a token's row travels once per (token, rank) pair that
+       holds at least one of its compute experts, with the token's slot
+       expert ids (`K` i32 per row); null, copy, constant and empty slots
+       and ids outside `[0, num_experts)` send nothing (they are computed
+       where the token lives, by `moe.combine`).
+
+    Results, on each rank:
+
+    * `rows: tensor<R_local x H>`: the rows its experts receive, ordered by
+      local expert, then source rank, then token, then slot; this is the
+      order a single-process `moe.dispatch` of all ranks' tokens (rank 0's
+      first) gives for these experts, so `moe.expert_ffn` on them computes
+      what one process computes
+    * `offsets: tensor<(E_local+1) x i32>`: local expert `e` (global expert
+      `first + e`) owns rows `[offsets[e], offsets[e+1])`
+    * `slot_rows: tensor<T x K x i32>`: for each of this rank's compute
+      slots, its row in the result of the `moe.ep_combine` of `plan`
+      (slots numbered in token, then slot order), or `-1`
+    * `plan`: what `moe.ep_combine` needs to send the outputs back
+
+    `R_local` and `E_local` are known at run time only (the rank and rank
+    count are the run's), so both are dynamic. Errors at run time (an
+    invalid placement for the run's rank count, a rank that does not answer
+    within `MOE_EP_TIMEOUT_S` seconds) set the op's error code; the message
+    names the ranks.
+
+    Example:
+
+    ```mlir
+    %rows, %offsets, %slot_rows, %plan = moe.ep_dispatch %x, %ids
+        num_experts = 8 placement = <balanced>
+        : tensor<?x64xf32>, tensor<?x2xi32>
+        -> tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xi32>
+    ```
+  }];
+  let arguments = (ins MoE_FloatTensor<2, "T x H">:$x, MoE_I32Tensor<2, "T x K">:$ids,
+                       I64Attr:$num_experts, MoE_EPPlacementAttr:$placement);
+  let results = (outs MoE_FloatTensor<2, "R_local x H">:$rows,
+                      MoE_I32Tensor<1, "E_local+1">:$offsets,
+                      MoE_I32Tensor<2, "T x K">:$slot_rows,
+                      MoE_EPPlanType:$plan);
+  let assemblyFormat = [{
+    $x `,` $ids `num_experts` `=` $num_experts `placement` `=` $placement
+    attr-dict `:` type($x) `,` type($ids) `->` type($rows) `,`
+    type($offsets) `,` type($slot_rows)
+  }];
+}
+
+def MoE_EPCombineOp : MoE_EPOp<"ep_combine"> {
+  let summary = "send the experts' outputs back to the ranks of their tokens";
+  let description = [{
+    The return half of the exchange that `plan`'s `moe.ep_dispatch` began:
+    row `i` of `y_local` (the output for row `i` of that op's `rows`) goes
+    back to the rank of its token. Each compute slot's output travels on
+    its own (not summed per rank), so that `moe.combine` sums every token's
+    slots in slot order wherever the rows were computed: the result is the
+    single-process result, bit for bit.
+
+    * `y_local: tensor<R_local x H>`, the rows of the dispatch, in its order
+    * `y: tensor<R x H>`: one row per compute slot of this rank's tokens, in
+      token, then slot order (the dispatch's `slot_rows` index it)
+
+    Example:
+
+    ```mlir
+    %y = moe.ep_combine %y_local, %plan : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins MoE_FloatTensor<2, "R_local x H">:$y_local,
+                       MoE_EPPlanType:$plan);
+  let results = (outs MoE_FloatTensor<2, "R x H">:$y);
+  let assemblyFormat = [{
+    $y_local `,` $plan attr-dict `:` type($y_local) `->` type($y)
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

@@ -15,6 +15,8 @@
 #ifndef MOE_DIALECT_MOE_IR_MOETYPES_TD
 #define MOE_DIALECT_MOE_IR_MOETYPES_TD
 
+include "moe/Dialect/MoE/IR/MoEBase.td"
+include "mlir/IR/AttrTypeBase.td"
 include "mlir/IR/CommonTypeConstraints.td"
 
 /// A ranked tensor of one of `ranks` with elements in `elements`; `shape` is
@@ -45,5 +47,21 @@ class MoE_ExpertWeights<string shape, string packedShape, string quantShape>
                packedShape # " x f32/f16/bf16>; quantized: tensor<" #
                quantShape # " x i8>)",
            "::mlir::RankedTensorType">;
+
+//===----------------------------------------------------------------------===//
+// Types of the dialect
+//===----------------------------------------------------------------------===//
+
+def MoE_EPPlanType : TypeDef<MoE_Dialect, "EPPlan"> {
+  let mnemonic = "ep_plan";
+  let summary = "the routes of one expert-parallel exchange";
+  let description = [{
+    What `moe.ep_dispatch` learned about where each compute slot's row went
+    (which rank, which received row), so that `moe.ep_combine` can send the
+    experts' outputs back. A run-time handle owned by the exchange runtime;
+    it is created by one `moe.ep_dispatch` and consumed by exactly one
+    `moe.ep_combine`.
+  }];
+}
 
 #endif // MOE_DIALECT_MOE_IR_MOETYPES_TD

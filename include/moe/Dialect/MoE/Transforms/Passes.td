@@ -329,4 +329,46 @@ def MoEInlineAllocaFreeScopesPass
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def MoEExpertParallelPass
+    : Pass<"moe-expert-parallel", "::mlir::ModuleOp"> {
+  let summary = "Split every layer's compute experts over the ranks of the "
+                "run (expert parallelism)";
+  let description = [{
+    Rewrites each `moe.dispatch` -> `moe.expert_ffn` -> `moe.combine` chain
+    (run `moe-decompose-layer` first) into its expert-parallel form:
+
+    ```
+    rows, offsets, slot, plan = moe.ep_dispatch %x, %ids placement = ...
+    y_local                   = moe.expert_ffn rows, offsets (local weights)
+    y                         = moe.ep_combine y_local, plan
+    out                       = moe.combine y, slot, %ids, %weights, %x
+    ```
+
+    Routing, the zero-computation experts and the combine stay where the
+    tokens are; only compute slots travel. The expert weights become the
+    rank's own block: their first dimension (`E`) becomes dynamic
+    (`E_local`), in the function that uses them and in every function that
+    passes them down through `func.call`, so one module serves every rank
+    and rank count. Such arguments get the attribute
+    `moe.ep_experts = E` (the layer's expert count), which hosts use to
+    pass each rank's block. Weights that are not function arguments (a
+    constant, a computed tensor) are an error: each rank must pass its own.
+
+    After the pass, the rest of the CPU pipeline is unchanged; the exchange
+    ops become calls of the expert-parallel runtime (libmoe_ep_runtime).
+
+    Example: `--moe-expert-parallel="placement=0,3,8"` puts experts 0-2 on
+    rank 0 and 3-7 on rank 1 (runs on 2 ranks only); the default,
+    `balanced`, splits evenly over the run's rank count.
+  }];
+  let options = [
+    Option<"placement", "placement", "std::string", /*default=*/"\"balanced\"",
+           "Expert placement: 'balanced' (even contiguous blocks over the "
+           "run's ranks) or the block bounds 'b0,b1,...,bN' (rank r holds "
+           "experts [b_r, b_r+1); b0 = 0, bN = E)">
+  ];
+  let dependentDialects = ["::mlir::moe::MoEDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

@@ -7,10 +7,15 @@
 #ifndef MOE_DIALECT_MOE_TRANSFORMS_TRANSFORMS_H
 #define MOE_DIALECT_MOE_TRANSFORMS_TRANSFORMS_H
 
+#include "mlir/Support/LLVM.h"
+#include "llvm/Support/LogicalResult.h"
+
 #include <cstdint>
 
 namespace mlir {
+class ModuleOp;
 class RewritePatternSet;
+
 
 namespace moe {
 
@@ -23,6 +28,15 @@ void populateDecomposeLayerPatterns(RewritePatternSet &patterns);
 /// token by token.
 void populateFuseGatingDispatchPatterns(RewritePatternSet &patterns,
                                         int64_t tile = 32);
+
+class EPPlacementAttr;
+
+/// Rewrites every moe.dispatch -> moe.expert_ffn -> moe.combine chain of
+/// `module` into moe.ep_dispatch / moe.ep_combine with `placement`, and
+/// makes the expert weights each rank's own block (first dimension dynamic,
+/// through func.call chains). Fails, after a diagnostic on the op, where a
+/// chain or a weight does not have that form (see moe-expert-parallel).
+LogicalResult applyExpertParallel(ModuleOp module, EPPlacementAttr placement);
 
 } // namespace moe
 } // namespace mlir

@@ -1,0 +1,287 @@
+"""Expert parallelism: each rank of a run holds a block of every layer's
+compute experts; tokens travel to the ranks of their experts and back.
+
+Run one Python process per rank (``mpirun -np N python3 script.py``); each
+calls the same functions::
+
+    from moe_mlir import ep
+    ep.init()                                  # MPI under mpirun, else 1 rank
+    f = ep.compile(mlir_text, "forward", arg_names=names)
+    y = f(x_local, *weights)                   # full [E, ...] expert stacks
+                                               # or this rank's block
+
+``compile`` runs ``moe-expert-parallel`` (the layers' exchange ops) and the
+CPU pipeline; the compiled function slices full expert stacks to the rank's
+block (``ep.local_experts``). Each rank passes its own tokens; the routing,
+the zero-computation experts and the combine stay with the tokens, so in f32
+each token's output is bit-equal to a single-process run (for capacity and
+expert-choice routing, whose decisions depend on the batch, the batch is the
+rank's tokens, as in GShard's groups). See docs/Distributed.md.
+
+Failures of the exchange (a rank that died or hangs past MOE_EP_TIMEOUT_S,
+placements that differ between ranks) raise ``EPError`` naming the ranks.
+"""
+
+import atexit
+import ctypes
+import hashlib
+import os
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["EPError", "init", "rank", "size", "backend", "finalize", "counters",
+           "reset_counters", "local_experts", "allgather", "check_replicated",
+           "expert_parallel", "compile", "runtime_library", "COUNTERS", "split_tokens"]
+
+
+class EPError(RuntimeError):
+    """An exchange between ranks failed, or the ranks disagree."""
+
+
+# Indices of moe_ep_counters (include/moe/Runtime/ExpertParallel.h).
+COUNTERS = ("dispatch_calls", "dispatch_rows_remote", "dispatch_rows_self",
+            "dispatch_row_bytes_remote", "dispatch_row_bytes_self",
+            "dispatch_meta_bytes_remote", "combine_rows_remote", "combine_rows_self",
+            "combine_row_bytes_remote", "combine_row_bytes_self", "count_bytes_remote",
+            "exchange_ns", "plan_ns", "compute_slots")
+
+_lib = None
+
+
+def runtime_library() -> str:
+    """libmoe_ep_runtime.so: $MOE_EP_RUNTIME, else the build tree's lib/."""
+    override = os.environ.get("MOE_EP_RUNTIME")
+    if override:
+        if not os.path.exists(override):
+            raise EPError(f"MOE_EP_RUNTIME={override} does not exist")
+        return override
+    from .compiler import _require_native
+    native = _require_native()
+    build = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    path = os.path.join(build, "lib", "libmoe_ep_runtime.so")
+    if not os.path.exists(path):
+        raise EPError(f"the expert-parallel runtime was not built ({path})")
+    return path
+
+
+def _library():
+    global _lib
+    if _lib is None:
+        # RTLD_GLOBAL: the JIT-compiled code resolves moe_ep_* in the
+        # process, and OpenMPI's plugins need libmpi's symbols.
+        lib = ctypes.CDLL(runtime_library(), mode=ctypes.RTLD_GLOBAL)
+        i32, i64, ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+        lib.moe_ep_init.argtypes = [ctypes.c_char_p]
+        lib.moe_ep_init.restype = i32
+        for name in ("moe_ep_rank", "moe_ep_size", "moe_ep_finalize", "moe_ep_barrier"):
+            getattr(lib, name).restype = i32
+            getattr(lib, name).argtypes = []
+        lib.moe_ep_backend.restype = ctypes.c_char_p
+        lib.moe_ep_last_error.restype = ctypes.c_char_p
+        lib.moe_ep_allgather.argtypes = [ptr, i64, ptr]
+        lib.moe_ep_allgather.restype = i32
+        lib.moe_ep_counters.argtypes = [ctypes.POINTER(i64), i64]
+        lib.moe_ep_counters.restype = i32
+        lib.moe_ep_reset_counters.argtypes = []
+        lib.moe_ep_reset_counters.restype = None
+        lib.moe_ep_local_experts.argtypes = [i64, ctypes.POINTER(i64), i64, i32,
+                                             ctypes.POINTER(i64), ctypes.POINTER(i64)]
+        lib.moe_ep_local_experts.restype = i32
+        _lib = lib
+    return _lib
+
+
+def last_error() -> str:
+    return _library().moe_ep_last_error().decode(errors="replace")
+
+
+def _check(code: int, what: str):
+    if code != 0:
+        raise EPError(f"{what}: {last_error() or f'error {code}'}")
+
+
+def init(backend: Optional[str] = None) -> Tuple[int, int]:
+    """Starts the runtime ("auto" (default), "self", "mpi", "nccl"; or
+    $MOE_EP_BACKEND) and returns (rank, size). Idempotent."""
+    lib = _library()
+    _check(lib.moe_ep_init(backend.encode() if backend else None), "ep.init")
+    return rank(), size()
+
+
+def rank() -> int:
+    return int(_library().moe_ep_rank())
+
+
+def size() -> int:
+    return int(_library().moe_ep_size())
+
+
+def backend() -> str:
+    return _library().moe_ep_backend().decode()
+
+
+@atexit.register
+def finalize():
+    """Ends the runtime (called at exit). After a failed exchange the MPI
+    backend aborts the job, so that ranks waiting for this one stop too."""
+    if _lib is not None:
+        _lib.moe_ep_finalize()
+
+
+def counters() -> Dict[str, int]:
+    """This rank's exchange counters since the start or reset_counters()."""
+    values = (ctypes.c_int64 * len(COUNTERS))()
+    _library().moe_ep_counters(values, len(COUNTERS))
+    return dict(zip(COUNTERS, (int(v) for v in values)))
+
+
+def reset_counters():
+    _library().moe_ep_reset_counters()
+
+
+def _placement_blocks(placement) -> List[int]:
+    if placement in (None, "balanced"):
+        return []
+    if isinstance(placement, str):
+        try:
+            return [int(p) for p in placement.split(",")]
+        except ValueError:
+            raise ValueError(f"placement must be 'balanced' or bounds such as '0,3,8', "
+                             f"got {placement!r}") from None
+    return [int(p) for p in placement]
+
+
+def local_experts(num_experts: int, placement="balanced",
+                  of_rank: Optional[int] = None) -> Tuple[int, int]:
+    """(first, count) of the experts rank ``of_rank`` (default: this rank)
+    holds under ``placement`` ("balanced", "0,3,8" or a list of bounds)."""
+    init()
+    blocks = _placement_blocks(placement)
+    array = (ctypes.c_int64 * max(1, len(blocks)))(*blocks)
+    first, count = ctypes.c_int64(), ctypes.c_int64()
+    _check(_library().moe_ep_local_experts(num_experts, array, len(blocks),
+                                           rank() if of_rank is None else of_rank,
+                                           ctypes.byref(first), ctypes.byref(count)),
+           "ep.local_experts")
+    return first.value, count.value
+
+
+def allgather(data: bytes) -> List[bytes]:
+    """Every rank's ``data`` (all of the same length), in rank order."""
+    init()
+    n = size()
+    out = ctypes.create_string_buffer(len(data) * n)
+    _check(_library().moe_ep_allgather(data, len(data), out), "ep.allgather")
+    raw = out.raw
+    return [raw[i * len(data):(i + 1) * len(data)] for i in range(n)]
+
+
+def _digest(*parts) -> bytes:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part).encode())
+    return h.digest()
+
+
+def check_replicated(name: str, value) -> None:
+    """Raises EPError, naming the ranks, unless every rank holds the same
+    ``value`` (an array: same shape, dtype and bytes; or any str-able)."""
+    if isinstance(value, np.ndarray):
+        digest = _digest(value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+    else:
+        digest = _digest(repr(value))
+    everyone = allgather(digest)
+    differing = [r for r, d in enumerate(everyone) if d != everyone[0]]
+    if differing:
+        raise EPError(f"rank(s) {', '.join(map(str, differing))} hold a different '{name}' "
+                      f"than rank 0 (every rank must load the same model and placement)")
+
+
+def split_tokens(total: int, of_rank: Optional[int] = None) -> Tuple[int, int]:
+    """(first, count) of this rank's share of ``total`` tokens (or
+    sequences): contiguous, balanced, rank order."""
+    n, r = size(), rank() if of_rank is None else of_rank
+    first = total * r // n
+    return first, total * (r + 1) // n - first
+
+
+def expert_parallel(mlir_text: str, placement="balanced") -> str:
+    """The module with its layers decomposed and made expert-parallel
+    (``moe-decompose-layer,moe-expert-parallel``), as text."""
+    from .compiler import lower
+    blocks = _placement_blocks(placement)
+    option = "balanced" if not blocks else ",".join(map(str, blocks))
+    return lower(mlir_text, "moe-decompose-layer,canonicalize,"
+                            f"moe-expert-parallel{{placement={option}}}")
+
+
+_EXPERTS_ATTR = re.compile(r"moe\.ep_experts = (\d+)")
+
+
+def _expert_arguments(ep_text: str, entry: str) -> Dict[int, int]:
+    """Entry arguments that hold a rank's block of experts: index -> E."""
+    match = re.search(r"func\.func @" + re.escape(entry) + r"\((.*?)\)\s*(->|\{|attributes)",
+                      ep_text, re.S)
+    if not match:
+        raise EPError(f"no function '{entry}' in the module")
+    result = {}
+    depth, start, index = 0, 0, 0
+    text = match.group(1)
+    pieces = []
+    for i, ch in enumerate(text):
+        if ch in "<({[":
+            depth += 1
+        elif ch in ">)}]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    for index, piece in enumerate(pieces):
+        found = _EXPERTS_ATTR.search(piece)
+        if found:
+            result[index] = int(found.group(1))
+    return result
+
+
+class ExpertParallelFunction:
+    """A compiled expert-parallel entry point: ``f(*args)`` with this rank's
+    tokens and, for the expert weights, either the full ``[E, ...]`` stacks
+    (sliced here to the rank's block) or the block itself."""
+
+    def __init__(self, function, expert_args: Dict[int, int], placement):
+        self.function = function
+        self.expert_args = expert_args
+        self.placement = placement
+        self.module = getattr(function, "module", None)
+
+    def local_arguments(self, args: Sequence) -> List:
+        out = list(args)
+        for index, experts in self.expert_args.items():
+            first, count = local_experts(experts, self.placement)
+            value = np.asarray(out[index])
+            if value.shape[0] == experts and count != experts:
+                out[index] = np.ascontiguousarray(value[first:first + count])
+            elif value.shape[0] != count:
+                raise EPError(f"argument #{index} holds {value.shape[0]} experts; rank {rank()} "
+                              f"expects its block of {count} (experts {first}..{first + count - 1}"
+                              f" of {experts}) or all {experts}")
+        return out
+
+    def __call__(self, *args):
+        return self.function(*self.local_arguments(args))
+
+
+def compile(mlir_text: str, entry: str, *, placement="balanced", opt_level: int = 3,
+            arg_names: Optional[Sequence[str]] = None, backend: Optional[str] = None):
+    """Compiles ``entry`` of a module with moe.layer (or decomposed) layers
+    for expert parallelism over the ranks of the run (starting the runtime
+    with ``backend`` if needed). Returns an ExpertParallelFunction."""
+    from . import compiler
+    init(backend)
+    check_replicated("placement", str(_placement_blocks(placement)))
+    ep_text = expert_parallel(mlir_text, placement)
+    function = compiler.compile(ep_text, entry, opt_level=opt_level, arg_names=arg_names)
+    return ExpertParallelFunction(function, _expert_arguments(ep_text, entry), placement)
