@@ -22,6 +22,7 @@ PACKAGES=(
   cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest python3-hypothesis
   python3-pybind11 pybind11-dev python3-torch python3-matplotlib
   libopenblas-dev libomp-22-dev
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()

@@ -378,8 +378,8 @@ def check_status(function: str, code: int):
         return
     if code in (9, 10):
         from . import ep
-        raise ep.EPError(f"{function}: {_RUNTIME_ERRORS[code]} failed: "
-                         f"{ep.last_error() or 'the exchange failed'}")
+        raise ep.EPError(f"{function}: the expert-parallel exchange failed: "
+                         f"{ep.last_error() or _RUNTIME_ERRORS[code]}")
     op = _RUNTIME_ERRORS.get(code, f"op code {code}")
     raise ValueError(f"{function}: the runtime sizes of the arguments of a {op} disagree "
                      f"with each other or with the static sizes of its results (e.g. a "

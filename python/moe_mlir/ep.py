@@ -251,11 +251,34 @@ class ExpertParallelFunction:
     tokens and, for the expert weights, either the full ``[E, ...]`` stacks
     (sliced here to the rank's block) or the block itself."""
 
-    def __init__(self, function, expert_args: Dict[int, int], placement):
+    def __init__(self, function, expert_args: Dict[int, int], placement,
+                 weights_from: Optional[int] = None, arg_names: Optional[Sequence[str]] = None):
         self.function = function
         self.expert_args = expert_args
         self.placement = placement
+        self.weights_from = weights_from
+        self.arg_names = list(arg_names) if arg_names else None
+        self.checked = weights_from is None
         self.module = getattr(function, "module", None)
+
+    def _name(self, index: int) -> str:
+        if self.arg_names and index < len(self.arg_names):
+            return self.arg_names[index]
+        return f"argument #{index}"
+
+    def check_weights(self, args: Sequence) -> None:
+        """At the first call: every rank must hold the same replicated
+        weights (arguments from ``weights_from`` on that are not expert
+        stacks) and expert blocks of the same inner shape; raises EPError
+        naming the rank and the tensor otherwise."""
+        for index in range(self.weights_from, len(args)):
+            value = np.asarray(args[index])
+            if index in self.expert_args:
+                check_replicated(f"{self._name(index)} (shape of one expert)",
+                                 (value.dtype.str, value.shape[1:]))
+            else:
+                check_replicated(self._name(index), value)
+        self.checked = True
 
     def local_arguments(self, args: Sequence) -> List:
         out = list(args)
@@ -271,17 +294,24 @@ class ExpertParallelFunction:
         return out
 
     def __call__(self, *args):
-        return self.function(*self.local_arguments(args))
+        local = self.local_arguments(args)
+        if not self.checked:
+            self.check_weights(local)
+        return self.function(*local)
 
 
 def compile(mlir_text: str, entry: str, *, placement="balanced", opt_level: int = 3,
-            arg_names: Optional[Sequence[str]] = None, backend: Optional[str] = None):
+            arg_names: Optional[Sequence[str]] = None, backend: Optional[str] = None,
+            weights_from: Optional[int] = None):
     """Compiles ``entry`` of a module with moe.layer (or decomposed) layers
     for expert parallelism over the ranks of the run (starting the runtime
-    with ``backend`` if needed). Returns an ExpertParallelFunction."""
+    with ``backend`` if needed). Returns an ExpertParallelFunction. With
+    ``weights_from``, the arguments from that index on are weights, checked
+    across ranks at the first call (ExpertParallelFunction.check_weights)."""
     from . import compiler
     init(backend)
     check_replicated("placement", str(_placement_blocks(placement)))
     ep_text = expert_parallel(mlir_text, placement)
     function = compiler.compile(ep_text, entry, opt_level=opt_level, arg_names=arg_names)
-    return ExpertParallelFunction(function, _expert_arguments(ep_text, entry), placement)
+    return ExpertParallelFunction(function, _expert_arguments(ep_text, entry), placement,
+                                  weights_from, arg_names)
