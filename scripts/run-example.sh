@@ -52,3 +52,24 @@ echo "== 6. the same model as a GGUF file with Q8_0 experts"
 "$BUILD_DIR/bin/moe-run" "$HF/mixtral-tiny-q8_0.gguf" --ids "$HF/ids.npy" \
   --output "$HF/logits-gguf.npy"
 /usr/bin/python3 "$ROOT/examples/hf_mixtral.py" check-gguf --out "$HF"
+
+# 7. Expert parallelism (when MPI is installed): examples/adamoe.mlir with
+# seeded weights in one process and with its experts split over 2 and 4
+# ranks; the outputs must be bit-equal.
+if command -v mpirun >/dev/null; then
+  echo "== 7. expert parallelism: moe-run under mpirun -np 2 and 4"
+  EP="$BUILD_DIR/examples/ep"
+  INPUTS=$(/usr/bin/python3 "$ROOT/examples/expert_parallel.py" prepare --out "$EP")
+  ROOTFLAG=""
+  if [ "$(id -u)" -eq 0 ]; then ROOTFLAG="--allow-run-as-root"; fi
+  # shellcheck disable=SC2086
+  "$BUILD_DIR/bin/moe-run" "$ROOT/examples/adamoe.mlir" --entry adamoe_model $INPUTS \
+    -o "$EP/one.npy"
+  for ranks in 2 4; do
+    # shellcheck disable=SC2086
+    mpirun $ROOTFLAG --oversubscribe -np "$ranks" "$BUILD_DIR/bin/moe-run" \
+      "$ROOT/examples/adamoe.mlir" --entry adamoe_model --expert-parallel balanced \
+      $INPUTS -o "$EP/ranks$ranks.npy"
+  done
+  /usr/bin/python3 "$ROOT/examples/expert_parallel.py" check --out "$EP"
+fi

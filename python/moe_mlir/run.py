@@ -137,6 +137,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help=".npy file for the next result (repeatable)")
     parser.add_argument("--entry", default="forward", help="function to run (default: forward)")
     parser.add_argument("--repeat", type=int, default=1, help="runs to time (median)")
+    parser.add_argument("--expert-parallel", metavar="PLACEMENT",
+                        help="run an exported module with its experts split over the ranks "
+                             "of an MPI run (mpirun -np N moe-run ...): 'balanced' or block "
+                             "bounds '0,3,8'; each rank reads only its experts' weights and "
+                             "its share of the tokens; rank 0 writes the outputs")
     parser.add_argument("--count-ffn", action="store_true",
                         help="count the rows each expert FFN runs (instrumented build)")
     parser.add_argument("--ffn-rows-to", metavar="FILE",
@@ -172,6 +177,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"moe-run: {args.module} is not MLIR text (not UTF-8: byte {error.start})",
               file=sys.stderr)
         return 2
+    if args.expert_parallel:
+        from . import ep_run
+        return ep_run.run(args, text)
     weights = _load_weights(args.weights)
 
     try:
