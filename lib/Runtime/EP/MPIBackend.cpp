@@ -106,7 +106,7 @@ public:
       std::memcpy(recv + recvOffsets[rankValue], send + sendOffsets[rankValue],
                   sendBytes[rankValue]);
     const double deadline = now() + timeoutS;
-    int spins = 0;
+    int64_t spins = 0;
     for (;;) {
       int flag = 0;
       int code =
@@ -136,10 +136,14 @@ public:
                 ": a rank died, hangs, or runs a different program";
         return false;
       }
-      // Poll hot for a while (exchanges are short), then yield the core:
-      // ranks may share cores (--oversubscribe).
-      if (++spins > 1000)
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      // Each MPI_Testall also progresses the transfer (shared-memory
+      // transports move large messages in fragments, one per progress
+      // call), so poll without sleeping; yield the core (ranks may share
+      // cores under --oversubscribe), and only sleep after a second of
+      // waiting, when a peer is late rather than the data in flight.
+      ++spins;
+      if (now() > deadline - timeoutS + 1.0)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
       else
         std::this_thread::yield();
     }
