@@ -26,6 +26,8 @@ Pure-NumPy submodules (no compiler needed):
 
 __version__ = "0.1.0"
 
+from typing import Optional  # noqa: E402
+
 from .compiler import CompileError, compile, lower, set_num_threads  # noqa: E402,F401
 from .routing import compile_layer, compile_route  # noqa: E402,F401
 
@@ -33,15 +35,18 @@ __all__ = ["CompileError", "compile", "compile_route", "compile_layer", "load_hf
            "set_num_threads", "reference", "conformance"]
 
 
-def load_hf(folder: str, target: str = "cpu"):
+def load_hf(folder: str, target: str = "cpu", expert_parallel: Optional[str] = None):
     """A Hugging Face checkpoint folder (``config.json`` and
     ``model.safetensors`` or shards with ``model.safetensors.index.json``)
     as a callable ``model(ids [B, S]) -> logits [B, S, vocab]`` (float32),
     compiled for ``target`` ("cpu" or "gpu-emulated") on the first call.
     Every problem with the folder is a ``ValueError`` naming the file, field
-    or tensor (see docs/Export.md)."""
+    or tensor (see docs/Export.md). With ``expert_parallel`` (a placement,
+    "balanced" or "0,3,8"; every rank of an MPI run calls it), each rank
+    reads only its experts and runs its share of the B sequences; every
+    rank gets all logits (docs/Distributed.md)."""
     from .export.hf import HFLanguageModel
-    return HFLanguageModel(folder, target=target)
+    return HFLanguageModel(folder, target=target, expert_parallel=expert_parallel)
 
 
 def load_gguf(path: str, target: str = "cpu"):

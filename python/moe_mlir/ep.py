@@ -33,7 +33,8 @@ import numpy as np
 
 __all__ = ["EPError", "init", "rank", "size", "backend", "finalize", "counters",
            "reset_counters", "local_experts", "allgather", "check_replicated",
-           "expert_parallel", "compile", "runtime_library", "COUNTERS", "split_tokens"]
+           "expert_parallel", "compile", "runtime_library", "COUNTERS", "split_tokens", "gather_rows",
+           "ExpertBlocks"]
 
 
 class EPError(RuntimeError):
@@ -207,6 +208,68 @@ def split_tokens(total: int, of_rank: Optional[int] = None) -> Tuple[int, int]:
     return first, total * (r + 1) // n - first
 
 
+def gather_rows(array: np.ndarray) -> np.ndarray:
+    """Every rank's rows of ``array`` (first dimension; the rest equal on
+    every rank), concatenated in rank order, on every rank."""
+    array = np.ascontiguousarray(array)
+    counts = [int(np.frombuffer(b, np.int64)[0])
+              for b in allgather(np.array([array.shape[0]], np.int64).tobytes())]
+    width = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
+    padded = np.zeros((max(counts), width), np.uint8)
+    padded[:array.shape[0]] = array.view(np.uint8).reshape(array.shape[0], width)
+    parts = allgather(padded.tobytes())
+    rows = [np.frombuffer(p, np.uint8).reshape(max(counts), width)[:c]
+            for p, c in zip(parts, counts)]
+    return np.concatenate(rows).view(array.dtype).reshape((sum(counts),) + array.shape[1:])
+
+
+# Stand-ins of expert stacks (see ExpertBlocks): id -> (stand-in, block).
+_STAND_INS: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def stand_in(block: np.ndarray, shape) -> np.ndarray:
+    """A full-shaped stand-in for ``block`` (this rank's experts of a stack
+    of ``shape``) that takes no memory (stride 0); ``block_of`` finds the
+    block again."""
+    shape = tuple(shape)
+    fake = np.lib.stride_tricks.as_strided(np.zeros(1, block.dtype), shape=shape,
+                                           strides=(0,) * len(shape), writeable=False)
+    _STAND_INS[id(fake)] = (fake, block)
+    return fake
+
+
+def block_of(array) -> Optional[np.ndarray]:
+    """The block behind a stand-in, or None for any other array."""
+    entry = _STAND_INS.get(id(array))
+    return entry[1] if entry is not None and entry[0] is array else None
+
+
+def stack_blocks(arrays: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+    """The stand-in of np.stack(arrays) when every array is a stand-in (the
+    blocks are stacked, the stand-ins never materialised); else None."""
+    blocks = [block_of(a) for a in arrays]
+    if not arrays or any(b is None for b in blocks):
+        return None
+    return stand_in(np.stack(blocks), (len(arrays),) + tuple(arrays[0].shape))
+
+
+class ExpertBlocks:
+    """Expert stacks read per rank: ``placeholder(local, experts)`` gives a
+    full-shaped stand-in ``[E, ...]`` for the rank's block (``stand_in``),
+    so that a model is emitted with the full shapes while the rank holds
+    only its block; ``substitute(weights)`` swaps the stand-ins (stacked or
+    not) for the blocks in an exported model's weight dict."""
+
+    def placeholder(self, local: np.ndarray, experts: int) -> np.ndarray:
+        return stand_in(local, (experts,) + tuple(local.shape[1:]))
+
+    def substitute(self, weights) -> None:
+        for name, value in list(weights.items()):
+            block = block_of(value)
+            if block is not None:
+                weights[name] = block
+
+
 def expert_parallel(mlir_text: str, placement="balanced") -> str:
     """The module with its layers decomposed and made expert-parallel
     (``moe-decompose-layer,moe-expert-parallel``), as text."""
@@ -218,16 +281,18 @@ def expert_parallel(mlir_text: str, placement="balanced") -> str:
 
 
 _EXPERTS_ATTR = re.compile(r"moe\.ep_experts = (\d+)")
+_DIM_ATTR = re.compile(r"moe\.ep_expert_dim = (\d+)")
 
 
-def _expert_arguments(ep_text: str, entry: str) -> Dict[int, int]:
-    """Entry arguments that hold a rank's block of experts: index -> E."""
+def _expert_arguments(ep_text: str, entry: str) -> Dict[int, Tuple[int, int]]:
+    """Entry arguments that hold a rank's block of experts: index -> (E, the
+    dimension that indexes the experts)."""
     match = re.search(r"func\.func @" + re.escape(entry) + r"\((.*?)\)\s*(->|\{|attributes)",
                       ep_text, re.S)
     if not match:
         raise EPError(f"no function '{entry}' in the module")
     result = {}
-    depth, start, index = 0, 0, 0
+    depth, start = 0, 0
     text = match.group(1)
     pieces = []
     for i, ch in enumerate(text):
@@ -242,8 +307,25 @@ def _expert_arguments(ep_text: str, entry: str) -> Dict[int, int]:
     for index, piece in enumerate(pieces):
         found = _EXPERTS_ATTR.search(piece)
         if found:
-            result[index] = int(found.group(1))
+            dim = _DIM_ATTR.search(piece)
+            result[index] = (int(found.group(1)), int(dim.group(1)) if dim else 0)
     return result
+
+
+def take_block(value: np.ndarray, experts: int, dim: int, placement) -> np.ndarray:
+    """This rank's block of an expert stack (all ``experts`` along ``dim``),
+    or the block itself when that is what ``value`` holds."""
+    first, count = local_experts(experts, placement)
+    value = np.asarray(value)
+    if value.shape[dim] == experts and count != experts:
+        index = [slice(None)] * value.ndim
+        index[dim] = slice(first, first + count)
+        return np.ascontiguousarray(value[tuple(index)])
+    if value.shape[dim] != count:
+        raise EPError(f"an expert stack holds {value.shape[dim]} experts in dimension {dim}; "
+                      f"rank {rank()} expects its block of {count} (experts {first}.."
+                      f"{first + count - 1} of {experts}) or all {experts}")
+    return value
 
 
 class ExpertParallelFunction:
@@ -274,23 +356,20 @@ class ExpertParallelFunction:
         for index in range(self.weights_from, len(args)):
             value = np.asarray(args[index])
             if index in self.expert_args:
+                dim = self.expert_args[index][1]
                 check_replicated(f"{self._name(index)} (shape of one expert)",
-                                 (value.dtype.str, value.shape[1:]))
+                                 (value.dtype.str, value.shape[:dim] + value.shape[dim + 1:]))
             else:
                 check_replicated(self._name(index), value)
         self.checked = True
 
     def local_arguments(self, args: Sequence) -> List:
         out = list(args)
-        for index, experts in self.expert_args.items():
-            first, count = local_experts(experts, self.placement)
-            value = np.asarray(out[index])
-            if value.shape[0] == experts and count != experts:
-                out[index] = np.ascontiguousarray(value[first:first + count])
-            elif value.shape[0] != count:
-                raise EPError(f"argument #{index} holds {value.shape[0]} experts; rank {rank()} "
-                              f"expects its block of {count} (experts {first}..{first + count - 1}"
-                              f" of {experts}) or all {experts}")
+        for index, (experts, dim) in self.expert_args.items():
+            try:
+                out[index] = take_block(out[index], experts, dim, self.placement)
+            except EPError as error:
+                raise EPError(f"{self._name(index)}: {error}") from None
         return out
 
     def __call__(self, *args):

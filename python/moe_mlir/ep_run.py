@@ -19,21 +19,6 @@ from . import ep
 from .compiler import CompileError, CompiledModule, cpu_pipeline
 
 
-def _gather_rows(array: np.ndarray) -> np.ndarray:
-    """Every rank's rows of `array`, concatenated in rank order (on every
-    rank)."""
-    counts = [int(np.frombuffer(b, np.int64)[0])
-              for b in ep.allgather(np.array([array.shape[0]], np.int64).tobytes())]
-    width = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
-    padded = np.zeros((max(counts), width), np.uint8)
-    raw = np.ascontiguousarray(array).view(np.uint8).reshape(array.shape[0], width)
-    padded[:array.shape[0]] = raw
-    parts = ep.allgather(padded.tobytes())
-    rows = [np.frombuffer(p, np.uint8).reshape(max(counts), width)[:c]
-            for p, c in zip(parts, counts)]
-    return np.concatenate(rows).view(array.dtype).reshape((sum(counts),) + array.shape[1:])
-
-
 def run(args, text: str) -> int:
     from .export import safetensors
     rank, size = ep.init()
@@ -68,10 +53,11 @@ def run(args, text: str) -> int:
         for index, name in enumerate(names):
             if weights is not None and name is not None and name in weights:
                 if index in experts:
-                    e0, n = ep.local_experts(experts[index], args.expert_parallel)
-                    value = weights.get_rows(name, e0, n)
+                    count_e, dim = experts[index]
+                    e0, n = ep.local_experts(count_e, args.expert_parallel)
+                    value = weights.get_block(name, dim, e0, n)
                     ep.check_replicated(f"{name} (shape of one expert)",
-                                        (value.dtype.str, value.shape[1:]))
+                                        (value.dtype.str, value.shape[:dim] + value.shape[dim + 1:]))
                 else:
                     value = weights.get(name)
                     ep.check_replicated(name, value)
@@ -86,12 +72,12 @@ def run(args, text: str) -> int:
             value = inputs.pop(0)
             if index in experts:
                 # A full expert stack given as an input: this rank's block.
-                e0, n = ep.local_experts(experts[index], args.expert_parallel)
-                if value.shape[0] != experts[index]:
-                    print(f"moe-run: argument #{index}: expected all {experts[index]} experts, "
-                          f"got {value.shape[0]}", file=sys.stderr)
+                count_e, dim = experts[index]
+                if value.shape[dim] != count_e:
+                    print(f"moe-run: argument #{index}: expected all {count_e} experts, "
+                          f"got {value.shape[dim]}", file=sys.stderr)
                     return 2
-                value = np.ascontiguousarray(value[e0:e0 + n])
+                value = ep.take_block(value, count_e, dim, args.expert_parallel)
                 loaded += value.nbytes
             elif index == 0 or (value.ndim and value.shape[0] == tokens and index in token_args):
                 value = np.ascontiguousarray(value[first:first + count])
@@ -110,7 +96,7 @@ def run(args, text: str) -> int:
             times.append(time.perf_counter() - start)
         counters = ep.counters()
         outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
-        gathered = [_gather_rows(o) if o.ndim and o.shape[0] == count else o for o in outputs]
+        gathered = [ep.gather_rows(o) if o.ndim and o.shape[0] == count else o for o in outputs]
     except (ValueError, ep.EPError, safetensors.SafetensorsError) as error:
         print(f"moe-run: rank {rank}: {error}", file=sys.stderr)
         return 1

@@ -96,9 +96,21 @@ def _run_tokens(args) -> int:
     except (OSError, ValueError, EOFError) as error:
         print(f"moe-run: cannot read {args.ids}: {error}", file=sys.stderr)
         return 2
+    rank = 0
+    if args.expert_parallel:
+        if gguf:
+            print("moe-run: --expert-parallel takes an exported module or a checkpoint "
+                  "folder; GGUF files are not split over ranks yet", file=sys.stderr)
+            return 2
+        from . import ep
+        rank, _ = ep.init()
     try:
         with _Progress(f"reading {args.module}") as progress:
-            model = load(args.module, target=args.target)
+            if args.expert_parallel:
+                model = load_hf(args.module, target=args.target,
+                                expert_parallel=args.expert_parallel)
+            else:
+                model = load(args.module, target=args.target)
         print(f"read {args.module} ({model.config.arch}, {model.config.layers} layers) in "
               f"{progress.elapsed:.2f} s")
         with _Progress(f"compiling {args.module}") as progress:
@@ -111,10 +123,10 @@ def _run_tokens(args) -> int:
             times.append(time.perf_counter() - start)
         if times:
             print(f"ran in {1e3 * float(np.median(times)):.2f} ms (median of {len(times)})")
-    except (CompileError, ValueError) as error:
+    except (CompileError, ValueError, RuntimeError) as error:
         print(f"moe-run: {error}", file=sys.stderr)
         return 2
-    for path in args.output[:1]:
+    for path in (args.output[:1] if rank == 0 else []):
         try:
             with open(path, "wb") as f:
                 np.save(f, logits)
@@ -138,10 +150,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--entry", default="forward", help="function to run (default: forward)")
     parser.add_argument("--repeat", type=int, default=1, help="runs to time (median)")
     parser.add_argument("--expert-parallel", metavar="PLACEMENT",
-                        help="run an exported module with its experts split over the ranks "
-                             "of an MPI run (mpirun -np N moe-run ...): 'balanced' or block "
-                             "bounds '0,3,8'; each rank reads only its experts' weights and "
-                             "its share of the tokens; rank 0 writes the outputs")
+                        help="run an exported module or a checkpoint folder with its experts "
+                             "split over the ranks of an MPI run (mpirun -np N moe-run ...): "
+                             "'balanced' or block bounds '0,3,8'; each rank reads only its "
+                             "experts' weights and runs its share of the tokens (a module's "
+                             "first input) or sequences (a folder's ids); rank 0 writes the "
+                             "outputs")
     parser.add_argument("--count-ffn", action="store_true",
                         help="count the rows each expert FFN runs (instrumented build)")
     parser.add_argument("--ffn-rows-to", metavar="FILE",

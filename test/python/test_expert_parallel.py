@@ -58,6 +58,18 @@ def test_ranks_match_one_process(ranks):
     assert any(" skew: " in line for line in lines)
 
 
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_models_load_per_rank(ranks, tmp_path):
+    """A moe-mlir-checkpoint/1 model and a Hugging Face Mixtral folder, each
+    rank reading only its experts (stacked layers included), bit-equal to
+    one process; at 4 ranks with 3 sequences one rank has none."""
+    _require_mpi_backend()
+    code, output, _ = _mpirun(ranks, "ep_models.py", env={"EP_DIR": str(tmp_path)})
+    assert code == 0, output[-4000:]
+    assert output.count("bit-equal") == 2 * ranks, output[-4000:]
+    assert f"holds {8 // ranks} of 8 experts" in output, output[-4000:]
+
+
 @pytest.mark.parametrize("hook", ["HANG", "EXIT"])
 def test_dead_or_hung_rank_fails_in_bounded_time(hook):
     _require_mpi_backend()

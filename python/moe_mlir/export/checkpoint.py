@@ -148,10 +148,21 @@ def _expected(config: Dict, routing: RoutingConfig) -> Dict[str, tuple]:
     return shapes
 
 
+# Weights whose first dimension is the expert index (split by expert
+# parallelism).
+_EXPERT_ROLES = ("w_up", "w_gate", "w_down", "b_up", "b_down")
+
+
 def export_checkpoint(config_path: str, weights_path: str, *, entry: str = "forward",
-                      embed_weights: bool = False) -> ExportedModel:
+                      embed_weights: bool = False,
+                      expert_parallel: Optional[str] = None) -> ExportedModel:
     """Exports ``num_layers`` MoE layers (``y = x + moe(x)`` with ``residual``)
-    from a config and its safetensors weights ``layers.<i>.<name>``."""
+    from a config and its safetensors weights ``layers.<i>.<name>``.
+
+    With ``expert_parallel`` (a placement: "balanced" or "0,3,8"), this
+    rank of the run (``moe_mlir.ep``) reads only its block of every expert
+    stack, and the model compiles and runs expert-parallel: call it with
+    this rank's tokens (``ep.split_tokens``)."""
     config = load_config(config_path)
     moe = config["moe"]
     if moe["activation"] not in ("silu", "gelu", "gelu_tanh", "relu"):
@@ -161,8 +172,16 @@ def export_checkpoint(config_path: str, weights_path: str, *, entry: str = "forw
         raise ExportError(f"{config_path}: strategy 'dynamic_k' needs a per-token k computed by "
                           f"the model; export the model from its framework instead")
     routing = _routing(moe, config_path)
+    blocks = None
     try:
-        tensors = safetensors.load(weights_path)
+        if expert_parallel is None:
+            tensors = safetensors.load(weights_path)
+        else:
+            from .. import ep
+            blocks = ep.ExpertBlocks()
+            first, count = ep.local_experts(moe["num_experts"], expert_parallel)
+            tensors = _LazyTensors(safetensors.SafetensorsFile(weights_path), first, count,
+                                   blocks, moe["num_experts"])
     except safetensors.SafetensorsError as error:
         raise ExportError(str(error)) from None
     shapes = _expected(config, routing)
@@ -182,7 +201,8 @@ def export_checkpoint(config_path: str, weights_path: str, *, entry: str = "forw
             if tuple(array.shape) != shape:
                 raise ExportError(f"{weights_path}: tensor '{name}' has shape "
                                   f"{list(array.shape)}, expected {list(shape)}")
-            named[role] = array.astype(np.float32)
+            # (An expert-parallel stand-in is f32 already: no copy.)
+            named[role] = array if array.dtype == np.float32 else array.astype(np.float32)
             used.add(name)
         spec = MoESpec(hidden=config["hidden_size"], ffn=moe["ffn_size"], routing=routing,
                        w_router=named["router"], w_up=named["w_up"], w_down=named["w_down"],
@@ -198,5 +218,36 @@ def export_checkpoint(config_path: str, weights_path: str, *, entry: str = "forw
                           + (" ..." if len(unexpected) > 5 else "")
                           + f" (a {config['num_layers']}-layer checkpoint has "
                           f"layers.<i>.{{{', '.join(shapes)}}})")
-    return emit(ModelSpec(config["hidden_size"], layers, "layers"), entry,
-                embed_weights=embed_weights)
+    exported = emit(ModelSpec(config["hidden_size"], layers, "layers"), entry,
+                    embed_weights=embed_weights and blocks is None)
+    if blocks is not None:
+        blocks.substitute(exported.weights)
+        exported.info["expert_parallel"] = expert_parallel
+    return exported
+
+
+class _LazyTensors:
+    """The tensors of a safetensors file as a mapping read on access; expert
+    stacks (``layers.<i>.w_up`` ...) are read as this rank's block and
+    returned as full-shaped stand-ins (``ep.ExpertBlocks``)."""
+
+    def __init__(self, file, first, count, blocks, experts):
+        self.file, self.first, self.count = file, first, count
+        self.blocks, self.experts = blocks, experts
+
+    def __contains__(self, name):
+        return name in self.file
+
+    def __iter__(self):
+        return iter(self.file.keys())
+
+    def keys(self):
+        return self.file.keys()
+
+    def __getitem__(self, name):
+        info = self.file.tensors[name]
+        if name.rsplit(".", 1)[-1] in _EXPERT_ROLES and info.shape \
+                and info.shape[0] == self.experts:
+            local = self.file.get_rows(name, self.first, self.count).astype(np.float32)
+            return self.blocks.placeholder(local, self.experts)
+        return self.file.get(name)

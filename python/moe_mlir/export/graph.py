@@ -179,6 +179,17 @@ def _weight_array(array) -> np.ndarray:
     return array if array.dtype == np.int8 else array.astype(np.float32)
 
 
+def _stack(arrays) -> np.ndarray:
+    """The layers' weights of one role stacked along a new first dimension;
+    an expert-parallel rank's stand-ins (moe_mlir.ep.stand_in) stack their
+    blocks instead, without materialising the full stacks."""
+    from .. import ep
+    stand_in = ep.stack_blocks(arrays) if ep._STAND_INS else None
+    if stand_in is not None:
+        return stand_in
+    return np.stack([_weight_array(a) for a in arrays])
+
+
 def _element(array: np.ndarray) -> str:
     return "i8" if array.dtype == np.int8 else "f32"
 
@@ -298,8 +309,7 @@ def emit(spec: ModelSpec, entry: str = "forward", embed_weights: bool = False) -
     for number, members in enumerate(groups.values()):
         first = members[0]
         roles = first.weights()
-        stacked = OrderedDict((role, np.stack([_weight_array(m.weights()[role])
-                                               for m in members]))
+        stacked = OrderedDict((role, _stack([m.weights()[role] for m in members]))
                               for role in roles)
         fb = FunctionBuilder(f"layer_{number}", public=False)
         fx = fb.arg((None, spec.hidden), hint="x")

@@ -233,9 +233,16 @@ class _Reader:
     ``experts(cfg, layer, prefix, names)``; the GGUF reader (``gguf.py``)
     is the other one."""
 
-    def __init__(self, checkpoint: HFCheckpoint):
+    def __init__(self, checkpoint: HFCheckpoint, expert_parallel: Optional[str] = None):
         self.checkpoint = checkpoint
         self.where = checkpoint.folder
+        # Expert parallelism: the placement, and the stand-ins of the expert
+        # stacks of which this rank reads only its block.
+        self.expert_parallel = expert_parallel
+        self.blocks = None
+        if expert_parallel is not None:
+            from .. import ep
+            self.blocks = ep.ExpertBlocks()
 
     def has(self, name: str) -> bool:
         return name in self.checkpoint
@@ -266,19 +273,36 @@ class _Reader:
         [E, 2F, H] (gate first) and ``experts.down_proj`` [E, H, F]."""
         gate_name, up_name, down_name = names
         h, f, e = cfg.hidden, cfg.expert_ffn, cfg.experts
+        first, count = 0, e
+        if self.expert_parallel is not None:
+            from .. import ep
+            first, count = ep.local_experts(e, self.expert_parallel)
         if f"{prefix}.gate_up_proj" in self.checkpoint:
             gate_up = self.get(f"{prefix}.gate_up_proj", (e, 2 * f, h))
             down = self.get(f"{prefix}.down_proj", (e, h, f))
-            return ExpertWeights(np.ascontiguousarray(gate_up[:, :f, :].transpose(0, 2, 1)),
-                                 np.ascontiguousarray(gate_up[:, f:, :].transpose(0, 2, 1)),
-                                 np.ascontiguousarray(down.transpose(0, 2, 1)))
+            # (Fused tensors are read whole, then cut to the rank's block.)
+            gate_up = gate_up[first:first + count]
+            down = down[first:first + count]
+            return self._stacks(
+                e, np.ascontiguousarray(gate_up[:, :f, :].transpose(0, 2, 1)),
+                np.ascontiguousarray(gate_up[:, f:, :].transpose(0, 2, 1)),
+                np.ascontiguousarray(down.transpose(0, 2, 1)))
+        local = range(first, first + count)
         w_gate = np.stack([self.linear(f"{prefix}.{j}.{gate_name}.weight", f, h)
-                           for j in range(e)])
+                           for j in local]) if count else np.zeros((0, h, f), np.float32)
         w_up = np.stack([self.linear(f"{prefix}.{j}.{up_name}.weight", f, h)
-                         for j in range(e)])
+                         for j in local]) if count else np.zeros((0, h, f), np.float32)
         w_down = np.stack([self.linear(f"{prefix}.{j}.{down_name}.weight", h, f)
-                           for j in range(e)])
-        return ExpertWeights(w_gate, w_up, w_down)
+                           for j in local]) if count else np.zeros((0, f, h), np.float32)
+        return self._stacks(e, w_gate, w_up, w_down)
+
+    def _stacks(self, experts: int, w_gate, w_up, w_down) -> "ExpertWeights":
+        """The stacks, or with expert parallelism full-shaped stand-ins for
+        the rank's blocks (ep.ExpertBlocks)."""
+        if self.blocks is None:
+            return ExpertWeights(w_gate, w_up, w_down)
+        return ExpertWeights(*(self.blocks.placeholder(w, experts)
+                               for w in (w_gate, w_up, w_down)))
 
 
 @dataclass
@@ -359,19 +383,27 @@ class HFModel:
     spec: ModelSpec
     embedding: np.ndarray   # [vocab, H]
     lm_head: np.ndarray     # [H, vocab]
+    # Expert parallelism: this rank's expert blocks behind the spec's
+    # full-shaped stand-ins (ep.ExpertBlocks), or None.
+    blocks: Optional[object] = None
 
 
-def read_model(folder: str) -> HFModel:
+def read_model(folder: str, expert_parallel: Optional[str] = None) -> HFModel:
     """Reads a checkpoint folder into a model specification (every tensor
-    read once, as f32)."""
+    read once, as f32). With ``expert_parallel`` (a placement), only this
+    rank's experts are read (``HFModel.blocks`` holds them)."""
     try:
         checkpoint = HFCheckpoint(folder)
     except HFCheckpointError as error:
         raise ExportError(str(error)) from None
     with checkpoint:
         cfg = read_config(checkpoint.config, os.path.join(folder, CONFIG))
-        check_memory(checkpoint, folder)
-        return build_model(_Reader(checkpoint), cfg)
+        if expert_parallel is None:
+            check_memory(checkpoint, folder)
+        reader = _Reader(checkpoint, expert_parallel)
+        model = build_model(reader, cfg)
+        model.blocks = reader.blocks
+        return model
 
 
 def build_model(r, cfg: HFConfig) -> HFModel:
@@ -431,14 +463,18 @@ class LanguageModel:
     weights), ``config`` the fields it was built from. ``vocab_source``
     says where the vocabulary size came from (for error messages)."""
 
-    def __init__(self, model: HFModel, target, vocab_source: str):
+    def __init__(self, model: HFModel, target, vocab_source: str,
+                 expert_parallel: Optional[str] = None):
         from .graph import emit
         self.target = target
         self.config = model.config
         self.vocab_source = vocab_source
+        self.expert_parallel = expert_parallel
         model.spec.embedding = model.embedding
         model.spec.lm_head = model.lm_head
         self.exported = emit(model.spec, "forward")
+        if getattr(model, "blocks", None) is not None:
+            model.blocks.substitute(self.exported.weights)
         self._function = None
 
     def __call__(self, ids) -> np.ndarray:
@@ -451,6 +487,8 @@ class LanguageModel:
             bad = ids[(ids < 0) | (ids >= self.config.vocab)][0]
             raise ValueError(f"token id {int(bad)} is outside [0, {self.config.vocab}) "
                              f"({self.vocab_source})")
+        if self.expert_parallel is not None:
+            return self._call_expert_parallel(ids)
         if self._function is None:
             from .. import compiler
             self._function = compiler.compile(
@@ -459,13 +497,33 @@ class LanguageModel:
         return self._function(np.ascontiguousarray(ids, dtype=np.int64),
                               *self.exported.weights.values())
 
+    def _call_expert_parallel(self, ids: np.ndarray) -> np.ndarray:
+        """Every rank passes the same ids [B, S]; rank r runs its share of
+        the B sequences (ep.split_tokens), its experts serve every rank's
+        tokens, and the logits of all sequences are gathered on every
+        rank."""
+        from .. import ep
+        if self._function is None:
+            self._function = ep.compile(
+                self.exported.mlir, self.exported.entry, placement=self.expert_parallel,
+                arg_names=self.exported.inputs + list(self.exported.weights),
+                weights_from=len(self.exported.inputs))
+        ep.check_replicated("ids", np.asarray(ids, np.int64))
+        first, count = ep.split_tokens(ids.shape[0])
+        local = np.ascontiguousarray(ids[first:first + count], dtype=np.int64)
+        logits = self._function(local, *self.exported.weights.values())
+        return ep.gather_rows(logits)
+
 
 class HFLanguageModel(LanguageModel):
     """A checkpoint folder compiled from token ids to logits (``LanguageModel``)."""
 
-    def __init__(self, folder: str, target: str = "cpu"):
+    def __init__(self, folder: str, target: str = "cpu",
+                 expert_parallel: Optional[str] = None):
         from ..targets import check_target
         target = check_target(target, "load_hf")
+        if expert_parallel is not None and str(target) != "cpu":
+            raise ValueError(f"load_hf: expert_parallel needs target 'cpu', got '{target}'")
         self.folder = folder
-        super().__init__(read_model(folder), target,
-                         f"vocab_size of {os.path.join(folder, CONFIG)}")
+        super().__init__(read_model(folder, expert_parallel), target,
+                         f"vocab_size of {os.path.join(folder, CONFIG)}", expert_parallel)

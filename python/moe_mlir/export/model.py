@@ -35,9 +35,20 @@ class ExportedModel:
 
     def compile(self, instrument_ffn: bool = False):
         """The compiled entry function with the weights bound: ``f(*inputs)``."""
+        placement = self.info.get("expert_parallel")
         if self._compiled is None or self._compiled[0] != instrument_ffn:
-            function = compiler.compile(self.mlir, self.entry, instrument_ffn=instrument_ffn,
-                                        arg_names=self.inputs + list(self.weights))
+            if placement is not None:
+                if instrument_ffn:
+                    raise ValueError("instrument_ffn is not available for an expert-parallel "
+                                     "model")
+                from .. import ep
+                function = ep.compile(self.mlir, self.entry, placement=placement,
+                                      arg_names=self.inputs + list(self.weights),
+                                      weights_from=len(self.inputs))
+            else:
+                function = compiler.compile(self.mlir, self.entry,
+                                            instrument_ffn=instrument_ffn,
+                                            arg_names=self.inputs + list(self.weights))
             self._compiled = (instrument_ffn, function)
         function = self._compiled[1]
         weights = list(self.weights.values())
@@ -46,7 +57,9 @@ class ExportedModel:
             """Runs the model on hidden states ``[T, H]`` or ``[..., H]``
             (leading dimensions are flattened into tokens and restored on the
             output; router logits stay ``[T, S]``, as transformers returns
-            them) and the further inputs the export has (``self.inputs``)."""
+            them) and the further inputs the export has (``self.inputs``).
+            Expert-parallel (``info["expert_parallel"]``): this rank's
+            tokens (``moe_mlir.ep.split_tokens``)."""
             if len(inputs) != len(self.inputs):
                 raise TypeError(f"{self.entry}: expected {len(self.inputs)} input(s) "
                                 f"({', '.join(self.inputs)}), got {len(inputs)}")

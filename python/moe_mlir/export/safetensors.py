@@ -135,6 +135,31 @@ class SafetensorsFile:
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
+    def get_block(self, name: str, dim: int, first: int, count: int,
+                  bf16_to_f32: bool = True) -> np.ndarray:
+        """Entries ``[first, first + count)`` of dimension ``dim`` of tensor
+        ``name`` (a rank's experts of a stack ``[L, E, ...]`` with ``dim =
+        1``), copied out of the memory map: only the pages of those entries
+        are read."""
+        if dim == 0:
+            return self.get_rows(name, first, count, bf16_to_f32)
+        info = self.tensors.get(name)
+        if info is None:
+            raise SafetensorsError(f"{self.path}: no tensor '{name}'")
+        if len(info.shape) <= dim or not 0 <= first <= first + count <= info.shape[dim]:
+            raise SafetensorsError(f"{self.path}: tensor '{name}' of shape {info.shape} has "
+                                   f"no entries [{first}, {first + count}) in dimension {dim}")
+        dtype = DTYPES[info.dtype]
+        whole = np.frombuffer(self._buffer(), dtype=dtype, count=math.prod(info.shape),
+                              offset=self._data_start + info.begin).reshape(info.shape)
+        index = [slice(None)] * len(info.shape)
+        index[dim] = slice(first, first + count)
+        array = np.ascontiguousarray(whole[tuple(index)])
+        del whole
+        if info.dtype == "BF16" and bf16_to_f32:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array
+
     def close(self):
         self._map = close_map(self._map)
 

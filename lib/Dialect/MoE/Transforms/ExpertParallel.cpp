@@ -37,6 +37,9 @@ using namespace mlir::moe;
 
 /// The argument attribute on weights that hold one rank's experts.
 static constexpr llvm::StringLiteral kEPExpertsAttr = "moe.ep_experts";
+/// Which dimension holds the experts, when not the first (a stack of
+/// layers' weights).
+static constexpr llvm::StringLiteral kEPExpertDimAttr = "moe.ep_expert_dim";
 
 namespace {
 /// One chain to rewrite.
@@ -91,10 +94,10 @@ FailureOr<Chain> matchChain(DispatchOp dispatch) {
   return chain;
 }
 
-/// `type` with a dynamic first dimension.
-RankedTensorType withDynamicExperts(RankedTensorType type) {
+/// `type` with dimension `dim` (the experts) dynamic.
+RankedTensorType withDynamicExperts(RankedTensorType type, int64_t dim = 0) {
   SmallVector<int64_t> shape(type.getShape());
-  shape[0] = ShapedType::kDynamic;
+  shape[dim] = ShapedType::kDynamic;
   return RankedTensorType::get(shape, type.getElementType(),
                                type.getEncoding());
 }
@@ -105,6 +108,9 @@ RankedTensorType withDynamicExperts(RankedTensorType type) {
 struct Weight {
   Value value;
   int64_t experts;
+  /// The dimension of `value` that indexes the experts: 0, or 1 for a
+  /// stack of layers' weights `[L, E, ...]` that the layers slice.
+  int64_t dim;
   /// Where an error about it is reported (its moe.expert_ffn or func.call).
   Operation *user;
 };
@@ -115,9 +121,38 @@ LogicalResult generalizeWeights(ModuleOp module,
   SymbolUserMap users(symbols, module);
   DenseSet<Value> done;
   while (!worklist.empty()) {
-    auto [value, experts, anchor] = worklist.pop_back_val();
+    auto [value, experts, dim, anchor] = worklist.pop_back_val();
     if (!done.insert(value).second)
       continue;
+    // A layer's slice of a stack of weights `[L, E, ...]` (what exporters
+    // emit for identical layers): the stack holds the rank's block.
+    if (auto slice = value.getDefiningOp<tensor::ExtractSliceOp>()) {
+      RankedTensorType source = slice.getSourceType();
+      RankedTensorType result = slice.getResultType();
+      bool stacked =
+          dim == 0 && source.getRank() == result.getRank() + 1 &&
+          llvm::all_of(slice.getStaticStrides(),
+                       [](int64_t s) { return s == 1; }) &&
+          llvm::all_of(slice.getStaticOffsets().drop_front(),
+                       [](int64_t o) { return o == 0; }) &&
+          slice.getStaticSizes()[0] == 1 &&
+          llvm::equal(slice.getStaticSizes().drop_front(), result.getShape());
+      if (stacked && source.getDimSize(1) == experts) {
+        OpBuilder b(slice);
+        SmallVector<OpFoldResult> offsets = slice.getMixedOffsets();
+        SmallVector<OpFoldResult> sizes = slice.getMixedSizes();
+        SmallVector<OpFoldResult> strides = slice.getMixedStrides();
+        sizes[1] = tensor::DimOp::create(b, slice.getLoc(), slice.getSource(), 1)
+                       .getResult();
+        auto replacement = tensor::ExtractSliceOp::create(
+            b, slice.getLoc(), withDynamicExperts(result), slice.getSource(),
+            offsets, sizes, strides);
+        slice.getResult().replaceAllUsesWith(replacement.getResult());
+        slice.erase();
+        worklist.push_back({replacement.getSource(), experts, 1, anchor});
+        continue;
+      }
+    }
     auto argument = dyn_cast<BlockArgument>(value);
     auto function =
         argument ? dyn_cast<func::FuncOp>(argument.getOwner()->getParentOp())
@@ -135,26 +170,28 @@ LogicalResult generalizeWeights(ModuleOp module,
     unsigned index = argument.getArgNumber();
     for (OpOperand &use : argument.getUses()) {
       Operation *user = use.getOwner();
-      if (isa<ExpertFFNOp, func::CallOp>(user))
+      if (isa<ExpertFFNOp, func::CallOp, tensor::ExtractSliceOp, tensor::DimOp>(user))
         continue;
       return user->emitOpError()
              << "uses expert weight argument #" << index << " of @"
              << function.getSymName()
              << ", which moe-expert-parallel turns into each rank's block of "
-                "experts; only moe.expert_ffn and func.call may use it";
+                "experts; only moe.expert_ffn, func.call and the layers' "
+                "tensor.extract_slice may use it";
     }
     auto type = cast<RankedTensorType>(argument.getType());
-    if (!type.isDynamicDim(0)) {
-      RankedTensorType local = withDynamicExperts(type);
+    if (!type.isDynamicDim(dim)) {
+      RankedTensorType local = withDynamicExperts(type, dim);
       argument.setType(local);
       SmallVector<Type> inputs(function.getArgumentTypes());
       inputs[index] = local;
       function.setType(FunctionType::get(module.getContext(), inputs,
                                          function.getResultTypes()));
     }
-    function.setArgAttr(index, kEPExpertsAttr,
-                        IntegerAttr::get(IntegerType::get(module.getContext(), 64),
-                                         experts));
+    auto i64 = IntegerType::get(module.getContext(), 64);
+    function.setArgAttr(index, kEPExpertsAttr, IntegerAttr::get(i64, experts));
+    if (dim != 0)
+      function.setArgAttr(index, kEPExpertDimAttr, IntegerAttr::get(i64, dim));
     for (Operation *user : users.getUsers(function)) {
       auto call = dyn_cast<func::CallOp>(user);
       if (!call)
@@ -162,7 +199,7 @@ LogicalResult generalizeWeights(ModuleOp module,
                << "refers to @" << function.getSymName()
                << ", whose expert weights moe-expert-parallel makes each "
                   "rank's own; only direct func.call is supported";
-      worklist.push_back({call.getOperand(index), experts, call});
+      worklist.push_back({call.getOperand(index), experts, dim, call});
     }
   }
   return success();
@@ -227,7 +264,7 @@ LogicalResult mlir::moe::applyExpertParallel(ModuleOp module,
     for (Value weight : {ffn.getWUp(), ffn.getWGate(), ffn.getWDown(),
                          ffn.getBUp(), ffn.getBDown()})
       if (weight)
-        weights.push_back({weight, experts, ffn});
+        weights.push_back({weight, experts, 0, ffn});
     LLVM_DEBUG(llvm::dbgs() << DEBUG_TYPE << ": split " << ffn << "\n");
   }
   return generalizeWeights(module, weights);
