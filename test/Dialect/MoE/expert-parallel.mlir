@@ -64,3 +64,27 @@ func.func @two_layers(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>,
       : tensor<?x64xf32> -> tensor<?x64xf32>
   return %z : tensor<?x64xf32>
 }
+
+// -----
+
+// Identical layers share stacked weights [L, E, ...] that each layer slices
+// (what the exporters emit): the stack holds the rank's experts in dimension
+// 1, and the slice takes all of them.
+// CHECK-LABEL: func.func @stacked
+// CHECK-SAME: %[[WU:[a-z0-9]+]]: tensor<2x?x64x128xf32> {moe.ep_expert_dim = 1 : i64, moe.ep_experts = 8 : i64}
+// CHECK:      %[[C1:.*]] = arith.constant 1 : index
+// CHECK:      %[[E:.*]] = tensor.dim %[[WU]], %[[C1]] : tensor<2x?x64x128xf32>
+// CHECK:      %[[S:.*]] = tensor.extract_slice %[[WU]][%{{.*}}, 0, 0, 0] [1, %[[E]], 64, 128] [1, 1, 1, 1] : tensor<2x?x64x128xf32> to tensor<?x64x128xf32>
+// CHECK:      moe.expert_ffn %{{.*}}, %{{.*}} up(%[[S]] : tensor<?x64x128xf32>)
+// BLOCKS-LABEL: func.func @stacked
+func.func @stacked(%x: tensor<?x64xf32>, %wr: tensor<64x8xf32>,
+                   %wu: tensor<2x8x64x128xf32>, %wd: tensor<8x128x64xf32>,
+                   %i: index) -> tensor<?x64xf32> {
+  %s = tensor.extract_slice %wu[%i, 0, 0, 0] [1, 8, 64, 128] [1, 1, 1, 1]
+      : tensor<2x8x64x128xf32> to tensor<8x64x128xf32>
+  %y = moe.layer %x router(%wr : tensor<64x8xf32>)
+      up(%s : tensor<8x64x128xf32>) down(%wd : tensor<8x128x64xf32>)
+      experts = <compute = 8> k = 2 strategy = top_k activation = relu
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
