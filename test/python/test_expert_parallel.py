@@ -25,12 +25,23 @@ pytestmark = [
 ]
 
 
+def _package_path() -> str:
+    """PYTHONPATH for the ranks: where this process found moe_mlir (the
+    conftest puts the build's package on sys.path)."""
+    import moe_mlir
+    from moe_mlir.compiler import _require_native
+    package = os.path.dirname(os.path.dirname(os.path.abspath(moe_mlir.__file__)))
+    native = os.path.dirname(os.path.abspath(_require_native().__file__))
+    return os.pathsep.join([package, native] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+
+
 def _mpirun(ranks, script, env=None, timeout=240):
     command = [MPIRUN, "-np", str(ranks), "--oversubscribe"]
     if os.geteuid() == 0:
         command.append("--allow-run-as-root")
     command += [sys.executable, os.path.join(HERE, "ep", script)]
-    environment = dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1", **(env or {}))
+    environment = dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1",
+                       PYTHONPATH=_package_path(), **(env or {}))
     start = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           env=environment)
@@ -99,6 +110,7 @@ def test_single_process_is_one_rank():
         if name.startswith(("OMPI_", "PMI", "PMIX")):
             env.pop(name)
     env["MODE"] = "run"
+    env["PYTHONPATH"] = _package_path()
     done = subprocess.run([sys.executable, os.path.join(HERE, "ep", "ep_fault.py")],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and "rank 0: ok (5, 16)" in done.stdout, done.stdout + done.stderr
