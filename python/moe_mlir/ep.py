@@ -27,6 +27,7 @@ import ctypes
 import hashlib
 import os
 import re
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -177,6 +178,28 @@ def allgather(data: bytes) -> List[bytes]:
     _check(_library().moe_ep_allgather(data, len(data), out), "ep.allgather")
     raw = out.raw
     return [raw[i * len(data):(i + 1) * len(data)] for i in range(n)]
+
+
+def exchange_bandwidth(nbytes: int = 32 * 2**20, repeat: int = 3) -> float:
+    """The transport's rate between ranks, GB/s: every rank sends ``nbytes``
+    to every other rank at once (an all-to-all through the runtime's
+    exchange, NumPy buffers, no Python copies); bytes each rank sends to the
+    others over the best of ``repeat`` times. NaN on one rank."""
+    init()
+    n = size()
+    if n < 2:
+        return float("nan")
+    send = np.ones(nbytes, np.uint8)
+    recv = np.empty(nbytes * n, np.uint8)
+    lib = _library()
+    best = float("inf")
+    for _ in range(repeat + 1):
+        allgather(b"s")
+        start = time.perf_counter()
+        _check(lib.moe_ep_allgather(send.ctypes.data, nbytes, recv.ctypes.data),
+               "ep.exchange_bandwidth")
+        best = min(best, time.perf_counter() - start)
+    return nbytes * (n - 1) / best / 1e9
 
 
 def _digest(*parts) -> bytes:

@@ -98,7 +98,9 @@ int32_t moe_ep_dispatch_begin(uintptr_t x, int64_t tokens, int64_t hidden,
                               int64_t num_experts, uintptr_t blocks,
                               int64_t nblocks, uintptr_t slot_rows,
                               uintptr_t info);
-/* Writes the received rows [R_local, H] and offsets [E_local + 1] (i32). */
+/* Writes the received rows [R_local, H] and offsets [E_local + 1] (i32).
+ * Must follow its moe_ep_dispatch_begin before any other dispatch begins,
+ * with `x` still alive: this rank's own rows are read from it here. */
 int32_t moe_ep_dispatch_finish(int64_t plan, uintptr_t rows,
                                uintptr_t offsets);
 /* Rows of the combine result (the rank's compute slots). */

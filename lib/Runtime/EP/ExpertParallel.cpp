@@ -63,16 +63,33 @@ struct Runtime {
   int64_t nextPlan = 1;
   struct Plan;
   std::map<int64_t, std::unique_ptr<Plan>> plans;
+  // Staging buffers, reused from call to call (grown, never zeroed): the
+  // records of the dispatch (send; receive lives in the plan until
+  // dispatch_finish) and the rows of the combine.
+  struct Scratch {
+    std::unique_ptr<char[]> data;
+    size_t capacity = 0;
+    char *get(size_t bytes) {
+      if (bytes > capacity) {
+        data.reset(new char[bytes]);
+        capacity = bytes;
+      }
+      return data.get();
+    }
+  } dispatchSend, dispatchRecv, combineSend, combineRecv;
 };
 
 struct Runtime::Plan {
   int64_t hidden = 0, elemBytes = 0, k = 0;
   int64_t rowBytes = 0, recordBytes = 0;
   int64_t localExperts = 0;
-  // Received records (staging) and, per received slot row (expert-major),
-  // the record it copies from and its position in the return buffer.
-  std::vector<char> recv;
-  std::vector<int64_t> rowRecord, rowReturn;
+  // Per received slot row (expert-major): where its values are (a received
+  // record in the dispatch's receive staging, or, for this rank's own
+  // tokens, the row of `x` itself: no copy through the exchange), and where
+  // its output goes (a position in the return buffer, or, for this rank's
+  // own tokens, -1 - the slot index in the combine result).
+  std::vector<const char *> rowSource;
+  std::vector<int64_t> rowReturn;
   std::vector<int32_t> offsets;
   // Return path: slot rows sent back to each source (receiver side), and,
   // on the source side, the slot index of each row coming back from each
@@ -80,7 +97,7 @@ struct Runtime::Plan {
   std::vector<int64_t> returnBytesOut, returnOffsetsOut;
   std::vector<int64_t> returnBytesIn, returnOffsetsIn;
   std::vector<std::vector<int64_t>> returnSlots;
-  int64_t returnRows = 0;
+  int64_t returnRows = 0, selfReturns = 0;
 };
 
 Runtime &runtime() {
@@ -322,32 +339,41 @@ int32_t dispatchBegin(Runtime &rt, const char *x, int64_t tokens,
   }
   rt.counters[MOE_EP_COUNT_BYTES_REMOTE] += 8 * (size - 1);
   start = now();
+  // This rank's own records are not exchanged: their rows are read from x
+  // (alive until dispatch_finish, which the generated code calls right
+  // after) and their metadata is kept here.
   std::vector<int64_t> sendBytes(size), recvBytes(size);
   for (int q = 0; q < size; ++q) {
-    sendBytes[q] = sendCounts[q] * plan->recordBytes;
-    if (recvCounts[q] < 0)
+    sendBytes[q] = q == rank ? 0 : sendCounts[q] * plan->recordBytes;
+    if (recvCounts[q] < 0 || (q == rank && recvCounts[q] != sendCounts[q]))
       return fail(rt, MOE_EP_ERR_PEER,
                   "rank %d: rank %d announced %lld rows", rank, q,
                   static_cast<long long>(recvCounts[q]));
-    recvBytes[q] = recvCounts[q] * plan->recordBytes;
+    recvBytes[q] = q == rank ? 0 : recvCounts[q] * plan->recordBytes;
   }
   std::vector<int64_t> sendOffsets = prefix(sendBytes);
   std::vector<int64_t> recvOffsets = prefix(recvBytes);
-  std::vector<char> send(sendOffsets.back() + sendBytes.back());
+  char *send = rt.dispatchSend.get(sendOffsets.back() + sendBytes.back());
+  std::vector<int32_t> selfMeta(sendTokens[rank].size() * k);
   for (int q = 0; q < size; ++q) {
-    char *record = send.data() + sendOffsets[q];
+    bool self = q == rank;
+    char *record = send + sendOffsets[q];
+    int32_t *metaOut = selfMeta.data();
     for (int64_t t : sendTokens[q]) {
-      int32_t *meta = reinterpret_cast<int32_t *>(record);
+      int32_t *meta = self ? metaOut : reinterpret_cast<int32_t *>(record);
       for (int64_t j = 0; j < k; ++j) {
         int64_t id = ids[t * k + j];
         bool here = id >= 0 && id < numExperts && owner(id) == q;
         int32_t local = here ? static_cast<int32_t>(id - bounds[q]) : -1;
         std::memcpy(meta + j, &local, 4);
       }
+      if (self) {
+        metaOut += k;
+        continue;
+      }
       std::memcpy(record + 4 * k, x + t * plan->rowBytes, plan->rowBytes);
       record += plan->recordBytes;
     }
-    bool self = q == rank;
     rt.counters[self ? MOE_EP_DISPATCH_ROWS_SELF
                      : MOE_EP_DISPATCH_ROWS_REMOTE] += sendCounts[q];
     rt.counters[self ? MOE_EP_DISPATCH_ROW_BYTES_SELF
@@ -356,42 +382,50 @@ int32_t dispatchBegin(Runtime &rt, const char *x, int64_t tokens,
     if (!self)
       rt.counters[MOE_EP_DISPATCH_META_BYTES_REMOTE] += sendCounts[q] * 4 * k;
   }
-  plan->recv.resize(recvOffsets.back() + recvBytes.back());
+  char *recv = rt.dispatchRecv.get(recvOffsets.back() + recvBytes.back());
   rt.counters[MOE_EP_PLAN_NS] += static_cast<int64_t>((now() - start) * 1e9);
   if (int32_t code =
-          exchange(rt, "the row exchange of moe.ep_dispatch", send.data(),
-                   sendBytes, sendOffsets, plan->recv.data(), recvBytes,
-                   recvOffsets)) {
+          exchange(rt, "the row exchange of moe.ep_dispatch", send, sendBytes,
+                   sendOffsets, recv, recvBytes, recvOffsets)) {
     for (int64_t i = 0; i < tokens * k; ++i)
       slotRows[i] = -1;
     return code;
   }
   start = now();
 
+  // The records of source s: metadata and row of record i.
+  auto metaOf = [&](int s, int64_t i) -> const int32_t * {
+    if (s == rank)
+      return selfMeta.data() + i * k;
+    return reinterpret_cast<const int32_t *>(recv + recvOffsets[s] +
+                                             i * plan->recordBytes);
+  };
+  auto rowOf = [&](int s, int64_t i) -> const char * {
+    if (s == rank)
+      return x + sendTokens[rank][i] * plan->rowBytes;
+    return recv + recvOffsets[s] + i * plan->recordBytes + 4 * k;
+  };
+
   // 3. Expand: count slot rows per local expert, checking every id.
   const int64_t localExperts = plan->localExperts;
   std::vector<int64_t> perExpert(localExperts + 1, 0);
   std::vector<int64_t> returnCount(size, 0);
-  int64_t records = 0;
   for (int s = 0; s < size; ++s)
-    records += recvCounts[s];
-  for (int64_t i = 0; i < records; ++i) {
-    const int32_t *meta =
-        reinterpret_cast<const int32_t *>(plan->recv.data() +
-                                          i * plan->recordBytes);
-    for (int64_t j = 0; j < k; ++j) {
-      int32_t local;
-      std::memcpy(&local, meta + j, 4);
-      if (local < -1 || local >= localExperts)
-        return fail(rt, MOE_EP_ERR_PEER,
-                    "rank %d: a received row names local expert %d, but "
-                    "this rank holds %lld experts (do all ranks run the "
-                    "same placement?)",
-                    rank, local, static_cast<long long>(localExperts));
-      if (local >= 0)
-        ++perExpert[local + 1];
+    for (int64_t i = 0; i < recvCounts[s]; ++i) {
+      const int32_t *meta = metaOf(s, i);
+      for (int64_t j = 0; j < k; ++j) {
+        int32_t local;
+        std::memcpy(&local, meta + j, 4);
+        if (local < -1 || local >= localExperts)
+          return fail(rt, MOE_EP_ERR_PEER,
+                      "rank %d: rank %d sent a row for local expert %d, but "
+                      "this rank holds %lld experts (do all ranks run the "
+                      "same placement?)",
+                      rank, s, local, static_cast<long long>(localExperts));
+        if (local >= 0)
+          ++perExpert[local + 1];
+      }
     }
-  }
   plan->offsets.assign(localExperts + 1, 0);
   for (int64_t e = 0; e < localExperts; ++e)
     perExpert[e + 1] += perExpert[e];
@@ -402,37 +436,43 @@ int32_t dispatchBegin(Runtime &rt, const char *x, int64_t tokens,
                 static_cast<long long>(rows));
   for (int64_t e = 0; e <= localExperts; ++e)
     plan->offsets[e] = static_cast<int32_t>(perExpert[e]);
-  plan->rowRecord.assign(rows, 0);
+  plan->rowSource.assign(rows, nullptr);
   plan->rowReturn.assign(rows, 0);
-  // Return positions: per source, (record, slot) order.
+  // Return positions: per remote source, (record, slot) order; for this
+  // rank's own rows, the slot index itself (encoded -1 - slot).
   std::vector<int64_t> cursor(perExpert.begin(), perExpert.end() - 1);
-  std::vector<int64_t> returnStart(size, 0);
-  int64_t record = 0, position = 0;
+  int64_t position = 0;
   for (int s = 0; s < size; ++s) {
-    returnStart[s] = position;
-    for (int64_t i = 0; i < recvCounts[s]; ++i, ++record) {
-      const int32_t *meta = reinterpret_cast<const int32_t *>(
-          plan->recv.data() + record * plan->recordBytes);
+    int64_t first = position, own = 0;
+    for (int64_t i = 0; i < recvCounts[s]; ++i) {
+      const int32_t *meta = metaOf(s, i);
+      const char *source = rowOf(s, i);
       for (int64_t j = 0; j < k; ++j) {
         int32_t local;
         std::memcpy(&local, meta + j, 4);
         if (local < 0)
           continue;
         int64_t row = cursor[local]++;
-        plan->rowRecord[row] = record;
-        plan->rowReturn[row] = position++;
+        plan->rowSource[row] = source;
+        if (s == rank)
+          plan->rowReturn[row] = -1 - plan->returnSlots[rank][own++];
+        else
+          plan->rowReturn[row] = position++;
       }
     }
-    returnCount[s] = position - returnStart[s];
+    returnCount[s] = position - first;
   }
   // Sources are visited in rank order and records in token order, so each
   // expert's rows come out in (source, token, slot) order.
   plan->returnBytesOut.resize(size);
   plan->returnBytesIn.resize(size);
+  plan->selfReturns = static_cast<int64_t>(plan->returnSlots[rank].size());
   for (int q = 0; q < size; ++q) {
     plan->returnBytesOut[q] = returnCount[q] * plan->rowBytes;
     plan->returnBytesIn[q] =
-        static_cast<int64_t>(plan->returnSlots[q].size()) * plan->rowBytes;
+        q == rank ? 0
+                  : static_cast<int64_t>(plan->returnSlots[q].size()) *
+                        plan->rowBytes;
   }
   plan->returnOffsetsOut = prefix(plan->returnBytesOut);
   plan->returnOffsetsIn = prefix(plan->returnBytesIn);
@@ -585,10 +625,8 @@ int32_t moe_ep_dispatch_finish(int64_t handle, uintptr_t rows,
                               static_cast<long long>(handle));
   double start = now();
   char *out = reinterpret_cast<char *>(rows);
-  for (size_t row = 0; row < plan->rowRecord.size(); ++row)
-    std::memcpy(out + row * plan->rowBytes,
-                plan->recv.data() + plan->rowRecord[row] * plan->recordBytes +
-                    4 * plan->k,
+  for (size_t row = 0; row < plan->rowSource.size(); ++row)
+    std::memcpy(out + row * plan->rowBytes, plan->rowSource[row],
                 plan->rowBytes);
   std::memcpy(reinterpret_cast<int32_t *>(offsets), plan->offsets.data(),
               plan->offsets.size() * sizeof(int32_t));
@@ -616,12 +654,12 @@ int32_t moe_ep_combine(int64_t handle, uintptr_t y_local, int64_t rows_local,
   std::unique_ptr<Runtime::Plan> plan = std::move(it->second);
   rt.plans.erase(it);
   const int size = rt.backend->size(), rank = rt.backend->rank();
-  if (rows_local != static_cast<int64_t>(plan->rowRecord.size()))
+  if (rows_local != static_cast<int64_t>(plan->rowSource.size()))
     return fail(rt, MOE_EP_ERR_ARGUMENT,
                 "rank %d: moe.ep_combine got %lld rows, but its dispatch "
                 "received %lld",
                 rank, static_cast<long long>(rows_local),
-                static_cast<long long>(plan->rowRecord.size()));
+                static_cast<long long>(plan->rowSource.size()));
   if (hidden != plan->hidden)
     return fail(rt, MOE_EP_ERR_ARGUMENT,
                 "rank %d: moe.ep_combine got rows of %lld values, but its "
@@ -630,31 +668,42 @@ int32_t moe_ep_combine(int64_t handle, uintptr_t y_local, int64_t rows_local,
                 static_cast<long long>(plan->hidden));
   double start = now();
   const int64_t rowBytes = plan->rowBytes;
-  std::vector<char> send(static_cast<size_t>(rows_local * rowBytes));
+  const int64_t sendTotal =
+      plan->returnOffsetsOut.back() + plan->returnBytesOut.back();
+  const int64_t recvTotal =
+      plan->returnOffsetsIn.back() + plan->returnBytesIn.back();
+  char *send = rt.combineSend.get(static_cast<size_t>(sendTotal));
+  char *recv = rt.combineRecv.get(static_cast<size_t>(recvTotal));
   const char *in = reinterpret_cast<const char *>(y_local);
-  for (int64_t row = 0; row < rows_local; ++row)
-    std::memcpy(send.data() + plan->rowReturn[row] * rowBytes,
-                in + row * rowBytes, rowBytes);
-  std::vector<char> recv(static_cast<size_t>(plan->returnRows * rowBytes));
+  char *out = reinterpret_cast<char *>(y);
+  // Rows of this rank's own tokens go straight to their slots.
+  for (int64_t row = 0; row < rows_local; ++row) {
+    int64_t to = plan->rowReturn[row];
+    if (to < 0)
+      std::memcpy(out + (-1 - to) * rowBytes, in + row * rowBytes, rowBytes);
+    else
+      std::memcpy(send + to * rowBytes, in + row * rowBytes, rowBytes);
+  }
   for (int q = 0; q < size; ++q) {
     bool self = q == rank;
-    int64_t count = plan->returnBytesOut[q] / (rowBytes ? rowBytes : 1);
+    int64_t count = self ? plan->selfReturns
+                         : plan->returnBytesOut[q] / (rowBytes ? rowBytes : 1);
     rt.counters[self ? MOE_EP_COMBINE_ROWS_SELF : MOE_EP_COMBINE_ROWS_REMOTE] +=
         count;
     rt.counters[self ? MOE_EP_COMBINE_ROW_BYTES_SELF
-                     : MOE_EP_COMBINE_ROW_BYTES_REMOTE] +=
-        plan->returnBytesOut[q];
+                     : MOE_EP_COMBINE_ROW_BYTES_REMOTE] += count * rowBytes;
   }
   rt.counters[MOE_EP_PLAN_NS] += static_cast<int64_t>((now() - start) * 1e9);
   if (int32_t code =
-          exchange(rt, "the row exchange of moe.ep_combine", send.data(),
-                   plan->returnBytesOut, plan->returnOffsetsOut, recv.data(),
+          exchange(rt, "the row exchange of moe.ep_combine", send,
+                   plan->returnBytesOut, plan->returnOffsetsOut, recv,
                    plan->returnBytesIn, plan->returnOffsetsIn))
     return code;
   start = now();
-  char *out = reinterpret_cast<char *>(y);
   for (int q = 0; q < size; ++q) {
-    const char *from = recv.data() + plan->returnOffsetsIn[q];
+    if (q == rank)
+      continue;
+    const char *from = recv + plan->returnOffsetsIn[q];
     for (int64_t slot : plan->returnSlots[q]) {
       std::memcpy(out + slot * rowBytes, from, rowBytes);
       from += rowBytes;
