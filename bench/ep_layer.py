@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -182,18 +181,19 @@ def main():
             with open(args.out + ".md", "w") as f:
                 f.write(text + "\n")
         return 0
-    mpirun = shutil.which("mpirun")
-    if not mpirun:
-        print("skipped: no mpirun (scripts/setup.sh installs OpenMPI)")
+    sys.path.insert(0, os.path.join(ROOT, "build", "python_packages"))
+    from moe_mlir import ep
+    try:
+        launcher = ep.mpirun_command
+        ep.mpirun_command(1)
+    except ep.EPError as error:
+        print(f"skipped: {error}")
         return 0
     rows = []
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "build", "python_packages"),
                OMP_NUM_THREADS="1")
     for ranks in args.ranks:
-        command = [mpirun, "-np", str(ranks), "--oversubscribe"]
-        if os.geteuid() == 0:
-            command.append("--allow-run-as-root")
-        command += [sys.executable, os.path.abspath(__file__), "--worker", "--rounds",
+        command = launcher(ranks) + [sys.executable, os.path.abspath(__file__), "--worker", "--rounds",
                     str(args.rounds), "--tokens", *map(str, args.tokens), "--shapes", *args.shapes]
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode != 0:

@@ -56,18 +56,21 @@ echo "== 6. the same model as a GGUF file with Q8_0 experts"
 # 7. Expert parallelism (when MPI is installed): examples/adamoe.mlir with
 # seeded weights in one process and with its experts split over 2 and 4
 # ranks; the outputs must be bit-equal.
-if command -v mpirun >/dev/null; then
+if command -v mpirun.openmpi >/dev/null || command -v mpirun.mpich >/dev/null; then
   echo "== 7. expert parallelism: moe-run under mpirun -np 2 and 4"
   EP="$BUILD_DIR/examples/ep"
   INPUTS=$(/usr/bin/python3 "$ROOT/examples/expert_parallel.py" prepare --out "$EP")
-  ROOTFLAG=""
-  if [ "$(id -u)" -eq 0 ]; then ROOTFLAG="--allow-run-as-root"; fi
+  # The launcher of the MPI that libmoe_ep_runtime.so links (moe_mlir.ep).
+  launcher() {
+    PYTHONPATH="$BUILD_DIR/python_packages" /usr/bin/python3 -c \
+      "import sys; from moe_mlir import ep; print(' '.join(ep.mpirun_command(int(sys.argv[1]))))" "$1"
+  }
   # shellcheck disable=SC2086
   "$BUILD_DIR/bin/moe-run" "$ROOT/examples/adamoe.mlir" --entry adamoe_model $INPUTS \
     -o "$EP/one.npy"
   for ranks in 2 4; do
     # shellcheck disable=SC2086
-    mpirun $ROOTFLAG --oversubscribe -np "$ranks" "$BUILD_DIR/bin/moe-run" \
+    $(launcher "$ranks") "$BUILD_DIR/bin/moe-run" \
       "$ROOT/examples/adamoe.mlir" --entry adamoe_model --expert-parallel balanced \
       $INPUTS -o "$EP/ranks$ranks.npy"
   done

@@ -35,6 +35,7 @@ import numpy as np
 __all__ = ["EPError", "init", "rank", "size", "backend", "finalize", "counters",
            "reset_counters", "local_experts", "allgather", "check_replicated",
            "expert_parallel", "compile", "runtime_library", "COUNTERS", "split_tokens", "gather_rows",
+           "mpirun_command", "mpi_flavour",
            "ExpertBlocks"]
 
 
@@ -93,6 +94,46 @@ def _library():
         lib.moe_ep_local_experts.restype = i32
         _lib = lib
     return _lib
+
+
+def mpi_flavour() -> Optional[str]:
+    """"openmpi" or "mpich": the MPI that libmoe_ep_runtime.so was linked
+    with (None without MPI), read from the library's dependencies."""
+    import subprocess
+    try:
+        out = subprocess.run(["ldd", runtime_library()], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError, EPError):
+        return None
+    for line in out.splitlines():
+        if "libmpi" not in line:
+            continue
+        if "libmpich" in line or "mpich" in line.split("=>")[-1]:
+            return "mpich"
+        return "openmpi"
+    return None
+
+
+def mpirun_command(ranks: int) -> List[str]:
+    """The launcher of the MPI the runtime uses, for ``ranks`` processes on
+    this machine (more than its cores allowed): ``mpirun.openmpi -np N
+    --oversubscribe [--allow-run-as-root]`` or ``mpirun.mpich -np N``
+    (Debian installs both flavours' tools under these names; plain
+    ``mpirun`` may belong to the other one)."""
+    import shutil
+    flavour = mpi_flavour()
+    if flavour is None:
+        raise EPError("libmoe_ep_runtime.so was built without MPI (install libopenmpi-dev "
+                      "and reconfigure)")
+    tool = shutil.which(f"mpirun.{flavour}") or shutil.which("mpirun")
+    if tool is None:
+        raise EPError(f"no mpirun for {flavour} (scripts/setup.sh installs openmpi-bin)")
+    command = [tool, "-np", str(ranks)]
+    if flavour == "openmpi":
+        command.append("--oversubscribe")
+        if os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+    return command
 
 
 def last_error() -> str:
