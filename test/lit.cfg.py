@@ -75,6 +75,7 @@ tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 tools = [
     "moe-opt",
     "moe-capi-test",
+    "moe-ep-runtime-test",
     ToolSubst("%mlir_opt", command=os.path.join(config.llvm_tools_dir,
                                                  "mlir-opt")),
 ]
