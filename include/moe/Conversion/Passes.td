@@ -109,14 +109,21 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     Option<"deviceArguments", "device-arguments", "bool", /*default=*/"false",
            "Function tensor arguments are device pointers and returned "
            "tensors stay on the device (the caller frees them)">,
+    Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
+           "Expert matmuls of bf16 rows and bf16 weights on tensor cores "
+           "(mma.sync m16n8k16, sm_80 and later; emulated lane by lane "
+           "with emulate)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

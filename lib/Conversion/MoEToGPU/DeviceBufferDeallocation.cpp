@@ -14,6 +14,8 @@
 // nothing to clone) unless it carries `moe.caller_owned` (a device result
 // returned with device-arguments: the caller frees it, so the function
 // returns it as owned, without a copy), and `gpu.dealloc` is left as is.
+// The tensor-core kernels' `nvvm.mma.sync` (registers only) is declared
+// free of memory effects, which the analysis needs inside a `gpu.launch`.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +24,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/BufferDeallocationOpInterface.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
 
@@ -52,6 +56,16 @@ struct DeviceDeallocModel
     return op;
   }
 };
+/// `nvvm.mma.sync` reads and writes registers only. Tensor-core kernels are
+/// still inside their `gpu.launch` when the deallocation runs, and it
+/// refuses ops whose memory effects it cannot see.
+struct MmaEffectsModel
+    : MemoryEffectOpInterface::ExternalModel<MmaEffectsModel, NVVM::MmaOp> {
+  void getEffects(
+      Operation *,
+      SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+          &) const {}
+};
 } // namespace
 
 void mlir::moe::registerDeviceBufferDeallocationModels(
@@ -59,5 +73,8 @@ void mlir::moe::registerDeviceBufferDeallocationModels(
   registry.addExtension(+[](MLIRContext *context, gpu::GPUDialect *) {
     gpu::AllocOp::attachInterface<DeviceAllocModel>(*context);
     gpu::DeallocOp::attachInterface<DeviceDeallocModel>(*context);
+  });
+  registry.addExtension(+[](MLIRContext *context, NVVM::NVVMDialect *) {
+    NVVM::MmaOp::attachInterface<MmaEffectsModel>(*context);
   });
 }

@@ -112,9 +112,40 @@ struct GroupedTiles {
   std::function<void(Value, Value, Value, ValueRange)> epilogue;
 };
 void emitGroupedTiles(DeviceEmitter &d, const GroupedTiles &tiles);
-/// `tileStart[g]`: the kTileRows-row tiles of the groups before g
+/// `tileStart[g]`: the `tileRows`-row tiles of the groups before g
 /// (numGroups + 1 entries), computed by one device thread.
-Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups);
+Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups,
+                       int64_t tileRows = GroupedTiles::kTileRows);
+
+/// A grouped matmul on tensor cores (TensorCoreTiles.cpp): bf16 operands,
+/// f32 sums, one warp per 16-row x 32-column tile of one group (mma.sync
+/// m16n8k16, sm_80 and later; emulated lane by lane on the host when
+/// emulating). The same interface as GroupedTiles, except that `a` and
+/// `b` return values rounded to bf16 by the kernel (exact for bf16 rows
+/// and weights).
+struct TensorCoreTiles {
+  TensorCoreTiles(Value offsets, Value numGroups, Value numRows, Value n,
+                  Value depth)
+      : offsets(offsets), numGroups(numGroups), numRows(numRows), n(n),
+        depth(depth) {}
+  static constexpr int64_t kTileRows = 16;
+  static constexpr int64_t kTileCols = 32;
+  Value offsets, numGroups, numRows;
+  /// The schedule in kTileRows-row tiles (emitTileSchedule with kTileRows);
+  /// computed when unset.
+  Value tileStart;
+  Value n, depth;
+  std::function<Value(Value, Value)> a;
+  SmallVector<std::function<Value(Value, Value, Value)>> b;
+  SmallVector<std::function<Value(Value, Value)>> init;
+  std::function<void(Value, Value, Value, ValueRange)> epilogue;
+};
+void emitTensorCoreTiles(DeviceEmitter &d, const TensorCoreTiles &tiles);
+/// Whether a grouped matmul of `rowsElement` rows and `weightElement`
+/// weights runs on tensor cores: bf16 both (f32 rows and f16 keep the SIMT
+/// tiles for now), unless the option is off.
+bool canUseTensorCores(const MoEToGPUOptions &options, Type rowsElement,
+                       Type weightElement);
 
 /// A conversion pattern of the GPU lowering (with its options).
 template <typename Op> struct GPUPattern : OpConversionPattern<Op> {

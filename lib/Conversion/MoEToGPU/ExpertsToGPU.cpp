@@ -18,6 +18,8 @@
 //                   (the unused part of the T * K bound) are zeroed; an
 //                   expert without rows has no tile and reads no weight;
 //   moe.grouped_matmul  the same register tiles;
+//   bf16 rows and weights  both on tensor cores instead (TensorCoreTiles.cpp:
+//                   mma.sync m16n8k16, one warp per 16 x 32 tile);
 //   moe.combine     one thread per (token, h), summing the token's slots in
 //                   slot order (deterministic, no atomics); the const
 //                   experts' two mixing weights are computed first, one
@@ -85,15 +87,28 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
     Value out = d.allocRowsOf(lhs, resultType, {numRows, n});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
-      GroupedTiles tiles(offsets, numGroups, numRows, n, depth);
-      tiles.a = [&](Value r, Value k) { return e.toF32(e.load(lhs, {r, k})); };
-      tiles.b.push_back([&](Value g, Value k, Value c) {
-        return e.toF32(e.load(rhs, {g, k, c}));
-      });
-      tiles.epilogue = [&](Value, Value r, Value c, ValueRange sums) {
-        e.store(e.castFloat(sums[0], outType), out, {r, c});
+      auto set = [&](auto &tiles) {
+        tiles.a = [&](Value r, Value k) {
+          return e.toF32(e.load(lhs, {r, k}));
+        };
+        tiles.b.push_back([&](Value g, Value k, Value c) {
+          return e.toF32(e.load(rhs, {g, k, c}));
+        });
+        tiles.epilogue = [&](Value, Value r, Value c, ValueRange sums) {
+          e.store(e.castFloat(sums[0], outType), out, {r, c});
+        };
       };
-      emitGroupedTiles(d, tiles);
+      Type lhsType = cast<MemRefType>(lhs.getType()).getElementType();
+      Type rhsType = cast<MemRefType>(rhs.getType()).getElementType();
+      if (canUseTensorCores(options, lhsType, rhsType)) {
+        TensorCoreTiles tiles(offsets, numGroups, numRows, n, depth);
+        set(tiles);
+        emitTensorCoreTiles(d, tiles);
+      } else {
+        GroupedTiles tiles(offsets, numGroups, numRows, n, depth);
+        set(tiles);
+        emitGroupedTiles(d, tiles);
+      }
       emitZeroUnusedRows(d, out, offsets, numGroups, numRows, n);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));
@@ -126,49 +141,73 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       Value offsets = d.sanitizedOffsets(o.offsets, o.numExperts, o.numRows);
       // Rounds an f32 value to the rows' type and back (identity for f32).
       auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
-      // Up (and gate) projections and the activation, into the scratch.
-      // One tile schedule serves both projections (same rows).
-      Value tileStart = emitTileSchedule(d, offsets, o.numExperts);
-      GroupedTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
-      up.tileStart = tileStart;
-      up.a = [&](Value r, Value h) { return round(e.load(o.rows, {r, h})); };
-      if (gated)
+      // Up (and gate) projections and the activation, into the scratch,
+      // then the down projection: on tensor cores for bf16 rows and
+      // weights, else in SIMT register tiles (same operands and epilogues).
+      Type weightType = cast<MemRefType>(o.wUp.getType()).getElementType();
+      bool tensorCores = !o.quant && canUseTensorCores(options, rowType,
+                                                       weightType);
+      auto setUp = [&](auto &up) {
+        up.a = [&](Value r, Value h) { return round(e.load(o.rows, {r, h})); };
+        if (gated)
+          up.b.push_back([&](Value g, Value h, Value f) {
+            return loadWeight(e, o.wGate, o.packed, g, h, f);
+          });
         up.b.push_back([&](Value g, Value h, Value f) {
-          return loadWeight(e, o.wGate, o.packed, g, h, f);
+          return loadWeight(e, o.wUp, o.packed, g, h, f);
         });
-      up.b.push_back([&](Value g, Value h, Value f) {
-        return loadWeight(e, o.wUp, o.packed, g, h, f);
-      });
-      if (!gated && o.bUp)
-        up.init.push_back([&](Value g, Value f) {
-          return e.toF32(e.load(o.bUp, {g, f}));
-        });
-      up.epilogue = [&](Value, Value r, Value f, ValueRange sums) {
-        Value value;
-        if (gated) {
-          Value a = round(emitActivation(e, activation, round(sums[0])));
-          value = round(e.mul(a, round(sums[1])));
-        } else {
-          value = round(emitActivation(e, activation, round(sums[0])));
-        }
-        e.store(value, scratch, {r, f});
+        if (!gated && o.bUp)
+          up.init.push_back([&](Value g, Value f) {
+            return e.toF32(e.load(o.bUp, {g, f}));
+          });
+        up.epilogue = [&](Value, Value r, Value f, ValueRange sums) {
+          Value value;
+          if (gated) {
+            Value a = round(emitActivation(e, activation, round(sums[0])));
+            value = round(e.mul(a, round(sums[1])));
+          } else {
+            value = round(emitActivation(e, activation, round(sums[0])));
+          }
+          e.store(value, scratch, {r, f});
+        };
       };
-      emitGroupedTiles(d, up);
-      // Down projection; unused rows are zero.
-      GroupedTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
-      down.tileStart = tileStart;
-      down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
-      down.b.push_back([&](Value g, Value f, Value h) {
-        return loadWeight(e, o.wDown, o.packed, g, f, h);
-      });
-      if (o.bDown)
-        down.init.push_back([&](Value g, Value h) {
-          return e.toF32(e.load(o.bDown, {g, h}));
+      auto setDown = [&](auto &down) {
+        down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
+        down.b.push_back([&](Value g, Value f, Value h) {
+          return loadWeight(e, o.wDown, o.packed, g, f, h);
         });
-      down.epilogue = [&](Value, Value r, Value h, ValueRange sums) {
-        e.store(e.castFloat(sums[0], rowType), out, {r, h});
+        if (o.bDown)
+          down.init.push_back([&](Value g, Value h) {
+            return e.toF32(e.load(o.bDown, {g, h}));
+          });
+        down.epilogue = [&](Value, Value r, Value h, ValueRange sums) {
+          e.store(e.castFloat(sums[0], rowType), out, {r, h});
+        };
       };
-      emitGroupedTiles(d, down);
+      if (tensorCores) {
+        // One schedule of 16-row tiles serves both projections.
+        Value tileStart = emitTileSchedule(d, offsets, o.numExperts,
+                                           TensorCoreTiles::kTileRows);
+        TensorCoreTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
+        up.tileStart = tileStart;
+        setUp(up);
+        emitTensorCoreTiles(d, up);
+        TensorCoreTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
+        down.tileStart = tileStart;
+        setDown(down);
+        emitTensorCoreTiles(d, down);
+      } else {
+        // One tile schedule serves both projections (same rows).
+        Value tileStart = emitTileSchedule(d, offsets, o.numExperts);
+        GroupedTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
+        up.tileStart = tileStart;
+        setUp(up);
+        emitGroupedTiles(d, up);
+        GroupedTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
+        down.tileStart = tileStart;
+        setDown(down);
+        emitGroupedTiles(d, down);
+      }
       emitZeroUnusedRows(d, out, offsets, o.numExperts, o.numRows, o.hidden);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));

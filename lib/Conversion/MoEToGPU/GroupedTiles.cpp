@@ -21,9 +21,9 @@ using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
 Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
-                                          Value numGroups) {
+                                          Value numGroups, int64_t rows) {
   LoopEmitter &e = d.e;
-  Value tileRows = e.index(GroupedTiles::kTileRows);
+  Value tileRows = e.index(rows);
   Value tileStart = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic},
                             e.add(numGroups, e.index(1)));
   d.single([&] {

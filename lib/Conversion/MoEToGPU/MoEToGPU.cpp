@@ -189,6 +189,7 @@ struct ConvertMoEToGPUPass
     options.emulate = emulate;
     options.blockSize = blockSize;
     options.deviceArguments = deviceArguments;
+    options.tensorCores = tensorCores;
     populateMoEToGPUConversionPatterns(patterns, options);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))) ||

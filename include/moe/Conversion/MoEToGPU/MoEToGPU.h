@@ -33,6 +33,9 @@ struct MoEToGPUOptions {
   /// caller passes device pointers) and tensor results stay there (the
   /// caller frees them): nothing crosses PCIe in a call.
   bool deviceArguments = false;
+  /// Expert matmuls of bf16 rows and bf16 weights on tensor cores (mma.sync
+  /// m16n8k16, sm_80 and later); the SIMT tiles otherwise.
+  bool tensorCores = true;
 };
 
 /// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,
