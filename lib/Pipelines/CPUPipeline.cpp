@@ -70,7 +70,8 @@ using namespace mlir::moe;
 /// the GPU kernels run as host loops instead (a testing pipeline).
 static void buildHostPipeline(OpPassManager &pm,
                               const CPUPipelineOptions &options,
-                              bool emulateGPUKernels, StringRef name) {
+                              bool emulateGPUKernels, StringRef name,
+                              bool bf16Rows = false) {
   MoECheckPipelineInputPassOptions input;
   input.pipeline = name.str();
   pm.addPass(createMoECheckPipelineInputPass(input));
@@ -88,6 +89,7 @@ static void buildHostPipeline(OpPassManager &pm,
   if (emulateGPUKernels) {
     ConvertMoEToGPUPassOptions gpu;
     gpu.emulate = true;
+    gpu.bf16Rows = bf16Rows;
     pm.addPass(createConvertMoEToGPUPass(gpu));
   } else {
     if (options.fuse)
@@ -144,7 +146,7 @@ void mlir::moe::buildGPUEmulationPipeline(
   cpu.cInterface = options.cInterface;
   cpu.statusArgument = options.statusArgument;
   buildHostPipeline(pm, cpu, /*emulateGPUKernels=*/true,
-                    "moe-test-gpu-emulation-pipeline");
+                    "moe-test-gpu-emulation-pipeline", options.bf16Rows);
 }
 
 void mlir::moe::registerMoEPipelines() {

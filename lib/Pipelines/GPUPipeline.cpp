@@ -59,6 +59,7 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   ConvertMoEToGPUPassOptions kernels;
   kernels.blockSize = options.blockSize;
   kernels.deviceArguments = options.deviceArguments;
+  kernels.bf16Rows = options.bf16Rows;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

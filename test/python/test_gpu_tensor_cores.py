@@ -98,3 +98,68 @@ def test_emulation_uses_the_tensor_core_kernels():
     simt = compiler.lower(text, "moe-decompose-layer,"
                                 "convert-moe-to-gpu{emulate=1 tensor-cores=0}")
     assert "memref<32x8xbf16>" not in simt
+
+
+def _emulation_pipeline(bf16_rows: bool) -> str:
+    return "moe-test-gpu-emulation-pipeline" + ("{bf16-rows=1}" if bf16_rows else "")
+
+
+def _ffn(H, F, E, gated, rows):
+    """moe.expert_ffn alone on `rows` rows (the bf16-rows rule is about the
+    FFN: moe.combine then sums its f32 outputs as they are)."""
+    args = [f"%rows: tensor<?x{H}x{rows}>", f"%off: tensor<{E + 1}xi32>",
+            f"%wu: tensor<{E}x{H}x{F}xbf16>"]
+    ops = f"up(%wu : tensor<{E}x{H}x{F}xbf16>)"
+    if gated:
+        args.append(f"%wg: tensor<{E}x{H}x{F}xbf16>")
+        ops += f" gate(%wg : tensor<{E}x{H}x{F}xbf16>)"
+    args.append(f"%wd: tensor<{E}x{F}x{H}xbf16>")
+    ops += f" down(%wd : tensor<{E}x{F}x{H}xbf16>)"
+    if not gated:
+        args += [f"%bu: tensor<{E}x{F}xbf16>", f"%bd: tensor<{E}x{H}xbf16>"]
+        ops += f" up_bias(%bu : tensor<{E}x{F}xbf16>) down_bias(%bd : tensor<{E}x{H}xbf16>)"
+    activation = "silu gated" if gated else "gelu"
+    return f"""
+func.func @ffn({', '.join(args)}) -> tensor<?x{H}x{rows}> {{
+  %c0 = arith.constant 0 : index
+  %r = tensor.dim %rows, %c0 : tensor<?x{H}x{rows}>
+  %init = tensor.empty(%r) : tensor<?x{H}x{rows}>
+  %y = moe.expert_ffn %rows, %off {ops} activation = {activation} into(%init)
+      : tensor<?x{H}x{rows}>, tensor<{E + 1}xi32> into tensor<?x{H}x{rows}>
+  return %y : tensor<?x{H}x{rows}>
+}}"""
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_f32_rows_on_tensor_cores_with_bf16_rows(gated):
+    """bf16-rows: f32 rows with bf16 weights on tensor cores, the rows and
+    the FFN's intermediates rounded to bf16. The f32 output is the FFN of
+    the bf16-rounded rows before its final rounding: rounded to bf16 it
+    equals the CPU pipeline's FFN on bf16 rows bit for bit. Without the
+    option the same module keeps f32 semantics (SIMT tiles)."""
+    H, F, E, R = 40, 72, 6, 45
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((R, H)).astype(np.float32)
+    offsets = np.array([0, 7, 7, 20, 21, 40, 45], np.int32)   # an empty expert
+    weights = [_bf16_bits(rng.standard_normal((E, H, F)) / np.sqrt(H))]
+    if gated:
+        weights.append(_bf16_bits(rng.standard_normal((E, H, F)) / np.sqrt(H)))
+    weights.append(_bf16_bits(rng.standard_normal((E, F, H)) / np.sqrt(F)))
+    if not gated:
+        weights += [_bf16_bits(rng.standard_normal((E, F))),
+                    _bf16_bits(rng.standard_normal((E, H)))]
+    f32_text = _ffn(H, F, E, gated, "f32")
+    rounded = compiler.compile(f32_text, "ffn", pipeline=_emulation_pipeline(True))(
+        rows, offsets, *weights)
+    cpu_bf16 = compiler.compile(_ffn(H, F, E, gated, "bf16"), "ffn")(
+        _bf16_bits(rows), offsets, *weights)
+    assert rounded.dtype == np.float32
+    assert np.array_equal(_bf16_bits(rounded), _bf16_bits(cpu_bf16))
+    # Without the option: f32 semantics, as the CPU pipeline's f32 rows.
+    exact = compiler.compile(f32_text, "ffn", pipeline=_emulation_pipeline(False))(
+        rows, offsets, *weights)
+    cpu_f32 = compiler.compile(f32_text, "ffn")(rows, offsets, *weights)
+    assert np.allclose(exact, cpu_f32, rtol=1e-5, atol=1e-6)
+    # What the rounding costs against f32 semantics here (docs/GPU.md).
+    error = np.abs(rounded - cpu_f32).max() / np.abs(cpu_f32).max()
+    assert 0 < error <= 2.0 ** -6, error

@@ -113,6 +113,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "Expert matmuls of bf16 rows and bf16 weights on tensor cores "
            "(mma.sync m16n8k16, sm_80 and later; emulated lane by lane "
            "with emulate)">,
+    Option<"bf16Rows", "bf16-rows", "bool", /*default=*/"false",
+           "With bf16 weights, run f32 rows on tensor cores too, rounding "
+           "the rows and the FFN's intermediates to bf16 (the output stays "
+           "f32; a documented deviation from f32 semantics)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -72,7 +72,14 @@ struct CPUPipelineOptions : public HostABIOptions<CPUPipelineOptions> {
 /// Options of moe-test-gpu-emulation-pipeline: the host ABI only (the rest
 /// is the CPU pipeline's defaults).
 struct GPUEmulationPipelineOptions
-    : public HostABIOptions<GPUEmulationPipelineOptions> {};
+    : public HostABIOptions<GPUEmulationPipelineOptions> {
+  PassOptions::Option<bool> bf16Rows{
+      *this, "bf16-rows",
+      llvm::cl::desc("As moe-gpu-pipeline's bf16-rows: f32 rows with bf16 "
+                     "weights on the (emulated) tensor cores, rounded to "
+                     "bf16"),
+      llvm::cl::init(false)};
+};
 
 /// Options of the GPU pipeline.
 struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
@@ -92,6 +99,12 @@ struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
       *this, "device-arguments",
       llvm::cl::desc("Tensor arguments are device pointers and results stay "
                      "on the device (convert-moe-to-gpu{device-arguments})"),
+      llvm::cl::init(false)};
+  PassOptions::Option<bool> bf16Rows{
+      *this, "bf16-rows",
+      llvm::cl::desc("With bf16 weights, run f32 rows on tensor cores too, "
+                     "rounded to bf16 with the FFN's intermediates "
+                     "(convert-moe-to-gpu{bf16-rows}; docs/GPU.md)"),
       llvm::cl::init(false)};
   PassOptions::Option<bool> fatbin{
       *this, "fatbin",

@@ -142,8 +142,9 @@ struct TensorCoreTiles {
 };
 void emitTensorCoreTiles(DeviceEmitter &d, const TensorCoreTiles &tiles);
 /// Whether a grouped matmul of `rowsElement` rows and `weightElement`
-/// weights runs on tensor cores: bf16 both (f32 rows and f16 keep the SIMT
-/// tiles for now), unless the option is off.
+/// weights runs on tensor cores: bf16 weights with bf16 rows, or with f32
+/// rows when `bf16Rows` lets the kernels round them (f16 and f32 weights
+/// keep the SIMT tiles), unless `tensorCores` is off.
 bool canUseTensorCores(const MoEToGPUOptions &options, Type rowsElement,
                        Type weightElement);
 

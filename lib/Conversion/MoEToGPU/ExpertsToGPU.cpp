@@ -139,14 +139,22 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
                 {o.numRows, o.ffn});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(o.offsets, o.numExperts, o.numRows);
-      // Rounds an f32 value to the rows' type and back (identity for f32).
-      auto round = [&](Value v) { return e.toF32(e.castFloat(v, rowType)); };
       // Up (and gate) projections and the activation, into the scratch,
-      // then the down projection: on tensor cores for bf16 rows and
-      // weights, else in SIMT register tiles (same operands and epilogues).
+      // then the down projection: on tensor cores for bf16 weights and bf16
+      // rows (or f32 rows rounded to bf16, with bf16-rows), else in SIMT
+      // register tiles (same operands and epilogues).
       Type weightType = cast<MemRefType>(o.wUp.getType()).getElementType();
       bool tensorCores = !o.quant && canUseTensorCores(options, rowType,
                                                        weightType);
+      // The type the FFN's intermediates are rounded to: the rows' (the
+      // op's semantics), or bf16 for f32 rows on tensor cores (bf16-rows:
+      // the layer computed as with bf16 rows, its output kept in f32).
+      Type intermediate = tensorCores ? e.b.getBF16Type() : rowType;
+      // Rounds an f32 value to that type and back (identity for f32).
+      auto round = [&](Value v) {
+        Value narrow = e.castFloat(v, intermediate);
+        return e.toF32(narrow);
+      };
       auto setUp = [&](auto &up) {
         up.a = [&](Value r, Value h) { return round(e.load(o.rows, {r, h})); };
         if (gated)

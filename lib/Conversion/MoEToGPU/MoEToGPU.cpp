@@ -190,6 +190,7 @@ struct ConvertMoEToGPUPass
     options.blockSize = blockSize;
     options.deviceArguments = deviceArguments;
     options.tensorCores = tensorCores;
+    options.bf16Rows = bf16Rows;
     populateMoEToGPUConversionPatterns(patterns, options);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))) ||

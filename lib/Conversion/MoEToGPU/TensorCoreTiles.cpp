@@ -444,7 +444,9 @@ void emitEmulated(DeviceEmitter &d, const TensorCoreTiles &t, Value tileStart,
 bool mlir::moe::detail::canUseTensorCores(const MoEToGPUOptions &options,
                                           Type rowsElement,
                                           Type weightElement) {
-  return options.tensorCores && rowsElement.isBF16() && weightElement.isBF16();
+  if (!options.tensorCores || !weightElement.isBF16())
+    return false;
+  return rowsElement.isBF16() || (rowsElement.isF32() && options.bf16Rows);
 }
 
 void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,

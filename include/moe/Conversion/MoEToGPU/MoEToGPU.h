@@ -36,6 +36,12 @@ struct MoEToGPUOptions {
   /// Expert matmuls of bf16 rows and bf16 weights on tensor cores (mma.sync
   /// m16n8k16, sm_80 and later); the SIMT tiles otherwise.
   bool tensorCores = true;
+  /// With bf16 weights, f32 rows run on tensor cores too: the kernels round
+  /// the rows and the FFN's intermediates to bf16 (the layer computed as
+  /// with bf16 rows; the output stays f32, not rounded). Off by default:
+  /// the op's semantics computes f32 rows in f32 (docs/GPU.md gives the
+  /// error this adds).
+  bool bf16Rows = false;
 };
 
 /// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,
