@@ -27,7 +27,7 @@ _SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 8, "test_gpu_emulated
                     "test_fusion": 8, "test_export": 4, "test_export_published": 4, "test_compiled_route": 8,
                     "test_matmul_kernel": 8, "test_matmul_schedules": 4, "test_quant": 8,
                     "test_compiled_edge_cases": 3, "test_isa": 3,
-                    "test_hf": 4, "test_gguf": 8}
+                    "test_hf": 4, "test_gguf": 8, "test_gpu_tensor_cores": 3}
 # Modules whose plain (not parametrized) tests are sampled too.
 _SAMPLE_WHOLE_MODULE = {"test_export", "test_export_published", "test_hf", "test_gguf"}
 

@@ -65,11 +65,13 @@ def test_ranks_match_one_process(ranks):
     assert any(" skew: " in line for line in lines)
 
 
-@pytest.mark.parametrize("ranks", [2, 4])
+@pytest.mark.parametrize("ranks", [4])
 def test_models_load_per_rank(ranks, tmp_path):
     """A moe-mlir-checkpoint/1 model and a Hugging Face Mixtral folder, each
     rank reading only its experts (stacked layers included), bit-equal to
-    one process; at 4 ranks with 3 sequences one rank has none."""
+    one process; with 3 sequences on 4 ranks one rank has none.
+    (ep_models.py runs on any rank count; CI runs the 4-rank case, the
+    harder one, to save time.)"""
     _require_mpi_backend()
     code, output, _ = _mpirun(ranks, "ep_models.py", env={"EP_DIR": str(tmp_path)})
     assert code == 0, output[-4000:]
