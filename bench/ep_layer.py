@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from cpu_layer import cpu_flags, cpu_name  # noqa: E402 (bench/ is on sys.path)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: hidden, ffn, compute experts, null experts, k, normalize
@@ -101,29 +103,10 @@ def worker(args):
                 print("ROW " + json.dumps(row), flush=True)
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def isa() -> str:
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    have = [name for name in ("avx512f", "avx2", "fma") if f" {name}" in flags]
-    return ", ".join(have) or "unknown"
+    """The vector ISA features of this CPU that the kernels use."""
+    flags = cpu_flags()
+    return ", ".join(name for name in ("avx512f", "avx2", "fma") if name in flags) or "unknown"
 
 
 def table(rows):
@@ -201,7 +184,7 @@ def main():
             return 1
         rows += [json.loads(line[4:]) for line in done.stdout.splitlines()
                  if line.startswith("ROW ")]
-    header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.node()} ({cpu_model()}): "
+    header = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.node()} ({cpu_name()}): "
               f"{os.cpu_count()} cores, ISA {isa()}; MPI loopback (OpenMPI, one process per "
               f"rank, one thread each); f32, top-k, balanced placement; max over ranks per "
               f"row; {args.rounds} rounds (median).")

@@ -406,6 +406,9 @@ class ExpertParallelFunction:
         self.arg_names = list(arg_names) if arg_names else None
         self.checked = weights_from is None
         self.module = getattr(function, "module", None)
+        # index -> (the stack last passed, this rank's block of it): full
+        # stacks are sliced (and copied, for dimension 1) once, not per call.
+        self._blocks: Dict[int, tuple] = {}
 
     def _name(self, index: int) -> str:
         if self.arg_names and index < len(self.arg_names):
@@ -430,10 +433,17 @@ class ExpertParallelFunction:
     def local_arguments(self, args: Sequence) -> List:
         out = list(args)
         for index, (experts, dim) in self.expert_args.items():
+            value = out[index]
+            cached = self._blocks.get(index)
+            if cached is not None and cached[0] is value:
+                out[index] = cached[1]   # the same stack as last call: no new slice
+                continue
             try:
-                out[index] = take_block(out[index], experts, dim, self.placement)
+                block = take_block(value, experts, dim, self.placement)
             except EPError as error:
                 raise EPError(f"{self._name(index)}: {error}") from None
+            self._blocks[index] = (value, block)
+            out[index] = block
         return out
 
     def __call__(self, *args):

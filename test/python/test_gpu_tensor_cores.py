@@ -34,12 +34,10 @@ def _bf16_bits(a):
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
-def _layer(H, F, E, N, K, gated, rows="bf16"):
-    S = E + N
-    space = f"<compute = {E}" + (f", null = {N}>" if N else ">")
-    normalize = "non_null" if N else "selected"
-    args = [f"%x: tensor<?x{H}x{rows}>", f"%wr: tensor<{H}x{S}xbf16>",
-            f"%wu: tensor<{E}x{H}x{F}xbf16>"]
+def _ffn_weights(H, F, E, gated):
+    """The bf16 expert weights as function arguments, their operand groups
+    and the activation (gated SiLU, or GELU with biases)."""
+    args = [f"%wu: tensor<{E}x{H}x{F}xbf16>"]
     ops = f"up(%wu : tensor<{E}x{H}x{F}xbf16>)"
     if gated:
         args.append(f"%wg: tensor<{E}x{H}x{F}xbf16>")
@@ -49,7 +47,15 @@ def _layer(H, F, E, N, K, gated, rows="bf16"):
     if not gated:
         args += [f"%bu: tensor<{E}x{F}xbf16>", f"%bd: tensor<{E}x{H}xbf16>"]
         ops += f" up_bias(%bu : tensor<{E}x{F}xbf16>) down_bias(%bd : tensor<{E}x{H}xbf16>)"
-    activation = "silu gated" if gated else "gelu"
+    return args, ops, "silu gated" if gated else "gelu"
+
+
+def _layer(H, F, E, N, K, gated, rows="bf16"):
+    S = E + N
+    space = f"<compute = {E}" + (f", null = {N}>" if N else ">")
+    normalize = "non_null" if N else "selected"
+    weights, ops, activation = _ffn_weights(H, F, E, gated)
+    args = [f"%x: tensor<?x{H}x{rows}>", f"%wr: tensor<{H}x{S}xbf16>"] + weights
     return f"""
 func.func @layer({', '.join(args)}) -> tensor<?x{H}x{rows}> {{
   %y = moe.layer %x router(%wr : tensor<{H}x{S}xbf16>) {ops}
@@ -107,18 +113,8 @@ def _emulation_pipeline(bf16_rows: bool) -> str:
 def _ffn(H, F, E, gated, rows):
     """moe.expert_ffn alone on `rows` rows (the bf16-rows rule is about the
     FFN: moe.combine then sums its f32 outputs as they are)."""
-    args = [f"%rows: tensor<?x{H}x{rows}>", f"%off: tensor<{E + 1}xi32>",
-            f"%wu: tensor<{E}x{H}x{F}xbf16>"]
-    ops = f"up(%wu : tensor<{E}x{H}x{F}xbf16>)"
-    if gated:
-        args.append(f"%wg: tensor<{E}x{H}x{F}xbf16>")
-        ops += f" gate(%wg : tensor<{E}x{H}x{F}xbf16>)"
-    args.append(f"%wd: tensor<{E}x{F}x{H}xbf16>")
-    ops += f" down(%wd : tensor<{E}x{F}x{H}xbf16>)"
-    if not gated:
-        args += [f"%bu: tensor<{E}x{F}xbf16>", f"%bd: tensor<{E}x{H}xbf16>"]
-        ops += f" up_bias(%bu : tensor<{E}x{F}xbf16>) down_bias(%bd : tensor<{E}x{H}xbf16>)"
-    activation = "silu gated" if gated else "gelu"
+    weights, ops, activation = _ffn_weights(H, F, E, gated)
+    args = [f"%rows: tensor<?x{H}x{rows}>", f"%off: tensor<{E + 1}xi32>"] + weights
     return f"""
 func.func @ffn({', '.join(args)}) -> tensor<?x{H}x{rows}> {{
   %c0 = arith.constant 0 : index

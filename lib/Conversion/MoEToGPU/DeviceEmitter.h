@@ -81,66 +81,58 @@ public:
   Value groupOfRow(Value offsets, Value numGroups, Value row);
 };
 
-/// A grouped matmul on the device, in register tiles of kTileRows rows (of
-/// one group) by kTileCols columns per thread. The schedule of tiles over
+/// One to three grouped matmuls over the same rows (an FFN's gate and up
+/// projections): what the SIMT tiles (GroupedTiles.cpp) and the tensor-core
+/// tiles (TensorCoreTiles.cpp) both compute. The schedule of tiles over
 /// (group, row tile) is computed on the device from the sanitised offsets:
-/// `tileStart[g]` counts the tiles of the groups before g, a thread finds
-/// its group from it, threads past the last tile exit. An empty group has
-/// no tile and reads no weight.
-struct GroupedTiles {
-  GroupedTiles(Value offsets, Value numGroups, Value numRows, Value n,
-               Value depth)
+/// `tileStart[g]` counts the tiles of the groups before g, a thread (warp)
+/// finds its group from it, threads past the last tile exit. An empty group
+/// has no tile and reads no weight.
+struct GroupedProducts {
+  GroupedProducts(Value offsets, Value numGroups, Value numRows, Value n,
+                  Value depth)
       : offsets(offsets), numGroups(numGroups), numRows(numRows), n(n),
         depth(depth) {}
-  static constexpr int64_t kTileRows = 4;
-  static constexpr int64_t kTileCols = 4;
   /// Sanitised offsets (numGroups + 1, index) and the number of rows.
   Value offsets, numGroups, numRows;
-  /// The schedule (emitTileSchedule); computed by emitGroupedTiles when
-  /// unset. Products over the same rows share one.
+  /// The schedule (emitTileSchedule with the kernel's tile rows); computed
+  /// by the kernel when unset. Products over the same rows share one.
   Value tileStart;
   /// Columns and depth of the products.
   Value n, depth;
-  /// A(row, k) in f32.
+  /// A(row, k) in f32 (the tensor-core tiles round it to bf16).
   std::function<Value(Value, Value)> a;
-  /// B_i(group, k, column) in f32: one to three products computed together
-  /// over the same A (an FFN's gate and up projections).
+  /// B_i(group, k, column) in f32 (rounded to bf16 likewise).
   SmallVector<std::function<Value(Value, Value, Value)>> b;
   /// Initial value of product i at (group, column) (a bias); 0 when unset.
   SmallVector<std::function<Value(Value, Value)>> init;
   /// Consumes the sums of every product at (group, row, column).
   std::function<void(Value, Value, Value, ValueRange)> epilogue;
 };
-void emitGroupedTiles(DeviceEmitter &d, const GroupedTiles &tiles);
+
+/// SIMT register tiles: one thread computes kTileRows rows (of one group)
+/// by kTileCols columns of every product, f32 FMAs.
+struct GroupedTiles {
+  static constexpr int64_t kTileRows = 4;
+  static constexpr int64_t kTileCols = 4;
+};
+void emitGroupedTiles(DeviceEmitter &d, const GroupedProducts &products);
+
+/// Tensor cores (sm_80 and later): bf16 operands, f32 sums, one warp per
+/// kTileRows x kTileCols tile of one group (mma.sync m16n8k16; emulated
+/// lane by lane on the host when emulating). Exact for bf16 rows and
+/// weights.
+struct TensorCoreTiles {
+  static constexpr int64_t kTileRows = 16;
+  static constexpr int64_t kTileCols = 32;
+};
+void emitTensorCoreTiles(DeviceEmitter &d, const GroupedProducts &products);
+
 /// `tileStart[g]`: the `tileRows`-row tiles of the groups before g
 /// (numGroups + 1 entries), computed by one device thread.
 Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups,
                        int64_t tileRows = GroupedTiles::kTileRows);
 
-/// A grouped matmul on tensor cores (TensorCoreTiles.cpp): bf16 operands,
-/// f32 sums, one warp per 16-row x 32-column tile of one group (mma.sync
-/// m16n8k16, sm_80 and later; emulated lane by lane on the host when
-/// emulating). The same interface as GroupedTiles, except that `a` and
-/// `b` return values rounded to bf16 by the kernel (exact for bf16 rows
-/// and weights).
-struct TensorCoreTiles {
-  TensorCoreTiles(Value offsets, Value numGroups, Value numRows, Value n,
-                  Value depth)
-      : offsets(offsets), numGroups(numGroups), numRows(numRows), n(n),
-        depth(depth) {}
-  static constexpr int64_t kTileRows = 16;
-  static constexpr int64_t kTileCols = 32;
-  Value offsets, numGroups, numRows;
-  /// The schedule in kTileRows-row tiles (emitTileSchedule with kTileRows);
-  /// computed when unset.
-  Value tileStart;
-  Value n, depth;
-  std::function<Value(Value, Value)> a;
-  SmallVector<std::function<Value(Value, Value, Value)>> b;
-  SmallVector<std::function<Value(Value, Value)>> init;
-  std::function<void(Value, Value, Value, ValueRange)> epilogue;
-};
-void emitTensorCoreTiles(DeviceEmitter &d, const TensorCoreTiles &tiles);
 /// Whether a grouped matmul of `rowsElement` rows and `weightElement`
 /// weights runs on tensor cores: bf16 weights with bf16 rows, or with f32
 /// rows when `bf16Rows` lets the kernels round them (f16 and f32 weights

@@ -87,28 +87,20 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
     Value out = d.allocRowsOf(lhs, resultType, {numRows, n});
     d.guarded(op, sizes, [&] {
       Value offsets = d.sanitizedOffsets(rawOffsets, numGroups, numRows);
-      auto set = [&](auto &tiles) {
-        tiles.a = [&](Value r, Value k) {
-          return e.toF32(e.load(lhs, {r, k}));
-        };
-        tiles.b.push_back([&](Value g, Value k, Value c) {
-          return e.toF32(e.load(rhs, {g, k, c}));
-        });
-        tiles.epilogue = [&](Value, Value r, Value c, ValueRange sums) {
-          e.store(e.castFloat(sums[0], outType), out, {r, c});
-        };
+      GroupedProducts tiles(offsets, numGroups, numRows, n, depth);
+      tiles.a = [&](Value r, Value k) { return e.toF32(e.load(lhs, {r, k})); };
+      tiles.b.push_back([&](Value g, Value k, Value c) {
+        return e.toF32(e.load(rhs, {g, k, c}));
+      });
+      tiles.epilogue = [&](Value, Value r, Value c, ValueRange sums) {
+        e.store(e.castFloat(sums[0], outType), out, {r, c});
       };
       Type lhsType = cast<MemRefType>(lhs.getType()).getElementType();
       Type rhsType = cast<MemRefType>(rhs.getType()).getElementType();
-      if (canUseTensorCores(options, lhsType, rhsType)) {
-        TensorCoreTiles tiles(offsets, numGroups, numRows, n, depth);
-        set(tiles);
+      if (canUseTensorCores(options, lhsType, rhsType))
         emitTensorCoreTiles(d, tiles);
-      } else {
-        GroupedTiles tiles(offsets, numGroups, numRows, n, depth);
-        set(tiles);
+      else
         emitGroupedTiles(d, tiles);
-      }
       emitZeroUnusedRows(d, out, offsets, numGroups, numRows, n);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));
@@ -155,7 +147,7 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
         Value narrow = e.castFloat(v, intermediate);
         return e.toF32(narrow);
       };
-      auto setUp = [&](auto &up) {
+      auto setUp = [&](GroupedProducts &up) {
         up.a = [&](Value r, Value h) { return round(e.load(o.rows, {r, h})); };
         if (gated)
           up.b.push_back([&](Value g, Value h, Value f) {
@@ -179,7 +171,7 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
           e.store(value, scratch, {r, f});
         };
       };
-      auto setDown = [&](auto &down) {
+      auto setDown = [&](GroupedProducts &down) {
         down.a = [&](Value r, Value f) { return e.load(scratch, {r, f}); };
         down.b.push_back([&](Value g, Value f, Value h) {
           return loadWeight(e, o.wDown, o.packed, g, f, h);
@@ -192,30 +184,25 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
           e.store(e.castFloat(sums[0], rowType), out, {r, h});
         };
       };
-      if (tensorCores) {
-        // One schedule of 16-row tiles serves both projections.
-        Value tileStart = emitTileSchedule(d, offsets, o.numExperts,
-                                           TensorCoreTiles::kTileRows);
-        TensorCoreTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
-        up.tileStart = tileStart;
-        setUp(up);
-        emitTensorCoreTiles(d, up);
-        TensorCoreTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
-        down.tileStart = tileStart;
-        setDown(down);
-        emitTensorCoreTiles(d, down);
-      } else {
-        // One tile schedule serves both projections (same rows).
-        Value tileStart = emitTileSchedule(d, offsets, o.numExperts);
-        GroupedTiles up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
-        up.tileStart = tileStart;
-        setUp(up);
-        emitGroupedTiles(d, up);
-        GroupedTiles down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
-        down.tileStart = tileStart;
-        setDown(down);
-        emitGroupedTiles(d, down);
-      }
+      // One tile schedule serves both projections (same rows).
+      int64_t tileRows =
+          tensorCores ? TensorCoreTiles::kTileRows : GroupedTiles::kTileRows;
+      Value tileStart =
+          emitTileSchedule(d, offsets, o.numExperts, tileRows);
+      auto emitProducts = [&](const GroupedProducts &products) {
+        if (tensorCores)
+          emitTensorCoreTiles(d, products);
+        else
+          emitGroupedTiles(d, products);
+      };
+      GroupedProducts up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
+      up.tileStart = tileStart;
+      setUp(up);
+      emitProducts(up);
+      GroupedProducts down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
+      down.tileStart = tileStart;
+      setDown(down);
+      emitProducts(down);
       emitZeroUnusedRows(d, out, offsets, o.numExperts, o.numRows, o.hidden);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));

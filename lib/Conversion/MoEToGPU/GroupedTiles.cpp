@@ -45,7 +45,7 @@ Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
 }
 
 void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,
-                                         const GroupedTiles &tiles) {
+                                         const GroupedProducts &tiles) {
   LoopEmitter &e = d.e;
   constexpr int64_t kRows = GroupedTiles::kTileRows;
   constexpr int64_t kCols = GroupedTiles::kTileCols;

@@ -103,7 +103,7 @@ struct WarpTile {
   Value group, rowStart, rowEnd, colStart;
 };
 
-WarpTile locateTile(DeviceEmitter &d, const TensorCoreTiles &t, Value tileStart,
+WarpTile locateTile(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
                     Value warp, Value colTiles) {
   LoopEmitter &e = d.e;
   Value tile = arith::DivUIOp::create(e.b, warp, colTiles);
@@ -146,7 +146,7 @@ Value column(LoopEmitter &e, const WarpTile &w, int64_t j, Value col) {
 
 /// A's element (row, k) of the warp tile for the step at depth k0, as
 /// bf16: zero outside the group's rows or the depth.
-Value loadA(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
+Value loadA(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
             Value k0, Value row, Value col) {
   Value r = e.add(w.rowStart, row);
   Value k = e.add(k0, col);
@@ -164,7 +164,7 @@ Value loadA(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
 
 /// B_p's element (k, column) of n8 tile j, as bf16: zero past the depth or
 /// the columns.
-Value loadB(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
+Value loadB(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
             size_t p, int64_t j, Value k0, Value kk, Value col) {
   Value k = e.add(k0, kk);
   Value n = column(e, w, j, col);
@@ -181,7 +181,7 @@ Value loadB(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
 }
 
 /// The initial accumulator of product p at column `n` (a bias), or 0.
-Value initialSum(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
+Value initialSum(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
                  size_t p, Value n) {
   if (p >= t.init.size() || !t.init[p])
     return e.f32(0.0f);
@@ -194,7 +194,7 @@ Value initialSum(LoopEmitter &e, const TensorCoreTiles &t, const WarpTile &w,
 }
 
 /// Stores lane `lane`'s results at c_i of n8 tile j, masked.
-void storeResults(LoopEmitter &e, Fragments &f, const TensorCoreTiles &t,
+void storeResults(LoopEmitter &e, Fragments &f, const GroupedProducts &t,
                   const WarpTile &w, Value lane, int64_t j, int64_t i,
                   ValueRange sums) {
   auto [row, col] = f.c(lane, i);
@@ -240,7 +240,7 @@ int64_t accIndex(int64_t p, int64_t j, int64_t i) {
 
 /// The device kernel: 4 warps per block, one warp tile each; each lane's
 /// fragments and accumulators are SSA values (registers).
-void emitDevice(DeviceEmitter &d, const TensorCoreTiles &t, Value tileStart,
+void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
                 Value numWarps, Value colTiles) {
   LoopEmitter &e = d.e;
   OpBuilder::InsertionGuard guard(e.b);
@@ -332,7 +332,7 @@ void emitDevice(DeviceEmitter &d, const TensorCoreTiles &t, Value tileStart,
 
 /// The host emulation: per warp, 32 lanes in lockstep; registers are host
 /// arrays indexed by lane, and the MMA follows PTX's fragment definition.
-void emitEmulated(DeviceEmitter &d, const TensorCoreTiles &t, Value tileStart,
+void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
                   Value numWarps, Value colTiles) {
   LoopEmitter &e = d.e;
   const int64_t products = static_cast<int64_t>(t.b.size());
@@ -450,7 +450,7 @@ bool mlir::moe::detail::canUseTensorCores(const MoEToGPUOptions &options,
 }
 
 void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,
-                                            const TensorCoreTiles &t) {
+                                            const GroupedProducts &t) {
   LoopEmitter &e = d.e;
   Value tileStart =
       t.tileStart ? t.tileStart

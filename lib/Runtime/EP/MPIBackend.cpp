@@ -61,40 +61,39 @@ public:
     const int tag = 7000 + static_cast<int>(sequence++ % 1000);
     std::vector<MPI_Request> requests;
     std::vector<int> peerOfRecv;
-    for (int s = 0; s < sizeValue; ++s) {
-      if (s == rankValue)
-        continue;
+    // One nonblocking receive (or send) per peer and chunk of at most
+    // kChunk bytes (MPI counts are int).
+    auto post = [&](bool isSend, int peer, char *buffer, int64_t bytes) {
       int64_t done = 0;
       do {
-        int64_t n = std::min(kChunk, recvBytes[s] - done);
+        int64_t n = std::min(kChunk, bytes - done);
         requests.emplace_back();
-        peerOfRecv.push_back(s);
-        int code = MPI_Irecv(recv + recvOffsets[s] + done, static_cast<int>(n),
-                             MPI_BYTE, s, tag, comm, &requests.back());
+        int code =
+            isSend ? MPI_Isend(buffer + done, static_cast<int>(n), MPI_BYTE,
+                               peer, tag, comm, &requests.back())
+                   : MPI_Irecv(buffer + done, static_cast<int>(n), MPI_BYTE,
+                               peer, tag, comm, &requests.back());
         if (code != MPI_SUCCESS) {
-          error = std::string(what) + ": MPI_Irecv failed: " + mpiError(code);
+          error = std::string(what) + (isSend ? ": MPI_Isend" : ": MPI_Irecv") +
+                  " failed: " + mpiError(code);
           return false;
         }
+        if (!isSend)
+          peerOfRecv.push_back(peer);
         done += n;
-      } while (done < recvBytes[s]);
-    }
+      } while (done < bytes);
+      return true;
+    };
+    for (int s = 0; s < sizeValue; ++s)
+      if (s != rankValue &&
+          !post(/*isSend=*/false, s, recv + recvOffsets[s], recvBytes[s]))
+        return false;
     size_t receives = requests.size();
-    for (int q = 0; q < sizeValue; ++q) {
-      if (q == rankValue)
-        continue;
-      int64_t done = 0;
-      do {
-        int64_t n = std::min(kChunk, sendBytes[q] - done);
-        requests.emplace_back();
-        int code = MPI_Isend(send + sendOffsets[q] + done, static_cast<int>(n),
-                             MPI_BYTE, q, tag, comm, &requests.back());
-        if (code != MPI_SUCCESS) {
-          error = std::string(what) + ": MPI_Isend failed: " + mpiError(code);
-          return false;
-        }
-        done += n;
-      } while (done < sendBytes[q]);
-    }
+    for (int q = 0; q < sizeValue; ++q)
+      if (q != rankValue &&
+          !post(/*isSend=*/true, q, const_cast<char *>(send + sendOffsets[q]),
+                sendBytes[q]))
+        return false;
     if (sendBytes[rankValue] != recvBytes[rankValue]) {
       error = std::string(what) + ": sends " +
               std::to_string(sendBytes[rankValue]) +
