@@ -41,7 +41,7 @@ while read -r obj; do
     status=1
   fi
   checked=$((checked + 1))
-done < <(ninja -C "$SCRATCH" -t targets all | grep -o '^[^:]*\.o' | sort -u)
+done < <(ninja -C "$SCRATCH" -t targets all | grep -o '^[^:]*\.o:' | sed 's/:$//' | sort -u)
 [ "$checked" -gt 20 ] || { echo "error: only $checked objects found"; exit 1; }
 echo "build order: $checked objects wait for the generated headers"
 exit $status
