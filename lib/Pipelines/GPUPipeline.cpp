@@ -58,7 +58,7 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   ConvertMoEToGPUPassOptions kernels;
   kernels.blockSize = options.blockSize;
-  kernels.deviceArguments = options.deviceArguments;
+  kernels.deviceArguments = options.deviceArguments || options.capturable;
   kernels.bf16Rows = options.bf16Rows;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
@@ -75,6 +75,9 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   // chain the host's gpu ops on one stream (waits where the host needs a
   // result).
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  // Or on the caller's stream, into the caller's workspace.
+  if (options.capturable)
+    pm.addPass(createMoEGPUCapturablePass());
   for (const std::string &chip : options.chips) {
     GpuNVVMAttachTargetOptions target;
     target.chip = chip;

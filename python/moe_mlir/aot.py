@@ -22,6 +22,7 @@ from typing import Dict, Optional, Sequence
 from .compiler import (CompiledFunction, _openmp_libs, _require_native, _translate_errors,
                        check_opt_level, require_status_argument)
 from .targets import (DEFAULT_CHIPS, check_target, gpu_pipeline, pipeline_has_device_arguments,
+                      pipeline_is_capturable,
                       pipeline_is_gpu)
 from .targets import pipeline as target_pipeline
 
@@ -61,6 +62,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
                          opt_level: int = 3, instrument_ffn: bool = False,
                          parallel: bool = False, target: str = "cpu",
                          chips=DEFAULT_CHIPS, device_arguments: bool = False,
+                         capturable: bool = False,
                          pipeline: Optional[str] = None) -> Dict[str, tuple]:
     """Compiles ``mlir_text`` into the shared library ``output``.
 
@@ -75,7 +77,11 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     libmoe_cuda_runtime.so, found next to it ($ORIGIN) or where it was
     built, and on the CUDA driver at run time. With ``device_arguments``
     the functions take device pointers and return device buffers (call
-    them through ``moe_mlir.cuda.DeviceFunction``). An option of another
+    them through ``moe_mlir.cuda.DeviceFunction``). With ``capturable``
+    they also take the caller's stream and workspace, and a
+    ``<name>_workspace_size`` function sizes the workspace (call them
+    through ``moe_mlir.cuda.CapturableFunction``; CUDA graphs can capture
+    them). An option of another
     target (``instrument_ffn`` or ``parallel`` with ``"gpu"``,
     ``device_arguments`` with ``"cpu"``) is a ``ValueError``, and an explicit
     ``pipeline`` (text) replaces the target's. Returns the signatures
@@ -86,7 +92,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
     if pipeline is None:
         pipeline = target_pipeline(target, instrument_ffn=instrument_ffn, parallel=parallel,
                                    chips=chips, device_arguments=device_arguments,
-                                   target_cpu=cpu)
+                                   target_cpu=cpu, capturable=capturable)
     native = _require_native()
     output = os.path.abspath(output)
     with tempfile.TemporaryDirectory(prefix="moe_mlir_aot_") as tmp:
@@ -113,6 +119,7 @@ def build_shared_library(mlir_text: str, output: str, *, cpu: str = "native",
         json.dump({"format": "moe_mlir.aot/1", "abi": ABI_VERSION,
                    "target": "gpu" if pipeline_is_gpu(pipeline) else "cpu",
                    "device_arguments": pipeline_has_device_arguments(pipeline),
+                   "capturable": pipeline_is_capturable(pipeline),
                    "functions": signatures}, f, indent=1)
     return signatures
 

@@ -193,6 +193,9 @@ def _bf16_bits_to_float(bits: np.ndarray) -> np.ndarray:
 _RUNTIME_ERRORS = {1: "moe.gate", 2: "moe.route", 3: "moe.dispatch", 4: "moe.grouped_matmul",
                    5: "moe.expert_ffn", 6: "moe.combine", 7: "moe.aux_loss",
                    8: "moe.route_dispatch", 9: "moe.ep_dispatch", 10: "moe.ep_combine"}
+# Code of a capturable GPU function (moe-gpu-capturable) called with a
+# workspace smaller than its <name>_workspace_size.
+_WORKSPACE_TOO_SMALL = 11
 
 _LIBC = ctypes.CDLL(None)
 _LIBC.free.argtypes = [ctypes.c_void_p]
@@ -380,6 +383,9 @@ def check_status(function: str, code: int):
         from . import ep
         raise ep.EPError(f"{function}: the expert-parallel exchange failed: "
                          f"{ep.last_error() or _RUNTIME_ERRORS[code]}")
+    if code == _WORKSPACE_TOO_SMALL:
+        raise ValueError(f"{function}: the workspace is smaller than "
+                         f"{function}_workspace_size() bytes for these shapes; nothing ran")
     op = _RUNTIME_ERRORS.get(code, f"op code {code}")
     raise ValueError(f"{function}: the runtime sizes of the arguments of a {op} disagree "
                      f"with each other or with the static sizes of its results (e.g. a "

@@ -9,18 +9,29 @@ device.
     f = cuda.DeviceFunction(rt, "liblayer.so", "layer")
     y = f(rt.to_device(x), w, ...)             # DeviceArray, no copy back
     rt.to_host(y); rt.free(y)
+
+Libraries built with ``capturable=True`` take the caller's stream and a
+workspace instead, and only launch kernels on that stream, so a CUDA graph
+can capture a call and replay it:
+
+    f = cuda.CapturableFunction(rt, "liblayer.so", "layer")
+    ws = rt.alloc((f.workspace_size(x, *w),), np.uint8)
+    s = rt.stream()
+    rt.begin_capture(s); (y,) = f(x, *w, stream=s, workspace=ws)
+    g = rt.end_capture(s)
+    rt.launch_graph(g, s); rt.synchronize(s)   # y (in ws) holds the result
 """
 import ctypes
 import json
 import os
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
 from .aot import read_signatures
 from .compiler import _ELEMENTS, check_status, descriptor_class, parse_type
 
-__all__ = ["CudaError", "DeviceArray", "DeviceFunction", "Runtime"]
+__all__ = ["CapturableFunction", "CudaError", "DeviceArray", "DeviceFunction", "Runtime"]
 
 
 class CudaError(RuntimeError):
@@ -54,6 +65,13 @@ class Runtime:
         lib.moeCudaEventRecord.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.moeCudaEventElapsedMs.restype = ctypes.c_float
         lib.moeCudaEventElapsedMs.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.mgpuStreamCreate.restype = ctypes.c_void_p
+        for name in ("mgpuStreamSynchronize", "mgpuStreamDestroy", "moeCudaStreamBeginCapture"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        lib.moeCudaStreamEndCapture.restype = ctypes.c_void_p
+        lib.moeCudaStreamEndCapture.argtypes = [ctypes.c_void_p]
+        lib.moeCudaGraphLaunch.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.moeCudaGraphDestroy.argtypes = [ctypes.c_void_p]
 
     def device_count(self) -> int:
         return self.lib.moeCudaDeviceCount()
@@ -100,9 +118,41 @@ class Runtime:
     def elapsed_ms(self, start: int, stop: int) -> float:
         return float(self.lib.moeCudaEventElapsedMs(start, stop))
 
+    # Streams and CUDA graphs (capturable functions).
+    def stream(self) -> int:
+        stream = self.lib.mgpuStreamCreate()
+        self.check()
+        return stream
+
+    def synchronize(self, stream: int):
+        self.lib.mgpuStreamSynchronize(stream)
+        self.check()
+
+    def destroy_stream(self, stream: int):
+        self.lib.mgpuStreamDestroy(stream)
+
+    def begin_capture(self, stream: int):
+        self.lib.moeCudaStreamBeginCapture(stream)
+        self.check()
+
+    def end_capture(self, stream: int) -> int:
+        """Ends the capture of ``stream``; the instantiated graph."""
+        graph = self.lib.moeCudaStreamEndCapture(stream)
+        self.check()
+        return graph
+
+    def launch_graph(self, graph: int, stream: int):
+        self.lib.moeCudaGraphLaunch(graph, stream)
+        self.check()
+
+    def destroy_graph(self, graph: int):
+        self.lib.moeCudaGraphDestroy(graph)
+
 
 class DeviceFunction:
     """A public function of a library built with device_arguments=True."""
+
+    capturable = False
 
     def __init__(self, runtime: Runtime, library: str, name: str):
         self.runtime = runtime
@@ -110,6 +160,10 @@ class DeviceFunction:
             meta = json.load(f)
         if not meta.get("device_arguments"):
             raise ValueError(f"{library} was not built with device_arguments=True")
+        if bool(meta.get("capturable")) != self.capturable:
+            raise ValueError(f"{library} was built with capturable="
+                             f"{bool(meta.get('capturable'))}: call it through "
+                             f"{'CapturableFunction' if meta.get('capturable') else 'DeviceFunction'}")
         read_signatures(library + ".json")  # the format and the ABI (aot.ABI_VERSION)
         args, results = meta["functions"][name][:2]
         self.arg_types = [parse_type(t) for t in args]
@@ -123,10 +177,12 @@ class DeviceFunction:
         self._fn.restype = None
         self.name = name
 
-    def __call__(self, *arrays: DeviceArray) -> List[DeviceArray]:
+    def _arguments(self, arrays) -> list:
+        """The memref descriptors of the device arrays (checked against the
+        signature), as ctypes pointers; keep the list alive over the call."""
         if len(arrays) != len(self.arg_types):
             raise TypeError(f"{self.name}() takes {len(self.arg_types)} arguments")
-        keep, c_args = [], []
+        c_args = []
         for t, a in zip(self.arg_types, arrays):
             if len(a.shape) != t.rank or any(d is not None and d != s
                                              for d, s in zip(t.shape, a.shape)):
@@ -134,16 +190,10 @@ class DeviceFunction:
                                  f"{t.describe_shape()}")
             if a.dtype != _ELEMENTS[t.element]:
                 raise ValueError(f"{self.name}: argument dtype {a.dtype} is not {t.element}")
-            desc = descriptor_class(t.rank)()
-            desc.allocated = desc.aligned = a.pointer
-            desc.offset = 0
-            stride = 1
-            for i in reversed(range(t.rank)):
-                desc.sizes[i] = a.shape[i]
-                desc.strides[i] = stride
-                stride *= a.shape[i]
-            keep.append(desc)
-            c_args.append(ctypes.cast(ctypes.pointer(desc), ctypes.c_void_p))
+            c_args.append(_descriptor(a))
+        return c_args
+
+    def _call(self, c_args) -> List[DeviceArray]:
         results = self._results()
         status = ctypes.c_int32(0)
         self._fn(ctypes.cast(ctypes.pointer(results), ctypes.c_void_p), *c_args,
@@ -157,3 +207,51 @@ class DeviceFunction:
             out.append(DeviceArray(d.aligned + d.offset * _ELEMENTS[t.element].itemsize, shape,
                                    _ELEMENTS[t.element]))
         return out
+
+    def __call__(self, *arrays: DeviceArray) -> List[DeviceArray]:
+        return self._call(self._arguments(arrays))
+
+
+def _descriptor(a: DeviceArray):
+    """A ctypes pointer to a memref descriptor of the dense array ``a``
+    (the descriptor is kept alive by the pointer object)."""
+    rank = len(a.shape)
+    desc = descriptor_class(rank)()
+    desc.allocated = desc.aligned = a.pointer
+    desc.offset = 0
+    stride = 1
+    for i in reversed(range(rank)):
+        desc.sizes[i] = a.shape[i]
+        desc.strides[i] = stride
+        stride *= a.shape[i]
+    return ctypes.pointer(desc)
+
+
+class CapturableFunction(DeviceFunction):
+    """A public function of a library built with capturable=True: it takes
+    the caller's stream and workspace, allocates nothing and does not wait,
+    so a CUDA graph can capture a call (Runtime.begin_capture). Its results
+    are views into the workspace, valid until the next call with it."""
+
+    capturable = True
+
+    def __init__(self, runtime: Runtime, library: str, name: str):
+        super().__init__(runtime, library, name)
+        self._size = getattr(self._lib, f"_mlir_ciface_{name}_workspace_size")
+        self._size.restype = ctypes.c_int64
+
+    def workspace_size(self, *arrays: DeviceArray) -> int:
+        """Bytes of workspace a call with arrays of these shapes needs (only
+        the shapes are read)."""
+        status = ctypes.c_int32(0)
+        size = self._size(*self._arguments(arrays), ctypes.byref(status))
+        check_status(self.name + "_workspace_size", status.value)
+        return int(size)
+
+    def __call__(self, *arrays: DeviceArray, workspace: DeviceArray,
+                 stream: Optional[int] = None) -> List[DeviceArray]:
+        if workspace.dtype != np.uint8 or len(workspace.shape) != 1:
+            raise ValueError(f"{self.name}: the workspace is a 1-D uint8 device array")
+        c_args = self._arguments(arrays)
+        c_args += [ctypes.c_void_p(stream or 0), _descriptor(workspace)]
+        return self._call(c_args)

@@ -31,7 +31,7 @@ from .toolchain import openmp_runtime
 __all__ = ["Target", "TARGETS", "ENTRY_POINTS", "SUPPORT", "DEFAULT_CHIPS", "check_target",
            "supported_targets", "pipeline", "cpu_pipeline", "gpu_pipeline",
            "gpu_emulation_pipeline", "pipeline_needs_openmp", "pipeline_is_gpu",
-           "pipeline_has_device_arguments"]
+           "pipeline_has_device_arguments", "pipeline_is_capturable"]
 
 
 class Target(str, enum.Enum):
@@ -144,14 +144,19 @@ def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None,
     return _with_options(_CPU_PIPELINE, options)
 
 
-def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False) -> str:
-    """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``."""
+def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False,
+                 capturable: bool = False) -> str:
+    """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``;
+    ``capturable`` gives every public function the caller's stream and
+    workspace (``moe-gpu-capturable``; implies device arguments)."""
     chips = tuple(chips)
     if not chips or not all(isinstance(c, str) and c.startswith("sm_") for c in chips):
         raise ValueError(f"chips must be NVIDIA targets such as 'sm_80', got {chips!r}")
     options = ["chips=" + ",".join(chips)]
-    if device_arguments:
+    if device_arguments or capturable:
         options.append("device-arguments=true")
+    if capturable:
+        options.append("capturable=true")
     return _with_options(_GPU_PIPELINE, options)
 
 
@@ -163,24 +168,26 @@ def gpu_emulation_pipeline() -> str:
 
 def pipeline(target: Union[str, Target], *, instrument_ffn: bool = False,
              parallel: Optional[bool] = None, chips=DEFAULT_CHIPS,
-             device_arguments: bool = False, target_cpu: Optional[str] = "native") -> str:
+             device_arguments: bool = False, target_cpu: Optional[str] = "native",
+             capturable: bool = False) -> str:
     """The pipeline text of ``target`` (a target spelling, not checked
     against an entry point: see ``check_target``). ``instrument_ffn`` and
-    ``parallel`` are options of ``"cpu"``, ``chips`` and
-    ``device_arguments`` of ``"gpu"``; asking for an option that the target
+    ``parallel`` are options of ``"cpu"``, ``chips``, ``device_arguments``
+    and ``capturable`` of ``"gpu"``; asking for an option that the target
     does not have (``instrument_ffn=True``, ``parallel=True``,
     ``device_arguments=True``) is a ``ValueError``."""
     target = Target(target)
     for name, asked, owner in (("instrument_ffn", instrument_ffn, Target.CPU),
                                ("parallel", parallel, Target.CPU),
-                               ("device_arguments", device_arguments, Target.GPU)):
+                               ("device_arguments", device_arguments, Target.GPU),
+                               ("capturable", capturable, Target.GPU)):
         if asked and owner is not target:
             raise ValueError(f"{name!r} is an option of target {str(owner)!r}, not of target "
                              f"{str(target)!r}")
     if target is Target.CPU:
         return cpu_pipeline(instrument_ffn, parallel, target_cpu)
     if target is Target.GPU:
-        return gpu_pipeline(chips, device_arguments)
+        return gpu_pipeline(chips, device_arguments, capturable)
     return gpu_emulation_pipeline()
 
 
@@ -199,3 +206,9 @@ def pipeline_has_device_arguments(text: str) -> bool:
     """Whether functions compiled by the pipeline ``text`` take device
     pointers and return device buffers (``gpu_pipeline(device_arguments=True)``)."""
     return pipeline_is_gpu(text) and "device-arguments=true" in text
+
+
+def pipeline_is_capturable(text: str) -> bool:
+    """Whether public functions compiled by the pipeline ``text`` take a
+    stream and a workspace (``gpu_pipeline(capturable=True)``)."""
+    return pipeline_is_gpu(text) and "capturable=true" in text

@@ -161,4 +161,50 @@ def MoEGPUFatbinPass : Pass<"moe-gpu-fatbin", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def MoEGPUCapturablePass : Pass<"moe-gpu-capturable", "::mlir::ModuleOp"> {
+  let summary = "Make the public host functions capturable in a CUDA graph: "
+                "the caller's stream and workspace, no allocation, no "
+                "synchronisation";
+  let description = [{
+    Runs on the host code of the GPU pipeline after kernel outlining and
+    `gpu-async-region`, on functions whose tensor arguments are
+    device buffers (`convert-moe-to-gpu{device-arguments}`). Every public
+    function `@f` with a body is rewritten so that a call only launches
+    kernels on the caller's stream, which is what CUDA graph capture
+    (`cuStreamBeginCapture` ... `cuStreamEndCapture`) can record:
+
+    * two arguments are appended: the stream (`!llvm.ptr`, a `CUstream`)
+      and the workspace (`memref<?xi8>`, device memory the caller owns);
+    * every `gpu.alloc` becomes a `memref.view` into the workspace at an
+      offset computed from the arguments' shapes (256-byte aligned, no
+      reuse), and every `gpu.dealloc` is dropped: the results are views
+      into the workspace too, valid until the next call with it;
+    * every `gpu.launch_func` runs on the caller's stream: the streams
+      that `gpu-async-region` created and the waits on them are removed;
+    * a function `@f_workspace_size` with `@f`'s original arguments returns
+      the bytes the workspace needs (it reads only the shapes);
+    * a workspace smaller than that sets the runtime error of `@f`
+      (code 11, reported by the caller's status argument), launches
+      nothing and returns empty views.
+
+    Host code that would touch memory (host tensor ops around the layer,
+    copies between host and device), allocate in a loop or call another
+    function is rejected with an error at the op: such a function cannot be
+    captured. A replay of a captured graph runs the kernels with the
+    shapes, buffers and workspace of the captured call.
+
+    Example:
+
+    ```
+    moe-opt --moe-gpu-pipeline="capturable" model.mlir
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

@@ -100,6 +100,13 @@ struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
       llvm::cl::desc("Tensor arguments are device pointers and results stay "
                      "on the device (convert-moe-to-gpu{device-arguments})"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> capturable{
+      *this, "capturable",
+      llvm::cl::desc("Public functions take the caller's stream and a "
+                     "workspace, allocate nothing and do not synchronise, "
+                     "so that a CUDA graph can capture them; implies "
+                     "device-arguments (moe-gpu-capturable)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> bf16Rows{
       *this, "bf16-rows",
       llvm::cl::desc("With bf16 weights, run f32 rows on tensor cores too, "

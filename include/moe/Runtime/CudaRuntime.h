@@ -147,6 +147,19 @@ MOE_CUDA_RUNTIME_API void moeCudaEventDestroy(void *event);
  * two recorded events, or a negative value on failure. */
 MOE_CUDA_RUNTIME_API float moeCudaEventElapsedMs(void *start, void *stop);
 
+/* CUDA graphs, for the capturable functions of
+ * `moe-gpu-pipeline{capturable}`. moeCudaStreamBeginCapture starts capturing
+ * `stream` (a stream from mgpuStreamCreate(), not the legacy default stream)
+ * in the global mode: a call that may not be captured (an allocation, a
+ * synchronisation) fails the capture. moeCudaStreamEndCapture ends it and
+ * returns the instantiated graph (a CUgraphExec), or NULL on failure;
+ * moeCudaGraphLaunch replays it on `stream`; moeCudaGraphDestroy frees it
+ * (NULL is ignored). The int functions return 0 on success, -1 on failure. */
+MOE_CUDA_RUNTIME_API int moeCudaStreamBeginCapture(void *stream);
+MOE_CUDA_RUNTIME_API void *moeCudaStreamEndCapture(void *stream);
+MOE_CUDA_RUNTIME_API int moeCudaGraphLaunch(void *graph, void *stream);
+MOE_CUDA_RUNTIME_API void moeCudaGraphDestroy(void *graph);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -113,7 +113,13 @@ namespace {
   X(memsetD16Async, cuMemsetD16Async, nullptr)                                 \
   X(memHostRegister, cuMemHostRegister, nullptr)                               \
   X(memHostUnregister, cuMemHostUnregister, nullptr)                           \
-  X(tensorMapEncodeTiled, cuTensorMapEncodeTiled, nullptr)
+  X(tensorMapEncodeTiled, cuTensorMapEncodeTiled, nullptr)                     \
+  X(streamBeginCapture, cuStreamBeginCapture, nullptr)                         \
+  X(streamEndCapture, cuStreamEndCapture, nullptr)                             \
+  X(graphInstantiate, cuGraphInstantiate, nullptr)                             \
+  X(graphLaunch, cuGraphLaunch, nullptr)                                       \
+  X(graphExecDestroy, cuGraphExecDestroy, nullptr)                             \
+  X(graphDestroy, cuGraphDestroy, nullptr)
 
 // One pointer per entry point (nullptr while not loaded or when the driver
 // lacks it), plus its names: `<member>Api` for messages, `<member>Symbol` for
@@ -1170,4 +1176,46 @@ float moeCudaEventElapsedMs(void *start, void *stop) {
             static_cast<CUevent>(stop)))
     return -1.0f;
   return milliseconds;
+}
+
+//===----------------------------------------------------------------------===//
+// CUDA graphs: capture of a stream, replay.
+//===----------------------------------------------------------------------===//
+
+int moeCudaStreamBeginCapture(void *stream) {
+  const char *where = "moeCudaStreamBeginCapture";
+  // Global mode: any call of this thread or another one that may not be
+  // captured (an allocation, a synchronisation) fails the capture.
+  return !isNull(stream, where, "the stream") && enter(where) &&
+                 CALL(where, streamBeginCapture, static_cast<CUstream>(stream),
+                      CU_STREAM_CAPTURE_MODE_GLOBAL)
+             ? 0
+             : -1;
+}
+
+void *moeCudaStreamEndCapture(void *stream) {
+  const char *where = "moeCudaStreamEndCapture";
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  if (isNull(stream, where, "the stream") || !enter(where) ||
+      !CALL(where, streamEndCapture, static_cast<CUstream>(stream), &graph))
+    return nullptr;
+  bool ok = CALL(where, graphInstantiate, &exec, graph, 0ull);
+  CALL(where, graphDestroy, graph);
+  return ok ? exec : nullptr;
+}
+
+int moeCudaGraphLaunch(void *graph, void *stream) {
+  const char *where = "moeCudaGraphLaunch";
+  return !isNull(graph, where, "the graph") && enter(where) &&
+                 CALL(where, graphLaunch, static_cast<CUgraphExec>(graph),
+                      static_cast<CUstream>(stream))
+             ? 0
+             : -1;
+}
+
+void moeCudaGraphDestroy(void *graph) {
+  const char *where = "moeCudaGraphDestroy";
+  if (graph && enter(where))
+    CALL(where, graphExecDestroy, static_cast<CUgraphExec>(graph));
 }
