@@ -4,14 +4,16 @@
 Here (MLIR installed):
   PYTHONPATH=build/python_packages /usr/bin/python3 bench/gpu_layer.py build --out build/gpu-bench
 
-builds, for each shape of the CPU benchmark (S1 Mixtral-like H=1024 F=2816
-E=8 K=2; S1-Ada with 4 null experts, K=4, normalize non_null; S2 H=1024
-F=512 E=64 K=8; SwiGLU), a device-resident GPU library (bf16 expert weights,
-f32 activations; sm_80 + sm_90a cubins + PTX), and packages them with the
-runtime, the pure-Python moe_mlir files and this script (tar.gz).
+builds, for each shape (S1 Mixtral-like H=1024 F=2816 E=8 K=2; S1-Ada with
+4 null experts, K=4, normalize non_null; S2 H=1024 F=512 E=64 K=8; Qwen3 a
+Qwen3-30B-A3B-like H=2048 F=768 E=128 K=8; SwiGLU), a device-resident GPU
+library (bf16 expert weights, f32 activations rounded to bf16 for the
+tensor cores: bf16-rows; sm_80 + sm_90a cubins + PTX) and its capturable
+form, and packages them with the runtime, the pure-Python moe_mlir files
+and this script (tar.gz).
 
 There (NumPy; PyTorch with CUDA for the baselines, optional):
-  python3 gpu_layer.py run [--tokens 1 8 64 512 2048 16384]
+  python3 gpu_layer.py run [--tokens 1 16 512 4096 16384] [--dry-run]
 
 times, in the same process, for each shape and T: our layer (weights and x
 uploaded once; best-of/median wall time of a call, which ends with a stream
@@ -19,7 +21,8 @@ synchronisation), a Mixtral-style PyTorch eager block in bf16 (per-expert
 index select, three matmuls, index_add), `torch._grouped_mm` on the same
 dispatched rows where the installed torch has it, and the device's limits
 measured on the spot (dense bf16 matmul rate, device-to-device copy
-bandwidth). It prints a table with ratios and percentages of the limits and
+bandwidth), and for decode (T <= 16) the replay of a CUDA graph that
+captured a call of the capturable form. It prints a table with ratios and percentages of the limits and
 writes gpu_layer.{md,json} next to itself. GFLOP/s count the compute slots
 executed (2 * 3 * H * F per slot)."""
 import argparse
@@ -37,12 +40,16 @@ SHAPES = {
     "S1": (1024, 2816, 8, 0, 2, "selected"),
     "S1-Ada": (1024, 2816, 8, 4, 4, "non_null"),
     "S2": (1024, 512, 64, 0, 8, "selected"),
+    "Qwen3": (2048, 768, 128, 0, 8, "selected"),
 }
+# Decode sizes: these also time a captured graph's replay.
+GRAPH_TOKENS = 16
 
 
 def build(args):
     from moe_mlir import aot
     from moe_mlir.routing import compile_layer
+    from moe_mlir.targets import DEFAULT_CHIPS, gpu_pipeline
 
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -51,8 +58,10 @@ def build(args):
         layer = compile_layer(H, F, E, K, num_null=N, normalize=normalize, target="gpu-emulated")
         text, entry, arg_names = layer.module_text((), packed=False, weight_dtype="bf16")
         library = os.path.join(out, "libs", f"lib{name}.so")
-        aot.build_shared_library(text, library, target="gpu", device_arguments=True,
-                                 cpu="x86-64")
+        for path, capturable in ((library, False), (library[:-3] + "_capturable.so", True)):
+            pipeline = gpu_pipeline(DEFAULT_CHIPS, device_arguments=True, capturable=capturable,
+                                    bf16_rows=True)
+            aot.build_shared_library(text, path, target="gpu", cpu="x86-64", pipeline=pipeline)
         with open(library + ".args", "w") as f:
             json.dump({"entry": entry, "arguments": list(arg_names)}, f)
         print(f"  built {name}")
@@ -92,9 +101,12 @@ def run(args):
     from moe_mlir import reference as ref
 
     rt = cuda.Runtime(os.path.join(HERE, "libs", "libmoe_cuda_runtime.so"))
+    if args.dry_run:
+        return dry_run(rt, args)
     if rt.device_count() == 0:
-        rt.check()
-        sys.exit("no CUDA device")
+        error = rt.lib.moeCudaLastError()
+        sys.exit(f"no CUDA device ({error.decode() if error else 'none found'}); use --dry-run "
+                 f"to only check the package")
     try:
         import torch
         have_torch = torch.cuda.is_available()
@@ -119,6 +131,8 @@ def run(args):
         with open(os.path.join(HERE, "libs", f"lib{name}.so.args")) as f:
             meta = json.load(f)
         fn = cuda.DeviceFunction(rt, os.path.join(HERE, "libs", f"lib{name}.so"), meta["entry"])
+        captured = cuda.CapturableFunction(
+            rt, os.path.join(HERE, "libs", f"lib{name}_capturable.so"), meta["entry"])
         rng = np.random.default_rng(0)
         S = E + N
         w = dict(w_router=rng.standard_normal((H, S), dtype=np.float32) / 32,
@@ -135,6 +149,7 @@ def run(args):
                 (y,) = fn(*argv)
                 rt.free(y)
             t_ours = timed(call, lambda: None, args.repeat)
+            graph_ms = replay_ms(rt, captured, argv, args.repeat) if T <= GRAPH_TOKENS else None
             # Compute slots from the routing of the reference.
             ids, _ = ref.route(ref.gate(x, w["w_router"]), ref.ExpertSpace(compute=E, null=N),
                                K, normalize=normalize)
@@ -145,6 +160,8 @@ def run(args):
             row = dict(shape=name, T=T, slots=slots, ours_ms=1e3 * t_ours,
                        ours_tflops=flops / t_ours / 1e12,
                        weights_gbs=weight_bytes / t_ours / 1e9)
+            if graph_ms is not None:
+                row.update(graph_ms=graph_ms, graph_weights_gbs=weight_bytes / graph_ms / 1e6)
             if have_torch:
                 row.update(torch_baselines(torch, x, w, ids, E, K, args.repeat))
             rows.append(row)
@@ -159,6 +176,48 @@ def run(args):
     with open(os.path.join(HERE, "gpu_layer.md"), "w") as f:
         f.write(markdown(result))
     print(markdown(result))
+
+
+def dry_run(rt, args):
+    """Without a GPU: every library loads and sizes its workspace."""
+    from moe_mlir import cuda
+    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+        with open(os.path.join(HERE, "libs", f"lib{name}.so.args")) as f:
+            meta = json.load(f)
+        cuda.DeviceFunction(rt, os.path.join(HERE, "libs", f"lib{name}.so"), meta["entry"])
+        captured = cuda.CapturableFunction(
+            rt, os.path.join(HERE, "libs", f"lib{name}_capturable.so"), meta["entry"])
+        shapes = {"x": None, "w_router": (H, E + N), "w_up": (E, H, F), "w_gate": (E, H, F),
+                  "w_down": (E, F, H)}
+        for T in args.tokens:
+            fake = [cuda.DeviceArray(0x1000, shapes[n] or (T, H),
+                                     np.float32 if n in ("x", "w_router") else np.uint16)
+                    for n in meta["arguments"]]
+            need = captured.workspace_size(*fake)
+            print(f"  {name:7s} T={T:6d}: loadable, capturable workspace {need / 2**20:.1f} MiB")
+    print("dry run: nothing executed")
+
+
+def replay_ms(rt, captured, argv, repeat):
+    """Best time of a replay of a CUDA graph that captured one call."""
+    workspace = rt.alloc((max(captured.workspace_size(*argv), 1),), np.uint8)
+    stream = rt.stream()
+    rt.begin_capture(stream)
+    captured(*argv, workspace=workspace, stream=stream)
+    graph = rt.end_capture(stream)
+    start, stop = rt.event(), rt.event()
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        rt.lib.moeCudaEventRecord(start, stream)
+        rt.launch_graph(graph, stream)
+        rt.lib.moeCudaEventRecord(stop, stream)
+        best = min(best, rt.elapsed_ms(start, stop))
+    rt.destroy_graph(graph)
+    rt.lib.moeCudaEventDestroy(start)
+    rt.lib.moeCudaEventDestroy(stop)
+    rt.destroy_stream(stream)
+    rt.free(workspace)
+    return best
 
 
 def torch_baselines(torch, x, w, ids, E, K, repeat):
@@ -205,21 +264,28 @@ def markdown(result):
     if limits:
         lines.append(f"Limits: dense bf16 {limits['bf16_tflops']:.0f} TFLOP/s, "
                      f"copy {limits['copy_gbs']:.0f} GB/s.\n")
+
+    def pct(value, limit):
+        return f"{100 * value / limits[limit]:.1f}%" if limits and value is not None else "-"
+
+    def ms(value):
+        return f"{value:.3f}" if value is not None else "-"
+
+    def ratio(theirs, ours):
+        return f"{theirs / ours:.2f}x" if theirs is not None else "-"
+
     lines.append("| shape | T | slots | ours ms | TFLOP/s | % bf16 | weights GB/s | % copy "
-                 "| torch ms | ours/torch | grouped_mm ms | ours/grouped_mm |")
-    lines.append("|---" * 12 + "|")
+                 "| graph replay ms | replay % copy | torch eager ms | ours vs eager "
+                 "| grouped_mm ms | ours vs grouped_mm |")
+    lines.append("|---" * 14 + "|")
     for r in result["rows"]:
-        pct = f"{100 * r['ours_tflops'] / limits['bf16_tflops']:.1f}%" if limits else "-"
-        bw = f"{100 * r['weights_gbs'] / limits['copy_gbs']:.0f}%" if limits else "-"
-        torch_ms = r.get("torch_ms")
-        gmm = r.get("grouped_mm_ms")
         lines.append(
             f"| {r['shape']} | {r['T']} | {r['slots']} | {r['ours_ms']:.3f} | "
-            f"{r['ours_tflops']:.2f} | {pct} | {r['weights_gbs']:.0f} | {bw} | "
-            f"{torch_ms:.3f} | {torch_ms / r['ours_ms']:.2f}x | " if torch_ms else
-            f"| {r['shape']} | {r['T']} | {r['slots']} | {r['ours_ms']:.3f} | "
-            f"{r['ours_tflops']:.2f} | {pct} | {r['weights_gbs']:.0f} | {bw} | - | - | ")
-        lines[-1] += (f"{gmm:.3f} | {gmm / r['ours_ms']:.2f}x |" if gmm else "- | - |")
+            f"{r['ours_tflops']:.2f} | {pct(r['ours_tflops'], 'bf16_tflops')} | "
+            f"{r['weights_gbs']:.0f} | {pct(r['weights_gbs'], 'copy_gbs')} | "
+            f"{ms(r.get('graph_ms'))} | {pct(r.get('graph_weights_gbs'), 'copy_gbs')} | "
+            f"{ms(r.get('torch_ms'))} | {ratio(r.get('torch_ms'), r['ours_ms'])} | "
+            f"{ms(r.get('grouped_mm_ms'))} | {ratio(r.get('grouped_mm_ms'), r['ours_ms'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -229,8 +295,10 @@ def main():
     b = sub.add_parser("build")
     b.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "build", "gpu-bench"))
     r = sub.add_parser("run")
-    r.add_argument("--tokens", type=int, nargs="+", default=[1, 8, 64, 512, 2048, 16384])
+    r.add_argument("--tokens", type=int, nargs="+", default=[1, 16, 512, 4096, 16384])
     r.add_argument("--repeat", type=int, default=10)
+    r.add_argument("--dry-run", action="store_true",
+                   help="no GPU: load the libraries and size their workspaces, run nothing")
     args = parser.parse_args()
     build(args) if args.command == "build" else run(args)
 

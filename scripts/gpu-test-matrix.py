@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the GPU test matrix: for every case of moe_mlir.gpu_cases, a shared
 library compiled with the GPU pipeline (sm_80 and sm_90a cubins plus PTX in
-one fatbin), its inputs (.npz) and the reference's expected output, plus the
+one fatbin) in three forms (host arguments, device arguments, capturable:
+stream and workspace), its inputs (.npz) and the reference's expected output, plus the
 CUDA runtime (libmoe_cuda_runtime.so), the pure-Python moe_mlir files and
 the runner. Copy the folder (or its .tar.gz) to a GPU machine and run
 `python3 run_cases.py` there (NumPy only; no MLIR, no lit).
@@ -60,10 +61,15 @@ def main():
         resident = os.path.join(out, "cases", f"lib{name}_resident.so")
         aot.build_shared_library(text, resident, target="gpu", chips=chips, cpu="x86-64",
                                  device_arguments=True)
+        # The capturable form: the caller's stream and workspace (graph capture).
+        capturable = os.path.join(out, "cases", f"lib{name}_capturable.so")
+        aot.build_shared_library(text, capturable, target="gpu", chips=chips, cpu="x86-64",
+                                 capturable=True)
         np.savez(os.path.join(out, "cases", f"{name}.npz"),
                  **{n: inputs[n] for n in arg_names}, expected=emulated)
         manifest["cases"].append({"name": name, "library": f"cases/lib{name}.so",
                                   "resident_library": f"cases/lib{name}_resident.so",
+                                  "capturable_library": f"cases/lib{name}_capturable.so",
                                   "entry": entry, "arguments": list(arg_names),
                                   "inputs": f"cases/{name}.npz"})
         print(f"  built {name}: T={T} H={H} F={F} E={E} K={K} (emulated kernels conform)")

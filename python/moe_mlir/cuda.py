@@ -63,8 +63,11 @@ class Runtime:
         lib.moeCudaLastError.restype = ctypes.c_char_p
         lib.moeCudaEventCreate.restype = ctypes.c_void_p
         lib.moeCudaEventRecord.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.moeCudaEventDestroy.argtypes = [ctypes.c_void_p]
         lib.moeCudaEventElapsedMs.restype = ctypes.c_float
         lib.moeCudaEventElapsedMs.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.mgpuMemset32.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64,
+                                     ctypes.c_void_p]
         lib.mgpuStreamCreate.restype = ctypes.c_void_p
         for name in ("mgpuStreamSynchronize", "mgpuStreamDestroy", "moeCudaStreamBeginCapture"):
             getattr(lib, name).argtypes = [ctypes.c_void_p]
@@ -117,6 +120,12 @@ class Runtime:
 
     def elapsed_ms(self, start: int, stop: int) -> float:
         return float(self.lib.moeCudaEventElapsedMs(start, stop))
+
+    def fill32(self, array: DeviceArray, value: int, stream: Optional[int] = None):
+        """Sets every 32-bit word of ``array`` to ``value``, on ``stream``."""
+        if array.nbytes:
+            self.lib.mgpuMemset32(array.pointer, value, array.nbytes // 4, stream)
+            self.check()
 
     # Streams and CUDA graphs (capturable functions).
     def stream(self) -> int:

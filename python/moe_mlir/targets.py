@@ -145,10 +145,12 @@ def cpu_pipeline(instrument_ffn: bool = False, parallel: Optional[bool] = None,
 
 
 def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False,
-                 capturable: bool = False) -> str:
+                 capturable: bool = False, bf16_rows: bool = False) -> str:
     """The textual GPU pipeline (``moe-gpu-pipeline``) for ``chips``;
     ``capturable`` gives every public function the caller's stream and
-    workspace (``moe-gpu-capturable``; implies device arguments)."""
+    workspace (``moe-gpu-capturable``; implies device arguments);
+    ``bf16_rows`` runs f32 rows with bf16 weights on tensor cores, rounded
+    to bf16 (docs/GPU.md)."""
     chips = tuple(chips)
     if not chips or not all(isinstance(c, str) and c.startswith("sm_") for c in chips):
         raise ValueError(f"chips must be NVIDIA targets such as 'sm_80', got {chips!r}")
@@ -157,6 +159,8 @@ def gpu_pipeline(chips=DEFAULT_CHIPS, device_arguments: bool = False,
         options.append("device-arguments=true")
     if capturable:
         options.append("capturable=true")
+    if bf16_rows:
+        options.append("bf16-rows=true")
     return _with_options(_GPU_PIPELINE, options)
 
 

@@ -2,7 +2,11 @@
 """Runs the GPU test matrix built by scripts/gpu-test-matrix.py, on a machine
 with an NVIDIA GPU and only Python + NumPy (no MLIR): every case's library is
 loaded with ctypes, called on its inputs, and its output checked against the
-NumPy reference with the semantics contract's conformance rule (section 5).
+NumPy reference with the semantics contract's conformance rule (section 5),
+in three forms: host arguments, device arguments, and the capturable form
+(the caller's stream and workspace), which is also captured in a CUDA graph
+and replayed (the result region is overwritten with NaN before the replay,
+so the replay must recompute it).
 
   python3 run_cases.py            # execute and check every case (needs a GPU)
   python3 run_cases.py --dry-run  # load every library, check the files; run nothing
@@ -29,6 +33,44 @@ def runtime():
     lib.moeCudaLastError.restype = ctypes.c_char_p
     lib.moeCudaDeviceName.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return lib
+
+
+def capture_and_replay(dev, path, entry, on_device, name, inputs, repeat):
+    """The capturable form: a call on a stream, then the same call captured
+    in a CUDA graph (global capture mode: an allocation or a synchronisation
+    inside fails it) and replayed; both results are checked. Returns the
+    best replay time in ms."""
+    f = cuda.CapturableFunction(dev, path, entry)
+    need = f.workspace_size(*on_device)
+    workspace = dev.alloc((max(need, 1),), np.uint8)
+    stream = dev.stream()
+    graph = None
+    try:
+        (y,) = f(*on_device, workspace=workspace, stream=stream)
+        dev.synchronize(stream)
+        gpu_cases.check(name, dev.to_host(y), inputs)
+        dev.begin_capture(stream)
+        (y,) = f(*on_device, workspace=workspace, stream=stream)
+        graph = dev.end_capture(stream)
+        dev.fill32(y, 0x7FC00000, stream)  # NaN: the replay must write every element
+        dev.launch_graph(graph, stream)
+        dev.synchronize(stream)
+        gpu_cases.check(name, dev.to_host(y), inputs)
+        start, stop = dev.event(), dev.event()
+        best = float("inf")
+        for _ in range(max(1, repeat)):
+            dev.lib.moeCudaEventRecord(start, stream)
+            dev.launch_graph(graph, stream)
+            dev.lib.moeCudaEventRecord(stop, stream)
+            best = min(best, dev.elapsed_ms(start, stop))
+        dev.lib.moeCudaEventDestroy(start)
+        dev.lib.moeCudaEventDestroy(stop)
+        return best
+    finally:
+        if graph:
+            dev.destroy_graph(graph)
+        dev.destroy_stream(stream)
+        dev.free(workspace)
 
 
 def main():
@@ -68,11 +110,18 @@ def main():
         library = aot.load(os.path.join(HERE, case["library"]))
         function = library.function(case["entry"], case["arguments"])
         resident_path = os.path.join(HERE, case["resident_library"])
+        capturable_path = os.path.join(HERE, case["capturable_library"])
         if args.dry_run:
             ctypes.CDLL(resident_path)
+            # The workspace query reads shapes only: it runs without a GPU.
+            dev = cuda.Runtime(os.path.join(HERE, "cases", "libmoe_cuda_runtime.so"))
+            captured = cuda.CapturableFunction(dev, capturable_path, case["entry"])
+            fake = [cuda.DeviceArray(0x1000, a.shape, a.dtype) for a in arrays]
+            need = captured.workspace_size(*fake)
             # The package is complete and its expected output is the contract's.
             gpu_cases.check(name, data["expected"], inputs)
-            print(f"  {name:24s} loadable, {len(arrays)} inputs, expected output conforms")
+            print(f"  {name:24s} loadable, {len(arrays)} inputs, expected output conforms, "
+                  f"capturable workspace {need} bytes")
             continue
         try:
             times = []
@@ -95,12 +144,14 @@ def main():
                 resident_times.append(time.perf_counter() - start)
                 y_resident = dev.to_host(out)
                 dev.free(out)
+            gpu_cases.check(name, y_resident, inputs)
+            replay_ms = capture_and_replay(dev, capturable_path, case["entry"], on_device,
+                                           name, inputs, args.repeat)
             for a in on_device:
                 dev.free(a)
-            gpu_cases.check(name, y_resident, inputs)
             print(f"  {name:24s} PASS  {1e3 * min(times):8.3f} ms host to host, "
-                  f"{1e3 * min(resident_times):8.3f} ms device resident (best of "
-                  f"{len(times)})")
+                  f"{1e3 * min(resident_times):8.3f} ms device resident, "
+                  f"{replay_ms:8.3f} ms graph replay (best of {len(times)})")
         except Exception as error:  # report every case, then fail
             failures += 1
             rt.moeCudaClearError()
