@@ -8,12 +8,17 @@
 // that the host temporaries of the tensor ops around the moe kernels are
 // freed. That pass knows nothing of device memory: it would free a
 // `gpu.alloc` with `memref.dealloc` (the host allocator) and it rejects
-// `gpu.dealloc` (a free it cannot interpret). convert-moe-to-gpu already
-// frees every device buffer it allocates, so these models take both ops out
-// of the analysis: a `gpu.alloc` is not owned by its block (nothing to free,
-// nothing to clone) unless it carries `moe.caller_owned` (a device result
-// returned with device-arguments: the caller frees it, so the function
-// returns it as owned, without a copy), and `gpu.dealloc` is left as is.
+// `gpu.dealloc` (a free it cannot interpret). These models take both ops
+// out of the analysis, by what the IR shows of each device buffer:
+//  * a `gpu.alloc` freed by a `gpu.dealloc` (convert-moe-to-gpu frees every
+//    buffer it allocates at the end of its block) is not owned by its block:
+//    nothing to free, nothing to clone;
+//  * a `gpu.alloc` that the function returns without freeing it (a device
+//    result with device-arguments) is owned and handed to the caller, who
+//    frees it: returned without a copy;
+//  * any other `gpu.alloc` is an error: freeing it with the host allocator
+//    would be wrong and leaking it silently no better.
+// `gpu.dealloc` is left as is.
 // The tensor-core kernels' `nvvm.mma.sync` (registers only) is declared
 // free of memory effects, which the analysis needs inside a `gpu.launch`.
 //
@@ -23,11 +28,23 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/BufferDeallocationOpInterface.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
+
+/// Whether `buffer`, or a cast of it, is returned by its function.
+static bool isReturned(Value buffer) {
+  return llvm::any_of(buffer.getUsers(), [](Operation *user) {
+    if (isa<func::ReturnOp>(user))
+      return true;
+    auto cast = dyn_cast<memref::CastOp>(user);
+    return cast && isReturned(cast.getResult());
+  });
+}
 
 namespace {
 struct DeviceAllocModel
@@ -37,11 +54,18 @@ struct DeviceAllocModel
   process(Operation *op, bufferization::DeallocationState &state,
           const bufferization::DeallocationOptions &options) const {
     auto alloc = cast<gpu::AllocOp>(op);
+    bool freed = llvm::any_of(alloc.getMemref().getUsers(),
+                              llvm::IsaPred<gpu::DeallocOp>);
+    bool returned = !freed && isReturned(alloc.getMemref());
+    if (!freed && !returned)
+      return op->emitOpError()
+             << "is neither freed by a gpu.dealloc nor returned by its "
+                "function: the buffer deallocation cannot free device memory "
+                "(free it with gpu.dealloc)";
     OpBuilder b(op->getContext());
     b.setInsertionPointAfter(op);
-    Value owned = arith::ConstantOp::create(
-        b, op->getLoc(),
-        b.getBoolAttr(op->hasAttr(moe::kCallerOwnedDeviceBufferAttr)));
+    Value owned =
+        arith::ConstantOp::create(b, op->getLoc(), b.getBoolAttr(returned));
     state.updateOwnership(alloc.getMemref(), owned);
     return op;
   }

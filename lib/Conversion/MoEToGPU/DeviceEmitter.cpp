@@ -19,12 +19,17 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-/// Marks every buffer that DeviceEmitter::alloc creates (removed by
-/// finalizeMoEDeviceBuffers).
-static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
-/// Marks the host buffer of a tensor copied to the device, so that later
-/// ops of the block reuse the copy (removed by finalizeMoEDeviceBuffers).
-static constexpr char kHostCopyAttr[] = "moe.host_copy";
+Value MoEDeviceBuffers::lookupHostCopy(Value tensor, Block *block,
+                                       Block::iterator point) const {
+  auto it = hostCopies.find(tensor);
+  if (it == hostCopies.end())
+    return nullptr;
+  for (auto [copy, device] : it->second)
+    if (copy->getBlock() == block &&
+        (point == block->end() || copy->isBeforeInBlock(&*point)))
+      return device;
+  return nullptr;
+}
 
 Value DeviceEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
                            ValueRange dynamicSizes) {
@@ -36,7 +41,7 @@ Value DeviceEmitter::alloc(Type elementType, ArrayRef<int64_t> shape,
     allocation = gpu::AllocOp::create(e.b, type, /*asyncToken=*/Type(),
                                       ValueRange{}, dynamicSizes, ValueRange{},
                                       /*hostShared=*/false);
-  allocation->setAttr(kDeviceBufferAttr, e.b.getUnitAttr());
+  buffers.add(allocation->getResult(0));
   return allocation->getResult(0);
 }
 
@@ -51,40 +56,19 @@ Value DeviceEmitter::alloc(RankedTensorType type, ValueRange sizes) {
 Value DeviceEmitter::allocRowsOf(Value rows, RankedTensorType type,
                                  ValueRange sizes) {
   Value buffer = alloc(type, sizes);
-  if (hasRowsUpperBound(rows))
+  if (buffers.hasRowsUpperBound(rows))
     markRowsUpperBound(buffer);
   return buffer;
 }
 
-void DeviceEmitter::markRowsUpperBound(Value buffer) {
-  buffer.getDefiningOp()->setAttr(kRowsUpperBoundAttr,
-                                  UnitAttr::get(buffer.getContext()));
-}
-
-bool DeviceEmitter::hasRowsUpperBound(Value buffer) {
-  Operation *def = buffer.getDefiningOp();
-  return def && def->hasAttr(kRowsUpperBoundAttr);
-}
-
 Value DeviceEmitter::input(Value tensor) {
-  if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>()) {
-    Value buffer = toTensor.getBuffer();
-    if (Operation *def = buffer.getDefiningOp())
-      if (def->hasAttr(kDeviceBufferAttr))
-        return buffer;
-  }
+  if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>())
+    if (buffers.contains(toTensor.getBuffer()))
+      return toTensor.getBuffer();
   // A host tensor that an earlier op of this block already copied.
-  Block *block = e.b.getInsertionBlock();
-  auto point = e.b.getInsertionPoint();
-  for (Operation *user : tensor.getUsers()) {
-    if (!isa<bufferization::ToBufferOp>(user) ||
-        !user->hasAttr(kHostCopyAttr) || user->getBlock() != block ||
-        (point != block->end() && !user->isBeforeInBlock(&*point)))
-      continue;
-    for (Operation *copy : user->getUsers())
-      if (auto memcpy = dyn_cast<gpu::MemcpyOp>(copy))
-        return memcpy.getDst();
-  }
+  if (Value copy = buffers.lookupHostCopy(tensor, e.b.getInsertionBlock(),
+                                          e.b.getInsertionPoint()))
+    return copy;
   // A host tensor: its buffer (identity layout, as function arguments have
   // after bufferization), copied to the device.
   auto type = llvm::cast<RankedTensorType>(tensor.getType());
@@ -103,15 +87,18 @@ Value DeviceEmitter::input(Value tensor) {
     if (type.isDynamicDim(d))
       dynamicSizes.push_back(e.dim(host, d));
   Value device = alloc(type.getElementType(), type.getShape(), dynamicSizes);
-  gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{}, device, host);
-  host.getDefiningOp()->setAttr(kHostCopyAttr, e.b.getUnitAttr());
+  auto copy = gpu::MemcpyOp::create(e.b, /*asyncToken=*/Type(), ValueRange{},
+                                    device, host);
+  buffers.addHostCopy(tensor, copy, device);
   return device;
 }
 
-/// `value` recomputed before `anchor` (a kernel launch): values from outside
-/// the kernel are used as they are, pure region-free ops of the kernel are
-/// cloned. Null when some op on the way is not such an op.
-static Value hoistBefore(Value value, Operation *anchor, IRMapping &mapping) {
+/// `value` recomputed at `builder`'s insertion point, before `anchor` (a
+/// kernel launch): values from outside the kernel are used as they are,
+/// pure region-free ops of the kernel are cloned. Null when some op on the
+/// way is not such an op.
+static Value hoistBefore(Value value, Operation *anchor, OpBuilder &builder,
+                         IRMapping &mapping) {
   if (Value mapped = mapping.lookupOrNull(value))
     return mapped;
   Operation *def = value.getDefiningOp();
@@ -121,9 +108,8 @@ static Value hoistBefore(Value value, Operation *anchor, IRMapping &mapping) {
   if (!def || def->getNumRegions() != 0 || !isPure(def))
     return nullptr;
   for (Value operand : def->getOperands())
-    if (!hoistBefore(operand, anchor, mapping))
+    if (!hoistBefore(operand, anchor, builder, mapping))
       return nullptr;
-  OpBuilder builder(anchor);
   Operation *clone = builder.clone(*def, mapping);
   return clone->getResult(cast<OpResult>(value).getResultNumber());
 }
@@ -171,8 +157,9 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
               return memref::AllocOp::create(e.b, type, dynamicSizes);
             return memref::AllocaOp::create(e.b, type, dynamicSizes);
           }
-          OpBuilder atStart = OpBuilder::atBlockBegin(block);
-          return memref::AllocaOp::create(atStart, loc, type);
+          OpBuilder::InsertionGuard atStart(e.b);
+          e.b.setInsertionPointToStart(block);
+          return memref::AllocaOp::create(e.b, loc, type);
         };
   };
   if (options.emulate) {
@@ -212,7 +199,7 @@ void DeviceEmitter::forAll(Value n, function_ref<void(Value)> body) {
     IRMapping mapping;
     SmallVector<Value> sizes;
     for (Value size : dynamicSizes) {
-      Value hoisted = hoistBefore(size, launch, mapping);
+      Value hoisted = hoistBefore(size, launch, e.b, mapping);
       if (!hoisted) // not computable on the host: a dynamic alloca
         return perThread(type, dynamicSizes);
       sizes.push_back(hoisted);

@@ -25,18 +25,16 @@ namespace mlir {
 namespace moe {
 namespace detail {
 
-/// Name of the unit attribute on a device allocation whose leading size is
-/// an upper bound known on the host (T * K rows of a dynamic-R dispatch),
-/// while the true size is only known on the device.
-inline constexpr char kRowsUpperBoundAttr[] = "moe.rows_upper_bound";
-
 class DeviceEmitter {
 public:
-  DeviceEmitter(LoopEmitter &e, const MoEToGPUOptions &options)
-      : e(e), options(options) {}
+  DeviceEmitter(LoopEmitter &e, const MoEToGPUOptions &options,
+                MoEDeviceBuffers &buffers)
+      : e(e), options(options), buffers(buffers) {}
 
   LoopEmitter &e;
   const MoEToGPUOptions &options;
+  /// What the lowering records about its buffers (MoEDeviceBuffers).
+  MoEDeviceBuffers &buffers;
 
   /// A device buffer (`gpu.alloc`; `memref.alloc` when emulating) of the
   /// ranked tensor type `type` with the runtime sizes `sizes` (one per
@@ -48,8 +46,7 @@ public:
   /// bound of rows when `rows` does.
   Value allocRowsOf(Value rows, RankedTensorType type, ValueRange sizes);
   /// Marks a buffer from alloc() as holding an upper bound of rows.
-  static void markRowsUpperBound(Value buffer);
-  static bool hasRowsUpperBound(Value buffer);
+  void markRowsUpperBound(Value buffer) { buffers.markRowsUpperBound(buffer); }
 
   /// The device buffer of an operand: the buffer another moe kernel left on
   /// the device, or a device copy of a host tensor.
@@ -140,18 +137,23 @@ Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups,
 bool canUseTensorCores(const MoEToGPUOptions &options, Type rowsElement,
                        Type weightElement);
 
-/// A conversion pattern of the GPU lowering (with its options).
+/// A conversion pattern of the GPU lowering (with its options and the
+/// record of its buffers).
 template <typename Op> struct GPUPattern : OpConversionPattern<Op> {
-  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options)
-      : OpConversionPattern<Op>(context), options(options) {}
+  GPUPattern(MLIRContext *context, const MoEToGPUOptions &options,
+             MoEDeviceBuffers &buffers)
+      : OpConversionPattern<Op>(context), options(options), buffers(buffers) {}
   const MoEToGPUOptions &options;
+  MoEDeviceBuffers &buffers;
 };
 
 /// Adds one op family's patterns (RoutingToGPU.cpp, ExpertsToGPU.cpp).
 void populateRoutingToGPU(RewritePatternSet &patterns,
-                          const MoEToGPUOptions &options);
+                          const MoEToGPUOptions &options,
+                          MoEDeviceBuffers &buffers);
 void populateExpertsToGPU(RewritePatternSet &patterns,
-                          const MoEToGPUOptions &options);
+                          const MoEToGPUOptions &options,
+                          MoEDeviceBuffers &buffers);
 
 } // namespace detail
 } // namespace moe

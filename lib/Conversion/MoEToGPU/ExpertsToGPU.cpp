@@ -70,7 +70,7 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
   matchAndRewrite(GroupedMatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     Value lhs = d.input(adaptor.getLhs());
     Value rhs = d.input(adaptor.getRhs());
     Value rawOffsets = d.input(adaptor.getOffsets());
@@ -115,7 +115,7 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
   matchAndRewrite(ExpertFFNOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     ExpertFFNOperands o = fetchExpertFFNOperands(
         e, op, adaptor, [&](Value operand) { return d.input(operand); },
         [&](Value operand) { return d.input(operand); });
@@ -217,7 +217,7 @@ struct CombineToGPU : GPUPattern<CombineOp> {
   matchAndRewrite(CombineOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     CombineOperands ops = fetchCombineOperands(
         e, op, adaptor, [&](Value operand) { return d.input(operand); });
     ExpertSpaceAttr experts = op.getExperts();
@@ -309,7 +309,8 @@ struct CombineToGPU : GPUPattern<CombineOp> {
 } // namespace
 
 void mlir::moe::detail::populateExpertsToGPU(RewritePatternSet &patterns,
-                                             const MoEToGPUOptions &options) {
+                                             const MoEToGPUOptions &options,
+                                             MoEDeviceBuffers &buffers) {
   patterns.add<GroupedMatmulToGPU, ExpertFFNToGPU, CombineToGPU>(
-      patterns.getContext(), options);
+      patterns.getContext(), options, buffers);
 }

@@ -35,9 +35,10 @@ using namespace mlir;
 using namespace mlir::moe;
 
 void mlir::moe::populateMoEToGPUConversionPatterns(
-    RewritePatternSet &patterns, const MoEToGPUOptions &options) {
-  detail::populateRoutingToGPU(patterns, options);
-  detail::populateExpertsToGPU(patterns, options);
+    RewritePatternSet &patterns, const MoEToGPUOptions &options,
+    MoEDeviceBuffers &buffers) {
+  detail::populateRoutingToGPU(patterns, options, buffers);
+  detail::populateExpertsToGPU(patterns, options, buffers);
 }
 
 void mlir::moe::configureMoEToGPUConversionTarget(ConversionTarget &target) {
@@ -48,10 +49,10 @@ void mlir::moe::configureMoEToGPUConversionTarget(ConversionTarget &target) {
                       GroupedMatmulOp, ExpertFFNOp, CombineOp, AuxLossOp>();
 }
 
-static constexpr char kDeviceBufferAttr[] = "moe.device_buffer";
-
-LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
-                                                  bool deviceResults) {
+LogicalResult
+mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
+                                   const MoEDeviceBuffers &buffers,
+                                   bool deviceResults) {
   // The kernels allocate their own device results: the destinations of
   // the destination-style moe ops (a tensor.empty sized with tensor.dim of
   // the rows) are dead now, and must not keep device rows alive on the host.
@@ -68,17 +69,17 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
   // kernels that produced them.
   SmallVector<bufferization::ToTensorOp> results;
   root->walk([&](bufferization::ToTensorOp op) {
-    Operation *def = op.getBuffer().getDefiningOp();
-    if (def && def->hasAttr(kDeviceBufferAttr))
+    if (buffers.contains(op.getBuffer()))
       results.push_back(op);
   });
+  llvm::DenseSet<Value> returned;
   for (bufferization::ToTensorOp op : results) {
     if (op->use_empty()) {
       op->erase();
       continue;
     }
     Value device = op.getBuffer();
-    if (detail::DeviceEmitter::hasRowsUpperBound(device))
+    if (buffers.hasRowsUpperBound(device))
       return op.emitError()
              << "the rows of a dynamic-R moe.dispatch (or expert results "
                 "computed from them) are used outside moe ops; on the GPU "
@@ -90,9 +91,7 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
     if (deviceResults &&
         llvm::all_of(op->getUsers(), llvm::IsaPred<func::ReturnOp>)) {
       // Returned on the device: the caller owns (and frees) the buffer.
-      device.getDefiningOp()->removeAttr(kDeviceBufferAttr);
-      device.getDefiningOp()->setAttr(kCallerOwnedDeviceBufferAttr,
-                                      UnitAttr::get(op->getContext()));
+      returned.insert(device);
       continue;
     }
     OpBuilder b(op->getContext());
@@ -112,18 +111,11 @@ LogicalResult mlir::moe::finalizeMoEDeviceBuffers(Operation *root,
     op.getResult().replaceAllUsesWith(tensor);
     op->erase();
   }
-  // Every device buffer is freed at the end of the block that allocated it
-  // (launches and copies are synchronous).
-  SmallVector<Operation *> allocations;
-  root->walk([&](Operation *op) {
-    if (op->hasAttr(kDeviceBufferAttr))
-      allocations.push_back(op);
-    op->removeAttr("moe.host_copy");
-  });
-  for (Operation *op : allocations) {
-    op->removeAttr(kDeviceBufferAttr);
-    op->removeAttr(detail::kRowsUpperBoundAttr);
-    if (!isa<gpu::AllocOp>(op))
+  // Every other device buffer is freed at the end of the block that
+  // allocated it (launches and copies are synchronous).
+  for (Value buffer : buffers.getBuffers()) {
+    auto op = buffer.getDefiningOp<gpu::AllocOp>();
+    if (!op || returned.contains(buffer))
       continue;
     OpBuilder b(op->getContext());
     b.setInsertionPoint(op->getBlock()->getTerminator());
@@ -185,16 +177,18 @@ struct ConvertMoEToGPUPass
     // Everything else, moe.layer included, is left as it is.
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     RewritePatternSet patterns(context);
+    MoEDeviceBuffers buffers;
     MoEToGPUOptions options;
     options.emulate = emulate;
     options.blockSize = blockSize;
     options.deviceArguments = deviceArguments;
     options.tensorCores = tensorCores;
     options.bf16Rows = bf16Rows;
-    populateMoEToGPUConversionPatterns(patterns, options);
+    populateMoEToGPUConversionPatterns(patterns, options, buffers);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))) ||
-        failed(finalizeMoEDeviceBuffers(getOperation(), deviceArguments)))
+        failed(finalizeMoEDeviceBuffers(getOperation(), buffers,
+                                        deviceArguments)))
       signalPassFailure();
   }
 };

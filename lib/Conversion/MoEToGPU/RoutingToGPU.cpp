@@ -46,7 +46,7 @@ struct GateToGPU : GPUPattern<GateOp> {
   matchAndRewrite(GateOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     Value x = d.input(adaptor.getX());
     Value w = d.input(adaptor.getW());
     Value bias = adaptor.getBias() ? d.input(adaptor.getBias()) : Value();
@@ -88,7 +88,7 @@ struct RouteToGPU : GPUPattern<RouteOp> {
     if (failed(checkStrategyLowered(op, config.strategy, "moe-to-gpu")))
       return failure();
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     Value logits = d.input(adaptor.getLogits());
     Value kPerToken =
         adaptor.getKPerToken() ? d.input(adaptor.getKPerToken()) : Value();
@@ -160,7 +160,7 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
   matchAndRewrite(DispatchOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     Value x = d.input(adaptor.getX());
     Value ids = d.input(adaptor.getIds());
     auto rowsType = llvm::cast<RankedTensorType>(op.getRows().getType());
@@ -181,7 +181,7 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
         padded ? e.index(rowsType.getDimSize(0)) : e.mul(numTokens, k);
     Value rows = d.alloc(rowsType, {rowCapacity, hidden});
     if (!padded)
-      DeviceEmitter::markRowsUpperBound(rows);
+      d.markRowsUpperBound(rows);
     Value offsets = d.alloc(offsetsType, {e.index(numExperts + 1)});
     Value slotRows = d.alloc(slotRowsType, {numTokens, k});
     Type indexType = e.b.getIndexType();
@@ -309,7 +309,7 @@ struct AuxLossToGPU : GPUPattern<AuxLossOp> {
   matchAndRewrite(AuxLossOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     LoopEmitter e(rewriter, op.getLoc());
-    DeviceEmitter d(e, options);
+    DeviceEmitter d(e, options, buffers);
     Value scores = d.input(adaptor.getScores());
     Value ids = d.input(adaptor.getIds());
     Value numTokens = e.dim(scores, 0);
@@ -384,9 +384,10 @@ struct RouteDispatchToGPU : OpConversionPattern<RouteDispatchOp> {
 } // namespace
 
 void mlir::moe::detail::populateRoutingToGPU(RewritePatternSet &patterns,
-                                             const MoEToGPUOptions &options) {
+                                             const MoEToGPUOptions &options,
+                                             MoEDeviceBuffers &buffers) {
   MLIRContext *context = patterns.getContext();
-  patterns.add<GateToGPU, RouteToGPU, DispatchToGPU, AuxLossToGPU>(context,
-                                                                   options);
+  patterns.add<GateToGPU, RouteToGPU, DispatchToGPU, AuxLossToGPU>(
+      context, options, buffers);
   patterns.add<RouteDispatchToGPU>(context);
 }

@@ -55,7 +55,7 @@ module attributes {gpu.container_module} {
     %s0 = gpu.wait async
     %a, %s1 = gpu.alloc async [%s0] (%t) : memref<?x64xf32>
     %b, %s2 = gpu.alloc async [%s1] (%t) : memref<?x4xi32>
-    %y, %s3 = gpu.alloc async [%s2] (%t) {moe.caller_owned} : memref<?x64xf32>
+    %y, %s3 = gpu.alloc async [%s2] (%t) : memref<?x64xf32>
     %s4 = gpu.launch_func async [%s3] @kernels::@scale blocks in (%t, %c1, %c1) threads in (%c1, %c1, %c1) args(%x : memref<?x64xf32>, %b : memref<?x4xi32>, %a : memref<?x64xf32>)
     %s5 = gpu.launch_func async [%s4] @kernels::@scale blocks in (%t, %c1, %c1) threads in (%c1, %c1, %c1) args(%a : memref<?x64xf32>, %b : memref<?x4xi32>, %y : memref<?x64xf32>)
     %s6 = gpu.dealloc async [%s5] %a : memref<?x64xf32>

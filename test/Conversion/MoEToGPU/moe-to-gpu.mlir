@@ -91,12 +91,12 @@ func.func @layer(%x: tensor<?x8xf32>, %wr: tensor<8x6xf32>, %wu: tensor<4x8x16xf
 // -----
 
 // With device-arguments, arguments are device pointers (no copy in) and the
-// result stays on the device (no copy out, not freed: marked caller-owned for
-// the buffer deallocation of the pipeline).
+// result stays on the device (no copy out, not freed: the buffer deallocation
+// of the pipeline sees it returned, not freed, and hands it to the caller).
 // RUN: moe-opt %s --convert-moe-to-gpu="device-arguments=true" --split-input-file | FileCheck %s --check-prefix=DEV
 // DEV-LABEL: func.func @resident
 //   DEV-NOT:   gpu.memcpy
-//       DEV:   %[[OUT:.*]] = gpu.alloc (%{{.*}}) {moe.caller_owned} : memref<?x4xf32>
+//       DEV:   %[[OUT:.*]] = gpu.alloc (%{{.*}}) : memref<?x4xf32>
 //       DEV:   gpu.launch
 //   DEV-NOT:   gpu.memcpy
 //   DEV-NOT:   gpu.dealloc %[[OUT]]

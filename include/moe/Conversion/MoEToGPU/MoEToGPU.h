@@ -7,7 +7,12 @@
 #ifndef MOE_CONVERSION_MOETOGPU_MOETOGPU_H
 #define MOE_CONVERSION_MOETOGPU_MOETOGPU_H
 
+#include "mlir/IR/Block.h"
+#include "mlir/IR/Value.h"
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 
 #include <cstdint>
 
@@ -44,13 +49,53 @@ struct MoEToGPUOptions {
   bool bf16Rows = false;
 };
 
+/// What the patterns of the GPU lowering know about the device buffers they
+/// create, kept by the pass (not in the IR) for finalizeMoEDeviceBuffers.
+/// It holds values of ops the patterns created (legal ops, never replaced by
+/// the conversion); a conversion whose patterns fail after creating ops
+/// would leave stale entries, which is why each pattern checks everything
+/// before it creates anything.
+class MoEDeviceBuffers {
+public:
+  /// A buffer a pattern allocated (`gpu.alloc`; `memref.alloc` when
+  /// emulating).
+  void add(Value buffer) { buffers.insert(buffer); }
+  bool contains(Value buffer) const { return buffers.contains(buffer); }
+  ArrayRef<Value> getBuffers() const { return buffers.getArrayRef(); }
+
+  /// A buffer whose leading size is an upper bound known on the host (the
+  /// T * K rows of a dynamic-R dispatch, and what is computed from them),
+  /// while the true size is only known on the device.
+  void markRowsUpperBound(Value buffer) { upperBound.insert(buffer); }
+  bool hasRowsUpperBound(Value buffer) const {
+    return upperBound.contains(buffer);
+  }
+
+  /// The device copy `device` of the host tensor `tensor`, made by `copy`:
+  /// later ops of the same block reuse it.
+  void addHostCopy(Value tensor, Operation *copy, Value device) {
+    hostCopies[tensor].push_back({copy, device});
+  }
+  /// A device copy of `tensor` made before `point` in `block`, or null.
+  Value lookupHostCopy(Value tensor, Block *block, Block::iterator point) const;
+
+private:
+  llvm::SetVector<Value> buffers;
+  llvm::DenseSet<Value> upperBound;
+  llvm::DenseMap<Value, SmallVector<std::pair<Operation *, Value>, 1>>
+      hostCopies;
+};
+
 /// Adds the patterns that lower `moe.gate`, `moe.route`, `moe.dispatch`,
 /// `moe.grouped_matmul`, `moe.expert_ffn`, `moe.combine` and `moe.aux_loss`
 /// to device kernels (`gpu.launch` regions over device buffers, bridged to
 /// tensors with `bufferization.to_tensor`). Host tensors that feed an op
 /// are copied to the device; results stay on the device for the next op.
+/// What they record about their buffers goes to `buffers`, which must
+/// outlive the conversion (finalizeMoEDeviceBuffers reads it).
 void populateMoEToGPUConversionPatterns(RewritePatternSet &patterns,
-                                        const MoEToGPUOptions &options = {});
+                                        const MoEToGPUOptions &options,
+                                        MoEDeviceBuffers &buffers);
 
 /// Marks the ops lowered by the patterns above illegal and the dialects they
 /// produce legal.
@@ -63,19 +108,19 @@ void configureMoEToGPUConversionTarget(ConversionTarget &target);
 /// whose size is only known on the device (the rows of a dynamic-R
 /// `moe.dispatch`) when it leaves moe code.
 /// With `deviceResults`, device results returned by a function stay on the
-/// device (and are not freed).
+/// device (and are not freed: the caller frees them). `buffers` is what the
+/// patterns recorded.
 LogicalResult finalizeMoEDeviceBuffers(Operation *root,
+                                       const MoEDeviceBuffers &buffers,
                                        bool deviceResults = false);
 
-/// Marks a `gpu.alloc` whose buffer the function returns to its caller
-/// (device results with `deviceResults`): the caller frees it.
-inline constexpr char kCallerOwnedDeviceBufferAttr[] = "moe.caller_owned";
-
 /// Lets the upstream ownership-based buffer deallocation run on functions
-/// that hold the device buffers of convert-moe-to-gpu (which frees them
-/// itself): `gpu.alloc` is not owned by its block unless it carries
-/// `kCallerOwnedDeviceBufferAttr`, and `gpu.dealloc` is not analysed. Host
-/// buffers are handled as usual.
+/// that hold device buffers, which it cannot free (it frees with the host
+/// allocator): a `gpu.alloc` freed by a `gpu.dealloc` (every buffer of
+/// convert-moe-to-gpu but the returned ones) is not owned by its block, a
+/// `gpu.alloc` that the function returns without freeing it is handed to
+/// the caller (owned, not copied), and any other `gpu.alloc` is an error;
+/// `gpu.dealloc` is not analysed. Host buffers are handled as usual.
 void registerDeviceBufferDeallocationModels(DialectRegistry &registry);
 
 } // namespace moe

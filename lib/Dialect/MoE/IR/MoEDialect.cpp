@@ -36,8 +36,8 @@ void MoEDialect::initialize() {
 
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attribute) {
-  // Only the attributes that users write are checked here; the GPU
-  // conversion's own markers (`moe.device_buffer`, ...) are its business.
+  // Only the attributes that users write are checked here; the markers of
+  // the lowerings (`moe.ep_experts`, `moe.stream`, ...) are theirs.
   if (attribute.getName() == MatmulScheduleAttr::getAttributeName() &&
       !llvm::isa<MatmulScheduleAttr>(attribute.getValue()))
     return op->emitError() << "'" << MatmulScheduleAttr::getAttributeName()
