@@ -26,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The runner needs NumPy: python3 there; here Debian's /usr/bin/python3.
 PYTHON="${PYTHON:-}"
-SUBSET="top_k,adamoe_null,expert_choice"
+SUBSET="top_k,expert_choice,bf16_tensor_cores"
 # Where prepare builds the package (the device tool carries it).
 CHECK_DIR="${MOE_GPU_CHECK_DIR:-$ROOT/build/gpu-check}"
 

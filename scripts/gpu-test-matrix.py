@@ -37,8 +37,9 @@ def main():
                         help="then run the runner here in dry mode")
     args = parser.parse_args()
 
-    from moe_mlir import aot, gpu_cases
+    from moe_mlir import aot, compiler, gpu_cases
     from moe_mlir.routing import compile_layer
+    from moe_mlir.targets import gpu_emulation_pipeline, gpu_pipeline
 
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -49,22 +50,21 @@ def main():
     for name in names:
         H, F, E, K, T, kw, _ = gpu_cases.CASES[name]
         inputs = gpu_cases.inputs(name)
+        opts = gpu_cases.options(name)
         layer = compile_layer(H, F, E, K, target="gpu-emulated", **kw)
-        text, entry, arg_names = layer.module_text(gpu_cases.optional_names(name))
-        call = {n: inputs[n] for n in inputs if n != "k_per_token"}
-        emulated = layer(**call, **({"k_per_token": inputs["k_per_token"]}
-                                   if "k_per_token" in inputs else {}))
+        text, entry, arg_names = layer.module_text(gpu_cases.optional_names(name),
+                                                   weight_dtype=opts["weight_dtype"])
+        emulation = gpu_emulation_pipeline() + ("{bf16-rows=1}" if opts["bf16_rows"] else "")
+        emulated = compiler.compile(text, entry, pipeline=emulation)(
+            *[inputs[n] for n in arg_names])
         gpu_cases.check(name, emulated, inputs)
-        library = os.path.join(out, "cases", f"lib{name}.so")
-        aot.build_shared_library(text, library, target="gpu", chips=chips, cpu="x86-64")
-        # The same layer with its arguments and result in device memory.
-        resident = os.path.join(out, "cases", f"lib{name}_resident.so")
-        aot.build_shared_library(text, resident, target="gpu", chips=chips, cpu="x86-64",
-                                 device_arguments=True)
-        # The capturable form: the caller's stream and workspace (graph capture).
-        capturable = os.path.join(out, "cases", f"lib{name}_capturable.so")
-        aot.build_shared_library(text, capturable, target="gpu", chips=chips, cpu="x86-64",
-                                 capturable=True)
+        forms = {"": dict(), "_resident": dict(device_arguments=True),
+                 # The capturable form: the caller's stream and workspace.
+                 "_capturable": dict(capturable=True)}
+        for suffix, form in forms.items():
+            pipeline = gpu_pipeline(chips, bf16_rows=opts["bf16_rows"], **form)
+            aot.build_shared_library(text, os.path.join(out, "cases", f"lib{name}{suffix}.so"),
+                                     target="gpu", cpu="x86-64", pipeline=pipeline)
         np.savez(os.path.join(out, "cases", f"{name}.npz"),
                  **{n: inputs[n] for n in arg_names}, expected=emulated)
         manifest["cases"].append({"name": name, "library": f"cases/lib{name}.so",

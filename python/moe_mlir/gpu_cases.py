@@ -39,7 +39,36 @@ CASES = {
     "expert_choice": (48, 64, 6, 2, 40,
                       dict(strategy="expert_choice", capacity_factor=1.25, normalize="selected"),
                       dict(strategy=ref.ExpertChoice(1.25), normalize="selected")),
+    # bf16 expert weights: f32 rows on the SIMT tiles (f32 semantics), then
+    # on the tensor cores (bf16-rows: mma.sync m16n8k16), with partial
+    # 16-row tiles, N not a multiple of 32 and null experts.
+    "bf16_weights": (64, 96, 8, 2, 37, dict(), dict()),
+    "bf16_tensor_cores": (64, 72, 8, 4, 50, dict(num_null=4, normalize="non_null"),
+                          dict(normalize="non_null")),
 }
+
+# Cases with other weights or pipeline options than f32 and the defaults:
+# weight_dtype of module_text, and bf16_rows (moe-gpu-pipeline{bf16-rows}).
+OPTIONS = {
+    "bf16_weights": dict(weight_dtype="bf16", bf16_rows=False),
+    "bf16_tensor_cores": dict(weight_dtype="bf16", bf16_rows=True),
+}
+# The expert weights that module_text(weight_dtype="bf16") takes as bf16.
+_BF16_WEIGHTS = ("w_up", "w_gate", "w_down")
+
+
+def options(name):
+    """The case's weight_dtype and bf16_rows."""
+    return dict(dict(weight_dtype="f32", bf16_rows=False), **OPTIONS.get(name, {}))
+
+
+def _bf16_bits(a):
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x7FFF) + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _bf16_values(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
 def inputs(name):
@@ -62,6 +91,10 @@ def inputs(name):
         a["v"] = rng.standard_normal((kw["num_const"], H), dtype=np.float32)
     if kw.get("strategy") == "dynamic_k":
         a["k_per_token"] = rng.integers(-1, K + 2, size=T).astype(np.int32)
+    if options(name)["weight_dtype"] == "bf16":  # the library's bf16 bits
+        for n in _BF16_WEIGHTS:
+            if n in a:
+                a[n] = _bf16_bits(a[n])
     return a
 
 
@@ -71,9 +104,16 @@ def optional_names(name):
 
 
 def check(name, y, args):
-    """Checks a result with the section-5 rule; raises AssertionError."""
+    """Checks a result with the section-5 rule; raises AssertionError. bf16
+    weights are compared as the f32 values they hold; with bf16-rows (rows
+    and the FFN's intermediates rounded to bf16) with the project's bf16
+    bound (conformance.MATMUL_TOL, docs/GPU.md), routing staying f32."""
     from . import conformance
     H, F, E, K, T, kw, refkw = CASES[name]
+    args = {n: _bf16_values(a) if a.dtype == np.uint16 else a for n, a in args.items()}
+    if options(name)["bf16_rows"]:
+        refkw = dict(refkw, rtol_row=conformance.MATMUL_TOL["bf16"][0],
+                     atol=conformance.MATMUL_TOL["bf16"][1])
     experts = ref.ExpertSpace(compute=E, null=kw.get("num_null", 0), copy=kw.get("num_copy", 0),
                               const=kw.get("num_const", 0))
     extra = {k: args[k] for k in ("w_gate", "b_up", "b_down", "wc", "v", "k_per_token")
