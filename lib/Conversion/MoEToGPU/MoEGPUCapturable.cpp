@@ -27,6 +27,8 @@
 #include "mlir/Interfaces/LoopLikeInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <numeric>
+
 #define DEBUG_TYPE "moe-gpu-capturable"
 
 namespace mlir {
@@ -115,6 +117,77 @@ static Value cloneSizeComputation(Value value, OpBuilder &builder,
   return clone->getResult(cast<OpResult>(value).getResultNumber());
 }
 
+/// The top-level op of `function`'s entry block that holds `op`.
+static Operation *topLevelAncestor(func::FuncOp function, Operation *op) {
+  return function.getBody().front().findAncestorOpInBlock(*op);
+}
+
+/// Every op that uses `buffer` or a memref derived from it (views, casts),
+/// but its frees (they go away).
+static void collectUsers(Value buffer, SmallVectorImpl<Operation *> &users) {
+  for (Operation *user : buffer.getUsers()) {
+    if (isa<gpu::DeallocOp>(user))
+      continue;
+    users.push_back(user);
+    for (Value result : user->getResults())
+      if (isa<BaseMemRefType>(result.getType()))
+        collectUsers(result, users);
+  }
+}
+
+/// Assigns the allocations to workspace slots: two buffers share a slot
+/// when the last op that uses one comes before the first op that uses the
+/// other (a buffer is not touched before a kernel uses it). Every kernel
+/// runs on one stream in program order, so the kernels of the second buffer
+/// start after those of the first have finished. A buffer that the function
+/// returns keeps its slot to the end. Positions are those of the top-level
+/// ops of the entry block (a buffer used in an scf.if lives over the whole
+/// scf.if).
+static SmallVector<unsigned> assignSlots(func::FuncOp function,
+                                         ArrayRef<gpu::AllocOp> allocations) {
+  DenseMap<Operation *, unsigned> position;
+  for (auto [index, op] : llvm::enumerate(function.getBody().front()))
+    position[&op] = index;
+  // The interval of each buffer, in the order of their first use.
+  SmallVector<std::pair<unsigned, unsigned>> intervals;
+  for (gpu::AllocOp alloc : allocations) {
+    unsigned defined = position.lookup(topLevelAncestor(function, alloc));
+    unsigned start = ~0u, end = defined;
+    SmallVector<Operation *> users;
+    collectUsers(alloc.getMemref(), users);
+    for (Operation *user : users) {
+      Operation *top = topLevelAncestor(function, user);
+      unsigned at = isa<func::ReturnOp>(top) ? ~0u : position.lookup(top);
+      end = std::max(end, at);
+      if (!isa<memref::DimOp, memref::ViewOp, memref::CastOp>(user))
+        start = std::min(start, position.lookup(top));
+    }
+    intervals.push_back({std::min(start, end), end});
+  }
+  SmallVector<unsigned> order(allocations.size());
+  std::iota(order.begin(), order.end(), 0);
+  llvm::stable_sort(order, [&](unsigned a, unsigned b) {
+    return intervals[a].first < intervals[b].first;
+  });
+  // Greedy: a slot is free for a buffer when the latest end of its buffers
+  // comes before the buffer's start.
+  SmallVector<unsigned> slots(allocations.size());
+  SmallVector<unsigned> slotEnd;
+  for (unsigned index : order) {
+    auto [start, end] = intervals[index];
+    auto free =
+        llvm::find_if(slotEnd, [&](unsigned last) { return last < start; });
+    if (free == slotEnd.end()) {
+      slots[index] = slotEnd.size();
+      slotEnd.push_back(end);
+    } else {
+      slots[index] = free - slotEnd.begin();
+      *free = std::max(*free, end);
+    }
+  }
+  return slots;
+}
+
 namespace {
 /// The workspace offsets of a function's allocations and its total size,
 /// computed at a builder's insertion point.
@@ -124,16 +197,19 @@ struct WorkspaceLayout {
 };
 } // namespace
 
+/// The layout of `allocations` in their `slots` (assignSlots): each slot as
+/// large as its largest buffer, 256-byte aligned, one after the other.
 static FailureOr<WorkspaceLayout>
-computeLayout(ArrayRef<gpu::AllocOp> allocations, OpBuilder &builder,
-              Location loc, IRMapping &mapping) {
-  WorkspaceLayout layout;
+computeLayout(ArrayRef<gpu::AllocOp> allocations, ArrayRef<unsigned> slots,
+              OpBuilder &builder, Location loc, IRMapping &mapping) {
   auto constant = [&](int64_t value) -> Value {
     return arith::ConstantIndexOp::create(builder, loc, value);
   };
   Value alignment = constant(kWorkspaceAlignment);
-  Value offset = constant(0);
-  for (gpu::AllocOp alloc : allocations) {
+  unsigned numSlots = slots.empty() ? 0 : *llvm::max_element(slots) + 1;
+  SmallVector<Value> slotBytes(numSlots, constant(0));
+  for (auto [index, slot] : llvm::enumerate(slots)) {
+    gpu::AllocOp alloc = allocations[index];
     MemRefType type = alloc.getType();
     std::optional<int64_t> bytes = elementBytes(type.getElementType());
     if (!bytes)
@@ -154,11 +230,20 @@ computeLayout(ArrayRef<gpu::AllocOp> allocations, OpBuilder &builder,
                   "capturable function";
       size = arith::MulIOp::create(builder, loc, size, hoisted);
     }
-    layout.offsets.push_back(offset);
     Value padded = arith::CeilDivUIOp::create(builder, loc, size, alignment);
     Value aligned = arith::MulIOp::create(builder, loc, padded, alignment);
-    offset = arith::AddIOp::create(builder, loc, offset, aligned);
+    slotBytes[slot] =
+        arith::MaxUIOp::create(builder, loc, slotBytes[slot], aligned);
   }
+  WorkspaceLayout layout;
+  SmallVector<Value> slotOffsets;
+  Value offset = constant(0);
+  for (Value bytes : slotBytes) {
+    slotOffsets.push_back(offset);
+    offset = arith::AddIOp::create(builder, loc, offset, bytes);
+  }
+  for (unsigned slot : slots)
+    layout.offsets.push_back(slotOffsets[slot]);
   layout.size = offset;
   return layout;
 }
@@ -167,6 +252,7 @@ computeLayout(ArrayRef<gpu::AllocOp> allocations, OpBuilder &builder,
 /// returns the workspace bytes.
 static LogicalResult addSizeQuery(func::FuncOp function,
                                   ArrayRef<gpu::AllocOp> allocations,
+                                  ArrayRef<unsigned> slots,
                                   SymbolTable &symbols) {
   Location loc = function.getLoc();
   OpBuilder builder(function);
@@ -181,7 +267,7 @@ static LogicalResult addSizeQuery(func::FuncOp function,
   IRMapping mapping;
   mapping.map(function.getArguments(), entry->getArguments());
   FailureOr<WorkspaceLayout> layout =
-      computeLayout(allocations, builder, loc, mapping);
+      computeLayout(allocations, slots, builder, loc, mapping);
   if (failed(layout))
     return failure();
   func::ReturnOp::create(builder, loc, layout->size);
@@ -195,7 +281,8 @@ static LogicalResult makeCapturable(func::FuncOp function,
     return failure();
   SmallVector<gpu::AllocOp> allocations;
   function.walk([&](gpu::AllocOp alloc) { allocations.push_back(alloc); });
-  if (failed(addSizeQuery(function, allocations, symbols)))
+  SmallVector<unsigned> slots = assignSlots(function, allocations);
+  if (failed(addSizeQuery(function, allocations, slots, symbols)))
     return failure();
 
   MLIRContext *context = function.getContext();
@@ -224,7 +311,7 @@ static LogicalResult makeCapturable(func::FuncOp function,
   IRMapping mapping;
   mapping.map(entry.getArguments(), entry.getArguments());
   FailureOr<WorkspaceLayout> layout =
-      computeLayout(allocations, builder, loc, mapping);
+      computeLayout(allocations, slots, builder, loc, mapping);
   if (failed(layout))
     return failure();
   Value zero = arith::ConstantIndexOp::create(builder, loc, 0);

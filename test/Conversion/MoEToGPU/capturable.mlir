@@ -8,17 +8,23 @@ module attributes {gpu.container_module} {
     gpu.func @scale(%x: memref<?x64xf32>, %t: memref<?x4xi32>, %y: memref<?x64xf32>) kernel {
       gpu.return
     }
+    gpu.func @reduce(%y: memref<?x64xf32>, %c: memref<?x16xf32>) kernel {
+      gpu.return
+    }
   }
-  // The workspace query: 256-byte aligned T*64*4 and T*4*4 bytes, then the
-  // result (T*64*4), from the shapes of the arguments only.
+  // The workspace query: three slots (a and c share one: c is allocated
+  // after the last use of a), each as large as its largest buffer, 256-byte
+  // aligned, computed from the shapes of the arguments only.
   // CHECK-LABEL: func.func @layer_workspace_size(
   //  CHECK-SAME:     %[[QX:.*]]: memref<?x64xf32>) -> index
   //       CHECK:   %[[QT:.*]] = memref.dim %[[QX]], %{{.*}} : memref<?x64xf32>
   //       CHECK:   arith.muli %{{.*}}, %[[QT]]
+  //       CHECK:   arith.maxui
+  //       CHECK:   arith.maxui
+  //       CHECK:   arith.maxui
+  //       CHECK:   arith.maxui
   //       CHECK:   arith.addi
-  //       CHECK:   arith.muli %{{.*}}, %[[QT]]
   //       CHECK:   arith.addi
-  //       CHECK:   arith.muli %{{.*}}, %[[QT]]
   //       CHECK:   %[[END:.*]] = arith.addi
   //   CHECK-NOT:   gpu.
   //       CHECK:   return %[[END]] : index
@@ -33,11 +39,13 @@ module attributes {gpu.container_module} {
   //       CHECK:   %[[TOKEN:.*]] = builtin.unrealized_conversion_cast %[[STREAM]] : !llvm.ptr to !gpu.async.token
   //       CHECK:   %[[RESULT:.*]] = scf.if %[[FITS]] -> (memref<?x64xf32>) {
   //   CHECK-NOT:     gpu.wait
-  //       CHECK:     %[[A:.*]] = memref.view %[[WS]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?x64xf32>
-  //       CHECK:     %[[B:.*]] = memref.view %[[WS]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?x4xi32>
-  //       CHECK:     %[[Y:.*]] = memref.view %[[WS]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?x64xf32>
+  //       CHECK:     %[[A:.*]] = memref.view %[[WS]][%[[OA:.*]]][%{{.*}}] : memref<?xi8> to memref<?x64xf32>
+  //       CHECK:     %[[B:.*]] = memref.view %[[WS]][%[[OB:.*]]][%{{.*}}] : memref<?xi8> to memref<?x4xi32>
+  //       CHECK:     %[[Y:.*]] = memref.view %[[WS]][%[[OY:.*]]][%{{.*}}] : memref<?xi8> to memref<?x64xf32>
   //       CHECK:     gpu.launch_func async [%[[TOKEN]]] @kernels::@scale {{.*}} args(%[[X]] : memref<?x64xf32>, %[[B]] : memref<?x4xi32>, %[[A]] : memref<?x64xf32>)
   //       CHECK:     gpu.launch_func async [%[[TOKEN]]] @kernels::@scale {{.*}} args(%[[A]] : memref<?x64xf32>, %[[B]] : memref<?x4xi32>, %[[Y]] : memref<?x64xf32>)
+  //       CHECK:     %[[C:.*]] = memref.view %[[WS]][%[[OA]]][%{{.*}}] : memref<?xi8> to memref<?x16xf32>
+  //       CHECK:     gpu.launch_func async [%[[TOKEN]]] @kernels::@reduce {{.*}} args(%[[Y]] : memref<?x64xf32>, %[[C]] : memref<?x16xf32>)
   //   CHECK-NOT:     gpu.dealloc
   //   CHECK-NOT:     gpu.wait
   //       CHECK:     scf.yield %[[Y]] : memref<?x64xf32>
@@ -58,9 +66,12 @@ module attributes {gpu.container_module} {
     %y, %s3 = gpu.alloc async [%s2] (%t) : memref<?x64xf32>
     %s4 = gpu.launch_func async [%s3] @kernels::@scale blocks in (%t, %c1, %c1) threads in (%c1, %c1, %c1) args(%x : memref<?x64xf32>, %b : memref<?x4xi32>, %a : memref<?x64xf32>)
     %s5 = gpu.launch_func async [%s4] @kernels::@scale blocks in (%t, %c1, %c1) threads in (%c1, %c1, %c1) args(%a : memref<?x64xf32>, %b : memref<?x4xi32>, %y : memref<?x64xf32>)
-    %s6 = gpu.dealloc async [%s5] %a : memref<?x64xf32>
-    %s7 = gpu.dealloc async [%s6] %b : memref<?x4xi32>
-    gpu.wait [%s7]
+    %c, %s6 = gpu.alloc async [%s5] (%t) : memref<?x16xf32>
+    %s7 = gpu.launch_func async [%s6] @kernels::@reduce blocks in (%t, %c1, %c1) threads in (%c1, %c1, %c1) args(%y : memref<?x64xf32>, %c : memref<?x16xf32>)
+    %s8 = gpu.dealloc async [%s7] %a : memref<?x64xf32>
+    %s9 = gpu.dealloc async [%s8] %b : memref<?x4xi32>
+    %s10 = gpu.dealloc async [%s9] %c : memref<?x16xf32>
+    gpu.wait [%s10]
     return %y : memref<?x64xf32>
   }
   // Private functions keep their form.
