@@ -119,12 +119,31 @@ struct RouteToGPU : GPUPattern<RouteOp> {
     bool crossToken = expertChoice || config.capacity;
     d.guarded(op, sizes, [&] {
       if (expertChoice) {
-        // Cross-token orderings (a stable radix sort of every (token,
-        // expert) score) on one device thread: correct, not fast.
-        d.single([&] {
+        // Three kernels: every token's scores, one thread per expert
+        // picking its tokens (a radix select over its column), one thread
+        // per token gathering the experts that picked it.
+        int64_t s = config.experts.getNumExperts();
+        Value scores = d.alloc(rewriter.getF32Type(),
+                               {ShapedType::kDynamic, s}, route.numTokens);
+        Value picked = d.alloc(rewriter.getI1Type(),
+                               {ShapedType::kDynamic, s}, route.numTokens);
+        d.forAll(route.numTokens, [&](Value t) {
           constants();
-          route.emitExpertChoice(
-              expertChoice.getCapacityFactor().convertToDouble());
+          route.emitExpertChoiceScores(t, scores,
+                                       route.allocExpertChoiceScratch());
+        });
+        double factor = expertChoice.getCapacityFactor().convertToDouble();
+        d.forAll(e.index(s), [&](Value expert) {
+          constants();
+          Value capacity = route.emitExpertChoiceCapacity(factor);
+          auto scratch = route.allocExpertChoiceScratch();
+          route.emitExpertChoicePick(expert, scores, picked, capacity,
+                                     scratch);
+        });
+        d.forAll(route.numTokens, [&](Value t) {
+          constants();
+          route.emitExpertChoiceToken(t, scores, picked,
+                                      route.allocExpertChoiceScratch());
         });
       } else {
         d.forAll(route.numTokens, [&](Value t) {

@@ -427,73 +427,129 @@ void RouteEmitter::emitToken(Value t) {
   emitEmptySlots(t, emitCount(t));
 }
 
-/// Section 2.2.1.
+/// Section 2.2.1, in three phases (see the header).
 void RouteEmitter::emitExpertChoice(double capacityFactor) {
   Type f32 = e.b.getF32Type();
   Type i1 = e.b.getI1Type();
-  Type indexType = e.b.getIndexType();
   int64_t s = numExperts();
   Value zero = e.index(0);
-  Value one = e.index(1);
-  Value sV = e.index(s);
-  // Every token's scores.
   Value scores = e.alloc(f32, {ShapedType::kDynamic, s}, numTokens);
-  Value row = e.alloc(f32, {s});
-  e.loop(zero, numTokens, [&](Value t) {
-    emitScores(t, row);
-    e.loop(zero, sV, [&](Value i) { e.store(e.load(row, i), scores, {t, i}); });
-  });
-  // Every (token, expert) pair, token-major, sorted by score (stable, so
-  // ties keep the lower token), then counted per expert.
-  Value numItems = e.mul(numTokens, sV);
-  Value items = e.alloc(indexType, {ShapedType::kDynamic}, numItems);
-  Value scratch = e.alloc(indexType, {ShapedType::kDynamic}, numItems);
-  e.loop(zero, numItems, [&](Value i) { e.store(i, items, i); });
-  auto scoreOf = [&](Value item) {
-    return e.load(scores, {arith::DivUIOp::create(e.b, item, sV),
-                           arith::RemUIOp::create(e.b, item, sV)});
-  };
-  emitRadixSortByValue(e, items, scratch, numItems, scoreOf);
-  Value capacity =
-      emitCeilOfScaledRatio(e, capacityFactor, numTokens, s, numTokens);
   Value picked = e.alloc(i1, {ShapedType::kDynamic, s}, numTokens);
-  e.loop(zero, numTokens, [&](Value t) {
-    e.loop(zero, sV, [&](Value i) {
-      e.store(e.boolean(false), picked, {t, i});
-    });
+  ExpertChoiceScratch scratch = allocExpertChoiceScratch();
+  e.loop(zero, numTokens,
+         [&](Value t) { emitExpertChoiceScores(t, scores, scratch); });
+  Value capacity = emitExpertChoiceCapacity(capacityFactor);
+  e.loop(zero, e.index(s), [&](Value expert) {
+    emitExpertChoicePick(expert, scores, picked, capacity, scratch);
   });
-  Value taken = e.alloc(indexType, {s});
-  e.fill(taken, zero, zero, sV);
-  e.loop(zero, numItems, [&](Value i) {
-    Value item = e.load(items, i);
-    Value t = arith::DivUIOp::create(e.b, item, sV);
-    Value expert = arith::RemUIOp::create(e.b, item, sV);
-    Value rank = e.load(taken, expert);
-    e.store(e.add(rank, one), taken, expert);
-    e.ifThen(e.cmpi(CmpIPredicate::slt, rank, capacity), [&] {
-      e.store(e.boolean(true), picked, {t, expert});
+  e.loop(zero, numTokens,
+         [&](Value t) { emitExpertChoiceToken(t, scores, picked, scratch); });
+}
+
+RouteEmitter::ExpertChoiceScratch RouteEmitter::allocExpertChoiceScratch() {
+  return {e.alloc(e.b.getF32Type(), {numExperts()}),
+          e.alloc(e.b.getIndexType(), {256}), allocPicks(e, numSlots())};
+}
+
+void RouteEmitter::emitExpertChoiceScores(Value t, Value scores,
+                                          const ExpertChoiceScratch &scratch) {
+  emitScores(t, scratch.row);
+  Value zero = e.index(0);
+  Value width = e.index(numExperts());
+  e.loop(zero, width,
+         [&](Value i) { e.store(e.load(scratch.row, i), scores, {t, i}); });
+}
+
+Value RouteEmitter::emitExpertChoiceCapacity(double capacityFactor) {
+  return emitCeilOfScaledRatio(e, capacityFactor, numTokens, numExperts(),
+                               numTokens);
+}
+
+void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
+                                        Value picked, Value capacity,
+                                        const ExpertChoiceScratch &scratch) {
+  Type i32 = e.b.getI32Type();
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value buckets = e.index(256);
+  auto keyOf = [&](Value t) {
+    return emitDescendingKey(e, e.load(scores, {t, expert}));
+  };
+  // The C-th smallest key (keys ascend from the best score), most
+  // significant byte first: `prefix` holds the bytes found so far, `rank`
+  // the 1-based rank of the cut among the keys that share them.
+  Value histogram = scratch.histogram;
+  Value prefix = e.i32(0);
+  Value rank = capacity;
+  for (int pass = 3; pass >= 0; --pass) {
+    int shift = 8 * pass;
+    // Only the bytes above this one are compared.
+    Value highMask =
+        e.i32(pass == 3 ? 0 : static_cast<int32_t>(~0u << (shift + 8)));
+    e.fill(histogram, zero, zero, buckets);
+    e.loop(zero, numTokens, [&](Value t) {
+      Value key = keyOf(t);
+      Value high = arith::AndIOp::create(e.b, key, highMask);
+      e.ifThen(e.cmpi(CmpIPredicate::eq, high, prefix), [&] {
+        Value shiftV = e.i32(shift);
+        Value shifted = arith::ShRUIOp::create(e.b, key, shiftV);
+        Value byteMask = e.i32(255);
+        Value digit =
+            e.toIndex(arith::AndIOp::create(e.b, shifted, byteMask));
+        e.store(e.add(e.load(histogram, digit), one), histogram, digit);
+      });
     });
-  });
-  // Each token's experts, best first (ties: lower expert), up to K.
-  PickBuffers tokenPicks = allocPicks(e, numSlots());
-  e.loop(zero, numTokens, [&](Value t) {
-    emitSelectBest(
-        e, tokenPicks, sV,
-        [&](Value i) {
-          return e.load(scores, {t, i});
-        },
-        [&](Value i) {
-          return e.load(picked, {t, i});
-        },
-        [&](Value j, Value i, Value found) {
-          Value safe = e.select(found, i, zero);
-          Value score = e.load(scores, {t, safe});
-          Value raw = e.select(found, score, e.f32(0.0f));
-          Value id = e.toI32(i);
-          e.store(e.select(found, id, e.i32(-1)), ids, {t, j});
-          e.store(raw, weights, {t, j});
+    // The bucket where the cumulative count reaches `rank`: carried are
+    // the count before the current bucket and the bucket found (256 while
+    // not found), with the count before it.
+    SmallVector<Value> found = e.loop(
+        zero, buckets, ValueRange{zero, buckets, zero},
+        [&](Value d, ValueRange acc) {
+          Value upTo = e.add(acc[0], e.load(histogram, d));
+          Value notYet = e.cmpi(CmpIPredicate::eq, acc[1], buckets);
+          Value reaches = e.andi(notYet, e.cmpi(CmpIPredicate::sge, upTo, rank));
+          return SmallVector<Value>{upTo, e.select(reaches, d, acc[1]),
+                                    e.select(reaches, acc[0], acc[2])};
         });
+    // rank <= T and rank >= 1 here unless C = 0 (nothing is picked then,
+    // whatever the cut).
+    Value digit = e.minSI(found[1], e.index(255));
+    Value digit32 = arith::IndexCastUIOp::create(e.b, i32, digit);
+    Value shiftV = e.i32(shift);
+    Value placed = arith::ShLIOp::create(e.b, digit32, shiftV);
+    prefix = arith::OrIOp::create(e.b, prefix, placed);
+    rank = e.sub(rank, found[2]);
+  }
+  // Keys below the cut are picked; of the keys equal to it, the first
+  // `rank` in token order (ties: lower t).
+  Value none = e.cmpi(CmpIPredicate::eq, capacity, zero);
+  e.loop(zero, numTokens, zero, [&](Value t, ValueRange ties) {
+    Value key = keyOf(t);
+    Value below = e.cmpi(CmpIPredicate::ult, key, prefix);
+    Value atCut = e.cmpi(CmpIPredicate::eq, key, prefix);
+    Value tieTaken = e.andi(atCut, e.cmpi(CmpIPredicate::slt, ties[0], rank));
+    Value some = e.notI1(none);
+    Value take = e.andi(some, e.ori(below, tieTaken));
+    e.store(take, picked, {t, expert});
+    return SmallVector<Value>{e.add(ties[0], e.select(atCut, one, zero))};
   });
+}
+
+void RouteEmitter::emitExpertChoiceToken(Value t, Value scores, Value picked,
+                                         const ExpertChoiceScratch &scratch) {
+  Value zero = e.index(0);
+  emitSelectBest(
+      e, scratch.picks, e.index(numExperts()),
+      [&](Value i) { return e.load(scores, {t, i}); },
+      [&](Value i) { return e.load(picked, {t, i}); },
+      [&](Value j, Value i, Value found) {
+        Value safe = e.select(found, i, zero);
+        Value score = e.load(scores, {t, safe});
+        Value raw = e.select(found, score, e.f32(0.0f));
+        Value id = e.toI32(i);
+        e.store(e.select(found, id, e.i32(-1)), ids, {t, j});
+        e.store(raw, weights, {t, j});
+      });
 }
 
 /// Step 7: drops the slots over each compute expert's capacity, then

@@ -75,8 +75,33 @@ public:
   void emitToken(Value t);
   /// emitPrepare, then emitToken for every token in order.
   void emitPerTokenSelection();
-  /// Section 2.2.1 (expert choice), every token.
+  /// Section 2.2.1 (expert choice), every token: the three phases below,
+  /// each a loop (the GPU runs each phase as a kernel over its index).
   void emitExpertChoice(double capacityFactor);
+  /// The scratch of one thread (or of the loops) of the phases below,
+  /// allocated by allocExpertChoiceScratch.
+  struct ExpertChoiceScratch {
+    Value row;       // S scores
+    Value histogram; // 256 counts
+    PickBuffers picks;
+  };
+  ExpertChoiceScratch allocExpertChoiceScratch();
+  /// Expert choice, phase 1: token t's scores into row t of `scores`
+  /// ([T, S] f32).
+  void emitExpertChoiceScores(Value t, Value scores,
+                              const ExpertChoiceScratch &scratch);
+  /// Phase 2: expert `expert` picks the `capacity` tokens with the best
+  /// scores (contract order, ties: lower t) and marks them in `picked`
+  /// ([T, S] i1): an exact radix select over the expert's column (4 passes
+  /// of 8 bits), then one pass in token order for the ties at the cut.
+  void emitExpertChoicePick(Value expert, Value scores, Value picked,
+                            Value capacity, const ExpertChoiceScratch &scratch);
+  /// Phase 3: token t's slots, the experts that picked it best first (ties:
+  /// lower expert), up to K.
+  void emitExpertChoiceToken(Value t, Value scores, Value picked,
+                             const ExpertChoiceScratch &scratch);
+  /// The expert's capacity C = min(T, ceil(cf * T / E)) (exact).
+  Value emitExpertChoiceCapacity(double capacityFactor);
   /// Step 7: drops the slots over each compute expert's capacity, then
   /// compacts every token's remaining slots.
   void emitCapacity(CapacityAttr capacity);
