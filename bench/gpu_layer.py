@@ -205,16 +205,8 @@ def replay_ms(rt, captured, argv, repeat):
     rt.begin_capture(stream)
     captured(*argv, workspace=workspace, stream=stream)
     graph = rt.end_capture(stream)
-    start, stop = rt.event(), rt.event()
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        rt.lib.moeCudaEventRecord(start, stream)
-        rt.launch_graph(graph, stream)
-        rt.lib.moeCudaEventRecord(stop, stream)
-        best = min(best, rt.elapsed_ms(start, stop))
+    best = rt.best_replay_ms(graph, stream, repeat)
     rt.destroy_graph(graph)
-    rt.lib.moeCudaEventDestroy(start)
-    rt.lib.moeCudaEventDestroy(stop)
     rt.destroy_stream(stream)
     rt.free(workspace)
     return best

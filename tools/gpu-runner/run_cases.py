@@ -56,16 +56,7 @@ def capture_and_replay(dev, path, entry, on_device, name, inputs, repeat):
         dev.launch_graph(graph, stream)
         dev.synchronize(stream)
         gpu_cases.check(name, dev.to_host(y), inputs)
-        start, stop = dev.event(), dev.event()
-        best = float("inf")
-        for _ in range(max(1, repeat)):
-            dev.lib.moeCudaEventRecord(start, stream)
-            dev.launch_graph(graph, stream)
-            dev.lib.moeCudaEventRecord(stop, stream)
-            best = min(best, dev.elapsed_ms(start, stop))
-        dev.lib.moeCudaEventDestroy(start)
-        dev.lib.moeCudaEventDestroy(stop)
-        return best
+        return dev.best_replay_ms(graph, stream, repeat)
     finally:
         if graph:
             dev.destroy_graph(graph)
