@@ -896,3 +896,19 @@ def test_expert_choice_select_with_ties_and_nan(target):
                                  strategy=ref.ExpertChoice(cf))
             assert np.array_equal(ids, rids), (cf, T)
             assert np.array_equal(w.view(np.uint32), rw.view(np.uint32)), (cf, T)
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu-emulated"])
+def test_capacity_position_across_chunks(target):
+    """Capacity with position priority over many slots: the GPU kernels count each
+    expert's slots per chunk of 256 (slot-major order), scan the counts per expert and drop
+    the slots ranked past the capacity chunk by chunk, so T*K spans several chunks here
+    (up to 2400 slots), with null experts (never limited) and capacities from 1 to above
+    every expert's load."""
+    E, K = 8, 3
+    rng = np.random.default_rng(43)
+    for cf, null in ((1e-9, 0), (0.3, 2), (1.0, 0), (4.0, 2)):
+        kw = dict(num_null=null, capacity=(cf, "position"), normalize="selected")
+        for T in (90, 300, 800):
+            logits = rng.standard_normal((T, E + null)).astype(np.float32)
+            run_route(logits, E, K, target=target, **kw)

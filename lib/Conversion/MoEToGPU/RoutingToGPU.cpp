@@ -78,6 +78,45 @@ struct GateToGPU : GPUPattern<GateOp> {
   }
 };
 
+/// Step 7 with position priority (RouteEmitter::emitPositionCount and
+/// what follows): a kernel per phase, over (chunk, compute expert), compute
+/// experts, (chunk, compute expert) and tokens.
+static void emitPositionCapacity(DeviceEmitter &d, RouteEmitter &route,
+                                 function_ref<void()> constants) {
+  LoopEmitter &e = d.e;
+  const RoutingConfig &config = route.getConfig();
+  int64_t numCompute = config.experts.getCompute();
+  Value computeExperts = e.index(numCompute);
+  Value slots = e.mul(route.numTokens, e.index(config.k));
+  Value chunkSize = e.index(RouteEmitter::kPositionChunk);
+  Value numChunks = arith::CeilDivUIOp::create(e.b, slots, chunkSize);
+  Value counts = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic, numCompute},
+                         numChunks);
+  Value dropped = d.alloc(e.b.getI1Type(), {ShapedType::kDynamic, config.k},
+                          route.numTokens);
+  d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
+    constants();
+    route.emitPositionCount(chunk, expert, counts);
+  });
+  d.forAll(computeExperts, [&](Value expert) {
+    constants();
+    route.emitPositionScan(expert, counts, numChunks);
+  });
+  d.forAll(route.numTokens, [&](Value t) {
+    constants();
+    route.emitClearDropped(t, dropped);
+  });
+  d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
+    constants();
+    Value capacity = route.emitCapacityLimit(config.capacity);
+    route.emitPositionDrop(chunk, expert, counts, capacity, dropped);
+  });
+  d.forAll(route.numTokens, [&](Value t) {
+    constants();
+    route.emitCompactToken(t, dropped);
+  });
+}
+
 struct RouteToGPU : GPUPattern<RouteOp> {
   using GPUPattern::GPUPattern;
 
@@ -153,8 +192,12 @@ struct RouteToGPU : GPUPattern<RouteOp> {
           if (!crossToken)
             route.emitNormalizeToken(t);
         });
-        if (config.capacity)
-          // The capacity walk in priority order, on one device thread.
+        if (config.capacity &&
+            config.capacity.getPriority() == CapacityPriority::position)
+          emitPositionCapacity(d, route, constants);
+        else if (config.capacity)
+          // Score priority: the capacity walk in weight order, on one
+          // device thread.
           d.single([&] {
             constants();
             route.emitCapacity(config.capacity);

@@ -560,9 +560,7 @@ void RouteEmitter::emitCapacity(CapacityAttr capacityAttr) {
   Value one = e.index(1);
   Value kV = e.index(numSlots());
   int64_t numComputeExperts = numCompute();
-  Value capacity =
-      emitCeilOfScaledRatio(e, capacityAttr.getFactor().convertToDouble(),
-                            e.mul(numTokens, kV), numComputeExperts, numTokens);
+  Value capacity = emitCapacityLimit(capacityAttr);
   Value used = e.alloc(indexType, {numComputeExperts});
   e.fill(used, zero, zero, e.index(numComputeExperts));
   Value zeroI32 = e.i32(0);
@@ -617,19 +615,92 @@ void RouteEmitter::emitCapacity(CapacityAttr capacityAttr) {
     });
   }
   // Compaction: each token's remaining slots move to the front, in order.
-  e.loop(zero, numTokens, [&](Value t) {
-    SmallVector<Value> kept =
-        e.loop(zero, kV, zero, [&](Value j, ValueRange acc) {
-          Value id = e.load(ids, {t, j});
-          Value valid = e.cmpi(CmpIPredicate::sge, id, zeroI32);
-          e.ifThen(valid, [&] {
-            Value w = e.load(weights, {t, j});
-            e.store(id, ids, {t, acc[0]});
-            e.store(w, weights, {t, acc[0]});
-          });
-          return SmallVector<Value>{e.add(acc[0], e.select(valid, one, zero))};
+  e.loop(zero, numTokens, [&](Value t) { emitCompactToken(t); });
+}
+
+Value RouteEmitter::emitCapacityLimit(CapacityAttr capacityAttr) {
+  Value kV = e.index(numSlots());
+  Value slots = e.mul(numTokens, kV);
+  return emitCeilOfScaledRatio(e, capacityAttr.getFactor().convertToDouble(),
+                               slots, numCompute(), numTokens);
+}
+
+void RouteEmitter::emitCompactToken(Value t, Value dropped) {
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value kV = e.index(numSlots());
+  Value zeroI32 = e.i32(0);
+  SmallVector<Value> kept =
+      e.loop(zero, kV, zero, [&](Value j, ValueRange acc) {
+        Value id = e.load(ids, {t, j});
+        Value valid = e.cmpi(CmpIPredicate::sge, id, zeroI32);
+        if (dropped) {
+          Value isDropped = e.load(dropped, {t, j});
+          valid = e.andi(valid, e.notI1(isDropped));
+        }
+        e.ifThen(valid, [&] {
+          Value w = e.load(weights, {t, j});
+          e.store(id, ids, {t, acc[0]});
+          e.store(w, weights, {t, acc[0]});
         });
-    emitEmptySlots(t, kept[0]);
+        return SmallVector<Value>{e.add(acc[0], e.select(valid, one, zero))};
+      });
+  emitEmptySlots(t, kept[0]);
+}
+
+void RouteEmitter::emitClearDropped(Value t, Value dropped) {
+  Value zero = e.index(0);
+  Value kV = e.index(numSlots());
+  Value no = e.boolean(false);
+  e.loop(zero, kV, [&](Value j) { e.store(no, dropped, {t, j}); });
+}
+
+Value RouteEmitter::emitChunkSlotsOf(
+    Value chunk, Value expert, Value init,
+    function_ref<void(Value, Value, Value)> body) {
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  Value kV = e.index(numSlots());
+  Value total = e.mul(numTokens, kV);
+  Value chunkSize = e.index(kPositionChunk);
+  Value begin = e.mul(chunk, chunkSize);
+  Value end = e.minSI(e.add(begin, chunkSize), total);
+  Value expertId = e.toI32(expert);
+  return e.loop(begin, end, init, [&](Value q, ValueRange acc) {
+    Value j = arith::DivUIOp::create(e.b, q, numTokens);
+    Value t = arith::RemUIOp::create(e.b, q, numTokens);
+    Value id = e.load(ids, {t, j});
+    Value match = e.cmpi(CmpIPredicate::eq, id, expertId);
+    if (body)
+      e.ifThen(match, [&] { body(t, j, acc[0]); });
+    return SmallVector<Value>{e.add(acc[0], e.select(match, one, zero))};
+  })[0];
+}
+
+void RouteEmitter::emitPositionCount(Value chunk, Value expert, Value counts) {
+  Value zero = e.index(0);
+  Value count = emitChunkSlotsOf(chunk, expert, zero, nullptr);
+  e.store(count, counts, {chunk, expert});
+}
+
+void RouteEmitter::emitPositionScan(Value expert, Value counts,
+                                    Value numChunks) {
+  Value zero = e.index(0);
+  e.loop(zero, numChunks, zero, [&](Value c, ValueRange before) {
+    Value count = e.load(counts, {c, expert});
+    e.store(before[0], counts, {c, expert});
+    return SmallVector<Value>{e.add(before[0], count)};
+  });
+}
+
+void RouteEmitter::emitPositionDrop(Value chunk, Value expert, Value counts,
+                                    Value capacity, Value dropped) {
+  // The rank of the expert's next slot starts at the slots of the chunks
+  // before this one.
+  Value first = e.load(counts, {chunk, expert});
+  emitChunkSlotsOf(chunk, expert, first, [&](Value t, Value j, Value rank) {
+    Value over = e.cmpi(CmpIPredicate::sge, rank, capacity);
+    e.store(over, dropped, {t, j});
   });
 }
 

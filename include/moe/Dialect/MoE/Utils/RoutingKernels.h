@@ -59,6 +59,7 @@ public:
       : e(e), config(config), kind(*getStrategyKind(config.strategy)),
         logits(logits), kPerToken(kPerToken), selectionBias(selectionBias) {}
 
+  const RoutingConfig &getConfig() const { return config; }
   /// Sizes (index values): tokens, logits per token (S), slots (K).
   Value numTokens, width, k;
   /// The result buffers.
@@ -105,6 +106,23 @@ public:
   /// Step 7: drops the slots over each compute expert's capacity, then
   /// compacts every token's remaining slots.
   void emitCapacity(CapacityAttr capacity);
+  /// Step 7 with position priority in parallel phases (the GPU runs each as
+  /// a kernel): the slots in position order (slot-major: q = j * T + t) are
+  /// cut into chunks of kPositionChunk; per (chunk, compute expert) a count
+  /// of the expert's slots (`counts` [chunks, E_compute] index); per expert
+  /// an exclusive prefix over the chunks; per (chunk, expert) the slots past
+  /// the capacity marked in `dropped` ([T, K] i1, set to false first by
+  /// emitClearDropped per token); per token the compaction.
+  static constexpr int64_t kPositionChunk = 256;
+  Value emitCapacityLimit(CapacityAttr capacity);
+  void emitClearDropped(Value t, Value dropped);
+  void emitPositionCount(Value chunk, Value expert, Value counts);
+  void emitPositionScan(Value expert, Value counts, Value numChunks);
+  void emitPositionDrop(Value chunk, Value expert, Value counts,
+                        Value capacity, Value dropped);
+  /// Moves token t's valid slots (not marked in `dropped`, when given) to
+  /// the front, in order, and empties the rest.
+  void emitCompactToken(Value t, Value dropped = {});
   /// Step 8 and the scale, every token.
   void emitNormalize();
   /// Step 8 and the scale for token t.
@@ -126,6 +144,11 @@ private:
   Value emitPrefix(Value n, function_ref<Value(Value)> passes);
   /// Empties the slots of token t from `begin` on.
   void emitEmptySlots(Value t, Value begin);
+  /// Runs `body(t, j, rank)` for the slots of position-order chunk `chunk`
+  /// whose id is the compute expert `expert`, in order, `rank` counting
+  /// them from `init`; returns init plus their number.
+  Value emitChunkSlotsOf(Value chunk, Value expert, Value init,
+                         function_ref<void(Value, Value, Value)> body);
 
   LoopEmitter &e;
   const RoutingConfig &config;
