@@ -899,16 +899,38 @@ def test_expert_choice_select_with_ties_and_nan(target):
 
 
 @pytest.mark.parametrize("target", ["cpu", "gpu-emulated"])
-def test_capacity_position_across_chunks(target):
-    """Capacity with position priority over many slots: the GPU kernels count each
-    expert's slots per chunk of 256 (slot-major order), scan the counts per expert and drop
-    the slots ranked past the capacity chunk by chunk, so T*K spans several chunks here
-    (up to 2400 slots), with null experts (never limited) and capacities from 1 to above
-    every expert's load."""
+@pytest.mark.parametrize("priority", ["position", "score"])
+def test_capacity_across_chunks(target, priority):
+    """Capacity over many slots: the GPU kernels count each expert's slots per chunk of 256
+    (slot-major for position priority, token-major for score priority), scan the counts per
+    expert, then drop by rank chunk by chunk (position) or keep each expert's best by an
+    exact radix select over its list of slots (score), so T*K spans several chunks here (up
+    to 2400 slots), with null experts (never limited) and capacities from 1 to above every
+    expert's load."""
     E, K = 8, 3
     rng = np.random.default_rng(43)
     for cf, null in ((1e-9, 0), (0.3, 2), (1.0, 0), (4.0, 2)):
-        kw = dict(num_null=null, capacity=(cf, "position"), normalize="selected")
+        kw = dict(num_null=null, capacity=(cf, priority), normalize="selected")
         for T in (90, 300, 800):
             logits = rng.standard_normal((T, E + null)).astype(np.float32)
             run_route(logits, E, K, target=target, **kw)
+
+
+@pytest.mark.parametrize("target", ["cpu", "gpu-emulated"])
+def test_capacity_score_ties_and_nan(target):
+    """Score priority on raw weights with many exact ties, -0/+0, infinities and NaN (NaN
+    last; ties to the lower token, then the lower slot) over several chunks: ids and
+    weights equal the reference's exactly."""
+    E, K = 6, 3
+    values = np.array([-1.0, -0.0, 0.0, 0.5, 0.5, 1.0, INF, -INF, NAN], np.float32)
+    rng = np.random.default_rng(47)
+    for cf in (0.2, 0.7, 1.5):
+        f = moe_mlir.compile_route(E, K, scoring="none", capacity=(cf, "score"),
+                                   target=target)
+        for T in (5, 120, 400):
+            logits = values[rng.integers(0, len(values), size=(T, E))]
+            ids, w = f(logits)
+            rids, rw = ref.route(logits, ref.ExpertSpace(E), K, scoring="none",
+                                 capacity=ref.Capacity(cf, "score"))
+            assert np.array_equal(ids, rids), (cf, T)
+            assert np.array_equal(w.view(np.uint32), rw.view(np.uint32)), (cf, T)

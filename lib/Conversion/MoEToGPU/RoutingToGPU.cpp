@@ -78,39 +78,63 @@ struct GateToGPU : GPUPattern<GateOp> {
   }
 };
 
-/// Step 7 with position priority (RouteEmitter::emitPositionCount and
-/// what follows): a kernel per phase, over (chunk, compute expert), compute
-/// experts, (chunk, compute expert) and tokens.
-static void emitPositionCapacity(DeviceEmitter &d, RouteEmitter &route,
+/// Step 7 in parallel phases (RouteEmitter::emitChunkCount and what
+/// follows), a kernel each: over (chunk, compute expert), compute experts,
+/// tokens, (chunk, compute expert) and tokens; score priority adds one
+/// thread for the list starts and a kernel over (chunk, expert).
+static void emitParallelCapacity(DeviceEmitter &d, RouteEmitter &route,
                                  function_ref<void()> constants) {
   LoopEmitter &e = d.e;
   const RoutingConfig &config = route.getConfig();
+  bool position = config.capacity.getPriority() == CapacityPriority::position;
   int64_t numCompute = config.experts.getCompute();
+  Type indexType = e.b.getIndexType();
   Value computeExperts = e.index(numCompute);
   Value slots = e.mul(route.numTokens, e.index(config.k));
-  Value chunkSize = e.index(RouteEmitter::kPositionChunk);
+  Value chunkSize = e.index(RouteEmitter::kCapacityChunk);
   Value numChunks = arith::CeilDivUIOp::create(e.b, slots, chunkSize);
-  Value counts = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic, numCompute},
-                         numChunks);
+  Value countRows = e.add(numChunks, e.index(1));
+  Value counts =
+      d.alloc(indexType, {ShapedType::kDynamic, numCompute}, countRows);
   Value dropped = d.alloc(e.b.getI1Type(), {ShapedType::kDynamic, config.k},
                           route.numTokens);
   d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
     constants();
-    route.emitPositionCount(chunk, expert, counts);
+    route.emitChunkCount(chunk, expert, counts, /*slotMajor=*/position);
   });
   d.forAll(computeExperts, [&](Value expert) {
     constants();
-    route.emitPositionScan(expert, counts, numChunks);
+    route.emitChunkScan(expert, counts, numChunks);
   });
   d.forAll(route.numTokens, [&](Value t) {
     constants();
     route.emitClearDropped(t, dropped);
   });
-  d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
-    constants();
-    Value capacity = route.emitCapacityLimit(config.capacity);
-    route.emitPositionDrop(chunk, expert, counts, capacity, dropped);
-  });
+  if (position) {
+    d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
+      constants();
+      Value capacity = route.emitCapacityLimit(config.capacity);
+      route.emitPositionDrop(chunk, expert, counts, capacity, dropped);
+    });
+  } else {
+    Value starts = d.alloc(indexType, {numCompute});
+    Value list = d.alloc(indexType, {ShapedType::kDynamic}, slots);
+    d.single([&] {
+      constants();
+      route.emitListStarts(counts, numChunks, starts);
+    });
+    d.forAll2D(numChunks, computeExperts, [&](Value chunk, Value expert) {
+      constants();
+      route.emitScatterSlots(chunk, expert, counts, starts, list);
+    });
+    d.forAll(computeExperts, [&](Value expert) {
+      constants();
+      Value capacity = route.emitCapacityLimit(config.capacity);
+      Value histogram = e.alloc(indexType, {256});
+      route.emitScoreDrop(expert, counts, numChunks, starts, list, capacity,
+                          dropped, histogram);
+    });
+  }
   d.forAll(route.numTokens, [&](Value t) {
     constants();
     route.emitCompactToken(t, dropped);
@@ -192,16 +216,8 @@ struct RouteToGPU : GPUPattern<RouteOp> {
           if (!crossToken)
             route.emitNormalizeToken(t);
         });
-        if (config.capacity &&
-            config.capacity.getPriority() == CapacityPriority::position)
-          emitPositionCapacity(d, route, constants);
-        else if (config.capacity)
-          // Score priority: the capacity walk in weight order, on one
-          // device thread.
-          d.single([&] {
-            constants();
-            route.emitCapacity(config.capacity);
-          });
+        if (config.capacity)
+          emitParallelCapacity(d, route, constants);
       }
       if (crossToken)
         d.forAll(route.numTokens, [&](Value t) {

@@ -114,18 +114,32 @@ func.func @resident(%x: tensor<?x16xf32>, %w: tensor<16x4xf32>) -> tensor<?x4xf3
 
 // -----
 
-// Capacity (a cross-token ordering) runs on one device thread; its buffers
-// sized by T * K are allocated on the host before that launch (sizes
-// recomputed there) and freed with the rest.
+// Capacity (a cross-token ordering) in parallel kernels: the per-token
+// selection; per (chunk, expert) counts, per expert a prefix, a clear of the
+// drop marks; score priority: the experts' starts in a list of the T * K
+// slots (one thread), per (chunk, expert) a scatter into it, per expert a
+// radix select (256-bucket per-thread histogram); per token the compaction.
+// Buffers sized by T * K are allocated on the host and freed with the rest.
 // CHECK-LABEL: func.func @capacity
 //       CHECK:   gpu.launch
-//       CHECK:   %[[ITEMS:.*]] = gpu.alloc (%{{.*}}) : memref<?xindex>
-//       CHECK:   %[[SCRATCH:.*]] = gpu.alloc (%{{.*}}) : memref<?xindex>
-//  CHECK-NEXT:   gpu.launch
+//       CHECK:   %[[COUNTS:.*]] = gpu.alloc (%{{.*}}) : memref<?x4xindex>
+//       CHECK:   %[[DROPPED:.*]] = gpu.alloc (%{{.*}}) : memref<?x2xi1>
+//       CHECK:   gpu.launch
+//       CHECK:   gpu.launch
+//       CHECK:   gpu.launch
+//       CHECK:   %[[STARTS:.*]] = gpu.alloc () : memref<4xindex>
+//       CHECK:   %[[LIST:.*]] = gpu.alloc (%{{.*}}) : memref<?xindex>
+//       CHECK:   gpu.launch
+//       CHECK:   gpu.launch
+//       CHECK:   gpu.launch
 //       CHECK:     memref.alloca() : memref<256xindex>
 //       CHECK:   gpu.launch
-//   CHECK-DAG:   gpu.dealloc  %[[ITEMS]]
-//   CHECK-DAG:   gpu.dealloc  %[[SCRATCH]]
+//       CHECK:   gpu.launch
+//   CHECK-NOT:   gpu.launch
+//   CHECK-DAG:   gpu.dealloc  %[[COUNTS]]
+//   CHECK-DAG:   gpu.dealloc  %[[DROPPED]]
+//   CHECK-DAG:   gpu.dealloc  %[[STARTS]]
+//   CHECK-DAG:   gpu.dealloc  %[[LIST]]
 //       CHECK:   return
 func.func @capacity(%l: tensor<?x4xf32>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
   %init_ids_c0 = arith.constant 0 : index

@@ -465,20 +465,22 @@ Value RouteEmitter::emitExpertChoiceCapacity(double capacityFactor) {
                                numTokens);
 }
 
-void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
-                                        Value picked, Value capacity,
-                                        const ExpertChoiceScratch &scratch) {
+/// Keeps the best `capacity` of `count` items by their keys `keyAt(i)`
+/// (emitDescendingKey: ascending unsigned is best first; ties: lower i):
+/// `onItem(i, kept)` runs for every item in index order. An exact radix
+/// select of the capacity-th key, most significant byte first (4 passes of
+/// 8 bits over the items, `histogram` 256 index counts), then one pass for
+/// the keys at the cut. A capacity of 0 keeps nothing; one of `count` or
+/// more keeps everything.
+static void emitKeepBest(LoopEmitter &e, Value histogram, Value count,
+                         Value capacity, function_ref<Value(Value)> keyAt,
+                         function_ref<void(Value, Value)> onItem) {
   Type i32 = e.b.getI32Type();
   Value zero = e.index(0);
   Value one = e.index(1);
   Value buckets = e.index(256);
-  auto keyOf = [&](Value t) {
-    return emitDescendingKey(e, e.load(scores, {t, expert}));
-  };
-  // The C-th smallest key (keys ascend from the best score), most
-  // significant byte first: `prefix` holds the bytes found so far, `rank`
-  // the 1-based rank of the cut among the keys that share them.
-  Value histogram = scratch.histogram;
+  // `prefix` holds the bytes of the cut found so far, `rank` the 1-based
+  // rank of the cut among the keys that share them.
   Value prefix = e.i32(0);
   Value rank = capacity;
   for (int pass = 3; pass >= 0; --pass) {
@@ -487,8 +489,8 @@ void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
     Value highMask =
         e.i32(pass == 3 ? 0 : static_cast<int32_t>(~0u << (shift + 8)));
     e.fill(histogram, zero, zero, buckets);
-    e.loop(zero, numTokens, [&](Value t) {
-      Value key = keyOf(t);
+    e.loop(zero, count, [&](Value i) {
+      Value key = keyAt(i);
       Value high = arith::AndIOp::create(e.b, key, highMask);
       e.ifThen(e.cmpi(CmpIPredicate::eq, high, prefix), [&] {
         Value shiftV = e.i32(shift);
@@ -501,7 +503,8 @@ void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
     });
     // The bucket where the cumulative count reaches `rank`: carried are
     // the count before the current bucket and the bucket found (256 while
-    // not found), with the count before it.
+    // not found), with the count before it. Not found (fewer keys than
+    // `rank`): the last bucket, and every key stays below or at the cut.
     SmallVector<Value> found = e.loop(
         zero, buckets, ValueRange{zero, buckets, zero},
         [&](Value d, ValueRange acc) {
@@ -511,8 +514,6 @@ void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
           return SmallVector<Value>{upTo, e.select(reaches, d, acc[1]),
                                     e.select(reaches, acc[0], acc[2])};
         });
-    // rank <= T and rank >= 1 here unless C = 0 (nothing is picked then,
-    // whatever the cut).
     Value digit = e.minSI(found[1], e.index(255));
     Value digit32 = arith::IndexCastUIOp::create(e.b, i32, digit);
     Value shiftV = e.i32(shift);
@@ -520,19 +521,30 @@ void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
     prefix = arith::OrIOp::create(e.b, prefix, placed);
     rank = e.sub(rank, found[2]);
   }
-  // Keys below the cut are picked; of the keys equal to it, the first
-  // `rank` in token order (ties: lower t).
+  // Keys below the cut are kept; of the keys equal to it, the first `rank`
+  // in index order.
   Value none = e.cmpi(CmpIPredicate::eq, capacity, zero);
-  e.loop(zero, numTokens, zero, [&](Value t, ValueRange ties) {
-    Value key = keyOf(t);
+  Value some = e.notI1(none);
+  e.loop(zero, count, zero, [&](Value i, ValueRange ties) {
+    Value key = keyAt(i);
     Value below = e.cmpi(CmpIPredicate::ult, key, prefix);
     Value atCut = e.cmpi(CmpIPredicate::eq, key, prefix);
     Value tieTaken = e.andi(atCut, e.cmpi(CmpIPredicate::slt, ties[0], rank));
-    Value some = e.notI1(none);
-    Value take = e.andi(some, e.ori(below, tieTaken));
-    e.store(take, picked, {t, expert});
+    Value kept = e.andi(some, e.ori(below, tieTaken));
+    onItem(i, kept);
     return SmallVector<Value>{e.add(ties[0], e.select(atCut, one, zero))};
   });
+}
+
+void RouteEmitter::emitExpertChoicePick(Value expert, Value scores,
+                                        Value picked, Value capacity,
+                                        const ExpertChoiceScratch &scratch) {
+  emitKeepBest(
+      e, scratch.histogram, numTokens, capacity,
+      [&](Value t) {
+        return emitDescendingKey(e, e.load(scores, {t, expert}));
+      },
+      [&](Value t, Value kept) { e.store(kept, picked, {t, expert}); });
 }
 
 void RouteEmitter::emitExpertChoiceToken(Value t, Value scores, Value picked,
@@ -656,19 +668,22 @@ void RouteEmitter::emitClearDropped(Value t, Value dropped) {
 }
 
 Value RouteEmitter::emitChunkSlotsOf(
-    Value chunk, Value expert, Value init,
+    Value chunk, Value expert, Value init, bool slotMajor,
     function_ref<void(Value, Value, Value)> body) {
   Value zero = e.index(0);
   Value one = e.index(1);
   Value kV = e.index(numSlots());
   Value total = e.mul(numTokens, kV);
-  Value chunkSize = e.index(kPositionChunk);
+  Value chunkSize = e.index(kCapacityChunk);
   Value begin = e.mul(chunk, chunkSize);
   Value end = e.minSI(e.add(begin, chunkSize), total);
   Value expertId = e.toI32(expert);
+  Value minor = slotMajor ? numTokens : kV;
   return e.loop(begin, end, init, [&](Value q, ValueRange acc) {
-    Value j = arith::DivUIOp::create(e.b, q, numTokens);
-    Value t = arith::RemUIOp::create(e.b, q, numTokens);
+    Value major = arith::DivUIOp::create(e.b, q, minor);
+    Value rest = arith::RemUIOp::create(e.b, q, minor);
+    Value t = slotMajor ? rest : major;
+    Value j = slotMajor ? major : rest;
     Value id = e.load(ids, {t, j});
     Value match = e.cmpi(CmpIPredicate::eq, id, expertId);
     if (body)
@@ -677,20 +692,22 @@ Value RouteEmitter::emitChunkSlotsOf(
   })[0];
 }
 
-void RouteEmitter::emitPositionCount(Value chunk, Value expert, Value counts) {
+void RouteEmitter::emitChunkCount(Value chunk, Value expert, Value counts,
+                                  bool slotMajor) {
   Value zero = e.index(0);
-  Value count = emitChunkSlotsOf(chunk, expert, zero, nullptr);
+  Value count = emitChunkSlotsOf(chunk, expert, zero, slotMajor, nullptr);
   e.store(count, counts, {chunk, expert});
 }
 
-void RouteEmitter::emitPositionScan(Value expert, Value counts,
-                                    Value numChunks) {
+void RouteEmitter::emitChunkScan(Value expert, Value counts, Value numChunks) {
   Value zero = e.index(0);
-  e.loop(zero, numChunks, zero, [&](Value c, ValueRange before) {
-    Value count = e.load(counts, {c, expert});
-    e.store(before[0], counts, {c, expert});
-    return SmallVector<Value>{e.add(before[0], count)};
-  });
+  Value total =
+      e.loop(zero, numChunks, zero, [&](Value c, ValueRange before) {
+        Value count = e.load(counts, {c, expert});
+        e.store(before[0], counts, {c, expert});
+        return SmallVector<Value>{e.add(before[0], count)};
+      })[0];
+  e.store(total, counts, {numChunks, expert});
 }
 
 void RouteEmitter::emitPositionDrop(Value chunk, Value expert, Value counts,
@@ -698,10 +715,58 @@ void RouteEmitter::emitPositionDrop(Value chunk, Value expert, Value counts,
   // The rank of the expert's next slot starts at the slots of the chunks
   // before this one.
   Value first = e.load(counts, {chunk, expert});
-  emitChunkSlotsOf(chunk, expert, first, [&](Value t, Value j, Value rank) {
-    Value over = e.cmpi(CmpIPredicate::sge, rank, capacity);
-    e.store(over, dropped, {t, j});
+  emitChunkSlotsOf(chunk, expert, first, /*slotMajor=*/true,
+                   [&](Value t, Value j, Value rank) {
+                     Value over = e.cmpi(CmpIPredicate::sge, rank, capacity);
+                     e.store(over, dropped, {t, j});
+                   });
+}
+
+void RouteEmitter::emitListStarts(Value counts, Value numChunks,
+                                  Value starts) {
+  Value zero = e.index(0);
+  e.loop(zero, e.index(numCompute()), zero, [&](Value expert, ValueRange at) {
+    e.store(at[0], starts, expert);
+    Value total = e.load(counts, {numChunks, expert});
+    return SmallVector<Value>{e.add(at[0], total)};
   });
+}
+
+void RouteEmitter::emitScatterSlots(Value chunk, Value expert, Value counts,
+                                    Value starts, Value list) {
+  Value kV = e.index(numSlots());
+  Value start = e.load(starts, expert);
+  Value before = e.load(counts, {chunk, expert});
+  Value first = e.add(start, before);
+  emitChunkSlotsOf(chunk, expert, first, /*slotMajor=*/false,
+                   [&](Value t, Value j, Value at) {
+                     Value q = e.add(e.mul(t, kV), j);
+                     e.store(q, list, at);
+                   });
+}
+
+void RouteEmitter::emitScoreDrop(Value expert, Value counts, Value numChunks,
+                                 Value starts, Value list, Value capacity,
+                                 Value dropped, Value histogram) {
+  Value kV = e.index(numSlots());
+  Value start = e.load(starts, expert);
+  Value count = e.load(counts, {numChunks, expert});
+  auto slotAt = [&](Value i) {
+    Value q = e.load(list, e.add(start, i));
+    Value t = arith::DivUIOp::create(e.b, q, kV);
+    Value j = arith::RemUIOp::create(e.b, q, kV);
+    return std::make_pair(t, j);
+  };
+  emitKeepBest(
+      e, histogram, count, capacity,
+      [&](Value i) {
+        auto [t, j] = slotAt(i);
+        return emitDescendingKey(e, e.load(weights, {t, j}));
+      },
+      [&](Value i, Value kept) {
+        auto [t, j] = slotAt(i);
+        e.store(e.notI1(kept), dropped, {t, j});
+      });
 }
 
 /// Step 8 and the scale.

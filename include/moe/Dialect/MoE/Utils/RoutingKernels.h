@@ -106,20 +106,33 @@ public:
   /// Step 7: drops the slots over each compute expert's capacity, then
   /// compacts every token's remaining slots.
   void emitCapacity(CapacityAttr capacity);
-  /// Step 7 with position priority in parallel phases (the GPU runs each as
-  /// a kernel): the slots in position order (slot-major: q = j * T + t) are
-  /// cut into chunks of kPositionChunk; per (chunk, compute expert) a count
-  /// of the expert's slots (`counts` [chunks, E_compute] index); per expert
-  /// an exclusive prefix over the chunks; per (chunk, expert) the slots past
-  /// the capacity marked in `dropped` ([T, K] i1, set to false first by
-  /// emitClearDropped per token); per token the compaction.
-  static constexpr int64_t kPositionChunk = 256;
+  /// Step 7 in parallel phases (the GPU runs each as a kernel). The slots
+  /// are cut into chunks of kCapacityChunk in the priority's order
+  /// (position: slot-major, q = j * T + t; score: token-major, q = t * K +
+  /// j); per (chunk, compute expert) a count of the expert's slots
+  /// (emitChunkCount into `counts` [chunks + 1, E_compute] index); per
+  /// expert an exclusive prefix over the chunks, its total in the last row
+  /// (emitChunkScan). Position: per (chunk, expert) the slots ranked past
+  /// the capacity are marked in `dropped` ([T, K] i1, cleared first per
+  /// token by emitClearDropped; emitPositionDrop). Score: the experts'
+  /// starts in one list of T * K slots (emitListStarts, one thread), per
+  /// (chunk, expert) the expert's slots written there in (t, j) order
+  /// (emitScatterSlots), per expert the best `capacity` by raw weight kept
+  /// and the others marked dropped (emitScoreDrop: an exact radix select,
+  /// ties to the lower (t, j)). Then per token the compaction.
+  static constexpr int64_t kCapacityChunk = 256;
   Value emitCapacityLimit(CapacityAttr capacity);
   void emitClearDropped(Value t, Value dropped);
-  void emitPositionCount(Value chunk, Value expert, Value counts);
-  void emitPositionScan(Value expert, Value counts, Value numChunks);
+  void emitChunkCount(Value chunk, Value expert, Value counts, bool slotMajor);
+  void emitChunkScan(Value expert, Value counts, Value numChunks);
   void emitPositionDrop(Value chunk, Value expert, Value counts,
                         Value capacity, Value dropped);
+  void emitListStarts(Value counts, Value numChunks, Value starts);
+  void emitScatterSlots(Value chunk, Value expert, Value counts, Value starts,
+                        Value list);
+  void emitScoreDrop(Value expert, Value counts, Value numChunks,
+                     Value starts, Value list, Value capacity, Value dropped,
+                     Value histogram);
   /// Moves token t's valid slots (not marked in `dropped`, when given) to
   /// the front, in order, and empties the rest.
   void emitCompactToken(Value t, Value dropped = {});
@@ -144,10 +157,10 @@ private:
   Value emitPrefix(Value n, function_ref<Value(Value)> passes);
   /// Empties the slots of token t from `begin` on.
   void emitEmptySlots(Value t, Value begin);
-  /// Runs `body(t, j, rank)` for the slots of position-order chunk `chunk`
-  /// whose id is the compute expert `expert`, in order, `rank` counting
-  /// them from `init`; returns init plus their number.
-  Value emitChunkSlotsOf(Value chunk, Value expert, Value init,
+  /// Runs `body(t, j, rank)` for the slots of chunk `chunk` (slot-major or
+  /// token-major order) whose id is the compute expert `expert`, in order,
+  /// `rank` counting them from `init`; returns init plus their number.
+  Value emitChunkSlotsOf(Value chunk, Value expert, Value init, bool slotMajor,
                          function_ref<void(Value, Value, Value)> body);
 
   LoopEmitter &e;
