@@ -56,6 +56,8 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
+  if (options.fuse)
+    pm.addPass(createMoEFuseGatingDispatchPass());
   ConvertMoEToGPUPassOptions kernels;
   kernels.blockSize = options.blockSize;
   kernels.deviceArguments = options.deviceArguments || options.capturable;

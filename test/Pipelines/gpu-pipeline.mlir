@@ -7,6 +7,9 @@
 // RUN: moe-opt %s --moe-gpu-pipeline="fatbin=false" | FileCheck %s --check-prefix=PTX
 // The host code translates to LLVM IR (the fatbin embedded, loaded at start).
 // RUN: moe-opt %s --moe-gpu-pipeline | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVM
+// With fuse, moe.route_dispatch replaces the gate kernel: 12 kernels, not 13.
+// RUN: moe-opt %s --moe-gpu-pipeline="fatbin=false fuse=true" | FileCheck %s --check-prefix=FUSED
+// RUN: moe-opt %s --moe-gpu-pipeline="fatbin=false" | FileCheck %s --check-prefix=UNFUSED
 // A chip ptxas does not know is reported, not ignored; so is a missing toolkit.
 // RUN: not moe-opt %s --moe-gpu-pipeline="chips=sm_80,sm_77" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not moe-opt %s --moe-gpu-pipeline="cuda-path=%t.nonexistent" 2>&1 | FileCheck %s --check-prefix=NOCUDA
@@ -27,6 +30,11 @@
 //       LLVM:   call ptr @mgpuMemAlloc
 //       LLVM:   call void @mgpuLaunchKernel
 //       LLVM: call ptr @mgpuModuleLoad(ptr @layer_kernel_binary
+
+// FUSED-COUNT-12: gpu.binary @layer_kernel
+// FUSED-NOT:      gpu.binary
+// UNFUSED-COUNT-13: gpu.binary @layer_kernel
+// UNFUSED-NOT:      gpu.binary
 
 // BAD: moe-gpu-fatbin: {{.*}}ptxas -arch=sm_77{{.*}} failed
 // NOCUDA: error: CUDA path: {{.*}}.nonexistent does not exist

@@ -100,6 +100,13 @@ struct GPUPipelineOptions : public HostABIOptions<GPUPipelineOptions> {
       llvm::cl::desc("Tensor arguments are device pointers and results stay "
                      "on the device (convert-moe-to-gpu{device-arguments})"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> fuse{
+      *this, "fuse",
+      llvm::cl::desc("Fuse gating with dispatch (moe-fuse-gating-dispatch): "
+                     "each token's thread computes its logits and routes "
+                     "from them, no [T, S] logits buffer; off by default "
+                     "until measured on a device (docs/GPU.md)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> capturable{
       *this, "capturable",
       llvm::cl::desc("Public functions take the caller's stream and a "

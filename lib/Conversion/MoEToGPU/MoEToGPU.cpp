@@ -142,12 +142,6 @@ struct ConvertMoEToGPUPass
     // conversion, which would add "failed to legalize" to each).
     bool unsupported = false;
     getOperation()->walk([&](Operation *op) {
-      if (isa<RouteDispatchOp>(op)) {
-        op->emitOpError() << "is not lowered to the GPU: the GPU pipeline "
-                             "routes and dispatches in separate kernels (do "
-                             "not run moe-fuse-gating-dispatch before it)";
-        unsupported = true;
-      }
       if (isa<EPDispatchOp, EPCombineOp>(op)) {
         op->emitOpError()
             << "is not lowered to the GPU yet: the expert-parallel exchange "

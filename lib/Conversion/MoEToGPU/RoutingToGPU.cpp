@@ -141,6 +141,70 @@ static void emitParallelCapacity(DeviceEmitter &d, RouteEmitter &route,
   });
 }
 
+/// The routing kernels of `route` (ids and raw, then normalised weights).
+/// `tokenLogits(t)`, when given, runs first in every per-token kernel that
+/// reads logits and points `route.logitAt` at token t's logits (the fused
+/// gating of moe.route_dispatch).
+static void emitRouteKernels(DeviceEmitter &d, RouteEmitter &route,
+                             function_ref<void(Value)> tokenLogits) {
+  LoopEmitter &e = d.e;
+  const RoutingConfig &config = route.getConfig();
+  auto constants = [&] {
+    // Constants of a kernel are created inside it.
+    route.width = e.index(config.experts.getNumExperts());
+    route.k = e.index(config.k);
+  };
+  auto expertChoice = llvm::dyn_cast<ExpertChoiceAttr>(config.strategy);
+  bool crossToken = expertChoice || config.capacity;
+  if (expertChoice) {
+    // Three kernels: every token's scores, one thread per expert
+    // picking its tokens (a radix select over its column), one thread
+    // per token gathering the experts that picked it.
+    int64_t s = config.experts.getNumExperts();
+    Value scores = d.alloc(e.b.getF32Type(),
+                           {ShapedType::kDynamic, s}, route.numTokens);
+    Value picked = d.alloc(e.b.getI1Type(),
+                           {ShapedType::kDynamic, s}, route.numTokens);
+    d.forAll(route.numTokens, [&](Value t) {
+      constants();
+      if (tokenLogits)
+        tokenLogits(t);
+      route.emitExpertChoiceScores(t, scores,
+                                   route.allocExpertChoiceScratch());
+    });
+    double factor = expertChoice.getCapacityFactor().convertToDouble();
+    d.forAll(e.index(s), [&](Value expert) {
+      constants();
+      Value capacity = route.emitExpertChoiceCapacity(factor);
+      auto scratch = route.allocExpertChoiceScratch();
+      route.emitExpertChoicePick(expert, scores, picked, capacity,
+                                 scratch);
+    });
+    d.forAll(route.numTokens, [&](Value t) {
+      constants();
+      route.emitExpertChoiceToken(t, scores, picked,
+                                  route.allocExpertChoiceScratch());
+    });
+  } else {
+    d.forAll(route.numTokens, [&](Value t) {
+      constants();
+      if (tokenLogits)
+        tokenLogits(t);
+      route.emitPrepare();
+      route.emitToken(t);
+      if (!crossToken)
+        route.emitNormalizeToken(t);
+    });
+    if (config.capacity)
+      emitParallelCapacity(d, route, constants);
+  }
+  if (crossToken)
+    d.forAll(route.numTokens, [&](Value t) {
+      constants();
+      route.emitNormalizeToken(t);
+    });
+}
+
 struct RouteToGPU : GPUPattern<RouteOp> {
   using GPUPattern::GPUPattern;
 
@@ -173,63 +237,135 @@ struct RouteToGPU : GPUPattern<RouteOp> {
     sizes.result(e, weightsType, {route.numTokens, k});
     route.ids = d.alloc(idsType, {route.numTokens, k});
     route.weights = d.alloc(weightsType, {route.numTokens, k});
-    auto constants = [&] {
-      // Constants of a kernel are created inside it.
-      route.width = e.index(config.experts.getNumExperts());
-      route.k = e.index(config.k);
-    };
-    auto expertChoice = llvm::dyn_cast<ExpertChoiceAttr>(config.strategy);
-    bool crossToken = expertChoice || config.capacity;
-    d.guarded(op, sizes, [&] {
-      if (expertChoice) {
-        // Three kernels: every token's scores, one thread per expert
-        // picking its tokens (a radix select over its column), one thread
-        // per token gathering the experts that picked it.
-        int64_t s = config.experts.getNumExperts();
-        Value scores = d.alloc(rewriter.getF32Type(),
-                               {ShapedType::kDynamic, s}, route.numTokens);
-        Value picked = d.alloc(rewriter.getI1Type(),
-                               {ShapedType::kDynamic, s}, route.numTokens);
-        d.forAll(route.numTokens, [&](Value t) {
-          constants();
-          route.emitExpertChoiceScores(t, scores,
-                                       route.allocExpertChoiceScratch());
-        });
-        double factor = expertChoice.getCapacityFactor().convertToDouble();
-        d.forAll(e.index(s), [&](Value expert) {
-          constants();
-          Value capacity = route.emitExpertChoiceCapacity(factor);
-          auto scratch = route.allocExpertChoiceScratch();
-          route.emitExpertChoicePick(expert, scores, picked, capacity,
-                                     scratch);
-        });
-        d.forAll(route.numTokens, [&](Value t) {
-          constants();
-          route.emitExpertChoiceToken(t, scores, picked,
-                                      route.allocExpertChoiceScratch());
-        });
-      } else {
-        d.forAll(route.numTokens, [&](Value t) {
-          constants();
-          route.emitPrepare();
-          route.emitToken(t);
-          if (!crossToken)
-            route.emitNormalizeToken(t);
-        });
-        if (config.capacity)
-          emitParallelCapacity(d, route, constants);
-      }
-      if (crossToken)
-        d.forAll(route.numTokens, [&](Value t) {
-          constants();
-          route.emitNormalizeToken(t);
-        });
-    });
+    d.guarded(op, sizes, [&] { emitRouteKernels(d, route, nullptr); });
     rewriter.replaceOp(op, {e.toTensor(route.ids, idsType),
                             e.toTensor(route.weights, weightsType)});
     return success();
   }
 };
+
+/// The dispatch kernels of moe.dispatch: `rows` (`rowCapacity` of them:
+/// T * K, or the padded form's R_max), `offsets` and `slotRows` from `x`
+/// and `ids` ([T, K]; `numExperts` compute experts).
+static void emitDispatchKernels(DeviceEmitter &d, Value x, Value ids,
+                                int64_t numExperts, RankedTensorType rowsType,
+                                Value rowCapacity, Value rows, Value offsets,
+                                Value slotRows) {
+  LoopEmitter &e = d.e;
+  Value numTokens = e.dim(x, 0);
+  Value hidden = e.dim(x, 1);
+  Value k = e.dim(ids, 1);
+  bool padded = !rowsType.isDynamicDim(0);
+  Type indexType = e.b.getIndexType();
+  Value numSlots = e.mul(numTokens, k);
+  // The slots in (token, slot) order are cut into chunks of kChunkSlots;
+  // counts[c][e] are expert e's compute slots in chunk c, then the row
+  // of its first one there.
+  Value chunk = e.index(kChunkSlots);
+  Value numChunks = arith::CeilDivUIOp::create(e.b, numSlots, chunk);
+  Value counts =
+      d.alloc(indexType, {ShapedType::kDynamic, numExperts}, {numChunks});
+  Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
+  Value numExpertsV = e.index(numExperts);
+  // Calls `body(t, j, isMine)` for the slots of chunk c in order.
+  auto forChunkSlots = [&](Value c, Value expert, ValueRange inits,
+                           function_ref<SmallVector<Value>(Value, Value,
+                                                           Value, ValueRange)>
+                               body) {
+    Value begin = e.mul(c, chunk);
+    Value end = e.minSI(e.add(begin, chunk), numSlots);
+    Value id = e.toI32(expert);
+    return e.loop(begin, end, inits, [&](Value s, ValueRange acc) {
+      Value t = arith::DivUIOp::create(e.b, s, k);
+      Value j = arith::RemUIOp::create(e.b, s, k);
+      Value mine = e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
+      return body(t, j, mine, acc);
+    });
+  };
+
+  // Each (chunk, expert): its compute slots.
+  d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
+    Value count =
+        forChunkSlots(c, expert, ValueRange{e.index(0)},
+                      [&](Value, Value, Value mine, ValueRange acc) {
+                        Value one = e.index(1);
+                        Value zero = e.index(0);
+                        return SmallVector<Value>{
+                            e.add(acc[0], e.select(mine, one, zero))};
+                      })[0];
+    e.store(count, counts, {c, expert});
+  });
+  // Exclusive scan over (expert, chunk): the first row of each expert
+  // and of each of its chunks. The padded form clamps to R_max.
+  d.single([&] {
+    Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+    Value zero = e.index(0);
+    Value total = e.loop(
+        zero, numExpertsV, ValueRange{zero},
+        [&](Value expert, ValueRange start) {
+          Value stored = padded ? e.minSI(start[0], limit) : start[0];
+          e.store(e.toI32(stored), offsets, expert);
+          return e.loop(zero, numChunks, start,
+                        [&](Value c, ValueRange row) {
+                          Value count = e.load(counts, {c, expert});
+                          e.store(row[0], counts, {c, expert});
+                          return SmallVector<Value>{e.add(row[0], count)};
+                        });
+        })[0];
+    Value end = padded ? e.minSI(total, limit) : total;
+    e.store(e.toI32(end), offsets, numExpertsV);
+  });
+  // Slots of null, empty or out-of-range ids have no row.
+  Value computeEnd = e.i32(numExperts);
+  d.forAll2D(numTokens, k, [&](Value t, Value j) {
+    Value id = e.load(ids, {t, j});
+    e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)), [&] {
+      e.store(e.i32(-1), slotRows, {t, j});
+    });
+  });
+  // Each (chunk, expert) gives its slots consecutive rows in order.
+  d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
+    Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
+    forChunkSlots(
+        c, expert, ValueRange{e.load(counts, {c, expert})},
+        [&](Value t, Value j, Value mine, ValueRange cursor) {
+          e.ifThen(mine, [&] {
+            Value row = cursor[0];
+            Value fits = padded
+                             ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
+                             : e.boolean(true);
+            e.ifThenElse(
+                fits,
+                [&] {
+                  e.store(e.toI32(row), slotRows, {t, j});
+                  e.store(t, rowToken, row);
+                },
+                [&] {
+                  e.store(e.i32(-1), slotRows, {t, j});
+                });
+          });
+          Value one = e.index(1);
+          Value zero = e.index(0);
+          return SmallVector<Value>{
+              e.add(cursor[0], e.select(mine, one, zero))};
+        });
+  });
+  // The rows; rows past the last one (padding, or the unused part of
+  // the T * K bound) are zero.
+  d.forAll2D(rowCapacity, hidden, [&](Value r, Value h) {
+    Value used = e.toIndex(e.load(offsets, e.index(numExperts)));
+    Type elementType = rowsType.getElementType();
+    e.ifThenElse(
+        e.cmpi(arith::CmpIPredicate::slt, r, used),
+        [&] {
+          Value t = e.load(rowToken, r);
+          e.store(e.load(x, {t, h}), rows, {r, h});
+        },
+        [&] {
+          e.store(e.floatConst(elementType, 0.0), rows, {r, h});
+        });
+  });
+}
 
 struct DispatchToGPU : GPUPattern<DispatchOp> {
   using GPUPattern::GPUPattern;
@@ -262,116 +398,9 @@ struct DispatchToGPU : GPUPattern<DispatchOp> {
       d.markRowsUpperBound(rows);
     Value offsets = d.alloc(offsetsType, {e.index(numExperts + 1)});
     Value slotRows = d.alloc(slotRowsType, {numTokens, k});
-    Type indexType = e.b.getIndexType();
-    Value numSlots = e.mul(numTokens, k);
-    // The slots in (token, slot) order are cut into chunks of kChunkSlots;
-    // counts[c][e] are expert e's compute slots in chunk c, then the row
-    // of its first one there.
-    Value chunk = e.index(kChunkSlots);
-    Value numChunks = arith::CeilDivUIOp::create(e.b, numSlots, chunk);
-    Value counts =
-        d.alloc(indexType, {ShapedType::kDynamic, numExperts}, {numChunks});
-    Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
-    Value numExpertsV = e.index(numExperts);
-    // Calls `body(t, j, isMine)` for the slots of chunk c in order.
-    auto forChunkSlots = [&](Value c, Value expert, ValueRange inits,
-                             function_ref<SmallVector<Value>(Value, Value,
-                                                             Value, ValueRange)>
-                                 body) {
-      Value begin = e.mul(c, chunk);
-      Value end = e.minSI(e.add(begin, chunk), numSlots);
-      Value id = e.toI32(expert);
-      return e.loop(begin, end, inits, [&](Value s, ValueRange acc) {
-        Value t = arith::DivUIOp::create(e.b, s, k);
-        Value j = arith::RemUIOp::create(e.b, s, k);
-        Value mine = e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
-        return body(t, j, mine, acc);
-      });
-    };
-
     d.guarded(op, sizes, [&] {
-      // Each (chunk, expert): its compute slots.
-      d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
-        Value count =
-            forChunkSlots(c, expert, ValueRange{e.index(0)},
-                          [&](Value, Value, Value mine, ValueRange acc) {
-                            Value one = e.index(1);
-                            Value zero = e.index(0);
-                            return SmallVector<Value>{
-                                e.add(acc[0], e.select(mine, one, zero))};
-                          })[0];
-        e.store(count, counts, {c, expert});
-      });
-      // Exclusive scan over (expert, chunk): the first row of each expert
-      // and of each of its chunks. The padded form clamps to R_max.
-      d.single([&] {
-        Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-        Value zero = e.index(0);
-        Value total = e.loop(
-            zero, numExpertsV, ValueRange{zero},
-            [&](Value expert, ValueRange start) {
-              Value stored = padded ? e.minSI(start[0], limit) : start[0];
-              e.store(e.toI32(stored), offsets, expert);
-              return e.loop(zero, numChunks, start,
-                            [&](Value c, ValueRange row) {
-                              Value count = e.load(counts, {c, expert});
-                              e.store(row[0], counts, {c, expert});
-                              return SmallVector<Value>{e.add(row[0], count)};
-                            });
-            })[0];
-        Value end = padded ? e.minSI(total, limit) : total;
-        e.store(e.toI32(end), offsets, numExpertsV);
-      });
-      // Slots of null, empty or out-of-range ids have no row.
-      Value computeEnd = e.i32(numExperts);
-      d.forAll2D(numTokens, k, [&](Value t, Value j) {
-        Value id = e.load(ids, {t, j});
-        e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)), [&] {
-          e.store(e.i32(-1), slotRows, {t, j});
-        });
-      });
-      // Each (chunk, expert) gives its slots consecutive rows in order.
-      d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
-        Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-        forChunkSlots(
-            c, expert, ValueRange{e.load(counts, {c, expert})},
-            [&](Value t, Value j, Value mine, ValueRange cursor) {
-              e.ifThen(mine, [&] {
-                Value row = cursor[0];
-                Value fits = padded
-                                 ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
-                                 : e.boolean(true);
-                e.ifThenElse(
-                    fits,
-                    [&] {
-                      e.store(e.toI32(row), slotRows, {t, j});
-                      e.store(t, rowToken, row);
-                    },
-                    [&] {
-                      e.store(e.i32(-1), slotRows, {t, j});
-                    });
-              });
-              Value one = e.index(1);
-              Value zero = e.index(0);
-              return SmallVector<Value>{
-                  e.add(cursor[0], e.select(mine, one, zero))};
-            });
-      });
-      // The rows; rows past the last one (padding, or the unused part of
-      // the T * K bound) are zero.
-      d.forAll2D(rowCapacity, hidden, [&](Value r, Value h) {
-        Value used = e.toIndex(e.load(offsets, e.index(numExperts)));
-        Type elementType = rowsType.getElementType();
-        e.ifThenElse(
-            e.cmpi(arith::CmpIPredicate::slt, r, used),
-            [&] {
-              Value t = e.load(rowToken, r);
-              e.store(e.load(x, {t, h}), rows, {r, h});
-            },
-            [&] {
-              e.store(e.floatConst(elementType, 0.0), rows, {r, h});
-            });
-      });
+      emitDispatchKernels(d, x, ids, numExperts, rowsType, rowCapacity, rows,
+                          offsets, slotRows);
     });
     rewriter.replaceOp(op, {e.toTensor(rows, rowsType),
                             e.toTensor(offsets, offsetsType),
@@ -448,15 +477,95 @@ struct AuxLossToGPU : GPUPattern<AuxLossOp> {
   }
 };
 
-struct RouteDispatchToGPU : OpConversionPattern<RouteDispatchOp> {
-  using OpConversionPattern::OpConversionPattern;
+/// moe.route_dispatch: the router matmul fused into the routing kernels
+/// (each token's thread computes its row of logits into per-thread scratch
+/// and routes from it; no [T, S] logits buffer), then the dispatch kernels
+/// on the ids. The logits are moe.gate's kernel's (same dot product in the
+/// same order), so the result is the unfused GPU path's, bit for bit.
+struct RouteDispatchToGPU : GPUPattern<RouteDispatchOp> {
+  using GPUPattern::GPUPattern;
 
-  LogicalResult matchAndRewrite(RouteDispatchOp op, OpAdaptor,
-                                ConversionPatternRewriter &) const override {
-    return op.emitOpError()
-           << "is not lowered to the GPU: the GPU pipeline routes and "
-              "dispatches in separate kernels (do not run "
-              "moe-fuse-gating-dispatch before it)";
+  LogicalResult
+  matchAndRewrite(RouteDispatchOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RoutingConfig config = op.getRoutingConfig();
+    if (failed(checkStrategyLowered(op, config.strategy, "moe-to-gpu")))
+      return failure();
+    LoopEmitter e(rewriter, op.getLoc());
+    DeviceEmitter d(e, options, buffers);
+    Value x = d.input(adaptor.getX());
+    Value w = d.input(adaptor.getWRouter());
+    Value bias =
+        adaptor.getBRouter() ? d.input(adaptor.getBRouter()) : Value();
+    Value kPerToken =
+        adaptor.getKPerToken() ? d.input(adaptor.getKPerToken()) : Value();
+    Value selectionBias = adaptor.getSelectionBias()
+                              ? d.input(adaptor.getSelectionBias())
+                              : Value();
+    int64_t width = config.experts.getNumExperts();
+    auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
+      return llvm::cast<RankedTensorType>(type);
+    });
+    SizeConstraints sizes;
+    sizes.equal(e, w, 0, x, 1);
+    sizes.equal(e, w, 1, width);
+    if (bias)
+      sizes.equal(e, bias, 0, width);
+    if (kPerToken)
+      sizes.equal(e, kPerToken, 0, x, 0);
+    if (selectionBias)
+      sizes.equal(e, selectionBias, 0, width);
+    Value numTokens = e.dim(x, 0);
+    Value hidden = e.dim(x, 1);
+    Value k = e.index(config.k);
+    for (int64_t i : {0, 1, 4})
+      sizes.result(e, types[i], {numTokens, k});
+    sizes.result(e, types[2], {Value(), hidden});
+
+    RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
+                       selectionBias);
+    route.numTokens = numTokens;
+    route.ids = d.alloc(types[0], {numTokens, k});
+    route.weights = d.alloc(types[1], {numTokens, k});
+    RankedTensorType rowsType = types[2];
+    bool padded = !rowsType.isDynamicDim(0);
+    Value rowCapacity =
+        padded ? e.index(rowsType.getDimSize(0)) : e.mul(numTokens, k);
+    Value rows = d.alloc(rowsType, {rowCapacity, hidden});
+    if (!padded)
+      d.markRowsUpperBound(rows);
+    int64_t numCompute = config.experts.getCompute();
+    Value offsets = d.alloc(types[3], {e.index(numCompute + 1)});
+    Value slotRows = d.alloc(types[4], {numTokens, k});
+    // Token t's logits, as moe.gate's kernel computes them.
+    auto tokenLogits = [&](Value t) {
+      Value row = e.alloc(e.b.getF32Type(), {width});
+      Value zero = e.index(0);
+      Value widthV = e.index(width);
+      Value depth = e.dim(x, 1);
+      e.loop(zero, widthV, [&](Value i) {
+        Value init = bias ? e.toF32(e.load(bias, i)) : e.f32(0.0f);
+        Value sum = e.loop(zero, depth, init, [&](Value h, ValueRange acc) {
+          Value xv = e.toF32(e.load(x, {t, h}));
+          Value wv = e.toF32(e.load(w, {h, i}));
+          Value product = e.mul(xv, wv);
+          return SmallVector<Value>{e.add(acc[0], product)};
+        })[0];
+        e.store(sum, row, i);
+      });
+      route.logitAt = [&e, row](Value, Value i) { return e.load(row, i); };
+    };
+    d.guarded(op, sizes, [&] {
+      emitRouteKernels(d, route, tokenLogits);
+      emitDispatchKernels(d, x, route.ids, numCompute, rowsType, rowCapacity,
+                          rows, offsets, slotRows);
+    });
+    rewriter.replaceOp(op, {e.toTensor(route.ids, types[0]),
+                            e.toTensor(route.weights, types[1]),
+                            e.toTensor(rows, types[2]),
+                            e.toTensor(offsets, types[3]),
+                            e.toTensor(slotRows, types[4])});
+    return success();
   }
 };
 } // namespace
@@ -465,7 +574,6 @@ void mlir::moe::detail::populateRoutingToGPU(RewritePatternSet &patterns,
                                              const MoEToGPUOptions &options,
                                              MoEDeviceBuffers &buffers) {
   MLIRContext *context = patterns.getContext();
-  patterns.add<GateToGPU, RouteToGPU, DispatchToGPU, AuxLossToGPU>(
-      context, options, buffers);
-  patterns.add<RouteDispatchToGPU>(context);
+  patterns.add<GateToGPU, RouteToGPU, DispatchToGPU, RouteDispatchToGPU,
+               AuxLossToGPU>(context, options, buffers);
 }

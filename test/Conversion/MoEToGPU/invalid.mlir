@@ -1,17 +1,5 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file --verify-diagnostics
 
-// The fused gating-dispatch op is CPU-only.
-func.func @fused(%x: tensor<?x64xf32>, %wr: tensor<64x12xf32>) -> tensor<?x4xi32> {
-  // expected-error @+1 {{'moe.route_dispatch' op is not lowered to the GPU: the GPU pipeline routes and dispatches in separate kernels}}
-  %0:5 = moe.route_dispatch %x router(%wr : tensor<64x12xf32>)
-      experts = <compute = 8, null = 4> k = 4 strategy = top_k normalize = non_null
-      : tensor<?x64xf32> -> tensor<?x4xi32>, tensor<?x4xf32>, tensor<?x64xf32>,
-        tensor<9xi32>, tensor<?x4xi32>
-  return %0#0 : tensor<?x4xi32>
-}
-
-// -----
-
 // The row count of a dynamic-R dispatch is only known on the device.
 func.func @escaping_rows(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>) -> tensor<?x8xf32> {
   // expected-error @+1 {{the rows of a dynamic-R moe.dispatch (or expert results computed from them) are used outside moe ops}}
