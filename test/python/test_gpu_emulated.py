@@ -100,14 +100,26 @@ def test_agrees_with_cpu_kernels(T):
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_route_dispatch_rejected():
-    from moe_mlir.compiler import CompileError, lower
-    text = """func.func @f(%x: tensor<?x16xf32>, %wr: tensor<16x4xf32>) -> tensor<?x2xi32> {
+def test_fused_route_dispatch_runs():
+    """moe.route_dispatch alone through the GPU kernels (emulated): the ids and
+    weights conform to the reference's routing of x @ w_router (the layer-level
+    bit-equality with the unfused kernels is in test_fusion.py)."""
+    from moe_mlir import compiler, conformance
+    text = """func.func @f(%x: tensor<?x16xf32>, %wr: tensor<16x4xf32>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
   %0:5 = moe.route_dispatch %x router(%wr : tensor<16x4xf32>) experts = <compute = 4> k = 2
       strategy = top_k normalize = none
       : tensor<?x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x16xf32>,
         tensor<5xi32>, tensor<?x2xi32>
-  return %0#0 : tensor<?x2xi32>
+  return %0#0, %0#1 : tensor<?x2xi32>, tensor<?x2xf32>
 }"""
-    with pytest.raises(CompileError, match="not lowered to the GPU"):
-        lower(text, "moe-test-gpu-emulation-pipeline")
+    f = compiler.compile(text, "f", target="gpu-emulated")
+    rng = np.random.default_rng(5)
+    for T in (0, 1, 37):
+        x = rng.standard_normal((T, 16), dtype=np.float32)
+        wr = rng.standard_normal((16, 4), dtype=np.float32)
+        ids, w = f(x, wr)
+        assert ids.shape == (T, 2) and w.shape == (T, 2)
+        if T:
+            conformance.assert_route_conforms(ids, w, x @ wr, experts=ref.ExpertSpace(4),
+                                              k=2, strategy=ref.TopK(), normalize="none")
