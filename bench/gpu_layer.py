@@ -54,7 +54,9 @@ def build(args):
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(os.path.join(out, "libs"))
-    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+    names = args.shapes.split(",") if args.shapes else list(SHAPES)
+    for name in names:
+        H, F, E, N, K, normalize = SHAPES[name]
         layer = compile_layer(H, F, E, K, num_null=N, normalize=normalize, target="gpu-emulated")
         text, entry, arg_names = layer.module_text((), packed=False, weight_dtype="bf16")
         library = os.path.join(out, "libs", f"lib{name}.so")
@@ -76,6 +78,12 @@ def build(args):
     with tarfile.open(out + ".tar.gz", "w:gz") as tar:
         tar.add(out, arcname=os.path.basename(out))
     print(f"wrote {out}.tar.gz: copy it to a GPU machine, then `python3 gpu_layer.py run`")
+
+
+def built_shapes():
+    """The (name, shape) pairs whose libraries the package holds."""
+    return [(name, shape) for name, shape in SHAPES.items()
+            if os.path.exists(os.path.join(HERE, "libs", f"lib{name}.so"))]
 
 
 def bf16_bits(a):
@@ -127,7 +135,7 @@ def run(args):
         print(f"limits: dense bf16 {limits['bf16_tflops']:.0f} TFLOP/s, "
               f"copy {limits['copy_gbs']:.0f} GB/s")
     rows = []
-    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+    for name, (H, F, E, N, K, normalize) in built_shapes():
         with open(os.path.join(HERE, "libs", f"lib{name}.so.args")) as f:
             meta = json.load(f)
         fn = cuda.DeviceFunction(rt, os.path.join(HERE, "libs", f"lib{name}.so"), meta["entry"])
@@ -181,7 +189,7 @@ def run(args):
 def dry_run(rt, args):
     """Without a GPU: every library loads and sizes its workspace."""
     from moe_mlir import cuda
-    for name, (H, F, E, N, K, normalize) in SHAPES.items():
+    for name, (H, F, E, N, K, normalize) in built_shapes():
         with open(os.path.join(HERE, "libs", f"lib{name}.so.args")) as f:
             meta = json.load(f)
         cuda.DeviceFunction(rt, os.path.join(HERE, "libs", f"lib{name}.so"), meta["entry"])
@@ -286,6 +294,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build")
     b.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "build", "gpu-bench"))
+    b.add_argument("--shapes", help=f"comma-separated shapes (default: all of {', '.join(SHAPES)})")
     r = sub.add_parser("run")
     r.add_argument("--tokens", type=int, nargs="+", default=[1, 16, 512, 4096, 16384])
     r.add_argument("--repeat", type=int, default=10)

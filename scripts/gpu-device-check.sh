@@ -20,7 +20,8 @@
 #   3. compute-sanitizer memcheck, then racecheck, on three cases
 #      (each capped at 25 s; "Device not supported" is reported as skipped).
 # Logs and results go to DIR/results and, when $OUT is set, to $OUT.
-# --quick builds three matrix cases instead of all (the dry run in CI).
+# --quick builds three matrix cases instead of all and one benchmark shape
+# (Qwen3) instead of four (the dry run in CI).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,8 +32,11 @@ SUBSET="top_k,expert_choice,bf16_tensor_cores"
 CHECK_DIR="${MOE_GPU_CHECK_DIR:-$ROOT/build/gpu-check}"
 
 prepare() {
-  local quick="${1:-}" dir="$CHECK_DIR" only=()
-  [ "$quick" = "--quick" ] && only=(--only "$SUBSET")
+  local quick="${1:-}" dir="$CHECK_DIR" only=() shapes=()
+  if [ "$quick" = "--quick" ]; then
+    only=(--only "$SUBSET")
+    shapes=(--shapes Qwen3)
+  fi
   local python=/usr/bin/python3
   export PYTHONPATH="$ROOT/build/python_packages"
   rm -rf "$dir"
@@ -40,7 +44,7 @@ prepare() {
   echo "== building the test matrix (three forms per case)"
   "$python" "$ROOT/scripts/gpu-test-matrix.py" --out "$dir/matrix" "${only[@]}"
   echo "== building the benchmark libraries"
-  "$python" "$ROOT/bench/gpu_layer.py" build --out "$dir/bench"
+  "$python" "$ROOT/bench/gpu_layer.py" build --out "$dir/bench" "${shapes[@]}"
   rm -f "$dir"/*.tar.gz
   cp "$ROOT/scripts/gpu-device-check.sh" "$dir/"
   du -sh "$dir"
