@@ -50,6 +50,55 @@ func.func @f(%x: tensor<?x{H}xf32>, %wr: tensor<{H}x{S}xf32>, %wu: tensor<{E}x{H
 """
 
 
+def _module_with(strategy, extra):
+    """The module of `strategy` with the optional routing operand `extra`
+    ("k": k_per_token, "bias": a selection bias, None)."""
+    S = E + N_NULL
+    extra_args = extra_operands = ""
+    if extra == "k":
+        extra_args, extra_operands = ", %kpt: tensor<?xi32>", " k_per_token(%kpt : tensor<?xi32>)"
+    if extra == "bias":
+        extra_args, extra_operands = f", %sb: tensor<{S}xf32>", f" bias(%sb : tensor<{S}xf32>)"
+    return _module(strategy, extra_args, extra_operands)
+
+
+def _arguments(rng, tokens, extra):
+    """x, the weights, every argument of the module, and the reference's
+    routing keyword arguments."""
+    S = E + N_NULL
+    x = rng.standard_normal((tokens, H), dtype=np.float32)
+    weights = [rng.standard_normal((H, S), dtype=np.float32) * 0.5,
+               rng.standard_normal((E, H, F), dtype=np.float32) / 4,
+               rng.standard_normal((E, H, F), dtype=np.float32) / 4,
+               rng.standard_normal((E, F, H), dtype=np.float32) / 5]
+    args = [x] + weights
+    route_kwargs = {}
+    if extra == "k":
+        kpt = rng.integers(-1, K + 2, tokens).astype(np.int32)
+        args.append(kpt)
+        route_kwargs["k_per_token"] = kpt
+    if extra == "bias":
+        bias = (rng.standard_normal(S) * 0.3).astype(np.float32)
+        args.append(bias)
+        route_kwargs["selection_bias"] = bias
+    return x, weights, args, route_kwargs
+
+
+def _assert_fused_equals_unfused(fused, unfused, rng, tokens, extra, ref_strategy):
+    """Runs both on the same random arguments: ids, weights and the layer
+    output equal bit for bit, and the routing conforms to the reference."""
+    x, weights, args, route_kwargs = _arguments(rng, tokens, extra)
+    out_f, ids_f, w_f = fused(*args)
+    out_u, ids_u, w_u = unfused(*args)
+    np.testing.assert_array_equal(ids_f, ids_u)
+    np.testing.assert_array_equal(w_f, w_u)
+    np.testing.assert_array_equal(out_f, out_u)
+    logits = (x @ weights[0]).astype(np.float32)
+    conformance.assert_route_conforms(ids_f, w_f, logits, experts=ref.ExpertSpace(E, N_NULL),
+                                      k=K, strategy=ref_strategy, normalize="non_null",
+                                      **route_kwargs)
+
+
 CASES = [
     ("top_k", None, ref.TopK()),
     ("top_p<p = 0.6>", None, ref.TopP(0.6)),
@@ -62,43 +111,14 @@ CASES = [
 
 @pytest.mark.parametrize("strategy,extra,ref_strategy", CASES)
 def test_fused_equals_unfused_and_reference(strategy, extra, ref_strategy):
-    S = E + N_NULL
-    extra_args = extra_operands = ""
-    if extra == "k":
-        extra_args, extra_operands = ", %kpt: tensor<?xi32>", " k_per_token(%kpt : tensor<?xi32>)"
-    if extra == "bias":
-        extra_args, extra_operands = f", %sb: tensor<{S}xf32>", f" bias(%sb : tensor<{S}xf32>)"
-    text = _module(strategy, extra_args, extra_operands)
+    text = _module_with(strategy, extra)
     assert "moe.route_dispatch" in moe_mlir.lower(text, "moe-decompose-layer,canonicalize,"
                                                   "moe-fuse-gating-dispatch")
     fused = moe_mlir.compile(text, "f")                       # fusion is on by default
     unfused = moe_mlir.compile(text, "f", pipeline="moe-cpu-pipeline{fuse=false}")
     rng = np.random.default_rng(0)
     for tokens in (0, 1, 31, 32, 33, 100):                  # around the tile size 32
-        x = rng.standard_normal((tokens, H), dtype=np.float32)
-        weights = [rng.standard_normal((H, S), dtype=np.float32) * 0.5,
-                   rng.standard_normal((E, H, F), dtype=np.float32) / 4,
-                   rng.standard_normal((E, H, F), dtype=np.float32) / 4,
-                   rng.standard_normal((E, F, H), dtype=np.float32) / 5]
-        args = [x] + weights
-        route_kwargs = {}
-        if extra == "k":
-            kpt = rng.integers(-1, K + 2, tokens).astype(np.int32)
-            args.append(kpt)
-            route_kwargs["k_per_token"] = kpt
-        if extra == "bias":
-            bias = (rng.standard_normal(S) * 0.3).astype(np.float32)
-            args.append(bias)
-            route_kwargs["selection_bias"] = bias
-        out_f, ids_f, w_f = fused(*args)
-        out_u, ids_u, w_u = unfused(*args)
-        np.testing.assert_array_equal(ids_f, ids_u)
-        np.testing.assert_array_equal(w_f, w_u)
-        np.testing.assert_array_equal(out_f, out_u)
-        logits = (x @ weights[0]).astype(np.float32)
-        conformance.assert_route_conforms(ids_f, w_f, logits, experts=ref.ExpertSpace(E, N_NULL),
-                                          k=K, strategy=ref_strategy, normalize="non_null",
-                                          **route_kwargs)
+        _assert_fused_equals_unfused(fused, unfused, rng, tokens, extra, ref_strategy)
 
 
 def test_unfusable_routes_still_run():
@@ -159,40 +179,11 @@ def test_fused_on_the_gpu_equals_unfused(strategy, extra, ref_strategy):
     its logits with moe.gate's dot product and routes from them (no [T, S] logits buffer),
     then the dispatch kernels run on the ids; ids, weights and the layer output equal the
     unfused GPU kernels' bit for bit, and conform to the reference."""
-    S = E + N_NULL
-    extra_args = extra_operands = ""
-    if extra == "k":
-        extra_args, extra_operands = ", %kpt: tensor<?xi32>", " k_per_token(%kpt : tensor<?xi32>)"
-    if extra == "bias":
-        extra_args, extra_operands = f", %sb: tensor<{S}xf32>", f" bias(%sb : tensor<{S}xf32>)"
-    text = _module(strategy, extra_args, extra_operands)
+    text = _module_with(strategy, extra)
     fused_pipeline = "moe-fuse-gating-dispatch,moe-test-gpu-emulation-pipeline"
     assert "moe.route_dispatch" in moe_mlir.lower(text, "moe-fuse-gating-dispatch")
     fused = moe_mlir.compile(text, "f", pipeline=fused_pipeline)
     unfused = moe_mlir.compile(text, "f", target="gpu-emulated")
     rng = np.random.default_rng(1)
     for tokens in (0, 1, 33, 100):
-        x = rng.standard_normal((tokens, H), dtype=np.float32)
-        weights = [rng.standard_normal((H, S), dtype=np.float32) * 0.5,
-                   rng.standard_normal((E, H, F), dtype=np.float32) / 4,
-                   rng.standard_normal((E, H, F), dtype=np.float32) / 4,
-                   rng.standard_normal((E, F, H), dtype=np.float32) / 5]
-        args = [x] + weights
-        route_kwargs = {}
-        if extra == "k":
-            kpt = rng.integers(-1, K + 2, tokens).astype(np.int32)
-            args.append(kpt)
-            route_kwargs["k_per_token"] = kpt
-        if extra == "bias":
-            bias = (rng.standard_normal(S) * 0.3).astype(np.float32)
-            args.append(bias)
-            route_kwargs["selection_bias"] = bias
-        out_f, ids_f, w_f = fused(*args)
-        out_u, ids_u, w_u = unfused(*args)
-        np.testing.assert_array_equal(ids_f, ids_u)
-        np.testing.assert_array_equal(w_f, w_u)
-        np.testing.assert_array_equal(out_f, out_u)
-        logits = (x @ weights[0]).astype(np.float32)
-        conformance.assert_route_conforms(ids_f, w_f, logits, experts=ref.ExpertSpace(E, N_NULL),
-                                          k=K, strategy=ref_strategy, normalize="non_null",
-                                          **route_kwargs)
+        _assert_fused_equals_unfused(fused, unfused, rng, tokens, extra, ref_strategy)

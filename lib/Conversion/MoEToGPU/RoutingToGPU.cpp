@@ -38,6 +38,21 @@ using namespace mlir::moe::detail;
 /// Slots per chunk of the dispatch's counting sort.
 static constexpr int64_t kChunkSlots = 256;
 
+/// Logit (t, s) of moe.gate: bias[s] + sum over h in order of x[t, h] *
+/// w[h, s], in f32. The gate kernel and the fused gating of
+/// moe.route_dispatch both use it, so their logits are the same bits.
+static Value emitLogit(LoopEmitter &e, Value x, Value w, Value bias,
+                       Value hidden, Value t, Value s) {
+  Value init = bias ? e.toF32(e.load(bias, s)) : e.f32(0.0f);
+  Value zero = e.index(0);
+  return e.loop(zero, hidden, init, [&](Value h, ValueRange acc) {
+    Value xv = e.toF32(e.load(x, {t, h}));
+    Value wv = e.toF32(e.load(w, {h, s}));
+    Value product = e.mul(xv, wv);
+    return SmallVector<Value>{e.add(acc[0], product)};
+  })[0];
+}
+
 namespace {
 struct GateToGPU : GPUPattern<GateOp> {
   using GPUPattern::GPUPattern;
@@ -62,15 +77,7 @@ struct GateToGPU : GPUPattern<GateOp> {
     Value logits = d.alloc(resultType, {numTokens, width});
     d.guarded(op, sizes, [&] {
       d.forAll2D(numTokens, width, [&](Value t, Value s) {
-        Value init = bias ? e.toF32(e.load(bias, s)) : e.f32(0.0f);
-        Value sum =
-            e.loop(e.index(0), hidden, init, [&](Value h, ValueRange acc) {
-              Value xv = e.toF32(e.load(x, {t, h}));
-              Value wv = e.toF32(e.load(w, {h, s}));
-              Value product = e.mul(xv, wv);
-              return SmallVector<Value>{e.add(acc[0], product)};
-            })[0];
-        e.store(sum, logits, {t, s});
+        e.store(emitLogit(e, x, w, bias, hidden, t, s), logits, {t, s});
       });
     });
     rewriter.replaceOp(op, e.toTensor(logits, resultType));
@@ -493,37 +500,23 @@ struct RouteDispatchToGPU : GPUPattern<RouteDispatchOp> {
       return failure();
     LoopEmitter e(rewriter, op.getLoc());
     DeviceEmitter d(e, options, buffers);
-    Value x = d.input(adaptor.getX());
-    Value w = d.input(adaptor.getWRouter());
-    Value bias =
-        adaptor.getBRouter() ? d.input(adaptor.getBRouter()) : Value();
-    Value kPerToken =
-        adaptor.getKPerToken() ? d.input(adaptor.getKPerToken()) : Value();
-    Value selectionBias = adaptor.getSelectionBias()
-                              ? d.input(adaptor.getSelectionBias())
-                              : Value();
+    auto fetch = [&](Value v) { return d.input(v); };
+    RouteDispatchOperands operands =
+        fetchRouteDispatchOperands(adaptor, fetch, fetch);
+    Value x = operands.x;
+    Value w = operands.wRouter;
+    Value bias = operands.bRouter;
     int64_t width = config.experts.getNumExperts();
     auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
       return llvm::cast<RankedTensorType>(type);
     });
-    SizeConstraints sizes;
-    sizes.equal(e, w, 0, x, 1);
-    sizes.equal(e, w, 1, width);
-    if (bias)
-      sizes.equal(e, bias, 0, width);
-    if (kPerToken)
-      sizes.equal(e, kPerToken, 0, x, 0);
-    if (selectionBias)
-      sizes.equal(e, selectionBias, 0, width);
+    SizeConstraints sizes = routeDispatchSizes(e, op, operands);
     Value numTokens = e.dim(x, 0);
     Value hidden = e.dim(x, 1);
     Value k = e.index(config.k);
-    for (int64_t i : {0, 1, 4})
-      sizes.result(e, types[i], {numTokens, k});
-    sizes.result(e, types[2], {Value(), hidden});
 
-    RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
-                       selectionBias);
+    RouteEmitter route(e, config, /*logits=*/Value(), operands.kPerToken,
+                       operands.selectionBias);
     route.numTokens = numTokens;
     route.ids = d.alloc(types[0], {numTokens, k});
     route.weights = d.alloc(types[1], {numTokens, k});
@@ -542,16 +535,8 @@ struct RouteDispatchToGPU : GPUPattern<RouteDispatchOp> {
       Value row = e.alloc(e.b.getF32Type(), {width});
       Value zero = e.index(0);
       Value widthV = e.index(width);
-      Value depth = e.dim(x, 1);
       e.loop(zero, widthV, [&](Value i) {
-        Value init = bias ? e.toF32(e.load(bias, i)) : e.f32(0.0f);
-        Value sum = e.loop(zero, depth, init, [&](Value h, ValueRange acc) {
-          Value xv = e.toF32(e.load(x, {t, h}));
-          Value wv = e.toF32(e.load(w, {h, i}));
-          Value product = e.mul(xv, wv);
-          return SmallVector<Value>{e.add(acc[0], product)};
-        })[0];
-        e.store(sum, row, i);
+        e.store(emitLogit(e, x, w, bias, hidden, t, i), row, i);
       });
       route.logitAt = [&e, row](Value, Value i) { return e.load(row, i); };
     };

@@ -33,37 +33,18 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, RouteDispatchOp op,
   RoutingConfig config = op.getRoutingConfig();
   if (failed(checkStrategyLowered(op, config.strategy, "moe-to-loops")))
     return failure();
-  Value x = e.buffer(adaptor.getX());
-  Value w = e.unitStrideBuffer(adaptor.getWRouter());
-  Value bias =
-      adaptor.getBRouter() ? e.unitStrideBuffer(adaptor.getBRouter()) : Value();
-  Value kPerToken =
-      adaptor.getKPerToken() ? e.buffer(adaptor.getKPerToken()) : Value();
-  Value selectionBias = adaptor.getSelectionBias()
-                            ? e.buffer(adaptor.getSelectionBias())
-                            : Value();
+  RouteDispatchOperands operands = fetchRouteDispatchOperands(
+      adaptor, [&](Value v) { return e.buffer(v); },
+      [&](Value v) { return e.unitStrideBuffer(v); });
+  Value x = operands.x;
+  Value w = operands.wRouter;
+  Value bias = operands.bRouter;
   int64_t width = config.experts.getNumExperts();
   int64_t tile = op.getTileAttr().getInt();
-
   auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
     return llvm::cast<RankedTensorType>(type);
   });
-  SizeConstraints sizes;
-  sizes.equal(e, w, 0, x, 1);
-  sizes.equal(e, w, 1, width);
-  if (bias)
-    sizes.equal(e, bias, 0, width);
-  if (kPerToken)
-    sizes.equal(e, kPerToken, 0, x, 0);
-  if (selectionBias)
-    sizes.equal(e, selectionBias, 0, width);
-  // ids, weights, slot_rows [T, K]; rows [R, H] (R data-dependent or the
-  // padded R_max); offsets [E + 1] (static).
-  Value numTokensV = e.dim(x, 0);
-  Value kV = e.index(config.k);
-  for (int64_t i : {0, 1, 4})
-    sizes.result(e, types[i], {numTokensV, kV});
-  sizes.result(e, types[2], {Value(), e.dim(x, 1)});
+  SizeConstraints sizes = routeDispatchSizes(e, op, operands);
   SmallVector<Type> bufferTypes = llvm::map_to_vector(
       types, [](RankedTensorType t) -> Type { return getBufferType(t); });
   SmallVector<Value> results =
@@ -74,8 +55,8 @@ mlir::moe::detail::emitLoops(LoopEmitter &e, RouteDispatchOp op,
         Value widthV = e.index(width);
         Value tileV = e.index(tile);
 
-        RouteEmitter route(e, config, /*logits=*/Value(), kPerToken,
-                           selectionBias);
+        RouteEmitter route(e, config, /*logits=*/Value(), operands.kPerToken,
+                           operands.selectionBias);
         route.numTokens = numTokens;
         route.width = widthV;
         route.k = e.index(config.k);

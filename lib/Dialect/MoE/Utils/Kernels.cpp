@@ -244,6 +244,48 @@ SizeConstraints mlir::moe::combineSizes(LoopEmitter &e,
   return sizes;
 }
 
+RouteDispatchOperands
+mlir::moe::fetchRouteDispatchOperands(RouteDispatchOp::Adaptor adaptor,
+                                      FetchOperand fetch,
+                                      FetchOperand fetchWeight) {
+  auto optional = [&](Value operand, FetchOperand with) {
+    return operand ? with(operand) : Value();
+  };
+  RouteDispatchOperands o;
+  o.x = fetch(adaptor.getX());
+  o.wRouter = fetchWeight(adaptor.getWRouter());
+  o.bRouter = optional(adaptor.getBRouter(), fetchWeight);
+  o.kPerToken = optional(adaptor.getKPerToken(), fetch);
+  o.selectionBias = optional(adaptor.getSelectionBias(), fetch);
+  return o;
+}
+
+SizeConstraints mlir::moe::routeDispatchSizes(LoopEmitter &e,
+                                              RouteDispatchOp op,
+                                              const RouteDispatchOperands &o) {
+  RoutingConfig config = op.getRoutingConfig();
+  int64_t width = config.experts.getNumExperts();
+  SizeConstraints sizes;
+  sizes.equal(e, o.wRouter, 0, o.x, 1);
+  sizes.equal(e, o.wRouter, 1, width);
+  if (o.bRouter)
+    sizes.equal(e, o.bRouter, 0, width);
+  if (o.kPerToken)
+    sizes.equal(e, o.kPerToken, 0, o.x, 0);
+  if (o.selectionBias)
+    sizes.equal(e, o.selectionBias, 0, width);
+  auto types = llvm::map_to_vector(op->getResultTypes(), [](Type type) {
+    return llvm::cast<RankedTensorType>(type);
+  });
+  Value numTokens = e.dim(o.x, 0);
+  Value k = e.index(config.k);
+  for (int64_t i : {0, 1, 4})
+    sizes.result(e, types[i], {numTokens, k});
+  Value hidden = e.dim(o.x, 1);
+  sizes.result(e, types[2], {Value(), hidden});
+  return sizes;
+}
+
 std::pair<Value, Value> mlir::moe::emitConstMix(LoopEmitter &e,
                                                 const CombineOperands &c,
                                                 Value t, Value i) {

@@ -97,6 +97,21 @@ CombineOperands fetchCombineOperands(LoopEmitter &e, CombineOp op,
                                      FetchOperand fetch);
 /// slot_rows, ids, weights [T,K]; y [R,H]; Wc [N,H,2]; v [N,H].
 SizeConstraints combineSizes(LoopEmitter &e, const CombineOperands &c);
+/// The operands of moe.route_dispatch (buffers; optional ones null).
+struct RouteDispatchOperands {
+  Value x, wRouter, bRouter, kPerToken, selectionBias;
+};
+/// Fetches x, k_per_token and selection_bias with `fetch`, the router
+/// weight and bias with `fetchWeight`.
+RouteDispatchOperands
+fetchRouteDispatchOperands(RouteDispatchOp::Adaptor adaptor,
+                           FetchOperand fetch, FetchOperand fetchWeight);
+/// w_router [H,S], b_router [S], k_per_token [T], selection_bias [S];
+/// results ids, weights, slot_rows [T,K], rows [R,H] (R data-dependent or
+/// the padded R_max).
+SizeConstraints routeDispatchSizes(LoopEmitter &e, RouteDispatchOp op,
+                                   const RouteDispatchOperands &o);
+
 /// The mixing weights [a1, a2] = softmax(x[t] @ Wc[i]) of const expert `i`
 /// for token `t`, in f32.
 std::pair<Value, Value> emitConstMix(LoopEmitter &e, const CombineOperands &c,
