@@ -61,8 +61,11 @@ else
 fi
 
 echo "== compiled-code tests under ASan (generated code instrumented too)"
+# One pytest process per core with pytest-xdist (installed by setup.sh).
+PYTEST_JOBS=()
+if /usr/bin/python3 -c "import xdist" 2>/dev/null; then PYTEST_JOBS=(-n auto); fi
 MOE_BUILD_DIR="$BUILD_DIR" MOE_MLIR_SANITIZE=1 LD_PRELOAD="$ASAN_RUNTIME" \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider "$ROOT/test/python" "$@"
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider "${PYTEST_JOBS[@]}" "$ROOT/test/python" "$@"
 # The fuzz targets (built above): replay of the committed corpora plus a
 # fixed-seed run of each, deterministic (scripts/fuzz.sh --ci).
 "$ROOT/scripts/fuzz.sh" --ci

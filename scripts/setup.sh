@@ -19,7 +19,8 @@ LLVM_PREFIX="${MOE_MLIR_LLVM_PREFIX:-/usr/lib/llvm-22}"
 PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
   libclang-rt-22-dev
-  cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest python3-hypothesis
+  cmake ninja-build g++ python3 python3-dev python3-numpy python3-pytest python3-pytest-xdist
+  python3-hypothesis
   python3-pybind11 pybind11-dev python3-torch python3-matplotlib
   libopenblas-dev libomp-22-dev
   openmpi-bin libopenmpi-dev

@@ -63,15 +63,17 @@
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include <optional>
+
 using namespace mlir;
 using namespace mlir::moe;
 
-/// The CPU pipeline; with `emulateGPUKernels`, the moe ops are lowered by
-/// the GPU kernels run as host loops instead (a testing pipeline).
-static void buildHostPipeline(OpPassManager &pm,
-                              const CPUPipelineOptions &options,
-                              bool emulateGPUKernels, StringRef name,
-                              bool bf16Rows = false) {
+/// The CPU pipeline; with `emulation` (convert-moe-to-gpu's options, emulate
+/// set), the moe ops are lowered by the GPU kernels run as host loops
+/// instead (a testing pipeline).
+static void buildHostPipeline(
+    OpPassManager &pm, const CPUPipelineOptions &options, StringRef name,
+    const std::optional<ConvertMoEToGPUPassOptions> &emulation = {}) {
   MoECheckPipelineInputPassOptions input;
   input.pipeline = name.str();
   pm.addPass(createMoECheckPipelineInputPass(input));
@@ -86,11 +88,8 @@ static void buildHostPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createMoEDecomposeLayerPass());
   pm.addPass(createCanonicalizerPass());
-  if (emulateGPUKernels) {
-    ConvertMoEToGPUPassOptions gpu;
-    gpu.emulate = true;
-    gpu.bf16Rows = bf16Rows;
-    pm.addPass(createConvertMoEToGPUPass(gpu));
+  if (emulation) {
+    pm.addPass(createConvertMoEToGPUPass(*emulation));
   } else {
     if (options.fuse)
       pm.addPass(createMoEFuseGatingDispatchPass());
@@ -136,8 +135,7 @@ static void buildHostPipeline(OpPassManager &pm,
 
 void mlir::moe::buildCPUPipeline(OpPassManager &pm,
                                  const CPUPipelineOptions &options) {
-  buildHostPipeline(pm, options, /*emulateGPUKernels=*/false,
-                    "moe-cpu-pipeline");
+  buildHostPipeline(pm, options, "moe-cpu-pipeline");
 }
 
 void mlir::moe::buildGPUEmulationPipeline(
@@ -145,8 +143,11 @@ void mlir::moe::buildGPUEmulationPipeline(
   CPUPipelineOptions cpu;
   cpu.cInterface = options.cInterface;
   cpu.statusArgument = options.statusArgument;
-  buildHostPipeline(pm, cpu, /*emulateGPUKernels=*/true,
-                    "moe-test-gpu-emulation-pipeline", options.bf16Rows);
+  ConvertMoEToGPUPassOptions kernels;
+  kernels.emulate = true;
+  kernels.bf16Rows = options.bf16Rows;
+  kernels.wgmma = options.wgmma;
+  buildHostPipeline(pm, cpu, "moe-test-gpu-emulation-pipeline", kernels);
 }
 
 void mlir::moe::registerMoEPipelines() {

@@ -62,6 +62,9 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   kernels.blockSize = options.blockSize;
   kernels.deviceArguments = options.deviceArguments || options.capturable;
   kernels.bf16Rows = options.bf16Rows;
+  // The sm_90a kernels (wgmma) when the chips include sm_90a: in gpu.modules
+  // of their own (moe-gpu-attach-targets), chosen at run time.
+  kernels.wgmma = llvm::is_contained(options.chips, "sm_90a");
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -80,17 +83,18 @@ void mlir::moe::buildGPUPipeline(OpPassManager &pm,
   // Or on the caller's stream, into the caller's workspace.
   if (options.capturable)
     pm.addPass(createMoEGPUCapturablePass());
-  for (const std::string &chip : options.chips) {
-    GpuNVVMAttachTargetOptions target;
-    target.chip = chip;
-    target.features = options.ptxFeatures;
-    target.optLevel = 3;
-    pm.addPass(createGpuNVVMAttachTarget(target));
-  }
+  MoEGPUAttachTargetsPassOptions targets;
+  targets.chips.assign(options.chips.begin(), options.chips.end());
+  targets.features = options.ptxFeatures;
+  targets.optLevel = 3;
+  pm.addPass(createMoEGPUAttachTargetsPass(targets));
   OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
   device.addPass(createSCFToControlFlowPass());
   device.addPass(createLowerAffinePass());
   device.addPass(createConvertGpuOpsToNVVMOps());
+  // The NVVM ops that have no LLVM intrinsic (wgmma.mma_async) become
+  // inline PTX.
+  device.addPass(createConvertNVVMToLLVMPass());
   device.addPass(createCanonicalizerPass());
   device.addPass(createReconcileUnrealizedCastsPass());
   // The toolkit also gives libdevice (expf, erff, tanhf, ... in kernels).

@@ -58,6 +58,7 @@ void mlir::moe::registerPipelinePasses() {
   registerGpuAsyncRegionPass();
   registerGpuNVVMAttachTarget();
   registerConvertGpuOpsToNVVMOps();
+  registerConvertNVVMToLLVMPass();
   registerGpuModuleToBinaryPass();
   registerGpuToLLVMConversionPass();
 }

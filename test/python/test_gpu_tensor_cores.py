@@ -94,6 +94,33 @@ def test_emulated_tensor_cores_equal_cpu(name):
         assert np.abs(gpu).max() > 0
 
 
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_emulated_wgmma_equals_cpu(name):
+    """The sm_90a kernels (WgmmaTiles.cpp) through their emulation: the
+    threads stage the tiles in a host buffer with the 128-byte swizzle,
+    and each wgmma m64n64k16 is emulated from its shared-memory matrix
+    descriptors (start address, stride, swizzle mode decoded as PTX defines
+    them) and PTX's accumulator fragment layout. The sums run in depth
+    order with fused multiply-adds from zero, as the CPU kernels' do, so
+    without biases the layer equals the CPU pipeline's bit for bit; the
+    biases are added after the sums (the CPU starts from them), so with
+    biases the two differ by rounding only."""
+    H, F, E, N, K, T, gated = SHAPES[name]
+    text = _layer(H, F, E, N, K, gated)
+    args = _arguments(name)
+    cpu = compiler.compile(text, "layer")(*args)
+    wgmma = compiler.compile(text, "layer",
+                             pipeline="moe-test-gpu-emulation-pipeline{wgmma=1}")(*args)
+    assert wgmma.shape == (T, H)
+    if gated:
+        assert np.array_equal(cpu, wgmma), np.abs(cpu - wgmma).max()
+    else:
+        # bf16 outputs: at most one bf16 ulp apart (2^-7 relative).
+        assert np.allclose(wgmma, cpu, rtol=2.0 ** -7, atol=1e-6), np.abs(cpu - wgmma).max()
+    if T:
+        assert np.abs(wgmma).max() > 0
+
+
 def test_emulation_uses_the_tensor_core_kernels():
     """The emulation pipeline lowers bf16 expert matmuls through the warp
     emulation (a 32-lane register file), not the SIMT tiles."""

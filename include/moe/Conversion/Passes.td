@@ -117,6 +117,12 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "With bf16 weights, run f32 rows on tensor cores too, rounding "
            "the rows and the FFN's intermediates to bf16 (the output stays "
            "f32; a documented deviation from f32 semantics)">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "Also emit an sm_90a kernel for the tensor-core matmuls "
+           "(wgmma m64n64k16 from 128-byte-swizzled shared memory, 64-row "
+           "tiles), launched instead of the mma.sync kernel when the device "
+           "has compute capability 9.0 (moeCudaHasWgmma); with emulate, the "
+           "wgmma kernel is the one emulated">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -159,6 +165,37 @@ def MoEGPUFatbinPass : Pass<"moe-gpu-fatbin", "::mlir::ModuleOp"> {
            /*default=*/"\"-O3\"", "Options passed to ptxas">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def MoEGPUAttachTargetsPass : Pass<"moe-gpu-attach-targets",
+                                   "::mlir::ModuleOp"> {
+  let summary = "Attach an NVVM target per chip to each gpu.module that "
+                "can run on it";
+  let description = [{
+    Like one `nvvm-attach-target` per chip, except that a `gpu.module`
+    holding sm_90a-only instructions (`nvvm.wgmma.*`, which `ptxas` rejects
+    for any other chip) gets only the `sm_90a` target: the wgmma kernels of
+    `convert-moe-to-gpu{wgmma}` sit in modules of their own, which the host
+    code launches only on a compute capability 9.0 device. Every other
+    module gets every chip. A module with wgmma when `chips` has no
+    `sm_90a` is an error (run `convert-moe-to-gpu` without `wgmma`).
+
+    Example:
+
+    ```
+    moe-opt --moe-gpu-attach-targets="chips=sm_80,sm_90a" kernels.mlir
+    ```
+  }];
+  let options = [
+    ListOption<"chips", "chips", "std::string",
+               "Chips to compile for (e.g. sm_80,sm_90a)">,
+    Option<"features", "features", "std::string", /*default=*/"\"+ptx80\"",
+           "PTX features of every target">,
+    Option<"optLevel", "O", "unsigned", /*default=*/"3",
+           "Optimisation level of the NVVM targets">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::NVVM::NVVMDialect"];
 }
 
 def MoEGPUCapturablePass : Pass<"moe-gpu-capturable", "::mlir::ModuleOp"> {

@@ -79,6 +79,11 @@ struct GPUEmulationPipelineOptions
                      "weights on the (emulated) tensor cores, rounded to "
                      "bf16"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> wgmma{
+      *this, "wgmma",
+      llvm::cl::desc("Emulate the sm_90a (wgmma) tensor-core kernels instead "
+                     "of the sm_80 (mma.sync) ones"),
+      llvm::cl::init(false)};
 };
 
 /// Options of the GPU pipeline.

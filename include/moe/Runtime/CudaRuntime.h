@@ -95,6 +95,8 @@
 #ifndef MOE_RUNTIME_CUDARUNTIME_H
 #define MOE_RUNTIME_CUDARUNTIME_H
 
+#include <stdint.h>
+
 #if defined(__GNUC__) || defined(__clang__)
 #define MOE_CUDA_RUNTIME_API __attribute__((visibility("default")))
 #else
@@ -127,6 +129,12 @@ MOE_CUDA_RUNTIME_API int moeCudaDeviceName(char *buf, int len);
 /* Stores the compute capability of the default device (e.g. 9 and 0 for an
  * H100). Returns 0 on success, -1 on failure (outputs then set to 0). */
 MOE_CUDA_RUNTIME_API int moeCudaComputeCapability(int *major, int *minor);
+
+/* 1 when the default device runs sm_90a code (compute capability 9.0:
+ * H100, H200), else 0 (also without a device). Read once and cached: the
+ * generated host code calls it to choose between the sm_90a (wgmma) and the
+ * sm_80 (mma.sync) kernels, also inside a CUDA graph capture. */
+MOE_CUDA_RUNTIME_API int32_t moeCudaHasWgmma(void);
 
 /* Waits for all work on the default device's primary context. Returns 0 on
  * success, -1 on failure. */

@@ -90,6 +90,23 @@ struct MmaEffectsModel
       SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
           &) const {}
 };
+/// The block barrier, the sm_90a kernel's shared-memory fence, its wgmma ops (which read
+/// shared memory through descriptors) and their fences and waits: a read
+/// and a write of the default resource, so that they are neither erased
+/// nor reordered with memory accesses, and the buffer deallocation (which
+/// refuses ops of unknown effects) can walk the kernel.
+template <typename Op>
+struct SynchronizingEffectsModel
+    : MemoryEffectOpInterface::ExternalModel<SynchronizingEffectsModel<Op>,
+                                             Op> {
+  void getEffects(
+      Operation *,
+      SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+          &effects) const {
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
+  }
+};
 } // namespace
 
 void mlir::moe::registerDeviceBufferDeallocationModels(
@@ -97,8 +114,20 @@ void mlir::moe::registerDeviceBufferDeallocationModels(
   registry.addExtension(+[](MLIRContext *context, gpu::GPUDialect *) {
     gpu::AllocOp::attachInterface<DeviceAllocModel>(*context);
     gpu::DeallocOp::attachInterface<DeviceDeallocModel>(*context);
+    gpu::BarrierOp::attachInterface<
+        SynchronizingEffectsModel<gpu::BarrierOp>>(*context);
   });
   registry.addExtension(+[](MLIRContext *context, NVVM::NVVMDialect *) {
     NVVM::MmaOp::attachInterface<MmaEffectsModel>(*context);
+    NVVM::FenceProxyOp::attachInterface<
+        SynchronizingEffectsModel<NVVM::FenceProxyOp>>(*context);
+    NVVM::WgmmaFenceAlignedOp::attachInterface<
+        SynchronizingEffectsModel<NVVM::WgmmaFenceAlignedOp>>(*context);
+    NVVM::WgmmaMmaAsyncOp::attachInterface<
+        SynchronizingEffectsModel<NVVM::WgmmaMmaAsyncOp>>(*context);
+    NVVM::WgmmaGroupSyncAlignedOp::attachInterface<
+        SynchronizingEffectsModel<NVVM::WgmmaGroupSyncAlignedOp>>(*context);
+    NVVM::WgmmaWaitGroupSyncOp::attachInterface<
+        SynchronizingEffectsModel<NVVM::WgmmaWaitGroupSyncOp>>(*context);
   });
 }

@@ -125,10 +125,39 @@ struct TensorCoreTiles {
 };
 void emitTensorCoreTiles(DeviceEmitter &d, const GroupedProducts &products);
 
+/// Where tile `index` of a schedule lies (tiles of `rows` x `cols`, the
+/// column tile fastest: index = rowTile * colTiles + colTile), computed
+/// alike by every thread of the warp (block) that owns it.
+struct GroupTile {
+  Value valid; // i1: the index is a tile of the schedule
+  Value group, rowStart, rowEnd, colStart;
+};
+GroupTile locateGroupTile(DeviceEmitter &d, const GroupedProducts &products,
+                          Value tileStart, Value index, Value colTiles,
+                          int64_t rows, int64_t cols);
+
+/// The sm_90a tiles (WgmmaTiles.cpp): one warpgroup per 64 x 64 tile of
+/// one group, bf16 operands staged in 128-byte-swizzled shared memory,
+/// `wgmma.mma_async.m64n64k16` into f32 (emulated on the host when
+/// emulating, from the descriptors and PTX's fragment layout).
+struct WgmmaTiles {
+  static constexpr int64_t kTileRows = 64;
+  static constexpr int64_t kTileCols = 64;
+};
+/// Launches (or emulates) the sm_90a kernel over `tileStart`, a schedule
+/// of WgmmaTiles::kTileRows-row tiles.
+void emitWgmmaTiles(DeviceEmitter &d, const GroupedProducts &products,
+                    Value tileStart);
+
 /// `tileStart[g]`: the `tileRows`-row tiles of the groups before g
 /// (numGroups + 1 entries), computed by one device thread.
 Value emitTileSchedule(DeviceEmitter &d, Value offsets, Value numGroups,
                        int64_t tileRows = GroupedTiles::kTileRows);
+/// The same in two steps: the buffer (numGroups + 1 entries), then the
+/// kernel that fills it (which may sit in a branch the buffer does not).
+Value allocTileSchedule(DeviceEmitter &d, Value numGroups);
+void fillTileSchedule(DeviceEmitter &d, Value tileStart, Value offsets,
+                      Value numGroups, int64_t tileRows);
 
 /// Whether a grouped matmul of `rowsElement` rows and `weightElement`
 /// weights runs on tensor cores: bf16 weights with bf16 rows, or with f32

@@ -20,12 +20,19 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
-Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
-                                          Value numGroups, int64_t rows) {
+Value mlir::moe::detail::allocTileSchedule(DeviceEmitter &d,
+                                           Value numGroups) {
+  LoopEmitter &e = d.e;
+  Value one = e.index(1);
+  Value entries = e.add(numGroups, one);
+  return d.alloc(e.b.getIndexType(), {ShapedType::kDynamic}, entries);
+}
+
+void mlir::moe::detail::fillTileSchedule(DeviceEmitter &d, Value tileStart,
+                                         Value offsets, Value numGroups,
+                                         int64_t rows) {
   LoopEmitter &e = d.e;
   Value tileRows = e.index(rows);
-  Value tileStart = d.alloc(e.b.getIndexType(), {ShapedType::kDynamic},
-                            e.add(numGroups, e.index(1)));
   d.single([&] {
     Value zero = e.index(0);
     Value one = e.index(1);
@@ -40,8 +47,52 @@ Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
       return SmallVector<Value>{next};
     });
   });
+}
 
+Value mlir::moe::detail::emitTileSchedule(DeviceEmitter &d, Value offsets,
+                                          Value numGroups, int64_t rows) {
+  Value tileStart = allocTileSchedule(d, numGroups);
+  fillTileSchedule(d, tileStart, offsets, numGroups, rows);
   return tileStart;
+}
+
+GroupTile mlir::moe::detail::locateGroupTile(DeviceEmitter &d,
+                                             const GroupedProducts &t,
+                                             Value tileStart, Value index,
+                                             Value colTiles, int64_t rows,
+                                             int64_t cols) {
+  LoopEmitter &e = d.e;
+  Value tile = arith::DivUIOp::create(e.b, index, colTiles);
+  Value colTile = arith::RemUIOp::create(e.b, index, colTiles);
+  Value total = e.load(tileStart, t.numGroups);
+  GroupTile w;
+  w.valid = e.cmpi(arith::CmpIPredicate::ult, tile, total);
+  // The group: how many groups end at or before this tile.
+  Value zero = e.index(0);
+  Value one = e.index(1);
+  w.group = e.loop(zero, t.numGroups, ValueRange{zero},
+                   [&](Value g, ValueRange count) {
+                     Value next = e.add(g, one);
+                     Value end = e.load(tileStart, next);
+                     Value before =
+                         e.cmpi(arith::CmpIPredicate::ule, end, tile);
+                     Value step = e.select(before, one, zero);
+                     return SmallVector<Value>{e.add(count[0], step)};
+                   })[0];
+  // A tile past the schedule reads group 0's bounds (never used).
+  w.group = e.select(w.valid, w.group, zero);
+  Value first = e.load(tileStart, w.group);
+  Value inGroupTile = e.select(w.valid, tile, first);
+  Value inGroup = e.sub(inGroupTile, first);
+  Value groupStart = e.load(t.offsets, w.group);
+  Value tileRows = e.index(rows);
+  Value skipped = e.mul(inGroup, tileRows);
+  w.rowStart = e.add(groupStart, skipped);
+  Value nextGroup = e.add(w.group, one);
+  w.rowEnd = e.load(t.offsets, nextGroup);
+  Value tileCols = e.index(cols);
+  w.colStart = e.mul(colTile, tileCols);
+  return w;
 }
 
 void mlir::moe::detail::emitGroupedTiles(DeviceEmitter &d,

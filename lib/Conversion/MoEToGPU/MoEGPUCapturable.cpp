@@ -85,6 +85,11 @@ static LogicalResult checkCapturable(func::FuncOp function) {
     if (isa<scf::IfOp, scf::ForOp, scf::YieldOp>(op) ||
         (op->getNumRegions() == 0 && isMemoryEffectFree(op)))
       return WalkResult::advance();
+    // The chip query that picks the sm_90a or the sm_80 kernels reads a
+    // cached device attribute: no stream work.
+    if (auto call = dyn_cast<func::CallOp>(op);
+        call && call.getCallee() == moe::kHasWgmmaFunction)
+      return WalkResult::advance();
     std::string why = "touches memory on the host";
     if (isa<gpu::MemcpyOp, gpu::MemsetOp>(op))
       why = "copies between host and device";

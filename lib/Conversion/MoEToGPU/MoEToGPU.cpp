@@ -178,6 +178,7 @@ struct ConvertMoEToGPUPass
     options.deviceArguments = deviceArguments;
     options.tensorCores = tensorCores;
     options.bf16Rows = bf16Rows;
+    options.wgmma = wgmma;
     populateMoEToGPUConversionPatterns(patterns, options, buffers);
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))) ||

@@ -32,6 +32,7 @@
 
 #include "DeviceEmitter.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -97,45 +98,7 @@ struct Fragments {
   }
 };
 
-/// The warp's place in the schedule, computed by every lane alike.
-struct WarpTile {
-  Value valid;            // i1: the warp has a tile
-  Value group, rowStart, rowEnd, colStart;
-};
-
-WarpTile locateTile(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
-                    Value warp, Value colTiles) {
-  LoopEmitter &e = d.e;
-  Value tile = arith::DivUIOp::create(e.b, warp, colTiles);
-  Value colTile = arith::RemUIOp::create(e.b, warp, colTiles);
-  Value total = e.load(tileStart, t.numGroups);
-  WarpTile w;
-  w.valid = e.cmpi(arith::CmpIPredicate::ult, tile, total);
-  // The group: how many groups end at or before this tile.
-  Value zero = e.index(0);
-  Value one = e.index(1);
-  w.group = e.loop(zero, t.numGroups, ValueRange{zero},
-                   [&](Value g, ValueRange count) {
-                     Value end = e.load(tileStart, e.add(g, one));
-                     Value before =
-                         e.cmpi(arith::CmpIPredicate::ule, end, tile);
-                     return SmallVector<Value>{
-                         e.add(count[0], e.select(before, one, zero))};
-                   })[0];
-  // An invalid warp reads group 0's bounds (never used).
-  w.group = e.select(w.valid, w.group, zero);
-  Value first = e.load(tileStart, w.group);
-  Value inGroup = e.sub(e.select(w.valid, tile, first), first);
-  Value groupStart = e.load(t.offsets, w.group);
-  Value tileRows = e.index(kTileRows);
-  Value skipped = e.mul(inGroup, tileRows);
-  w.rowStart = e.add(groupStart, skipped);
-  Value nextGroup = e.add(w.group, one);
-  w.rowEnd = e.load(t.offsets, nextGroup);
-  Value tileCols = e.index(TensorCoreTiles::kTileCols);
-  w.colStart = e.mul(colTile, tileCols);
-  return w;
-}
+using WarpTile = GroupTile;
 
 /// Column `col` of n8 tile j of the warp tile.
 Value column(LoopEmitter &e, const WarpTile &w, int64_t j, Value col) {
@@ -266,7 +229,8 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   Value inRange = e.cmpi(arith::CmpIPredicate::ult, warp, numWarps);
   Value zeroWarp = e.index(0);
   Value safeWarp = e.select(inRange, warp, zeroWarp);
-  WarpTile w = locateTile(d, t, tileStart, safeWarp, colTiles);
+  WarpTile w = locateGroupTile(d, t, tileStart, safeWarp, colTiles, kTileRows,
+                                 TensorCoreTiles::kTileCols);
   w.valid = e.andi(w.valid, inRange);
   Fragments f{e};
   MLIRContext *context = e.b.getContext();
@@ -345,7 +309,8 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   Value bRegs = d.alloc(bf16, {kWarp, products * kNTiles * 4});
   Fragments f{e};
   e.loop(zero, numWarps, [&](Value warp) {
-    WarpTile w = locateTile(d, t, tileStart, warp, colTiles);
+    WarpTile w = locateGroupTile(d, t, tileStart, warp, colTiles, kTileRows,
+                                   TensorCoreTiles::kTileCols);
     e.ifThen(w.valid, [&] {
       e.loop(zero, lanes, [&](Value lane) {
         for (int64_t p = 0; p < products; ++p)
@@ -449,6 +414,24 @@ bool mlir::moe::detail::canUseTensorCores(const MoEToGPUOptions &options,
   return rowsElement.isBF16() || (rowsElement.isF32() && options.bf16Rows);
 }
 
+/// Whether the device runs the sm_90a kernels: a call of the runtime's
+/// kHasWgmmaFunction (declared in the module on first use), as an i1.
+static Value hasWgmma(LoopEmitter &e) {
+  Operation *parent = e.b.getInsertionBlock()->getParentOp();
+  auto module = parent->getParentOfType<ModuleOp>();
+  auto callee = module.lookupSymbol<func::FuncOp>(kHasWgmmaFunction);
+  if (!callee) {
+    OpBuilder::InsertionGuard guard(e.b);
+    e.b.setInsertionPointToStart(module.getBody());
+    auto type = e.b.getFunctionType({}, {e.b.getI32Type()});
+    callee = func::FuncOp::create(e.b, kHasWgmmaFunction, type);
+    callee.setPrivate();
+  }
+  auto call = func::CallOp::create(e.b, callee, ValueRange{});
+  Value zero = e.i32(0);
+  return e.cmpi(arith::CmpIPredicate::ne, call.getResult(0), zero);
+}
+
 void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,
                                             const GroupedProducts &t) {
   LoopEmitter &e = d.e;
@@ -464,8 +447,24 @@ void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,
   Value fullTiles = arith::CeilDivUIOp::create(e.b, t.numRows, tileRows);
   Value rowTiles = e.add(fullTiles, t.numGroups);
   Value numWarps = e.mul(rowTiles, colTiles);
+  if (!d.options.wgmma) {
+    if (d.options.emulate)
+      emitEmulated(d, t, tileStart, numWarps, colTiles);
+    else
+      emitDevice(d, t, tileStart, numWarps, colTiles);
+    return;
+  }
+  // The sm_90a kernel takes 64-row tiles: its own schedule, in a buffer
+  // allocated outside the branch that fills it.
+  Value wideStart = allocTileSchedule(d, t.numGroups);
+  auto wgmma = [&] {
+    fillTileSchedule(d, wideStart, t.offsets, t.numGroups,
+                     WgmmaTiles::kTileRows);
+    emitWgmmaTiles(d, t, wideStart);
+  };
   if (d.options.emulate)
-    emitEmulated(d, t, tileStart, numWarps, colTiles);
-  else
-    emitDevice(d, t, tileStart, numWarps, colTiles);
+    return wgmma();
+  Value useWgmma = hasWgmma(e);
+  e.ifThenElse(useWgmma, wgmma,
+               [&] { emitDevice(d, t, tileStart, numWarps, colTiles); });
 }

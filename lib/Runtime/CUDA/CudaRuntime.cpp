@@ -560,6 +560,11 @@ void *loadModule(const char *where, const void *image, int optLevel) {
   CUmodule module = nullptr;
   CUresult result =
       driver.moduleLoadDataEx(&module, image, count, options, values);
+  // A module with code only for another chip (the sm_90a kernels on an
+  // sm_80 device) is not an error: the host code never launches its
+  // kernels there (moeCudaHasWgmma), so it is left unloaded.
+  if (result == CUDA_ERROR_NO_BINARY_FOR_GPU)
+    return nullptr;
   if (result != CUDA_SUCCESS) {
     errorLog[sizeof(errorLog) - 1] = '\0';
     recordFailure(where, Driver::moduleLoadDataExApi, result, errorLog);
@@ -1134,6 +1139,19 @@ int moeCudaComputeCapability(int *major, int *minor) {
   if (minor)
     *minor = values[1];
   return ok ? 0 : -1;
+}
+
+int32_t moeCudaHasWgmma(void) {
+  // sm_90a code runs on compute capability 9.0 only (the "a" features are
+  // not carried forward to later chips).
+  static const int32_t answer = [] {
+    int major = 0, minor = 0;
+    return moeCudaComputeCapability(&major, &minor) == 0 && major == 9 &&
+                   minor == 0
+               ? 1
+               : 0;
+  }();
+  return answer;
 }
 
 int moeCudaDeviceSynchronize(void) {

@@ -13,6 +13,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
 
@@ -47,7 +48,18 @@ struct MoEToGPUOptions {
   /// the op's semantics computes f32 rows in f32 (docs/GPU.md gives the
   /// error this adds).
   bool bf16Rows = false;
+  /// Tensor-core matmuls also get an sm_90a kernel (wgmma from swizzled
+  /// shared memory, in a gpu.module of its own), which the host code
+  /// launches instead of the mma.sync kernel when `kHasWgmmaFunction`
+  /// says the device runs it. With `emulate`, the wgmma kernel is emulated.
+  bool wgmma = false;
 };
+
+/// The runtime function (libmoe_cuda_runtime) the host code asks whether
+/// the device runs the sm_90a kernels: `i32 ()`, 1 on a compute capability
+/// 9.0 device. It only reads a cached device attribute, so capturable
+/// functions may call it.
+inline constexpr llvm::StringLiteral kHasWgmmaFunction = "moeCudaHasWgmma";
 
 /// What the patterns of the GPU lowering know about the device buffers they
 /// create, kept by the pass (not in the IR) for finalizeMoEDeviceBuffers.

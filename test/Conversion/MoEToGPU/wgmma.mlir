@@ -1,0 +1,105 @@
+// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=1" --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=1 emulate=1" --split-input-file | FileCheck %s --check-prefix=EMU
+// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=NOWG
+
+// With wgmma, a tensor-core matmul is launched twice over: the sm_90a
+// kernel (one warpgroup per 64 x 64 tile, operands staged in swizzled
+// workgroup memory, four wgmma m64n64k16 per 64-deep step) when the device
+// runs it, the sm_80 mma.sync kernel otherwise.
+// CHECK-LABEL: func.func private @moeCudaHasWgmma() -> i32
+// CHECK-LABEL: func.func @grouped_bf16
+// CHECK:       %[[HAS:.*]] = func.call @moeCudaHasWgmma() : () -> i32
+// CHECK:       %[[USE:.*]] = arith.cmpi ne, %[[HAS]], %{{.*}} : i32
+// CHECK:       scf.if %[[USE]] {
+// The 64-row tile schedule (one device thread), then the wgmma kernel.
+// CHECK:         gpu.launch
+// The staging buffer is the launch's dynamic shared memory: A and B tiles
+// of 8 KiB each plus 1 KiB to align them to the swizzle atom.
+// CHECK:         %[[BYTES:.*]] = arith.constant 17408 : i32
+// CHECK:         gpu.launch
+// CHECK-SAME:      threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
+// CHECK-SAME:      dynamic_shared_memory_size %[[BYTES]]
+// CHECK:           %[[DYN:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK:           %[[SMEM:.*]] = memref.view %[[DYN]]{{.*}} to memref<8704xbf16, #gpu.address_space<workgroup>>
+// CHECK:           memref.extract_aligned_pointer_as_index %[[SMEM]]
+// CHECK:           scf.for
+// CHECK:             memref.store %{{.*}}, %[[SMEM]][%{{.*}}] : memref<8704xbf16, #gpu.address_space<workgroup>>
+// CHECK:             nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT:        gpu.barrier
+// CHECK-NEXT:        nvvm.wgmma.fence.aligned
+// The first step of all starts the sums (scale-d zero, no accumulator
+// input), the later steps accumulate.
+// CHECK:             nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-COUNT-3:     nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:             nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT:        nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT:        gpu.barrier
+// CHECK:       } else {
+// CHECK:         gpu.launch
+// CHECK-COUNT-4:   nvvm.mma.sync
+// CHECK:       }
+// The emulation runs the wgmma kernel's threads and MMAs on the host: no
+// device op, no runtime query; 128 threads x 32 accumulators, and a host
+// buffer for the staged tiles.
+// EMU-LABEL: func.func @grouped_bf16
+// EMU-NOT:   call @moeCudaHasWgmma
+// EMU-NOT:   nvvm.
+// EMU-NOT:   gpu.launch
+// EMU-DAG:   memref.alloc() : memref<8704xbf16>
+// EMU-DAG:   memref.alloc() : memref<128x32xf32>
+// Without the option: the sm_80 kernel only.
+// NOWG-LABEL: func.func @grouped_bf16
+// NOWG-NOT:  moeCudaHasWgmma
+// NOWG-NOT:  nvvm.wgmma
+func.func @grouped_bf16(%a: tensor<?x40xbf16>, %b: tensor<4x40x72xbf16>,
+                        %off: tensor<5xi32>, %init: tensor<?x72xbf16>)
+    -> tensor<?x72xbf16> {
+  %y = moe.grouped_matmul %a, %b, %off into(%init)
+      : tensor<?x40xbf16>, tensor<4x40x72xbf16>, tensor<5xi32> into tensor<?x72xbf16>
+  return %y : tensor<?x72xbf16>
+}
+
+// -----
+
+// The FFN's gate and up projections share a warpgroup tile: 2 products x 4
+// wgmma per step (the peeled first step, then the loop's), then the down
+// projection's 4 (twice likewise).
+// CHECK-LABEL: func.func @ffn_bf16
+// CHECK:       scf.if
+// CHECK:         memref.view {{.*}} to memref<12800xbf16, #gpu.address_space<workgroup>>
+// CHECK-COUNT-16:    nvvm.wgmma.mma_async
+// CHECK-NOT:         nvvm.wgmma.mma_async
+// CHECK:       } else {
+// CHECK:       scf.if
+// CHECK:         memref.view {{.*}} to memref<8704xbf16, #gpu.address_space<workgroup>>
+// CHECK-COUNT-8:     nvvm.wgmma.mma_async
+// CHECK-NOT:         nvvm.wgmma.mma_async
+// EMU-LABEL: func.func @ffn_bf16
+// EMU-DAG:   memref.alloc() : memref<12800xbf16>
+// EMU-DAG:   memref.alloc() : memref<128x64xf32>
+// NOWG-LABEL: func.func @ffn_bf16
+// NOWG-NOT:  nvvm.wgmma
+func.func @ffn_bf16(%rows: tensor<?x64xbf16>, %off: tensor<9xi32>,
+                    %wu: tensor<8x64x96xbf16>, %wg: tensor<8x64x96xbf16>,
+                    %wd: tensor<8x96x64xbf16>, %init: tensor<?x64xbf16>)
+    -> tensor<?x64xbf16> {
+  %y = moe.expert_ffn %rows, %off up(%wu : tensor<8x64x96xbf16>)
+      gate(%wg : tensor<8x64x96xbf16>) down(%wd : tensor<8x96x64xbf16>)
+      activation = silu gated into(%init)
+      : tensor<?x64xbf16>, tensor<9xi32> into tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// f32 weights keep the SIMT tiles: no query, no wgmma.
+// CHECK-LABEL: func.func @grouped_f32
+// CHECK-NOT:   moeCudaHasWgmma
+// CHECK-NOT:   nvvm.wgmma
+func.func @grouped_f32(%a: tensor<?x40xf32>, %b: tensor<4x40x72xf32>,
+                       %off: tensor<5xi32>, %init: tensor<?x72xf32>)
+    -> tensor<?x72xf32> {
+  %y = moe.grouped_matmul %a, %b, %off into(%init)
+      : tensor<?x40xf32>, tensor<4x40x72xf32>, tensor<5xi32> into tensor<?x72xf32>
+  return %y : tensor<?x72xf32>
+}
