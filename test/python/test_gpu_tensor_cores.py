@@ -121,6 +121,35 @@ def test_emulated_wgmma_equals_cpu(name):
         assert np.abs(wgmma).max() > 0
 
 
+def _as_f16(name):
+    """The case's arguments as f16 (the bf16 values, which f16 holds
+    exactly at these magnitudes, rounded to nearest)."""
+    return [np.asarray(compiler._bf16_bits_to_float(a), np.float16) for a in _arguments(name)]
+
+
+@pytest.mark.parametrize("wgmma", [False, True], ids=["mma_sync", "wgmma"])
+@pytest.mark.parametrize("name", ["top2_ragged", "adamoe_null", "zero_tokens"])
+def test_emulated_f16_tensor_cores_equal_cpu(name, wgmma):
+    """f16 rows and f16 weights run on the tensor cores too (f16 operands,
+    f32 sums: mma.sync m16n8k16 and wgmma m64n64k16 with f16 types), with
+    the FFN's intermediates rounded to f16 as the op's semantics says; the
+    emulated layer equals the CPU pipeline's bit for bit."""
+    H, F, E, N, K, T, gated = SHAPES[name]
+    text = _layer(H, F, E, N, K, gated).replace("bf16", "f16")
+    args = _as_f16(name)
+    cpu = compiler.compile(text, "layer")(*args)
+    pipeline = "moe-test-gpu-emulation-pipeline" + ("{wgmma=1}" if wgmma else "")
+    gpu = compiler.compile(text, "layer", pipeline=pipeline)(*args)
+    assert gpu.dtype == np.float16 and gpu.shape == (T, H)
+    assert np.array_equal(cpu, gpu), np.abs(cpu.astype(np.float32) - gpu).max()
+    if T:
+        assert np.abs(gpu).max() > 0
+    lowered = compiler.lower(text, "moe-decompose-layer,convert-moe-to-gpu"
+                                   + ("{wgmma=1}" if wgmma else ""))
+    assert ("A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]" in lowered) if wgmma else \
+        ("(vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct" in lowered)
+
+
 def test_emulation_uses_the_tensor_core_kernels():
     """The emulation pipeline lowers bf16 expert matmuls through the warp
     emulation (a 32-lane register file), not the SIMT tiles."""

@@ -110,9 +110,9 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "Function tensor arguments are device pointers and returned "
            "tensors stay on the device (the caller frees them)">,
     Option<"tensorCores", "tensor-cores", "bool", /*default=*/"true",
-           "Expert matmuls of bf16 rows and bf16 weights on tensor cores "
-           "(mma.sync m16n8k16, sm_80 and later; emulated lane by lane "
-           "with emulate)">,
+           "Expert matmuls of bf16 (or f16) rows and weights on tensor "
+           "cores (mma.sync m16n8k16, sm_80 and later; emulated lane by "
+           "lane with emulate)">,
     Option<"bf16Rows", "bf16-rows", "bool", /*default=*/"false",
            "With bf16 weights, run f32 rows on tensor cores too, rounding "
            "the rows and the FFN's intermediates to bf16 (the output stays "

@@ -105,6 +105,9 @@ struct GroupedProducts {
   SmallVector<std::function<Value(Value, Value)>> init;
   /// Consumes the sums of every product at (group, row, column).
   std::function<void(Value, Value, Value, ValueRange)> epilogue;
+  /// The tensor-core kernels' operand type (bf16 or f16; tensorCoreOperand
+  /// gives it): A and B are rounded to it. Unused by the SIMT tiles.
+  Type operand;
 };
 
 /// SIMT register tiles: one thread computes kTileRows rows (of one group)
@@ -115,7 +118,7 @@ struct GroupedTiles {
 };
 void emitGroupedTiles(DeviceEmitter &d, const GroupedProducts &products);
 
-/// Tensor cores (sm_80 and later): bf16 operands, f32 sums, one warp per
+/// Tensor cores (sm_80 and later): bf16 or f16 operands, f32 sums, one warp per
 /// kTileRows x kTileCols tile of one group (mma.sync m16n8k16; emulated
 /// lane by lane on the host when emulating). Exact for bf16 rows and
 /// weights.
@@ -159,11 +162,12 @@ Value allocTileSchedule(DeviceEmitter &d, Value numGroups);
 void fillTileSchedule(DeviceEmitter &d, Value tileStart, Value offsets,
                       Value numGroups, int64_t tileRows);
 
-/// Whether a grouped matmul of `rowsElement` rows and `weightElement`
-/// weights runs on tensor cores: bf16 weights with bf16 rows, or with f32
-/// rows when `bf16Rows` lets the kernels round them (f16 and f32 weights
-/// keep the SIMT tiles), unless `tensorCores` is off.
-bool canUseTensorCores(const MoEToGPUOptions &options, Type rowsElement,
+/// The operand type with which a grouped matmul of `rowsElement` rows and
+/// `weightElement` weights runs on tensor cores, or null when it keeps the
+/// SIMT tiles: bf16 for bf16 weights with bf16 rows, or with f32 rows when
+/// `bf16Rows` lets the kernels round them; f16 for f16 weights with f16
+/// rows; null for f32 weights, mixed 16-bit types, or `tensorCores` off.
+Type tensorCoreOperand(const MoEToGPUOptions &options, Type rowsElement,
                        Type weightElement);
 
 /// A conversion pattern of the GPU lowering (with its options and the

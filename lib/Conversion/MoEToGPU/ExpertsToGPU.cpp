@@ -97,7 +97,8 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
       };
       Type lhsType = cast<MemRefType>(lhs.getType()).getElementType();
       Type rhsType = cast<MemRefType>(rhs.getType()).getElementType();
-      if (canUseTensorCores(options, lhsType, rhsType))
+      tiles.operand = tensorCoreOperand(options, lhsType, rhsType);
+      if (tiles.operand)
         emitTensorCoreTiles(d, tiles);
       else
         emitGroupedTiles(d, tiles);
@@ -136,12 +137,13 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       // rows (or f32 rows rounded to bf16, with bf16-rows), else in SIMT
       // register tiles (same operands and epilogues).
       Type weightType = cast<MemRefType>(o.wUp.getType()).getElementType();
-      bool tensorCores = !o.quant && canUseTensorCores(options, rowType,
-                                                       weightType);
+      Type operand =
+          o.quant ? Type() : tensorCoreOperand(options, rowType, weightType);
+      bool tensorCores = static_cast<bool>(operand);
       // The type the FFN's intermediates are rounded to: the rows' (the
       // op's semantics), or bf16 for f32 rows on tensor cores (bf16-rows:
       // the layer computed as with bf16 rows, its output kept in f32).
-      Type intermediate = tensorCores ? e.b.getBF16Type() : rowType;
+      Type intermediate = tensorCores ? operand : rowType;
       // Rounds an f32 value to that type and back (identity for f32).
       auto round = [&](Value v) {
         Value narrow = e.castFloat(v, intermediate);
@@ -197,10 +199,12 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
       };
       GroupedProducts up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
       up.tileStart = tileStart;
+      up.operand = operand;
       setUp(up);
       emitProducts(up);
       GroupedProducts down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
       down.tileStart = tileStart;
+      down.operand = operand;
       setDown(down);
       emitProducts(down);
       emitZeroUnusedRows(d, out, offsets, o.numExperts, o.numRows, o.hidden);

@@ -108,7 +108,7 @@ Value column(LoopEmitter &e, const WarpTile &w, int64_t j, Value col) {
 }
 
 /// A's element (row, k) of the warp tile for the step at depth k0, as
-/// bf16: zero outside the group's rows or the depth.
+/// the operand type: zero outside the group's rows or the depth.
 Value loadA(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
             Value k0, Value row, Value col) {
   Value r = e.add(w.rowStart, row);
@@ -120,13 +120,13 @@ Value loadA(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
   Value zeroIndex = e.index(0);
   Value safeK = e.select(ok, k, zeroIndex);
   Value loaded = t.a(safeRow, safeK);
-  Value value = e.castFloat(loaded, e.b.getBF16Type());
-  Value zero = e.floatConst(e.b.getBF16Type(), 0.0);
+  Value value = e.castFloat(loaded, t.operand);
+  Value zero = e.floatConst(t.operand, 0.0);
   return e.select(ok, value, zero);
 }
 
-/// B_p's element (k, column) of n8 tile j, as bf16: zero past the depth or
-/// the columns.
+/// B_p's element (k, column) of n8 tile j, as the operand type: zero past
+/// the depth or the columns.
 Value loadB(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
             size_t p, int64_t j, Value k0, Value kk, Value col) {
   Value k = e.add(k0, kk);
@@ -138,8 +138,8 @@ Value loadB(LoopEmitter &e, const GroupedProducts &t, const WarpTile &w,
   Value safeK = e.select(ok, k, zeroIndex);
   Value safeN = e.select(ok, n, zeroIndex);
   Value loaded = t.b[p](w.group, safeK, safeN);
-  Value value = e.castFloat(loaded, e.b.getBF16Type());
-  Value zero = e.floatConst(e.b.getBF16Type(), 0.0);
+  Value value = e.castFloat(loaded, t.operand);
+  Value zero = e.floatConst(t.operand, 0.0);
   return e.select(ok, value, zero);
 }
 
@@ -169,8 +169,18 @@ void storeResults(LoopEmitter &e, Fragments &f, const GroupedProducts &t,
   e.ifThen(ok, [&] { t.epilogue(w.group, r, n, sums); });
 }
 
-/// Two bf16 values as the i32 register that holds them (low half first).
+/// Two operand values as the register that holds them (low half first):
+/// an i32 for bf16, a vector<2xf16> for f16 (as nvvm.mma.sync takes them).
 Value packPair(LoopEmitter &e, Value low, Value high) {
+  Type element = low.getType();
+  if (element.isF16()) {
+    auto pairType = VectorType::get({2}, element);
+    Value pair = LLVM::PoisonOp::create(e.b, pairType);
+    Value first = e.i32(0);
+    Value withLow = LLVM::InsertElementOp::create(e.b, pair, low, first);
+    Value second = e.i32(1);
+    return LLVM::InsertElementOp::create(e.b, withLow, high, second);
+  }
   Type i16 = e.b.getIntegerType(16);
   Type i32 = e.b.getI32Type();
   auto bits = [&](Value v) {
@@ -237,6 +247,8 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   Type f32 = e.b.getF32Type();
   auto structType =
       LLVM::LLVMStructType::getLiteral(context, SmallVector<Type>(4, f32));
+  NVVM::MMATypes mmaType =
+      t.operand.isF16() ? NVVM::MMATypes::f16 : NVVM::MMATypes::bf16;
   e.ifThen(w.valid, [&] {
     SmallVector<Value> init;
     for (int64_t p = 0; p < products; ++p)
@@ -273,8 +285,7 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
               auto mma = NVVM::MmaOp::create(
                   e.b, structType, aRegs, ValueRange{b0, b1}, c,
                   ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-                  std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                                NVVM::MMATypes::bf16},
+                  std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
                   std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                                  NVVM::MMALayout::col});
               for (int64_t i = 0; i < 4; ++i)
@@ -301,12 +312,11 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   LoopEmitter &e = d.e;
   const int64_t products = static_cast<int64_t>(t.b.size());
   Type f32 = e.b.getF32Type();
-  Type bf16 = e.b.getBF16Type();
   Value zero = e.index(0);
   Value lanes = e.index(kWarp);
   Value accs = d.alloc(f32, {kWarp, products * kNTiles * 4});
-  Value aRegs = d.alloc(bf16, {kWarp, 8});
-  Value bRegs = d.alloc(bf16, {kWarp, products * kNTiles * 4});
+  Value aRegs = d.alloc(t.operand, {kWarp, 8});
+  Value bRegs = d.alloc(t.operand, {kWarp, products * kNTiles * 4});
   Fragments f{e};
   e.loop(zero, numWarps, [&](Value warp) {
     WarpTile w = locateGroupTile(d, t, tileStart, warp, colTiles, kTileRows,
@@ -406,12 +416,17 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
 }
 } // namespace
 
-bool mlir::moe::detail::canUseTensorCores(const MoEToGPUOptions &options,
+Type mlir::moe::detail::tensorCoreOperand(const MoEToGPUOptions &options,
                                           Type rowsElement,
                                           Type weightElement) {
-  if (!options.tensorCores || !weightElement.isBF16())
-    return false;
-  return rowsElement.isBF16() || (rowsElement.isF32() && options.bf16Rows);
+  if (!options.tensorCores)
+    return nullptr;
+  if (weightElement.isBF16() &&
+      (rowsElement.isBF16() || (rowsElement.isF32() && options.bf16Rows)))
+    return weightElement;
+  if (weightElement.isF16() && rowsElement.isF16())
+    return weightElement;
+  return nullptr;
 }
 
 /// Whether the device runs the sm_90a kernels: a call of the runtime's

@@ -83,11 +83,12 @@ Value swizzled(LoopEmitter &e, Value row, Value depth) {
   return e.add(rowStart, inRow);
 }
 
-/// `value()` as bf16 where `ok`, else 0 (the load reads a clamped,
-/// in-bounds position when not ok).
-Value maskedBF16(LoopEmitter &e, Value ok, Value loaded) {
-  Value value = e.castFloat(loaded, e.b.getBF16Type());
-  Value zero = e.floatConst(e.b.getBF16Type(), 0.0);
+/// `loaded` as the operand type where `ok`, else 0 (the load reads a
+/// clamped, in-bounds position when not ok).
+Value masked(LoopEmitter &e, const GroupedProducts &t, Value ok,
+             Value loaded) {
+  Value value = e.castFloat(loaded, t.operand);
+  Value zero = e.floatConst(t.operand, 0.0);
   return e.select(ok, value, zero);
 }
 
@@ -116,7 +117,7 @@ void stage(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
       Value safeRow = e.select(ok, r, w.rowStart);
       Value safeK = e.select(ok, k, zero);
       Value loaded = t.a(safeRow, safeK);
-      Value value = maskedBF16(e, ok, loaded);
+      Value value = masked(e, t, ok, loaded);
       Value at = swizzled(e, outer, inner);
       Value slot = e.add(base, at);
       e.store(value, smem, {slot});
@@ -132,7 +133,7 @@ void stage(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
       Value safeK = e.select(ok, k, zero);
       Value safeN = e.select(ok, n, zero);
       Value loaded = t.b[p](w.group, safeK, safeN);
-      Value value = maskedBF16(e, ok, loaded);
+      Value value = masked(e, t, ok, loaded);
       Value at = swizzled(e, inner, outer);
       Value tileOffset = e.index((p + 1) * kTileElements);
       Value inTile = e.add(tileOffset, at);
@@ -256,7 +257,6 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   OpBuilder::InsertionGuard guard(e.b);
   MLIRContext *context = e.b.getContext();
   const int64_t products = static_cast<int64_t>(t.b.size());
-  Type bf16 = e.b.getBF16Type();
   Type f32 = e.b.getF32Type();
   Type i64 = e.b.getI64Type();
   // The staging buffer is the launch's dynamic shared memory (a workgroup
@@ -268,7 +268,8 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   auto bytesType = MemRefType::get({ShapedType::kDynamic}, e.b.getI8Type(),
                                    MemRefLayoutAttrInterface{}, workgroup);
   auto stagingType =
-      MemRefType::get({elements}, bf16, MemRefLayoutAttrInterface{}, workgroup);
+      MemRefType::get({elements}, t.operand, MemRefLayoutAttrInterface{},
+                      workgroup);
   Value one = e.index(1);
   Value threads = e.index(kThreads);
   Value blocks = e.maxSI(numBlocks, one);
@@ -305,7 +306,9 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
                                                   padBytes);
     Value two = e.index(2);
     Value firstElement = arith::DivUIOp::create(e.b, padIndex, two);
-    auto bf16Type = NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::bf16);
+    auto operandType = NVVM::WGMMATypesAttr::get(
+        context, t.operand.isF16() ? NVVM::WGMMATypes::f16
+                                   : NVVM::WGMMATypes::bf16);
     auto f32Type = NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::f32);
     auto shape = NVVM::MMAShapeAttr::get(context, kRows, kCols, kStep);
     auto positive =
@@ -336,8 +339,9 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
               context, first && s == 0 ? NVVM::WGMMAScaleOut::zero
                                        : NVVM::WGMMAScaleOut::one);
           next[p] = NVVM::WgmmaMmaAsyncOp::create(
-              e.b, structType, next[p], descA, descB, shape, bf16Type,
-              bf16Type, f32Type, scaleD, positive, positive, kMajorA, kMajorB,
+              e.b, structType, next[p], descA, descB, shape, operandType,
+              operandType, f32Type, scaleD, positive, positive, kMajorA,
+              kMajorB,
               /*satfinite=*/nullptr);
         }
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
@@ -418,8 +422,7 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   LoopEmitter &e = d.e;
   const int64_t products = static_cast<int64_t>(t.b.size());
   Type f32 = e.b.getF32Type();
-  Type bf16 = e.b.getBF16Type();
-  Value smem = d.alloc(bf16, {stagingElements(products)});
+  Value smem = d.alloc(t.operand, {stagingElements(products)});
   Value accs = d.alloc(f32, {kThreads, products * kRegisters});
   Value zero = e.index(0);
   Value threads = e.index(kThreads);

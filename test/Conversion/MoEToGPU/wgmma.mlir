@@ -96,10 +96,47 @@ func.func @ffn_bf16(%rows: tensor<?x64xbf16>, %off: tensor<9xi32>,
 // CHECK-LABEL: func.func @grouped_f32
 // CHECK-NOT:   moeCudaHasWgmma
 // CHECK-NOT:   nvvm.wgmma
+// CHECK:       return
 func.func @grouped_f32(%a: tensor<?x40xf32>, %b: tensor<4x40x72xf32>,
                        %off: tensor<5xi32>, %init: tensor<?x72xf32>)
     -> tensor<?x72xf32> {
   %y = moe.grouped_matmul %a, %b, %off into(%init)
       : tensor<?x40xf32>, tensor<4x40x72xf32>, tensor<5xi32> into tensor<?x72xf32>
   return %y : tensor<?x72xf32>
+}
+
+// -----
+
+// f16 rows and f16 weights: the same kernels with f16 operands (f32 sums).
+// CHECK-LABEL: func.func @grouped_f16
+// CHECK:       scf.if
+// CHECK:         memref.view {{.*}} to memref<8704xf16, #gpu.address_space<workgroup>>
+// CHECK:         nvvm.wgmma.mma_async {{.*}} D[<f32>, <zero>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
+// CHECK:       } else {
+// CHECK:         nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// EMU-LABEL: func.func @grouped_f16
+// EMU:       memref.alloc() : memref<8704xf16>
+// NOWG-LABEL: func.func @grouped_f16
+// NOWG:       nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
+func.func @grouped_f16(%a: tensor<?x40xf16>, %b: tensor<4x40x72xf16>,
+                       %off: tensor<5xi32>, %init: tensor<?x72xf16>)
+    -> tensor<?x72xf16> {
+  %y = moe.grouped_matmul %a, %b, %off into(%init)
+      : tensor<?x40xf16>, tensor<4x40x72xf16>, tensor<5xi32> into tensor<?x72xf16>
+  return %y : tensor<?x72xf16>
+}
+
+// -----
+
+// Mixed 16-bit types keep the SIMT tiles.
+// CHECK-LABEL: func.func @grouped_mixed
+// CHECK-NOT:   nvvm.wgmma
+// CHECK-NOT:   nvvm.mma.sync
+// CHECK:       return
+func.func @grouped_mixed(%a: tensor<?x40xf16>, %b: tensor<4x40x72xbf16>,
+                         %off: tensor<5xi32>, %init: tensor<?x72xf16>)
+    -> tensor<?x72xf16> {
+  %y = moe.grouped_matmul %a, %b, %off into(%init)
+      : tensor<?x40xf16>, tensor<4x40x72xbf16>, tensor<5xi32> into tensor<?x72xf16>
+  return %y : tensor<?x72xf16>
 }

@@ -39,8 +39,9 @@ struct MoEToGPUOptions {
   /// caller passes device pointers) and tensor results stay there (the
   /// caller frees them): nothing crosses PCIe in a call.
   bool deviceArguments = false;
-  /// Expert matmuls of bf16 rows and bf16 weights on tensor cores (mma.sync
-  /// m16n8k16, sm_80 and later); the SIMT tiles otherwise.
+  /// Expert matmuls of bf16 rows and bf16 weights, or f16 rows and f16
+  /// weights, on tensor cores (mma.sync m16n8k16, sm_80 and later); the
+  /// SIMT tiles otherwise.
   bool tensorCores = true;
   /// With bf16 weights, f32 rows run on tensor cores too: the kernels round
   /// the rows and the FFN's intermediates to bf16 (the layer computed as
