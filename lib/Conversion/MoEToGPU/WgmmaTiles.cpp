@@ -23,9 +23,13 @@
 // laid out as PTX's m64nNk16 accumulator fragments; the epilogue masks at
 // the group's row end and at N.
 //
-// Not yet here: staging by TMA or cp.async into a multi-stage mbarrier
-// ring with producer and consumer warpgroups (the loads and the MMAs of
-// one step do not overlap), 128-row tiles, tile shapes by rows per group.
+// Two stages: while the MMAs of a step run (wgmma is asynchronous), the
+// threads stage the next step into the other stage; then they wait for
+// the MMAs, fence and meet at a barrier.
+//
+// Not yet here: staging by TMA or cp.async into a deeper mbarrier ring with
+// producer and consumer warpgroups (the threads that stage also issue the
+// MMAs), 128-row tiles, tile shapes by rows per group.
 //
 // Emulation (options.emulate) runs the same staging code per thread into a
 // host buffer standing for shared memory (address 0, so the same swizzle),
@@ -224,30 +228,67 @@ void storeResults(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
   });
 }
 
-/// The depth loop in steps of kDepth, the first step peeled:
-/// `first(0)` gives the carried values, `body(k0, carried)` the next ones
-/// for every further step. (Depths past the contraction are staged as
-/// zeros, so a first step always exists, even for an empty depth.)
-SmallVector<Value>
-depthLoop(LoopEmitter &e, Value depth,
-          function_ref<SmallVector<Value>(Value)> first,
-          function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+/// The number of kDepth-deep steps of `depth`.
+Value stepCount(LoopEmitter &e, Value depth) {
   Value stepDepth = e.index(kDepth);
-  Value steps = arith::CeilDivUIOp::create(e.b, depth, stepDepth);
-  Value zero = e.index(0);
-  Value one = e.index(1);
-  SmallVector<Value> init = first(zero);
-  Value rest = e.maxSI(steps, one);
-  return e.loop(one, rest, init, [&](Value step, ValueRange carried) {
-    Value k0 = e.mul(step, stepDepth);
-    return body(k0, carried);
-  });
+  return arith::CeilDivUIOp::create(e.b, depth, stepDepth);
 }
 
-/// Elements of the staging buffer: A and every B tile, plus room to align
-/// the first tile to the swizzle atom.
+/// The steps in order, the first one peeled: `first()` gives the carried
+/// values, `body(step, carried)` the next ones for every further step.
+/// (Depths past the contraction are staged as zeros, so a first step
+/// exists even for an empty depth.)
+SmallVector<Value>
+stepLoop(LoopEmitter &e, Value steps, function_ref<SmallVector<Value>()> first,
+         function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  Value one = e.index(1);
+  SmallVector<Value> init = first();
+  Value rest = e.maxSI(steps, one);
+  return e.loop(one, rest, init, body);
+}
+
+/// bf16/f16 elements of one stage (the A tile and every B tile).
+int64_t stageElements(int64_t products) {
+  return (products + 1) * kTileElements;
+}
+
+/// Elements of the staging buffer: two stages (the MMAs of one step read
+/// one while the threads fill the other with the next step), plus room to
+/// align the first tile to the swizzle atom.
 int64_t stagingElements(int64_t products) {
-  return (products + 1) * kTileElements + kSwizzleAtomBytes / 2;
+  return 2 * stageElements(products) + kSwizzleAtomBytes / 2;
+}
+
+/// The stage of step `step` (0 or 1, as index).
+Value stageOf(LoopEmitter &e, Value step) {
+  Value two = e.index(2);
+  return arith::RemUIOp::create(e.b, step, two);
+}
+
+/// Thread `thread`'s share of staging step `step` into its stage, the
+/// stages starting at element `first` of `smem`.
+void stageStep(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
+               Value smem, Value first, Value step, Value thread) {
+  const int64_t products = static_cast<int64_t>(t.b.size());
+  Value stepDepth = e.index(kDepth);
+  Value k0 = e.mul(step, stepDepth);
+  Value which = stageOf(e, step);
+  Value stride = e.index(stageElements(products));
+  Value offset = e.mul(which, stride);
+  Value base = e.add(first, offset);
+  stage(e, t, w, smem, base, k0, thread);
+}
+
+/// Byte address (i64) of the stage of step `step`, the stages starting at
+/// byte `base`.
+Value stageAddress(LoopEmitter &e, const GroupedProducts &t, Value base,
+                   Value step) {
+  const int64_t products = static_cast<int64_t>(t.b.size());
+  Value stage = stageOf(e, step);
+  Value wide = arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), stage);
+  Value stride = e.i64(2 * stageElements(products));
+  Value offset = arith::MulIOp::create(e.b, wide, stride);
+  return arith::AddIOp::create(e.b, base, offset);
 }
 
 /// The device kernel: one block (warpgroup) per tile of the schedule.
@@ -315,25 +356,32 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
         NVVM::WGMMAScaleInAttr::get(context, NVVM::WGMMAScaleIn::one);
     auto kMajorA = NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row);
     auto kMajorB = NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::col);
-    // One 64-deep step: stage, fence, the MMAs of every product, wait.
-    // The first MMA of all (scale-d zero) ignores its accumulator input,
-    // which is left undefined: constants there would be copied into the
-    // accumulator registers after wgmma.fence, and ptxas would serialise
-    // the MMAs (C7517/C7519).
-    auto step = [&](Value k0, ValueRange acc, bool first) {
-      stage(e, t, w, smem, firstElement, k0, thread);
-      // Generic-proxy stores, then tensor-core (async proxy) reads.
+    // Generic-proxy stores made visible to the tensor cores (async proxy)
+    // and to the whole warpgroup.
+    auto publish = [&] {
       NVVM::FenceProxyOp::create(
           e.b, NVVM::ProxyKind::async_shared,
           NVVM::SharedSpaceAttr::get(context, NVVM::SharedSpace::shared_cta));
       gpu::BarrierOp::create(e.b);
+    };
+    Value steps = stepCount(e, t.depth);
+    // One 64-deep step: the MMAs of every product on the step's stage;
+    // while they run, the threads stage the next step into the other
+    // stage (whose MMAs, a step earlier, every thread has waited for
+    // before the last barrier); then wait, publish. The first MMA of all
+    // (scale-d zero) ignores its accumulator input, which is left
+    // undefined: constants there would be copied into the accumulator
+    // registers after wgmma.fence, and ptxas would serialise the MMAs
+    // (C7517/C7519).
+    auto step = [&](Value index, ValueRange acc, bool first) {
+      Value stage = stageAddress(e, t, base, index);
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       SmallVector<Value> next(acc.begin(), acc.end());
       for (int64_t p = 0; p < products; ++p)
         for (int64_t s = 0; s < kDepth / kStep; ++s) {
-          Value aAddress = stepAddress(e, base, 0, s);
+          Value aAddress = stepAddress(e, stage, 0, s);
           Value descA = descriptor(e, aAddress);
-          Value bAddress = stepAddress(e, base, p + 1, s);
+          Value bAddress = stepAddress(e, stage, p + 1, s);
           Value descB = descriptor(e, bAddress);
           auto scaleD = NVVM::WGMMAScaleOutAttr::get(
               context, first && s == 0 ? NVVM::WGMMAScaleOut::zero
@@ -345,21 +393,29 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
               /*satfinite=*/nullptr);
         }
       NVVM::WgmmaGroupSyncAlignedOp::create(e.b);
+      Value one = e.index(1);
+      Value following = e.add(index, one);
+      Value more = e.cmpi(arith::CmpIPredicate::ult, following, steps);
+      e.ifThen(more, [&] {
+        stageStep(e, t, w, smem, firstElement, following, thread);
+      });
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
-      // The next step overwrites the tiles.
-      gpu::BarrierOp::create(e.b);
+      publish();
       return next;
     };
-    SmallVector<Value> sums = depthLoop(
-        e, t.depth,
-        [&](Value k0) {
+    Value zero = e.index(0);
+    stageStep(e, t, w, smem, firstElement, zero, thread);
+    publish();
+    SmallVector<Value> sums = stepLoop(
+        e, steps,
+        [&] {
           SmallVector<Value> undefined;
           for (int64_t p = 0; p < products; ++p)
             undefined.push_back(LLVM::PoisonOp::create(e.b, structType));
-          return step(k0, undefined, /*first=*/true);
+          return step(zero, undefined, /*first=*/true);
         },
-        [&](Value k0, ValueRange acc) {
-          return step(k0, acc, /*first=*/false);
+        [&](Value index, ValueRange acc) {
+          return step(index, acc, /*first=*/false);
         });
     for (int64_t i = 0; i < kRegisters; ++i) {
       SmallVector<Value> values;
@@ -444,26 +500,32 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
           }
         });
       });
-      auto step = [&](Value k0) {
+      Value steps = stepCount(e, t.depth);
+      auto stageAll = [&](Value index) {
         e.loop(zero, threads, [&](Value thread) {
-          stage(e, t, w, smem, zero, k0, thread);
+          stageStep(e, t, w, smem, zero, index, thread);
         });
+      };
+      // As on the device: the MMAs of a step read its stage, then the next
+      // step is staged into the other stage.
+      auto step = [&](Value index) {
+        Value stage = stageAddress(e, t, base, index);
         e.loop(zero, threads, [&](Value thread) {
           for (int64_t p = 0; p < products; ++p)
             for (int64_t s = 0; s < kDepth / kStep; ++s) {
-              Value aAddress = stepAddress(e, base, 0, s);
+              Value aAddress = stepAddress(e, stage, 0, s);
               Value descA = descriptor(e, aAddress);
-              Value bAddress = stepAddress(e, base, p + 1, s);
+              Value bAddress = stepAddress(e, stage, p + 1, s);
               Value descB = descriptor(e, bAddress);
               e.loop(zero, registers, [&](Value i) {
                 auto [row, col] = fragment(e, thread, i);
                 Value offset = e.index(p * kRegisters);
                 Value slot = e.add(offset, i);
                 Value start = e.load(accs, {thread, slot});
-                Value step = e.index(kStep);
+                Value depth = e.index(kStep);
                 Value two = e.index(2);
                 Value sum = e.loop(
-                    zero, step, ValueRange{start},
+                    zero, depth, ValueRange{start},
                     [&](Value kk, ValueRange acc) {
                       Value aByte = emulatedAddress(e, descA, row, kk);
                       Value aSlot = arith::DivUIOp::create(e.b, aByte, two);
@@ -481,10 +543,16 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
               });
             }
         });
+        Value one = e.index(1);
+        Value following = e.add(index, one);
+        Value more = e.cmpi(arith::CmpIPredicate::ult, following, steps);
+        e.ifThen(more, [&] { stageAll(following); });
         return SmallVector<Value>{};
       };
-      depthLoop(e, t.depth, step,
-                [&](Value k0, ValueRange) { return step(k0); });
+      stageAll(zero);
+      stepLoop(
+          e, steps, [&] { return step(zero); },
+          [&](Value index, ValueRange) { return step(index); });
       e.loop(zero, threads, [&](Value thread) {
         e.loop(zero, registers, [&](Value i) {
           SmallVector<Value> values;

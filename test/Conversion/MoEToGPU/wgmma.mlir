@@ -13,27 +13,37 @@
 // CHECK:       scf.if %[[USE]] {
 // The 64-row tile schedule (one device thread), then the wgmma kernel.
 // CHECK:         gpu.launch
-// The staging buffer is the launch's dynamic shared memory: A and B tiles
-// of 8 KiB each plus 1 KiB to align them to the swizzle atom.
-// CHECK:         %[[BYTES:.*]] = arith.constant 17408 : i32
+// The staging buffer is the launch's dynamic shared memory: two stages of
+// an A and a B tile of 8 KiB each, plus 1 KiB to align them to the swizzle
+// atom.
+// CHECK:         %[[BYTES:.*]] = arith.constant 33792 : i32
 // CHECK:         gpu.launch
 // CHECK-SAME:      threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c128
 // CHECK-SAME:      dynamic_shared_memory_size %[[BYTES]]
 // CHECK:           %[[DYN:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
-// CHECK:           %[[SMEM:.*]] = memref.view %[[DYN]]{{.*}} to memref<8704xbf16, #gpu.address_space<workgroup>>
+// CHECK:           %[[SMEM:.*]] = memref.view %[[DYN]]{{.*}} to memref<16896xbf16, #gpu.address_space<workgroup>>
 // CHECK:           memref.extract_aligned_pointer_as_index %[[SMEM]]
 // CHECK:           scf.for
-// CHECK:             memref.store %{{.*}}, %[[SMEM]][%{{.*}}] : memref<8704xbf16, #gpu.address_space<workgroup>>
-// CHECK:             nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
-// CHECK-NEXT:        gpu.barrier
-// CHECK-NEXT:        nvvm.wgmma.fence.aligned
+// CHECK:             memref.store %{{.*}}, %[[SMEM]][%{{.*}}] : memref<16896xbf16, #gpu.address_space<workgroup>>
+// The first step is staged, published (fence for the async proxy, then a
+// barrier), and its MMAs issued; while they run, the threads stage the
+// next step into the other stage; then wait, publish.
+// CHECK:           nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT:      gpu.barrier
+// CHECK:           nvvm.wgmma.fence.aligned
 // The first step of all starts the sums (scale-d zero, no accumulator
 // input), the later steps accumulate.
-// CHECK:             nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK-COUNT-3:     nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// CHECK:             nvvm.wgmma.commit.group.sync.aligned
-// CHECK-NEXT:        nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK-NEXT:        gpu.barrier
+// CHECK:           nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-COUNT-3:   nvvm.wgmma.mma_async %{{.*}}, %{{.*}}, %{{.*}}, <m = 64, n = 64, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK:           nvvm.wgmma.commit.group.sync.aligned
+// CHECK:           scf.if
+// CHECK:             memref.store %{{.*}}, %[[SMEM]]
+// CHECK:           nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK-NEXT:      nvvm.fence.proxy
+// CHECK-NEXT:      gpu.barrier
+// CHECK:           scf.for
+// CHECK:             nvvm.wgmma.fence.aligned
+// CHECK-COUNT-4:     nvvm.wgmma.mma_async {{.*}} D[<f32>, <one>]
 // CHECK:       } else {
 // CHECK:         gpu.launch
 // CHECK-COUNT-4:   nvvm.mma.sync
@@ -45,7 +55,7 @@
 // EMU-NOT:   call @moeCudaHasWgmma
 // EMU-NOT:   nvvm.
 // EMU-NOT:   gpu.launch
-// EMU-DAG:   memref.alloc() : memref<8704xbf16>
+// EMU-DAG:   memref.alloc() : memref<16896xbf16>
 // EMU-DAG:   memref.alloc() : memref<128x32xf32>
 // Without the option: the sm_80 kernel only.
 // NOWG-LABEL: func.func @grouped_bf16
@@ -66,16 +76,16 @@ func.func @grouped_bf16(%a: tensor<?x40xbf16>, %b: tensor<4x40x72xbf16>,
 // projection's 4 (twice likewise).
 // CHECK-LABEL: func.func @ffn_bf16
 // CHECK:       scf.if
-// CHECK:         memref.view {{.*}} to memref<12800xbf16, #gpu.address_space<workgroup>>
+// CHECK:         memref.view {{.*}} to memref<25088xbf16, #gpu.address_space<workgroup>>
 // CHECK-COUNT-16:    nvvm.wgmma.mma_async
 // CHECK-NOT:         nvvm.wgmma.mma_async
 // CHECK:       } else {
 // CHECK:       scf.if
-// CHECK:         memref.view {{.*}} to memref<8704xbf16, #gpu.address_space<workgroup>>
+// CHECK:         memref.view {{.*}} to memref<16896xbf16, #gpu.address_space<workgroup>>
 // CHECK-COUNT-8:     nvvm.wgmma.mma_async
 // CHECK-NOT:         nvvm.wgmma.mma_async
 // EMU-LABEL: func.func @ffn_bf16
-// EMU-DAG:   memref.alloc() : memref<12800xbf16>
+// EMU-DAG:   memref.alloc() : memref<25088xbf16>
 // EMU-DAG:   memref.alloc() : memref<128x64xf32>
 // NOWG-LABEL: func.func @ffn_bf16
 // NOWG-NOT:  nvvm.wgmma
@@ -110,12 +120,12 @@ func.func @grouped_f32(%a: tensor<?x40xf32>, %b: tensor<4x40x72xf32>,
 // f16 rows and f16 weights: the same kernels with f16 operands (f32 sums).
 // CHECK-LABEL: func.func @grouped_f16
 // CHECK:       scf.if
-// CHECK:         memref.view {{.*}} to memref<8704xf16, #gpu.address_space<workgroup>>
+// CHECK:         memref.view {{.*}} to memref<16896xf16, #gpu.address_space<workgroup>>
 // CHECK:         nvvm.wgmma.mma_async {{.*}} D[<f32>, <zero>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
 // CHECK:       } else {
 // CHECK:         nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // EMU-LABEL: func.func @grouped_f16
-// EMU:       memref.alloc() : memref<8704xf16>
+// EMU:       memref.alloc() : memref<16896xf16>
 // NOWG-LABEL: func.func @grouped_f16
 // NOWG:       nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32)
 func.func @grouped_f16(%a: tensor<?x40xf16>, %b: tensor<4x40x72xf16>,
