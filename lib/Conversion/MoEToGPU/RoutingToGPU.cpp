@@ -14,11 +14,13 @@
 //                 cross-token steps (capacity limits, expert choice) run
 //                 the same kernel's sequential code on one device thread
 //                 (correct, slow), their buffers allocated on the host;
-//   moe.dispatch  a deterministic counting sort over chunks of 256 slots:
-//                 one thread per (chunk, expert) counts its slots, one
-//                 thread scans (expert-major), one thread per (chunk,
-//                 expert) gives its slots consecutive rows in (token, slot)
-//                 order, one thread per element copies the rows. The row
+//   moe.dispatch  a deterministic counting sort over chunks of 256 slots,
+//                 each slot read once per pass: one thread per chunk
+//                 counts its slots per expert, one thread per expert scans
+//                 its chunks, one thread scans the E totals, one thread
+//                 per chunk gives its slots consecutive rows in (token,
+//                 slot) order, one thread per element copies the rows. The
+//                 row
 //                 count stays on the device: the rows of a dynamic-R
 //                 dispatch are allocated for T * K rows;
 //   moe.aux_loss  one thread per expert, then one thread for the sum.
@@ -266,78 +268,100 @@ static void emitDispatchKernels(DeviceEmitter &d, Value x, Value ids,
   Type indexType = e.b.getIndexType();
   Value numSlots = e.mul(numTokens, k);
   // The slots in (token, slot) order are cut into chunks of kChunkSlots;
-  // counts[c][e] are expert e's compute slots in chunk c, then the row
-  // of its first one there.
+  // counts[c][e] are expert e's compute slots in chunk c, then their first
+  // row counted from the expert's first row, then (while assigning) the
+  // next such row. Every step is parallel and reads each slot once: a
+  // thread per chunk counts its slots, a thread per expert scans its
+  // chunks, one thread scans the E expert totals, a thread per chunk gives
+  // its slots their rows.
   Value chunk = e.index(kChunkSlots);
   Value numChunks = arith::CeilDivUIOp::create(e.b, numSlots, chunk);
   Value counts =
       d.alloc(indexType, {ShapedType::kDynamic, numExperts}, {numChunks});
+  // An expert's total, then its first row.
+  Value starts = d.alloc(indexType, {numExperts});
   Value rowToken = d.alloc(indexType, {ShapedType::kDynamic}, rowCapacity);
   Value numExpertsV = e.index(numExperts);
-  // Calls `body(t, j, isMine)` for the slots of chunk c in order.
-  auto forChunkSlots = [&](Value c, Value expert, ValueRange inits,
-                           function_ref<SmallVector<Value>(Value, Value,
-                                                           Value, ValueRange)>
+  Value computeEnd = e.i32(numExperts);
+  // `body(t, j, id, isCompute)` for the slots of chunk c in order.
+  auto forChunkSlots = [&](Value c,
+                           function_ref<void(Value, Value, Value, Value)>
                                body) {
     Value begin = e.mul(c, chunk);
-    Value end = e.minSI(e.add(begin, chunk), numSlots);
-    Value id = e.toI32(expert);
-    return e.loop(begin, end, inits, [&](Value s, ValueRange acc) {
+    Value next = e.add(begin, chunk);
+    Value end = e.minSI(next, numSlots);
+    e.loop(begin, end, [&](Value s) {
       Value t = arith::DivUIOp::create(e.b, s, k);
       Value j = arith::RemUIOp::create(e.b, s, k);
-      Value mine = e.cmpi(arith::CmpIPredicate::eq, e.load(ids, {t, j}), id);
-      return body(t, j, mine, acc);
+      Value id = e.load(ids, {t, j});
+      Value zero = e.i32(0);
+      Value compute = e.inRange(id, zero, computeEnd);
+      body(t, j, id, compute);
     });
   };
 
-  // Each (chunk, expert): its compute slots.
-  d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
-    Value count =
-        forChunkSlots(c, expert, ValueRange{e.index(0)},
-                      [&](Value, Value, Value mine, ValueRange acc) {
-                        Value one = e.index(1);
-                        Value zero = e.index(0);
-                        return SmallVector<Value>{
-                            e.add(acc[0], e.select(mine, one, zero))};
-                      })[0];
-    e.store(count, counts, {c, expert});
+  // Each chunk: its compute slots per expert, in one pass.
+  d.forAll(numChunks, [&](Value c) {
+    Value zero = e.index(0);
+    e.loop(zero, numExpertsV, [&](Value expert) {
+      Value none = e.index(0);
+      e.store(none, counts, {c, expert});
+    });
+    forChunkSlots(c, [&](Value, Value, Value id, Value compute) {
+      e.ifThen(compute, [&] {
+        Value expert = e.toIndex(id);
+        Value count = e.load(counts, {c, expert});
+        Value one = e.index(1);
+        Value more = e.add(count, one);
+        e.store(more, counts, {c, expert});
+      });
+    });
   });
-  // Exclusive scan over (expert, chunk): the first row of each expert
-  // and of each of its chunks. The padded form clamps to R_max.
+  // Each expert: the exclusive prefix of its counts over the chunks, and
+  // its total.
+  d.forAll(numExpertsV, [&](Value expert) {
+    Value zero = e.index(0);
+    Value total = e.loop(zero, numChunks, ValueRange{zero},
+                         [&](Value c, ValueRange row) {
+                           Value count = e.load(counts, {c, expert});
+                           e.store(row[0], counts, {c, expert});
+                           return SmallVector<Value>{e.add(row[0], count)};
+                         })[0];
+    e.store(total, starts, expert);
+  });
+  // The experts' first rows (expert-major) and the offsets. The padded
+  // form clamps to R_max.
   d.single([&] {
     Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
     Value zero = e.index(0);
-    Value total = e.loop(
-        zero, numExpertsV, ValueRange{zero},
-        [&](Value expert, ValueRange start) {
-          Value stored = padded ? e.minSI(start[0], limit) : start[0];
-          e.store(e.toI32(stored), offsets, expert);
-          return e.loop(zero, numChunks, start,
-                        [&](Value c, ValueRange row) {
-                          Value count = e.load(counts, {c, expert});
-                          e.store(row[0], counts, {c, expert});
-                          return SmallVector<Value>{e.add(row[0], count)};
-                        });
-        })[0];
+    Value total = e.loop(zero, numExpertsV, ValueRange{zero},
+                         [&](Value expert, ValueRange start) {
+                           Value stored =
+                               padded ? e.minSI(start[0], limit) : start[0];
+                           e.store(e.toI32(stored), offsets, expert);
+                           Value count = e.load(starts, expert);
+                           e.store(start[0], starts, expert);
+                           return SmallVector<Value>{e.add(start[0], count)};
+                         })[0];
     Value end = padded ? e.minSI(total, limit) : total;
     e.store(e.toI32(end), offsets, numExpertsV);
   });
-  // Slots of null, empty or out-of-range ids have no row.
-  Value computeEnd = e.i32(numExperts);
-  d.forAll2D(numTokens, k, [&](Value t, Value j) {
-    Value id = e.load(ids, {t, j});
-    e.ifThen(e.notI1(e.inRange(id, e.i32(0), computeEnd)), [&] {
-      e.store(e.i32(-1), slotRows, {t, j});
-    });
-  });
-  // Each (chunk, expert) gives its slots consecutive rows in order.
-  d.forAll2D(numChunks, numExpertsV, [&](Value c, Value expert) {
+  // Each chunk gives its slots consecutive rows of their experts in
+  // (token, slot) order; slots of null, empty or out-of-range ids (and,
+  // padded, those past R_max) have no row.
+  d.forAll(numChunks, [&](Value c) {
     Value limit = padded ? e.index(rowsType.getDimSize(0)) : Value();
-    forChunkSlots(
-        c, expert, ValueRange{e.load(counts, {c, expert})},
-        [&](Value t, Value j, Value mine, ValueRange cursor) {
-          e.ifThen(mine, [&] {
-            Value row = cursor[0];
+    forChunkSlots(c, [&](Value t, Value j, Value id, Value compute) {
+      e.ifThenElse(
+          compute,
+          [&] {
+            Value expert = e.toIndex(id);
+            Value local = e.load(counts, {c, expert});
+            Value one = e.index(1);
+            Value following = e.add(local, one);
+            e.store(following, counts, {c, expert});
+            Value first = e.load(starts, expert);
+            Value row = e.add(first, local);
             Value fits = padded
                              ? e.cmpi(arith::CmpIPredicate::slt, row, limit)
                              : e.boolean(true);
@@ -347,15 +371,10 @@ static void emitDispatchKernels(DeviceEmitter &d, Value x, Value ids,
                   e.store(e.toI32(row), slotRows, {t, j});
                   e.store(t, rowToken, row);
                 },
-                [&] {
-                  e.store(e.i32(-1), slotRows, {t, j});
-                });
-          });
-          Value one = e.index(1);
-          Value zero = e.index(0);
-          return SmallVector<Value>{
-              e.add(cursor[0], e.select(mine, one, zero))};
-        });
+                [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+          },
+          [&] { e.store(e.i32(-1), slotRows, {t, j}); });
+    });
   });
   // The rows; rows past the last one (padding, or the unused part of
   // the T * K bound) are zero.
