@@ -123,3 +123,50 @@ def test_fused_route_dispatch_runs():
         if T:
             conformance.assert_route_conforms(ids, w, x @ wr, experts=ref.ExpertSpace(4),
                                               k=2, strategy=ref.TopK(), normalize="none")
+
+
+def _dispatch_text(E, H, K, r_max=None):
+    """moe.dispatch returning its offsets and slot rows, and its rows when
+    they have a static count (the GPU lowering keeps dynamic-R rows on the
+    device, for moe ops only)."""
+    rows = "?" if r_max is None else str(r_max)
+    results = [f"tensor<{E + 1}xi32>", f"tensor<?x{K}xi32>"]
+    values = ["%offsets", "%slot_rows"]
+    if r_max is not None:
+        results.insert(0, f"tensor<{rows}x{H}xf32>")
+        values.insert(0, "%rows")
+    return f"""
+func.func @f(%x: tensor<?x{H}xf32>, %ids: tensor<?x{K}xi32>) -> ({', '.join(results)}) {{
+  %rows, %offsets, %slot_rows = moe.dispatch %x, %ids num_experts = {E}
+      : tensor<?x{H}xf32>, tensor<?x{K}xi32>
+      -> tensor<{rows}x{H}xf32>, tensor<{E + 1}xi32>, tensor<?x{K}xi32>
+  return {', '.join(values)} : {', '.join(results)}
+}}
+"""
+
+
+@pytest.mark.parametrize("T,r_max", [(0, None), (5, None), (300, None), (300, 7),
+                                     (300, 333), (300, 900)])
+def test_dispatch_kernels_match_reference(T, r_max):
+    """The dispatch kernels (a thread per chunk of 256 slots counts and
+    assigns, a thread per expert scans its chunks): several chunks, ids that
+    are null (>= E), negative or out of range, every slot of a token on one
+    expert, and the padded form (R_max smaller and larger than the compute
+    slots): offsets and slot rows exactly the reference's, and the rows."""
+    E, H, K = 6, 5, 3
+    rng = np.random.default_rng(T + (r_max or 0))
+    x = rng.standard_normal((T, H)).astype(np.float32)
+    ids = rng.integers(-2, E + 3, size=(T, K)).astype(np.int32)
+    if T:
+        ids[0] = 2           # one token's slots all on expert 2
+        ids[-1] = [E, -1, 2 ** 31 - 1]
+    f = compiler.compile(_dispatch_text(E, H, K, r_max), "f", target="gpu-emulated")
+    results = f(x, ids)
+    offsets, slot_rows = results[-2:]
+    r_rows, r_off, r_sr = ref.dispatch(x, ids, E, r_max=r_max)
+    assert np.array_equal(offsets, r_off) and np.array_equal(slot_rows, r_sr)
+    n = int(r_off[E])
+    compute = int(np.sum((ids >= 0) & (ids < E)))
+    assert n == (compute if r_max is None else min(r_max, compute))
+    if r_max is not None:
+        assert np.array_equal(results[0][:n], r_rows[:n])
