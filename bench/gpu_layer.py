@@ -157,6 +157,15 @@ def run(args):
                 (y,) = fn(*argv)
                 rt.free(y)
             t_ours = timed(call, lambda: None, args.repeat)
+            # On an sm_90a device: the same library with the sm_80
+            # (mma.sync) kernels, to compare the two tensor-core paths.
+            t_sm80 = None
+            if rt.has_wgmma():
+                rt.use_wgmma(False)
+                try:
+                    t_sm80 = timed(call, lambda: None, args.repeat)
+                finally:
+                    rt.use_wgmma(True)
             graph_ms = replay_ms(rt, captured, argv, args.repeat) if T <= GRAPH_TOKENS else None
             # Compute slots from the routing of the reference.
             ids, _ = ref.route(ref.gate(x, w["w_router"]), ref.ExpertSpace(compute=E, null=N),
@@ -168,6 +177,9 @@ def run(args):
             row = dict(shape=name, T=T, slots=slots, ours_ms=1e3 * t_ours,
                        ours_tflops=flops / t_ours / 1e12,
                        weights_gbs=weight_bytes / t_ours / 1e9)
+            row["kernels"] = "wgmma" if rt.has_wgmma() else "mma.sync"
+            if t_sm80 is not None:
+                row["mma_sync_ms"] = 1e3 * t_sm80
             if graph_ms is not None:
                 row.update(graph_ms=graph_ms, graph_weights_gbs=weight_bytes / graph_ms / 1e6)
             if have_torch:
@@ -274,13 +286,15 @@ def markdown(result):
     def ratio(theirs, ours):
         return f"{theirs / ours:.2f}x" if theirs is not None else "-"
 
-    lines.append("| shape | T | slots | ours ms | TFLOP/s | % bf16 | weights GB/s | % copy "
+    lines.append("| shape | T | slots | kernels | ours ms | sm_80 kernels ms | TFLOP/s | % bf16 "
+                 "| weights GB/s | % copy "
                  "| graph replay ms | replay % copy | torch eager ms | ours vs eager "
                  "| grouped_mm ms | ours vs grouped_mm |")
-    lines.append("|---" * 14 + "|")
+    lines.append("|---" * 16 + "|")
     for r in result["rows"]:
         lines.append(
-            f"| {r['shape']} | {r['T']} | {r['slots']} | {r['ours_ms']:.3f} | "
+            f"| {r['shape']} | {r['T']} | {r['slots']} | {r.get('kernels', '-')} | "
+            f"{r['ours_ms']:.3f} | {ms(r.get('mma_sync_ms'))} | "
             f"{r['ours_tflops']:.2f} | {pct(r['ours_tflops'], 'bf16_tflops')} | "
             f"{r['weights_gbs']:.0f} | {pct(r['weights_gbs'], 'copy_gbs')} | "
             f"{ms(r.get('graph_ms'))} | {pct(r.get('graph_weights_gbs'), 'copy_gbs')} | "

@@ -14,9 +14,12 @@
 #      arguments, device arguments and the capturable form, on the chip's own
 #      code, checked against the reference; the capturable form is also
 #      captured in a CUDA graph and replayed;            (cap 75 s)
+#      then the tensor-core case on the sm_80 kernels (MOE_CUDA_WGMMA=0:
+#      on an H100/H200 the matrix ran the sm_90a ones)   (cap 15 s)
 #   2. the benchmark (bench/gpu_layer.py): S1, S1-Ada, S2, Qwen3-30B-A3B-like,
 #      T in {1, 16, 512, 4096, 16384}, side by side with PyTorch eager,
-#      torch._grouped_mm, the dense bf16 rate and the copy bandwidth; (cap 110 s)
+#      torch._grouped_mm, the dense bf16 rate and the copy bandwidth; on an
+#      sm_90a device also timed on the sm_80 kernels;     (cap 95 s)
 #   3. compute-sanitizer memcheck, then racecheck, on three cases
 #      (each capped at 25 s; "Device not supported" is reported as skipped).
 # Logs and results go to DIR/results and, when $OUT is set, to $OUT.
@@ -85,7 +88,11 @@ run() {
   fi
   local start=$SECONDS
   step matrix 75 env PYTHONPATH="$dir/matrix" "$PYTHON" "$dir/matrix/run_cases.py" $dry
-  step bench 110 env PYTHONPATH="$dir/bench" "$PYTHON" "$dir/bench/gpu_layer.py" run $dry
+  # The tensor-core case again on the sm_80 (mma.sync) kernels: on an
+  # H100/H200 the matrix ran the sm_90a (wgmma) ones.
+  step matrix-mma-sync 15 env MOE_CUDA_WGMMA=0 PYTHONPATH="$dir/matrix" "$PYTHON" \
+    "$dir/matrix/run_cases.py" --only bf16_tensor_cores $dry
+  step bench 95 env PYTHONPATH="$dir/bench" "$PYTHON" "$dir/bench/gpu_layer.py" run $dry
   if [ -n "$dry" ]; then
     SUMMARY+=("sanitizer: SKIPPED (dry run)")
   else

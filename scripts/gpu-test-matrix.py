@@ -58,6 +58,15 @@ def main():
         emulated = compiler.compile(text, entry, pipeline=emulation)(
             *[inputs[n] for n in arg_names])
         gpu_cases.check(name, emulated, inputs)
+        wgmma = ""
+        if opts["bf16_rows"] and "sm_90a" in chips:
+            # The tensor-core case also through the sm_90a kernels' emulation
+            # (the device picks them on an H100/H200).
+            wgmma_emulated = compiler.compile(
+                text, entry, pipeline=gpu_emulation_pipeline() + "{bf16-rows=1 wgmma=1}")(
+                *[inputs[n] for n in arg_names])
+            gpu_cases.check(name, wgmma_emulated, inputs)
+            wgmma = ", sm_90a kernels too"
         forms = {"": dict(), "_resident": dict(device_arguments=True),
                  # The capturable form: the caller's stream and workspace.
                  "_capturable": dict(capturable=True)}
@@ -72,7 +81,7 @@ def main():
                                   "capturable_library": f"cases/lib{name}_capturable.so",
                                   "entry": entry, "arguments": list(arg_names),
                                   "inputs": f"cases/{name}.npz"})
-        print(f"  built {name}: T={T} H={H} F={F} E={E} K={K} (emulated kernels conform)")
+        print(f"  built {name}: T={T} H={H} F={F} E={E} K={K} (emulated kernels conform{wgmma})")
 
     shutil.copy(aot.cuda_runtime_library(), os.path.join(out, "cases"))
     package = os.path.join(out, "moe_mlir")

@@ -79,6 +79,16 @@ class Runtime:
     def device_count(self) -> int:
         return self.lib.moeCudaDeviceCount()
 
+    def has_wgmma(self) -> bool:
+        """Whether calls launch the sm_90a (wgmma) kernels: a compute
+        capability 9.0 device, unless ``use_wgmma(False)``."""
+        return bool(self.lib.moeCudaHasWgmma())
+
+    def use_wgmma(self, enable: bool):
+        """Lets calls launch the sm_90a kernels where the device runs them
+        (the default), or only the sm_80 ones (``False``)."""
+        self.lib.moeCudaUseWgmma(1 if enable else 0)
+
     def check(self):
         error = self.lib.moeCudaLastError()
         if error:

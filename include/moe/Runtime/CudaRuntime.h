@@ -136,6 +136,12 @@ MOE_CUDA_RUNTIME_API int moeCudaComputeCapability(int *major, int *minor);
  * sm_80 (mma.sync) kernels, also inside a CUDA graph capture. */
 MOE_CUDA_RUNTIME_API int32_t moeCudaHasWgmma(void);
 
+/* With 0, moeCudaHasWgmma answers 0 from then on (the sm_80 kernels run on
+ * an H100 too: to compare the two, or to rule one out); 1 restores the
+ * default. The environment's MOE_CUDA_WGMMA=0 sets 0 at load time. Calls
+ * already captured in a CUDA graph keep the kernels they captured. */
+MOE_CUDA_RUNTIME_API void moeCudaUseWgmma(int32_t enable);
+
 /* Waits for all work on the default device's primary context. Returns 0 on
  * success, -1 on failure. */
 MOE_CUDA_RUNTIME_API int moeCudaDeviceSynchronize(void);

@@ -1141,6 +1141,16 @@ int moeCudaComputeCapability(int *major, int *minor) {
   return ok ? 0 : -1;
 }
 
+namespace {
+/// moeCudaUseWgmma's setting: 1 (the sm_90a kernels where the device runs
+/// them), 0 (the sm_80 kernels everywhere); the environment's
+/// MOE_CUDA_WGMMA=0 starts it at 0.
+std::atomic<int> useWgmma{[] {
+  const char *value = std::getenv("MOE_CUDA_WGMMA");
+  return value && std::string(value) == "0" ? 0 : 1;
+}()};
+} // namespace
+
 int32_t moeCudaHasWgmma(void) {
   // sm_90a code runs on compute capability 9.0 only (the "a" features are
   // not carried forward to later chips).
@@ -1151,7 +1161,11 @@ int32_t moeCudaHasWgmma(void) {
                ? 1
                : 0;
   }();
-  return answer;
+  return answer && useWgmma.load(std::memory_order_relaxed) ? 1 : 0;
+}
+
+void moeCudaUseWgmma(int32_t enable) {
+  useWgmma.store(enable ? 1 : 0, std::memory_order_relaxed);
 }
 
 int moeCudaDeviceSynchronize(void) {
