@@ -26,6 +26,9 @@ SHAPES = {
     "plain_biases": (48, 40, 4, 0, 2, 21, False),
     "zero_tokens": (32, 32, 4, 0, 2, 0, True),
     "wide_experts": (64, 64, 16, 0, 4, 70, True),
+    # 600 rows over 4 experts (>= 128 per expert): the sm_90a path takes
+    # its 128-row tiles (two warpgroups per block).
+    "many_rows": (48, 80, 4, 0, 2, 300, True),
 }
 
 

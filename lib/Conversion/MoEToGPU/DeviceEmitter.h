@@ -139,18 +139,25 @@ GroupTile locateGroupTile(DeviceEmitter &d, const GroupedProducts &products,
                           Value tileStart, Value index, Value colTiles,
                           int64_t rows, int64_t cols);
 
-/// The sm_90a tiles (WgmmaTiles.cpp): one warpgroup per 64 x 64 tile of
-/// one group, bf16 operands staged in 128-byte-swizzled shared memory,
-/// `wgmma.mma_async.m64n64k16` into f32 (emulated on the host when
-/// emulating, from the descriptors and PTX's fragment layout).
+/// The sm_90a tiles (WgmmaTiles.cpp): one block of one or two warpgroups
+/// per (64 or 128) x 64 tile of one group, 16-bit operands staged in
+/// 128-byte-swizzled shared memory, `wgmma.mma_async.m64n64k16` into f32
+/// (emulated on the host when emulating, from the descriptors and PTX's
+/// fragment layout).
 struct WgmmaTiles {
+  /// Rows of a tile per warpgroup, and columns of a tile.
   static constexpr int64_t kTileRows = 64;
   static constexpr int64_t kTileCols = 64;
+  /// A group needs this many rows on average for the 128-row tiles (two
+  /// warpgroups sharing the staged weights) to be chosen over the 64-row
+  /// ones (more blocks for few rows per group).
+  static constexpr int64_t kWideRowsPerGroup = 128;
 };
-/// Launches (or emulates) the sm_90a kernel over `tileStart`, a schedule
-/// of WgmmaTiles::kTileRows-row tiles.
+/// Launches (or emulates) the sm_90a kernel with `warpgroups` (1 or 2)
+/// warpgroups per block over `tileStart`, a schedule of
+/// `warpgroups` x WgmmaTiles::kTileRows-row tiles.
 void emitWgmmaTiles(DeviceEmitter &d, const GroupedProducts &products,
-                    Value tileStart);
+                    Value tileStart, int64_t warpgroups);
 
 /// `tileStart[g]`: the `tileRows`-row tiles of the groups before g
 /// (numGroups + 1 entries), computed by one device thread.

@@ -469,13 +469,23 @@ void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,
       emitDevice(d, t, tileStart, numWarps, colTiles);
     return;
   }
-  // The sm_90a kernel takes 64-row tiles: its own schedule, in a buffer
-  // allocated outside the branch that fills it.
-  Value wideStart = allocTileSchedule(d, t.numGroups);
+  // The sm_90a kernels take 64-row tiles (one warpgroup per block), or
+  // 128-row tiles (two warpgroups sharing the staged weights) when the
+  // groups have kWideRowsPerGroup rows on average (the rows' upper bound
+  // is known on the host: no device read); their schedule is filled in a
+  // buffer allocated outside the branches.
+  Value wgmmaStart = allocTileSchedule(d, t.numGroups);
+  auto wgmmaWith = [&](int64_t warpgroups) {
+    fillTileSchedule(d, wgmmaStart, t.offsets, t.numGroups,
+                     warpgroups * WgmmaTiles::kTileRows);
+    emitWgmmaTiles(d, t, wgmmaStart, warpgroups);
+  };
   auto wgmma = [&] {
-    fillTileSchedule(d, wideStart, t.offsets, t.numGroups,
-                     WgmmaTiles::kTileRows);
-    emitWgmmaTiles(d, t, wideStart);
+    Value perGroup = e.index(WgmmaTiles::kWideRowsPerGroup);
+    Value wideRows = e.mul(t.numGroups, perGroup);
+    Value wide = e.cmpi(arith::CmpIPredicate::uge, t.numRows, wideRows);
+    e.ifThenElse(
+        wide, [&] { wgmmaWith(2); }, [&] { wgmmaWith(1); });
   };
   if (d.options.emulate)
     return wgmma();

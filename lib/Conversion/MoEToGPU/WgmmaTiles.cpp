@@ -7,7 +7,9 @@
 // The sm_90a form of the tensor-core grouped matmul (TensorCoreTiles.cpp is
 // the sm_80 one): one warpgroup (128 threads, one block) computes a 64-row x
 // 64-column tile of one group, for each of up to three products over the
-// same rows (an FFN's gate and up projections).
+// same rows (an FFN's gate and up projections); or two warpgroups (256
+// threads) a 128-row tile, each multiplying its 64 rows of the staged A
+// tile with the B tiles staged once for the block.
 //
 // Per 64-deep step, the block stages the A tile (64 rows x 64 depths) and
 // each B tile (64 columns x 64 depths, transposed: both operands K-major) in
@@ -29,7 +31,7 @@
 //
 // Not yet here: staging by TMA or cp.async into a deeper mbarrier ring with
 // producer and consumer warpgroups (the threads that stage also issue the
-// MMAs), 128-row tiles, tile shapes by rows per group.
+// MMAs), tile shapes by each group's own rows.
 //
 // Emulation (options.emulate) runs the same staging code per thread into a
 // host buffer standing for shared memory (address 0, so the same swizzle),
@@ -57,20 +59,40 @@ using namespace mlir::moe;
 using namespace mlir::moe::detail;
 
 namespace {
-constexpr int64_t kThreads = 128; // one warpgroup
-constexpr int64_t kRows = WgmmaTiles::kTileRows;
+/// Threads and rows of one warpgroup (wgmma's m64).
+constexpr int64_t kWarpgroupThreads = 128;
+constexpr int64_t kWarpgroupRows = 64;
 constexpr int64_t kCols = WgmmaTiles::kTileCols;
 /// Depth of one staged step: one 128-byte swizzle row of bf16.
 constexpr int64_t kDepth = 64;
 /// Depth of one wgmma (k16).
 constexpr int64_t kStep = 16;
-/// bf16 elements of one staged operand tile (kRows == kCols).
-constexpr int64_t kTileElements = kRows * kDepth;
-constexpr int64_t kTileBytes = 2 * kTileElements;
 /// The 128-byte swizzle repeats every 8 rows of 128 bytes.
 constexpr int64_t kSwizzleAtomBytes = 1024;
 /// f32 accumulators per thread and product (64 x 64 / 128).
-constexpr int64_t kRegisters = kRows * kCols / kThreads;
+constexpr int64_t kRegisters = kWarpgroupRows * kCols / kWarpgroupThreads;
+
+/// A block of `groups` warpgroups (1 or 2) over `groups` x 64 rows: each
+/// warpgroup multiplies its 64 rows of the staged A tile with the B tiles
+/// that the block stages once for all its rows.
+struct Blocking {
+  int64_t groups;
+  int64_t rows() const { return kWarpgroupRows * groups; }
+  int64_t threads() const { return kWarpgroupThreads * groups; }
+  /// Elements of the staged A tile and of each B tile.
+  int64_t aElements() const { return rows() * kDepth; }
+  static constexpr int64_t kBElements = kCols * kDepth;
+  /// Elements of one stage: the A tile and every B tile.
+  int64_t stageElements(int64_t products) const {
+    return aElements() + products * kBElements;
+  }
+  /// Elements of the staging buffer: two stages (the MMAs of one step read
+  /// one while the threads fill the other with the next step), plus room
+  /// to align the first tile to the swizzle atom.
+  int64_t stagingElements(int64_t products) const {
+    return 2 * stageElements(products) + kSwizzleAtomBytes / 2;
+  }
+};
 
 /// Offset (bf16 elements) of element (row, depth) in a staged tile: the
 /// 16-byte chunk depth / 8 of the row goes to chunk (depth / 8) ^ (row % 8).
@@ -98,53 +120,61 @@ Value masked(LoopEmitter &e, const GroupedProducts &t, Value ok,
 
 /// Thread `thread`'s share of staging the step at depth k0: its elements
 /// of the A tile and of every B tile, into `smem` from element `base` on.
-void stage(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
-           Value smem, Value base, Value k0, Value thread) {
+void stage(LoopEmitter &e, const Blocking &k, const GroupedProducts &t,
+           const GroupTile &w, Value smem, Value base, Value k0,
+           Value thread) {
   const int64_t products = static_cast<int64_t>(t.b.size());
   Value zero = e.index(0);
-  Value perThread = e.index(kTileElements / kThreads);
-  Value threads = e.index(kThreads);
+  Value threads = e.index(k.threads());
   Value width = e.index(kDepth);
-  e.loop(zero, perThread, [&](Value i) {
-    Value strided = e.mul(i, threads);
-    Value element = e.add(thread, strided);
-    Value outer = arith::DivUIOp::create(e.b, element, width);
-    Value inner = arith::RemUIOp::create(e.b, element, width);
-    // A: row `outer`, depth `inner` (neighbouring threads read
-    // neighbouring depths of a row).
-    {
-      Value r = e.add(w.rowStart, outer);
-      Value k = e.add(k0, inner);
-      Value rowOk = e.cmpi(arith::CmpIPredicate::ult, r, w.rowEnd);
-      Value depthOk = e.cmpi(arith::CmpIPredicate::ult, k, t.depth);
-      Value ok = e.andi(rowOk, depthOk);
-      Value safeRow = e.select(ok, r, w.rowStart);
-      Value safeK = e.select(ok, k, zero);
-      Value loaded = t.a(safeRow, safeK);
-      Value value = masked(e, t, ok, loaded);
-      Value at = swizzled(e, outer, inner);
-      Value slot = e.add(base, at);
-      e.store(value, smem, {slot});
-    }
-    // B_p: depth `outer`, column `inner` (neighbouring threads read
-    // neighbouring columns), stored transposed (column-major rows).
-    for (int64_t p = 0; p < products; ++p) {
-      Value k = e.add(k0, outer);
+  // `body(outer, inner)` for this thread's elements of a tile of `elements`
+  // (row-major, kDepth or kCols wide): neighbouring threads take
+  // neighbouring elements of a row.
+  auto share = [&](int64_t elements, function_ref<void(Value, Value)> body) {
+    Value perThread = e.index(elements / k.threads());
+    e.loop(zero, perThread, [&](Value i) {
+      Value strided = e.mul(i, threads);
+      Value element = e.add(thread, strided);
+      Value outer = arith::DivUIOp::create(e.b, element, width);
+      Value inner = arith::RemUIOp::create(e.b, element, width);
+      body(outer, inner);
+    });
+  };
+  // A: row `outer`, depth `inner`.
+  share(k.aElements(), [&](Value outer, Value inner) {
+    Value r = e.add(w.rowStart, outer);
+    Value depth = e.add(k0, inner);
+    Value rowOk = e.cmpi(arith::CmpIPredicate::ult, r, w.rowEnd);
+    Value depthOk = e.cmpi(arith::CmpIPredicate::ult, depth, t.depth);
+    Value ok = e.andi(rowOk, depthOk);
+    Value safeRow = e.select(ok, r, w.rowStart);
+    Value safeDepth = e.select(ok, depth, zero);
+    Value loaded = t.a(safeRow, safeDepth);
+    Value value = masked(e, t, ok, loaded);
+    Value at = swizzled(e, outer, inner);
+    Value slot = e.add(base, at);
+    e.store(value, smem, {slot});
+  });
+  // B_p: depth `outer`, column `inner` (neighbouring threads read
+  // neighbouring columns), stored transposed (column-major rows).
+  for (int64_t p = 0; p < products; ++p)
+    share(Blocking::kBElements, [&](Value outer, Value inner) {
+      Value depth = e.add(k0, outer);
       Value n = e.add(w.colStart, inner);
-      Value depthOk = e.cmpi(arith::CmpIPredicate::ult, k, t.depth);
+      Value depthOk = e.cmpi(arith::CmpIPredicate::ult, depth, t.depth);
       Value columnOk = e.cmpi(arith::CmpIPredicate::ult, n, t.n);
       Value ok = e.andi(depthOk, columnOk);
-      Value safeK = e.select(ok, k, zero);
+      Value safeDepth = e.select(ok, depth, zero);
       Value safeN = e.select(ok, n, zero);
-      Value loaded = t.b[p](w.group, safeK, safeN);
+      Value loaded = t.b[p](w.group, safeDepth, safeN);
       Value value = masked(e, t, ok, loaded);
       Value at = swizzled(e, inner, outer);
-      Value tileOffset = e.index((p + 1) * kTileElements);
+      Value tileOffset =
+          e.index(k.aElements() + p * Blocking::kBElements);
       Value inTile = e.add(tileOffset, at);
       Value slot = e.add(base, inTile);
       e.store(value, smem, {slot});
-    }
-  });
+    });
 }
 
 /// The shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor
@@ -165,11 +195,30 @@ Value descriptor(LoopEmitter &e, Value address) {
   return arith::OrIOp::create(e.b, start, constant);
 }
 
-/// Byte address of step `s`'s slice of operand tile `tile` (0: A, p + 1:
-/// B_p), as i64, from the tile base `base` (bytes, 1024-byte aligned).
-Value stepAddress(LoopEmitter &e, Value base, int64_t tile, int64_t s) {
-  Value offset = e.i64(tile * kTileBytes + s * 2 * kStep);
+/// Byte address (i64) of wgmma step `s`'s slice of warpgroup `warpgroup`'s
+/// 64 rows of the A tile, from the stage's base `base` (bytes, 1024-byte
+/// aligned).
+Value aAddress(LoopEmitter &e, Value base, Value warpgroup, int64_t s) {
+  Value wide = arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), warpgroup);
+  Value rowsBytes = e.i64(2 * kWarpgroupRows * kDepth);
+  Value rows = arith::MulIOp::create(e.b, wide, rowsBytes);
+  Value step = e.i64(s * 2 * kStep);
+  Value offset = arith::AddIOp::create(e.b, rows, step);
   return arith::AddIOp::create(e.b, base, offset);
+}
+
+/// Byte address (i64) of wgmma step `s`'s slice of the B_p tile.
+Value bAddress(LoopEmitter &e, const Blocking &k, Value base, int64_t p,
+               int64_t s) {
+  Value offset =
+      e.i64(2 * (k.aElements() + p * Blocking::kBElements) + s * 2 * kStep);
+  return arith::AddIOp::create(e.b, base, offset);
+}
+
+/// The warpgroup of thread `thread`.
+Value warpgroupOf(LoopEmitter &e, Value thread) {
+  Value size = e.index(kWarpgroupThreads);
+  return arith::DivUIOp::create(e.b, thread, size);
 }
 
 /// PTX m64nNk16 f32 accumulator fragment: register i of thread `thread`
@@ -247,18 +296,6 @@ stepLoop(LoopEmitter &e, Value steps, function_ref<SmallVector<Value>()> first,
   return e.loop(one, rest, init, body);
 }
 
-/// bf16/f16 elements of one stage (the A tile and every B tile).
-int64_t stageElements(int64_t products) {
-  return (products + 1) * kTileElements;
-}
-
-/// Elements of the staging buffer: two stages (the MMAs of one step read
-/// one while the threads fill the other with the next step), plus room to
-/// align the first tile to the swizzle atom.
-int64_t stagingElements(int64_t products) {
-  return 2 * stageElements(products) + kSwizzleAtomBytes / 2;
-}
-
 /// The stage of step `step` (0 or 1, as index).
 Value stageOf(LoopEmitter &e, Value step) {
   Value two = e.index(2);
@@ -267,33 +304,34 @@ Value stageOf(LoopEmitter &e, Value step) {
 
 /// Thread `thread`'s share of staging step `step` into its stage, the
 /// stages starting at element `first` of `smem`.
-void stageStep(LoopEmitter &e, const GroupedProducts &t, const GroupTile &w,
-               Value smem, Value first, Value step, Value thread) {
+void stageStep(LoopEmitter &e, const Blocking &k, const GroupedProducts &t,
+               const GroupTile &w, Value smem, Value first, Value step,
+               Value thread) {
   const int64_t products = static_cast<int64_t>(t.b.size());
   Value stepDepth = e.index(kDepth);
   Value k0 = e.mul(step, stepDepth);
   Value which = stageOf(e, step);
-  Value stride = e.index(stageElements(products));
+  Value stride = e.index(k.stageElements(products));
   Value offset = e.mul(which, stride);
   Value base = e.add(first, offset);
-  stage(e, t, w, smem, base, k0, thread);
+  stage(e, k, t, w, smem, base, k0, thread);
 }
 
 /// Byte address (i64) of the stage of step `step`, the stages starting at
 /// byte `base`.
-Value stageAddress(LoopEmitter &e, const GroupedProducts &t, Value base,
-                   Value step) {
+Value stageAddress(LoopEmitter &e, const Blocking &k, const GroupedProducts &t,
+                   Value base, Value step) {
   const int64_t products = static_cast<int64_t>(t.b.size());
   Value stage = stageOf(e, step);
   Value wide = arith::IndexCastUIOp::create(e.b, e.b.getI64Type(), stage);
-  Value stride = e.i64(2 * stageElements(products));
+  Value stride = e.i64(2 * k.stageElements(products));
   Value offset = arith::MulIOp::create(e.b, wide, stride);
   return arith::AddIOp::create(e.b, base, offset);
 }
 
 /// The device kernel: one block (warpgroup) per tile of the schedule.
-void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
-                Value numBlocks, Value colTiles) {
+void emitDevice(DeviceEmitter &d, const Blocking &k, const GroupedProducts &t,
+                Value tileStart, Value numBlocks, Value colTiles) {
   LoopEmitter &e = d.e;
   OpBuilder::InsertionGuard guard(e.b);
   MLIRContext *context = e.b.getContext();
@@ -305,14 +343,14 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   // deallocation would rewrite), viewed as bf16.
   auto workgroup = gpu::AddressSpaceAttr::get(context,
                                               gpu::AddressSpace::Workgroup);
-  const int64_t elements = stagingElements(products);
+  const int64_t elements = k.stagingElements(products);
   auto bytesType = MemRefType::get({ShapedType::kDynamic}, e.b.getI8Type(),
                                    MemRefLayoutAttrInterface{}, workgroup);
   auto stagingType =
       MemRefType::get({elements}, t.operand, MemRefLayoutAttrInterface{},
                       workgroup);
   Value one = e.index(1);
-  Value threads = e.index(kThreads);
+  Value threads = e.index(k.threads());
   Value blocks = e.maxSI(numBlocks, one);
   Value sharedBytes = e.i32(2 * elements);
   auto launch = gpu::LaunchOp::create(e.b, blocks, one, one, threads, one, one,
@@ -328,7 +366,7 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
   Value zero = e.index(0);
   Value safeBlock = e.select(inRange, blockIndex, zero);
   GroupTile w =
-      locateGroupTile(d, t, tileStart, safeBlock, colTiles, kRows, kCols);
+      locateGroupTile(d, t, tileStart, safeBlock, colTiles, k.rows(), kCols);
   // Block-uniform: the whole warpgroup runs the tile or skips it.
   w.valid = e.andi(w.valid, inRange);
   auto structType = LLVM::LLVMStructType::getLiteral(
@@ -351,7 +389,9 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
         context, t.operand.isF16() ? NVVM::WGMMATypes::f16
                                    : NVVM::WGMMATypes::bf16);
     auto f32Type = NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::f32);
-    auto shape = NVVM::MMAShapeAttr::get(context, kRows, kCols, kStep);
+    auto shape =
+        NVVM::MMAShapeAttr::get(context, kWarpgroupRows, kCols, kStep);
+    Value warpgroup = warpgroupOf(e, thread);
     auto positive =
         NVVM::WGMMAScaleInAttr::get(context, NVVM::WGMMAScaleIn::one);
     auto kMajorA = NVVM::MMALayoutAttr::get(context, NVVM::MMALayout::row);
@@ -374,15 +414,15 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
     // registers after wgmma.fence, and ptxas would serialise the MMAs
     // (C7517/C7519).
     auto step = [&](Value index, ValueRange acc, bool first) {
-      Value stage = stageAddress(e, t, base, index);
+      Value stage = stageAddress(e, k, t, base, index);
       NVVM::WgmmaFenceAlignedOp::create(e.b);
       SmallVector<Value> next(acc.begin(), acc.end());
       for (int64_t p = 0; p < products; ++p)
         for (int64_t s = 0; s < kDepth / kStep; ++s) {
-          Value aAddress = stepAddress(e, stage, 0, s);
-          Value descA = descriptor(e, aAddress);
-          Value bAddress = stepAddress(e, stage, p + 1, s);
-          Value descB = descriptor(e, bAddress);
+          Value aStart = aAddress(e, stage, warpgroup, s);
+          Value descA = descriptor(e, aStart);
+          Value bStart = bAddress(e, k, stage, p, s);
+          Value descB = descriptor(e, bStart);
           auto scaleD = NVVM::WGMMAScaleOutAttr::get(
               context, first && s == 0 ? NVVM::WGMMAScaleOut::zero
                                        : NVVM::WGMMAScaleOut::one);
@@ -397,14 +437,14 @@ void emitDevice(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
       Value following = e.add(index, one);
       Value more = e.cmpi(arith::CmpIPredicate::ult, following, steps);
       e.ifThen(more, [&] {
-        stageStep(e, t, w, smem, firstElement, following, thread);
+        stageStep(e, k, t, w, smem, firstElement, following, thread);
       });
       NVVM::WgmmaWaitGroupSyncOp::create(e.b, 0);
       publish();
       return next;
     };
     Value zero = e.index(0);
-    stageStep(e, t, w, smem, firstElement, zero, thread);
+    stageStep(e, k, t, w, smem, firstElement, zero, thread);
     publish();
     SmallVector<Value> sums = stepLoop(
         e, steps,
@@ -473,21 +513,22 @@ Value emulatedAddress(LoopEmitter &e, Value desc, Value row, Value kk) {
 
 /// The host emulation: blocks in turn; per block, the 128 threads stage in
 /// turn, then every wgmma is emulated from its descriptors.
-void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
-                  Value numBlocks, Value colTiles) {
+void emitEmulated(DeviceEmitter &d, const Blocking &k,
+                  const GroupedProducts &t, Value tileStart, Value numBlocks,
+                  Value colTiles) {
   LoopEmitter &e = d.e;
   const int64_t products = static_cast<int64_t>(t.b.size());
   Type f32 = e.b.getF32Type();
-  Value smem = d.alloc(t.operand, {stagingElements(products)});
-  Value accs = d.alloc(f32, {kThreads, products * kRegisters});
+  Value smem = d.alloc(t.operand, {k.stagingElements(products)});
+  Value accs = d.alloc(f32, {k.threads(), products * kRegisters});
   Value zero = e.index(0);
-  Value threads = e.index(kThreads);
+  Value threads = e.index(k.threads());
   Value registers = e.index(kRegisters);
   // The host buffer stands for shared memory at address 0 (aligned).
   Value base = e.i64(0);
   e.loop(zero, numBlocks, [&](Value block) {
     GroupTile w =
-        locateGroupTile(d, t, tileStart, block, colTiles, kRows, kCols);
+        locateGroupTile(d, t, tileStart, block, colTiles, k.rows(), kCols);
     e.ifThen(w.valid, [&] {
       // The first MMA (scale-d zero) starts every sum at 0.
       e.loop(zero, threads, [&](Value thread) {
@@ -503,22 +544,27 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
       Value steps = stepCount(e, t.depth);
       auto stageAll = [&](Value index) {
         e.loop(zero, threads, [&](Value thread) {
-          stageStep(e, t, w, smem, zero, index, thread);
+          stageStep(e, k, t, w, smem, zero, index, thread);
         });
       };
       // As on the device: the MMAs of a step read its stage, then the next
       // step is staged into the other stage.
       auto step = [&](Value index) {
-        Value stage = stageAddress(e, t, base, index);
+        Value stage = stageAddress(e, k, t, base, index);
         e.loop(zero, threads, [&](Value thread) {
           for (int64_t p = 0; p < products; ++p)
             for (int64_t s = 0; s < kDepth / kStep; ++s) {
-              Value aAddress = stepAddress(e, stage, 0, s);
-              Value descA = descriptor(e, aAddress);
-              Value bAddress = stepAddress(e, stage, p + 1, s);
-              Value descB = descriptor(e, bAddress);
+              Value warpgroup = warpgroupOf(e, thread);
+              Value aStart = aAddress(e, stage, warpgroup, s);
+              Value descA = descriptor(e, aStart);
+              Value bStart = bAddress(e, k, stage, p, s);
+              Value descB = descriptor(e, bStart);
               e.loop(zero, registers, [&](Value i) {
                 auto [row, col] = fragment(e, thread, i);
+                // The row within the warpgroup's 64 (its A descriptor).
+                Value groupRows = e.index(kWarpgroupRows);
+                Value rowInGroup =
+                    arith::RemUIOp::create(e.b, row, groupRows);
                 Value offset = e.index(p * kRegisters);
                 Value slot = e.add(offset, i);
                 Value start = e.load(accs, {thread, slot});
@@ -527,7 +573,7 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
                 Value sum = e.loop(
                     zero, depth, ValueRange{start},
                     [&](Value kk, ValueRange acc) {
-                      Value aByte = emulatedAddress(e, descA, row, kk);
+                      Value aByte = emulatedAddress(e, descA, rowInGroup, kk);
                       Value aSlot = arith::DivUIOp::create(e.b, aByte, two);
                       Value bByte = emulatedAddress(e, descB, col, kk);
                       Value bSlot = arith::DivUIOp::create(e.b, bByte, two);
@@ -571,18 +617,19 @@ void emitEmulated(DeviceEmitter &d, const GroupedProducts &t, Value tileStart,
 
 void mlir::moe::detail::emitWgmmaTiles(DeviceEmitter &d,
                                        const GroupedProducts &t,
-                                       Value tileStart) {
+                                       Value tileStart, int64_t warpgroups) {
   LoopEmitter &e = d.e;
-  // Blocks: an upper bound of the 64-row tiles (each group adds at most
-  // one partial tile) times the 64-column tiles.
+  Blocking k{warpgroups};
+  // Blocks: an upper bound of the row tiles (each group adds at most one
+  // partial tile) times the 64-column tiles.
   Value tileCols = e.index(kCols);
   Value colTiles = arith::CeilDivUIOp::create(e.b, t.n, tileCols);
-  Value tileRows = e.index(kRows);
+  Value tileRows = e.index(k.rows());
   Value fullTiles = arith::CeilDivUIOp::create(e.b, t.numRows, tileRows);
   Value rowTiles = e.add(fullTiles, t.numGroups);
   Value numBlocks = e.mul(rowTiles, colTiles);
   if (d.options.emulate)
-    emitEmulated(d, t, tileStart, numBlocks, colTiles);
+    emitEmulated(d, k, t, tileStart, numBlocks, colTiles);
   else
-    emitDevice(d, t, tileStart, numBlocks, colTiles);
+    emitDevice(d, k, t, tileStart, numBlocks, colTiles);
 }

@@ -11,7 +11,24 @@
 // CHECK:       %[[HAS:.*]] = func.call @moeCudaHasWgmma() : () -> i32
 // CHECK:       %[[USE:.*]] = arith.cmpi ne, %[[HAS]], %{{.*}} : i32
 // CHECK:       scf.if %[[USE]] {
-// The 64-row tile schedule (one device thread), then the wgmma kernel.
+// With 128 rows per expert on average (the rows' bound, on the host), the
+// 128-row tiles: two warpgroups (256 threads) share the staged B tiles
+// (two stages of a 16 KiB A tile and an 8 KiB B tile, plus 1 KiB).
+// CHECK:         %[[WIDE:.*]] = arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// CHECK:         scf.if %[[WIDE]] {
+// CHECK:           gpu.launch
+// CHECK:           %[[WBYTES:.*]] = arith.constant 50176 : i32
+// CHECK:           gpu.launch
+// CHECK-SAME:        threads(%{{.*}}, %{{.*}}, %{{.*}}) in (%{{.*}} = %c256
+// CHECK-SAME:        dynamic_shared_memory_size %[[WBYTES]]
+// Each warpgroup's A descriptor starts at its 64 rows (8 KiB apart).
+// CHECK:             %[[WG:.*]] = arith.divui %{{.*}}, %c128
+// CHECK:             %[[WG64:.*]] = arith.index_castui %[[WG]] : index to i64
+// CHECK:             arith.muli %[[WG64]], %c8192_i64 : i64
+// CHECK-COUNT-4:     nvvm.wgmma.mma_async
+// CHECK:         } else {
+// Otherwise the 64-row tile schedule (one device thread), then the
+// one-warpgroup kernel.
 // CHECK:         gpu.launch
 // The staging buffer is the launch's dynamic shared memory: two stages of
 // an A and a B tile of 8 KiB each, plus 1 KiB to align them to the swizzle
