@@ -37,8 +37,8 @@ static bool needsSM90a(gpu::GPUModuleOp module) {
   return module
       .walk([](Operation *op) {
         return isa<NVVM::WgmmaMmaAsyncOp, NVVM::WgmmaFenceAlignedOp,
-                   NVVM::WgmmaGroupSyncAlignedOp,
-                   NVVM::WgmmaWaitGroupSyncOp>(op)
+                   NVVM::WgmmaGroupSyncAlignedOp, NVVM::WgmmaWaitGroupSyncOp>(
+                   op)
                    ? WalkResult::interrupt()
                    : WalkResult::advance();
       })

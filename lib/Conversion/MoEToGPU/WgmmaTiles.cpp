@@ -111,8 +111,7 @@ Value swizzled(LoopEmitter &e, Value row, Value depth) {
 
 /// `loaded` as the operand type where `ok`, else 0 (the load reads a
 /// clamped, in-bounds position when not ok).
-Value masked(LoopEmitter &e, const GroupedProducts &t, Value ok,
-             Value loaded) {
+Value masked(LoopEmitter &e, const GroupedProducts &t, Value ok, Value loaded) {
   Value value = e.castFloat(loaded, t.operand);
   Value zero = e.floatConst(t.operand, 0.0);
   return e.select(ok, value, zero);
@@ -121,8 +120,7 @@ Value masked(LoopEmitter &e, const GroupedProducts &t, Value ok,
 /// Thread `thread`'s share of staging the step at depth k0: its elements
 /// of the A tile and of every B tile, into `smem` from element `base` on.
 void stage(LoopEmitter &e, const Blocking &k, const GroupedProducts &t,
-           const GroupTile &w, Value smem, Value base, Value k0,
-           Value thread) {
+           const GroupTile &w, Value smem, Value base, Value k0, Value thread) {
   const int64_t products = static_cast<int64_t>(t.b.size());
   Value zero = e.index(0);
   Value threads = e.index(k.threads());
@@ -169,8 +167,7 @@ void stage(LoopEmitter &e, const Blocking &k, const GroupedProducts &t,
       Value loaded = t.b[p](w.group, safeDepth, safeN);
       Value value = masked(e, t, ok, loaded);
       Value at = swizzled(e, inner, outer);
-      Value tileOffset =
-          e.index(k.aElements() + p * Blocking::kBElements);
+      Value tileOffset = e.index(k.aElements() + p * Blocking::kBElements);
       Value inTile = e.add(tileOffset, at);
       Value slot = e.add(base, inTile);
       e.store(value, smem, {slot});
@@ -189,8 +186,8 @@ Value descriptor(LoopEmitter &e, Value address) {
   Value masked = arith::AndIOp::create(e.b, address, mask);
   Value four = e.i64(4);
   Value start = arith::ShRUIOp::create(e.b, masked, four);
-  int64_t fields = (int64_t{1} << 16) |
-                   ((kSwizzleAtomBytes >> 4) << 32) | (int64_t{1} << 62);
+  int64_t fields = (int64_t{1} << 16) | ((kSwizzleAtomBytes >> 4) << 32) |
+                   (int64_t{1} << 62);
   Value constant = e.i64(fields);
   return arith::OrIOp::create(e.b, start, constant);
 }
@@ -341,14 +338,13 @@ void emitDevice(DeviceEmitter &d, const Blocking &k, const GroupedProducts &t,
   // The staging buffer is the launch's dynamic shared memory (a workgroup
   // attribution would be a block argument, which the host's buffer
   // deallocation would rewrite), viewed as bf16.
-  auto workgroup = gpu::AddressSpaceAttr::get(context,
-                                              gpu::AddressSpace::Workgroup);
+  auto workgroup =
+      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
   const int64_t elements = k.stagingElements(products);
   auto bytesType = MemRefType::get({ShapedType::kDynamic}, e.b.getI8Type(),
                                    MemRefLayoutAttrInterface{}, workgroup);
-  auto stagingType =
-      MemRefType::get({elements}, t.operand, MemRefLayoutAttrInterface{},
-                      workgroup);
+  auto stagingType = MemRefType::get({elements}, t.operand,
+                                     MemRefLayoutAttrInterface{}, workgroup);
   Value one = e.index(1);
   Value threads = e.index(k.threads());
   Value blocks = e.maxSI(numBlocks, one);
@@ -373,24 +369,22 @@ void emitDevice(DeviceEmitter &d, const Blocking &k, const GroupedProducts &t,
       context, SmallVector<Type>(kRegisters, f32));
   e.ifThen(w.valid, [&] {
     // The first 1024-byte boundary in the staging buffer.
-    Value pointer =
-        memref::ExtractAlignedPointerAsIndexOp::create(e.b, smem);
+    Value pointer = memref::ExtractAlignedPointerAsIndexOp::create(e.b, smem);
     Value address = arith::IndexCastUIOp::create(e.b, i64, pointer);
     Value atom = e.i64(kSwizzleAtomBytes);
     Value misalignment = arith::RemUIOp::create(e.b, address, atom);
     Value toBoundary = arith::SubIOp::create(e.b, atom, misalignment);
     Value padBytes = arith::RemUIOp::create(e.b, toBoundary, atom);
     Value base = arith::AddIOp::create(e.b, address, padBytes);
-    Value padIndex = arith::IndexCastUIOp::create(e.b, e.b.getIndexType(),
-                                                  padBytes);
+    Value padIndex =
+        arith::IndexCastUIOp::create(e.b, e.b.getIndexType(), padBytes);
     Value two = e.index(2);
     Value firstElement = arith::DivUIOp::create(e.b, padIndex, two);
     auto operandType = NVVM::WGMMATypesAttr::get(
-        context, t.operand.isF16() ? NVVM::WGMMATypes::f16
-                                   : NVVM::WGMMATypes::bf16);
+        context,
+        t.operand.isF16() ? NVVM::WGMMATypes::f16 : NVVM::WGMMATypes::bf16);
     auto f32Type = NVVM::WGMMATypesAttr::get(context, NVVM::WGMMATypes::f32);
-    auto shape =
-        NVVM::MMAShapeAttr::get(context, kWarpgroupRows, kCols, kStep);
+    auto shape = NVVM::MMAShapeAttr::get(context, kWarpgroupRows, kCols, kStep);
     Value warpgroup = warpgroupOf(e, thread);
     auto positive =
         NVVM::WGMMAScaleInAttr::get(context, NVVM::WGMMAScaleIn::one);
@@ -460,8 +454,8 @@ void emitDevice(DeviceEmitter &d, const Blocking &k, const GroupedProducts &t,
     for (int64_t i = 0; i < kRegisters; ++i) {
       SmallVector<Value> values;
       for (int64_t p = 0; p < products; ++p)
-        values.push_back(LLVM::ExtractValueOp::create(e.b, sums[p],
-                                                      ArrayRef<int64_t>{i}));
+        values.push_back(
+            LLVM::ExtractValueOp::create(e.b, sums[p], ArrayRef<int64_t>{i}));
       Value reg = e.index(i);
       storeResults(e, t, w, thread, reg, values);
     }
@@ -513,9 +507,8 @@ Value emulatedAddress(LoopEmitter &e, Value desc, Value row, Value kk) {
 
 /// The host emulation: blocks in turn; per block, the 128 threads stage in
 /// turn, then every wgmma is emulated from its descriptors.
-void emitEmulated(DeviceEmitter &d, const Blocking &k,
-                  const GroupedProducts &t, Value tileStart, Value numBlocks,
-                  Value colTiles) {
+void emitEmulated(DeviceEmitter &d, const Blocking &k, const GroupedProducts &t,
+                  Value tileStart, Value numBlocks, Value colTiles) {
   LoopEmitter &e = d.e;
   const int64_t products = static_cast<int64_t>(t.b.size());
   Type f32 = e.b.getF32Type();
@@ -563,8 +556,7 @@ void emitEmulated(DeviceEmitter &d, const Blocking &k,
                 auto [row, col] = fragment(e, thread, i);
                 // The row within the warpgroup's 64 (its A descriptor).
                 Value groupRows = e.index(kWarpgroupRows);
-                Value rowInGroup =
-                    arith::RemUIOp::create(e.b, row, groupRows);
+                Value rowInGroup = arith::RemUIOp::create(e.b, row, groupRows);
                 Value offset = e.index(p * kRegisters);
                 Value slot = e.add(offset, i);
                 Value start = e.load(accs, {thread, slot});
