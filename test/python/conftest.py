@@ -19,16 +19,16 @@ for path in (os.path.join(_BUILD, "python_packages"), os.path.join(_REPO, "pytho
 # several times slower than the JIT. To keep a full CI run within its time
 # budget, the parametrized tests run a deterministic sample there (every n-th
 # case of each test function, the first one always): the large grids one case
-# in 8, the edge cases (the most sanitizer-relevant) one in 3, the tensor-core
-# emulations one in 4, and the export tests (whole PyTorch models,
+# in 8 or 16, the edge cases (the most sanitizer-relevant) one in 5, the API
+# and target checks one in 2, and the export tests (whole PyTorch models,
 # pure-Python exporters; Hugging Face folders and GGUF files) one test in 4
-# to 8; every other test runs whole. Everything runs whole in the plain test
-# run.
-_SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 8, "test_gpu_emulated": 8,
+# to 8; every other test (hostile inputs among them) runs whole. Everything
+# runs whole in the plain test run.
+_SAMPLED_MODULES = {"test_compiled_layer": 8, "test_bind": 16, "test_gpu_emulated": 8,
                     "test_fusion": 8, "test_export": 6, "test_export_published": 4, "test_compiled_route": 8,
-                    "test_matmul_kernel": 8, "test_matmul_schedules": 8, "test_quant": 8,
-                    "test_compiled_edge_cases": 3, "test_isa": 3,
-                    "test_hf": 4, "test_gguf": 8, "test_gpu_tensor_cores": 4}
+                    "test_matmul_kernel": 16, "test_matmul_schedules": 16, "test_quant": 16,
+                    "test_compiled_edge_cases": 5, "test_isa": 3, "test_python_api": 2,
+                    "test_targets": 2, "test_hf": 4, "test_gguf": 8, "test_gpu_tensor_cores": 8}
 # Modules whose plain (not parametrized) tests are sampled too.
 _SAMPLE_WHOLE_MODULE = {"test_export", "test_export_published", "test_hf", "test_gguf"}
 
