@@ -5,15 +5,7 @@
 #
 #   scripts/fuzz.sh --ci                  # what CI runs: replay the committed
 #                                         # corpora + a fixed-seed run of each
-#                                         # target; the corpora are not changed.
-#                                         # The two pipeline targets (most of
-#                                         # the time) replay a quarter of their
-#                                         # corpora, chosen by the checkout's
-#                                         # commit: the inputs whose first hex
-#                                         # digit equals the commit's modulo 4
-#                                         # (reproducible per commit; successive
-#                                         # commits cover every input)
-#   scripts/fuzz.sh --ci --full           # the same, every input replayed
+#                                         # target; the corpora are not changed
 #   scripts/fuzz.sh [--seconds N] [TARGET ...]
 #                                         # fuzz each target N seconds (default
 #                                         # 60); new inputs join its corpus
@@ -24,7 +16,7 @@
 # a crash input becomes a regression test and stays in the corpus.
 # MOE_SANITIZE_BUILD_DIR overrides build-sanitize/, MOE_FUZZ_RUNS the number
 # of mutations of the fixed-seed CI run (default: 2000 for verify and exec,
-# 50 for the pipelines, which compile to LLVM IR on every input).
+# 100 for the pipelines, which compile to LLVM IR on every input).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,17 +29,15 @@ LLVM_PREFIX="${MOE_MLIR_LLVM_PREFIX:-/usr/lib/llvm-22}"
 ALL_TARGETS=(gpu-pipeline cpu-pipeline verify exec)
 
 mode=fuzz
-full=""
 seconds=60
 targets=()
 while (($#)); do
   case "$1" in
     --ci) mode=ci ;;
-    --full) full=1 ;;
     --merge) mode=merge ;;
     --seconds) seconds="$2"; shift ;;
     --seconds=*) seconds="${1#--seconds=}" ;;
-    -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
     verify|cpu-pipeline|gpu-pipeline|exec) targets+=("$1") ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -75,7 +65,7 @@ max_len() { case "$1" in exec) echo 4096 ;; *) echo 16384 ;; esac; }
 # The execution target reads T x width values: long inputs from the start.
 len_control() { case "$1" in exec) echo 0 ;; *) echo 100 ;; esac; }
 timeout_of() { case "$1" in verify|exec) echo 10 ;; *) echo 30 ;; esac; }
-ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-50}" ;; esac; }
+ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-100}" ;; esac; }
 
 options_of() {
   echo -max_len="$(max_len "$1")" -len_control="$(len_control "$1")" \
@@ -89,21 +79,6 @@ ci_target() {
   local target="$1" corpus="$CORPORA/$1" scratch start runs rc=0
   scratch="$(mktemp -d)"
   start=$(date +%s)
-  # The pipeline targets: a quarter of the corpus, linked into a folder of
-  # its own (see --full).
-  if [ -z "$full" ] && [ "$target" != verify ] && [ "$target" != exec ]; then
-    local part name first
-    part="$(mktemp -d)"
-    for name in "$corpus"/*; do
-      first="$(basename "$name" | cut -c1)"
-      # A name that is not a hash (a hand-written regression) is always in.
-      case "$first" in
-        [0-9a-f]) (( 16#$first % 4 == QUARTER )) || continue ;;
-      esac
-      ln -s "$name" "$part/"
-    done
-    corpus="$part"
-  fi
   # -runs counts the replayed inputs too.
   runs=$(( $(ls "$corpus" | wc -l) + $(ci_runs "$target") ))
   # shellcheck disable=SC2046
@@ -111,22 +86,13 @@ ci_target() {
     "$scratch" "$corpus" > "$ARTIFACTS/$target-ci.log" 2>&1 || rc=$?
   {
     echo "== fuzz $target: replay $(ls "$corpus" | wc -l) inputs + $(ci_runs "$target") mutations (seed 1): $(( $(date +%s) - start )) s"
-    if [ "$corpus" != "$CORPORA/$target" ]; then
-      echo "   (the quarter $QUARTER of $(ls "$CORPORA/$target" | wc -l) inputs; --full replays all)"
-    fi
     if [ "$rc" -ne 0 ]; then tail -60 "$ARTIFACTS/$target-ci.log"; fi
     grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units" "$ARTIFACTS/$target-ci.log" \
       | sed 's/^/   /' || true
   } > "$ARTIFACTS/$target-ci.report"
   rm -rf "$scratch"
-  if [ "$corpus" != "$CORPORA/$target" ]; then rm -rf "$corpus"; fi
   return "$rc"
 }
-
-# The quarter of the pipeline corpora that --ci replays: the first hex
-# digit of the checkout's commit, modulo 4 (0 outside a git checkout).
-commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo 0)"
-QUARTER=$(( 16#${commit:0:1} % 4 ))
 
 status=0
 if [ "$mode" = ci ]; then

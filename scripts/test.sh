@@ -17,9 +17,9 @@ BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
 
 echo "== running every test"
 start=$(date +%s)
-# lit and pytest side by side (each uses every core; together they leave
-# fewer idle at their ends).
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j 2
+# lit, then pytest (each uses every core; side by side, ctest -j 2, they
+# took 464 s instead of 403 s on a 2-core VM).
+ctest --test-dir "$BUILD_DIR" --output-on-failure
 echo "== tests passed in $(( $(date +%s) - start )) s"
 
 # The same tests under AddressSanitizer/UndefinedBehaviorSanitizer (a
