@@ -15,10 +15,8 @@
 # Crashes are written to build-sanitize/fuzz-artifacts/ and fail the run;
 # a crash input becomes a regression test and stays in the corpus.
 # MOE_SANITIZE_BUILD_DIR overrides build-sanitize/, MOE_FUZZ_RUNS the number
-# of mutations of the fixed-seed CI run (default: 2000 for verify and exec;
-# none for the pipelines, which compile to LLVM IR on every input: CI
-# replays their corpora, and a run with mutations took about a minute more,
-# most of it on a few slow generated inputs).
+# of mutations of the fixed-seed CI run (default: 2000 for verify and exec,
+# 100 for the pipelines, which compile to LLVM IR on every input).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,7 +65,7 @@ max_len() { case "$1" in exec) echo 4096 ;; *) echo 16384 ;; esac; }
 # The execution target reads T x width values: long inputs from the start.
 len_control() { case "$1" in exec) echo 0 ;; *) echo 100 ;; esac; }
 timeout_of() { case "$1" in verify|exec) echo 10 ;; *) echo 30 ;; esac; }
-ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-0}" ;; esac; }
+ci_runs() { case "$1" in verify|exec) echo "${MOE_FUZZ_RUNS:-2000}" ;; *) echo "${MOE_FUZZ_RUNS:-100}" ;; esac; }
 
 options_of() {
   echo -max_len="$(max_len "$1")" -len_control="$(len_control "$1")" \
