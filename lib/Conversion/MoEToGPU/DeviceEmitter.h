@@ -126,7 +126,12 @@ struct TensorCoreTiles {
   static constexpr int64_t kTileRows = 16;
   static constexpr int64_t kTileCols = 32;
 };
-void emitTensorCoreTiles(DeviceEmitter &d, const GroupedProducts &products);
+/// Several sets of products over the same rows (an FFN's gate and up, then
+/// its down projection) share one tile schedule and one run-time choice
+/// between the sm_90a and sm_80 kernels, and run in order. Their own
+/// `tileStart` is not used.
+void emitTensorCoreTiles(DeviceEmitter &d,
+                         ArrayRef<const GroupedProducts *> sets);
 
 /// Where tile `index` of a schedule lies (tiles of `rows` x `cols`, the
 /// column tile fastest: index = rowTile * colTiles + colTile), computed

@@ -99,7 +99,7 @@ struct GroupedMatmulToGPU : GPUPattern<GroupedMatmulOp> {
       Type rhsType = cast<MemRefType>(rhs.getType()).getElementType();
       tiles.operand = tensorCoreOperand(options, lhsType, rhsType);
       if (tiles.operand)
-        emitTensorCoreTiles(d, tiles);
+        emitTensorCoreTiles(d, {&tiles});
       else
         emitGroupedTiles(d, tiles);
       emitZeroUnusedRows(d, out, offsets, numGroups, numRows, n);
@@ -186,27 +186,24 @@ struct ExpertFFNToGPU : GPUPattern<ExpertFFNOp> {
           e.store(e.castFloat(sums[0], rowType), out, {r, h});
         };
       };
-      // One tile schedule serves both projections (same rows).
-      int64_t tileRows =
-          tensorCores ? TensorCoreTiles::kTileRows : GroupedTiles::kTileRows;
-      Value tileStart =
-          emitTileSchedule(d, offsets, o.numExperts, tileRows);
-      auto emitProducts = [&](const GroupedProducts &products) {
-        if (tensorCores)
-          emitTensorCoreTiles(d, products);
-        else
-          emitGroupedTiles(d, products);
-      };
       GroupedProducts up(offsets, o.numExperts, o.numRows, o.ffn, o.hidden);
-      up.tileStart = tileStart;
       up.operand = operand;
       setUp(up);
-      emitProducts(up);
       GroupedProducts down(offsets, o.numExperts, o.numRows, o.hidden, o.ffn);
-      down.tileStart = tileStart;
       down.operand = operand;
       setDown(down);
-      emitProducts(down);
+      // One tile schedule (and, on tensor cores, one choice of kernel)
+      // serves both projections (same rows).
+      if (tensorCores) {
+        emitTensorCoreTiles(d, {&up, &down});
+      } else {
+        Value tileStart = emitTileSchedule(d, offsets, o.numExperts,
+                                           GroupedTiles::kTileRows);
+        up.tileStart = tileStart;
+        down.tileStart = tileStart;
+        emitGroupedTiles(d, up);
+        emitGroupedTiles(d, down);
+      }
       emitZeroUnusedRows(d, out, offsets, o.numExperts, o.numRows, o.hidden);
     });
     rewriter.replaceOp(op, e.toTensor(out, resultType));

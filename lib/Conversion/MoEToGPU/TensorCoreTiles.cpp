@@ -447,49 +447,54 @@ static Value hasWgmma(LoopEmitter &e) {
   return e.cmpi(arith::CmpIPredicate::ne, call.getResult(0), zero);
 }
 
-void mlir::moe::detail::emitTensorCoreTiles(DeviceEmitter &d,
-                                            const GroupedProducts &t) {
+void mlir::moe::detail::emitTensorCoreTiles(
+    DeviceEmitter &d, ArrayRef<const GroupedProducts *> sets) {
   LoopEmitter &e = d.e;
-  Value tileStart =
-      t.tileStart ? t.tileStart
-                  : emitTileSchedule(d, t.offsets, t.numGroups, kTileRows);
-  // Warps: an upper bound of the 16-row tiles (each group adds at most one
-  // partial tile) times the 32-column tiles; warps past the schedule's
-  // last tile do nothing.
-  Value tileCols = e.index(TensorCoreTiles::kTileCols);
-  Value colTiles = arith::CeilDivUIOp::create(e.b, t.n, tileCols);
-  Value tileRows = e.index(kTileRows);
-  Value fullTiles = arith::CeilDivUIOp::create(e.b, t.numRows, tileRows);
-  Value rowTiles = e.add(fullTiles, t.numGroups);
-  Value numWarps = e.mul(rowTiles, colTiles);
-  if (!d.options.wgmma) {
-    if (d.options.emulate)
-      emitEmulated(d, t, tileStart, numWarps, colTiles);
-    else
-      emitDevice(d, t, tileStart, numWarps, colTiles);
-    return;
-  }
+  // Every set covers the same rows: one schedule and one choice of kernel
+  // serve them all, in order.
+  const GroupedProducts &rows = *sets.front();
+  // The sm_80 kernels: 16-row tiles; warps: an upper bound of the tiles
+  // (each group adds at most one partial tile) times the 32-column tiles;
+  // warps past the schedule's last tile do nothing. The schedule's buffer
+  // is allocated outside any branch.
+  Value mmaStart = allocTileSchedule(d, rows.numGroups);
+  auto mmaSync = [&] {
+    fillTileSchedule(d, mmaStart, rows.offsets, rows.numGroups, kTileRows);
+    for (const GroupedProducts *t : sets) {
+      Value tileCols = e.index(TensorCoreTiles::kTileCols);
+      Value colTiles = arith::CeilDivUIOp::create(e.b, t->n, tileCols);
+      Value tileRows = e.index(kTileRows);
+      Value fullTiles = arith::CeilDivUIOp::create(e.b, t->numRows, tileRows);
+      Value rowTiles = e.add(fullTiles, t->numGroups);
+      Value numWarps = e.mul(rowTiles, colTiles);
+      if (d.options.emulate)
+        emitEmulated(d, *t, mmaStart, numWarps, colTiles);
+      else
+        emitDevice(d, *t, mmaStart, numWarps, colTiles);
+    }
+  };
+  if (!d.options.wgmma)
+    return mmaSync();
   // The sm_90a kernels take 64-row tiles (one warpgroup per block), or
   // 128-row tiles (two warpgroups sharing the staged weights) when the
   // groups have kWideRowsPerGroup rows on average (the rows' upper bound
-  // is known on the host: no device read); their schedule is filled in a
-  // buffer allocated outside the branches.
-  Value wgmmaStart = allocTileSchedule(d, t.numGroups);
+  // is known on the host: no device read).
+  Value wgmmaStart = allocTileSchedule(d, rows.numGroups);
   auto wgmmaWith = [&](int64_t warpgroups) {
-    fillTileSchedule(d, wgmmaStart, t.offsets, t.numGroups,
+    fillTileSchedule(d, wgmmaStart, rows.offsets, rows.numGroups,
                      warpgroups * WgmmaTiles::kTileRows);
-    emitWgmmaTiles(d, t, wgmmaStart, warpgroups);
+    for (const GroupedProducts *t : sets)
+      emitWgmmaTiles(d, *t, wgmmaStart, warpgroups);
   };
   auto wgmma = [&] {
     Value perGroup = e.index(WgmmaTiles::kWideRowsPerGroup);
-    Value wideRows = e.mul(t.numGroups, perGroup);
-    Value wide = e.cmpi(arith::CmpIPredicate::uge, t.numRows, wideRows);
+    Value wideRows = e.mul(rows.numGroups, perGroup);
+    Value wide = e.cmpi(arith::CmpIPredicate::uge, rows.numRows, wideRows);
     e.ifThenElse(
         wide, [&] { wgmmaWith(2); }, [&] { wgmmaWith(1); });
   };
   if (d.options.emulate)
     return wgmma();
   Value useWgmma = hasWgmma(e);
-  e.ifThenElse(useWgmma, wgmma,
-               [&] { emitDevice(d, t, tileStart, numWarps, colTiles); });
+  e.ifThenElse(useWgmma, wgmma, mmaSync);
 }

@@ -90,17 +90,18 @@ func.func @grouped_bf16(%a: tensor<?x40xbf16>, %b: tensor<4x40x72xbf16>,
 
 // The FFN's gate and up projections share a warpgroup tile: 2 products x 4
 // wgmma per step (the peeled first step, then the loop's), then the down
-// projection's 4 (twice likewise).
+// projection's 4 (twice likewise), in the same branch: one schedule and
+// one choice of kernel serve both projections.
 // CHECK-LABEL: func.func @ffn_bf16
-// CHECK:       scf.if
+// CHECK-COUNT-1: func.call @moeCudaHasWgmma
+// CHECK-NOT:   func.call @moeCudaHasWgmma
 // CHECK:         memref.view {{.*}} to memref<25088xbf16, #gpu.address_space<workgroup>>
 // CHECK-COUNT-16:    nvvm.wgmma.mma_async
-// CHECK-NOT:         nvvm.wgmma.mma_async
-// CHECK:       } else {
-// CHECK:       scf.if
 // CHECK:         memref.view {{.*}} to memref<16896xbf16, #gpu.address_space<workgroup>>
 // CHECK-COUNT-8:     nvvm.wgmma.mma_async
 // CHECK-NOT:         nvvm.wgmma.mma_async
+// CHECK:       } else {
+// CHECK-COUNT-12:  nvvm.mma.sync
 // EMU-LABEL: func.func @ffn_bf16
 // EMU-DAG:   memref.alloc() : memref<25088xbf16>
 // EMU-DAG:   memref.alloc() : memref<128x64xf32>
